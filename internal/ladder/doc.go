@@ -1,0 +1,12 @@
+// Package ladder owns bitrate ladders: the profiles/<name>.yaml files that say
+// which video rungs and audio renditions a job encodes, how long its segments
+// are and how much of a live stream it keeps.
+//
+// Parse and Load read one ladder strictly: unknown keys, wrong types and
+// out-of-range values are all reported at once, each as
+// "<file>:<line>: <key path>: <message>". Store finds ladders by name in a
+// directory that is re-read at every call, falling back to the embedded
+// profiles. Ladder.Plan applies a ladder to a probed source and decides what
+// is really encoded: sizes that follow the source aspect ratio, no upscaling,
+// frame rate, GOP and resolved rate-control values.
+package ladder

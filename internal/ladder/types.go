@@ -1,0 +1,82 @@
+package ladder
+
+import "time"
+
+// Ladder is one validated bitrate ladder, read from profiles/<Name>.yaml.
+type Ladder struct {
+	Name            string        `json:"name"` // the file name without .yaml
+	Path            string        `json:"-"`    // where it was read from ("embedded:default.yaml" for built-ins)
+	Description     string        `json:"description,omitempty"`
+	SegmentDuration time.Duration `json:"segment_duration"` // GOP and segment length
+	Window          time.Duration `json:"window"`           // live time-shift depth; 0 keeps every segment
+	Encoder         string        `json:"encoder"`          // auto | x264 | nvenc | qsv | vce | vaapi
+	Fallback        string        `json:"fallback"`         // x264 | none
+	Video           Video         `json:"video"`
+	Audio           []Audio       `json:"audio,omitempty"`
+	AudioOnly       bool          `json:"audio_only"` // also offer an audio-only HLS variant
+}
+
+// Video holds the video part of a ladder.
+type Video struct {
+	Codec      string      `json:"codec"`  // h264
+	Preset     string      `json:"preset"` // x264 preset name, mapped for hardware encoders
+	MaxFPS     float64     `json:"max_fps,omitempty"`
+	Renditions []Rendition `json:"renditions"`
+}
+
+// Rendition is one video rung as written in the ladder.
+type Rendition struct {
+	Name    string `json:"name"`              // folder and Representation id: [a-z0-9_-]{1,64}
+	Height  int    `json:"height"`            // width follows the source aspect ratio
+	Bitrate int64  `json:"bitrate"`           // bits per second
+	MaxRate int64  `json:"maxrate,omitempty"` // bits per second; 0 means Bitrate
+	BufSize int64  `json:"bufsize,omitempty"` // bits; 0 means 2 x MaxRate
+	Profile string `json:"profile,omitempty"` // baseline | main | high; empty lets the encoder choose
+	Encoder string `json:"encoder,omitempty"` // per-rung override of Ladder.Encoder; empty inherits
+}
+
+// Audio is one audio rendition.
+type Audio struct {
+	Name       string `json:"name"`
+	Codec      string `json:"codec"`       // aac
+	Bitrate    int64  `json:"bitrate"`     // bits per second
+	Channels   int    `json:"channels"`    // 1 or 2
+	SampleRate int    `json:"sample_rate"` // Hz, default 48000
+}
+
+// SourceInfo is what a probe of the source found; Plan uses it to size the rungs.
+type SourceInfo struct {
+	HasVideo   bool          `json:"has_video"`
+	Width      int           `json:"width,omitempty"`  // display width (sample aspect ratio applied)
+	Height     int           `json:"height,omitempty"` // display height
+	FPS        float64       `json:"fps,omitempty"`    // 0 when unknown
+	VideoCodec string        `json:"video_codec,omitempty"`
+	HasAudio   bool          `json:"has_audio"`
+	AudioCodec string        `json:"audio_codec,omitempty"`
+	Channels   int           `json:"channels,omitempty"`
+	SampleRate int           `json:"sample_rate,omitempty"`
+	Duration   time.Duration `json:"duration,omitempty"` // 0 for live or unknown
+}
+
+// Plan is a ladder applied to one source: the rungs that will really be encoded.
+type Plan struct {
+	FPS             float64        `json:"fps"` // output frame rate (source rate capped at MaxFPS, 30 if unknown)
+	GOP             int            `json:"gop"` // frames per GOP = round(FPS * SegmentDuration)
+	SegmentDuration time.Duration  `json:"segment_duration"`
+	Video           []PlannedVideo `json:"video"`
+	Audio           []Audio        `json:"audio"`
+	AudioOnly       bool           `json:"audio_only"`
+	Dropped         []string       `json:"dropped,omitempty"` // rung names dropped because they were taller than the source
+}
+
+// PlannedVideo is one video rung sized for the source.
+type PlannedVideo struct {
+	Name    string `json:"name"`
+	Width   int    `json:"width"`  // even
+	Height  int    `json:"height"` // even
+	Bitrate int64  `json:"bitrate"`
+	MaxRate int64  `json:"maxrate"` // resolved: never 0
+	BufSize int64  `json:"bufsize"` // resolved: never 0
+	Profile string `json:"profile,omitempty"`
+	Encoder string `json:"encoder"` // resolved encoder name, e.g. "x264"
+}

@@ -1,0 +1,123 @@
+package ladder
+
+import (
+	"slices"
+	"strings"
+)
+
+// isBad reports whether the value at path, or anything enclosing it, was
+// already reported, so that one mistake is not reported twice.
+func (d *decoder) isBad(path string) bool {
+	for {
+		if d.bad[path] {
+			return true
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return d.bad[""]
+		}
+		path = path[:i]
+	}
+}
+
+// check reports a problem at path unless ok or the value at path could not
+// be decoded. It does not mark the value: a wrong value is still known and
+// still compared with its neighbours.
+func (d *decoder) check(ok bool, path, format string, args ...any) {
+	if !ok && !d.isBad(path) {
+		d.addf(d.line(path), path, format, args...)
+	}
+}
+
+// validate checks what the types alone cannot: ranges, order and the
+// relations between keys. It runs after decoding, over whatever was decoded.
+func (d *decoder) validate(l *Ladder) {
+	if d.bad[""] {
+		return
+	}
+	seg := l.SegmentDuration
+	d.check(seg >= minSegment && seg <= maxSegment, "segment_duration",
+		"%s is out of range: use %s to %s", seg, minSegment, maxSegment)
+	segOK := !d.isBad("segment_duration") && seg >= minSegment && seg <= maxSegment
+	w := l.Window
+	switch {
+	case w < 0:
+		d.check(false, "window", "%s is negative: use 0 to keep every segment", w)
+	case w > maxWindow:
+		d.check(false, "window", "%s is longer than %s", w, maxWindow)
+	case w != 0 && segOK && w < minWindowFactor*seg:
+		d.check(false, "window", "%s is shorter than %d segments (%s): use 0 to keep every segment or at least %s",
+			w, minWindowFactor, minWindowFactor*seg, minWindowFactor*seg)
+	}
+
+	d.check(l.Video.MaxFPS >= 0 && l.Video.MaxFPS <= maxFPS, "video.max_fps",
+		"%g is out of range: use 0 (the source rate) or at most %d", l.Video.MaxFPS, maxFPS)
+
+	names := map[string]string{} // rendition name -> key path of its first use
+	useName := func(path, name string) {
+		if d.isBad(path) {
+			return
+		}
+		if !ValidName(name) {
+			d.check(false, path, "%q is not a valid name: use 1 to 64 of a-z, 0-9, _ and -", name)
+			return
+		}
+		if first, dup := names[name]; dup {
+			d.check(false, path, "%q is already the name of %s", name, strings.TrimSuffix(first, ".name"))
+			return
+		}
+		names[name] = path
+	}
+
+	rungs := l.Video.Renditions
+	base := "video.renditions"
+	d.check(len(rungs) <= maxVideoRungs, base, "%d renditions, at most %d are allowed", len(rungs), maxVideoRungs)
+	for i, r := range rungs {
+		p := index(base, i)
+		if d.isBad(p) {
+			continue
+		}
+		useName(p+".name", r.Name)
+		d.check(r.Height%2 == 0, p+".height", "%d is odd: heights must be even", r.Height)
+		d.check(r.Height >= minHeight && r.Height <= maxHeight, p+".height",
+			"%d is out of range: use %d to %d", r.Height, minHeight, maxHeight)
+		d.check(r.Bitrate >= minVideoBitrate, p+".bitrate",
+			"%s bits per second is too low for video (did you mean %sk?)", formatBitrate(r.Bitrate), formatBitrate(r.Bitrate))
+		if r.MaxRate != 0 && !d.isBad(p+".bitrate") {
+			d.check(r.MaxRate >= r.Bitrate, p+".maxrate", "%s is lower than the bitrate (%s)",
+				formatBitrate(r.MaxRate), formatBitrate(r.Bitrate))
+		}
+		if i == 0 || d.isBad(index(base, i-1)) {
+			continue
+		}
+		up := rungs[i-1]
+		if !d.isBad(index(base, i-1) + ".height") {
+			d.check(r.Height < up.Height, p+".height", "%d is not lower than the rung above (%d): list rungs from the tallest down",
+				r.Height, up.Height)
+		}
+		if !d.isBad(index(base, i-1) + ".bitrate") {
+			d.check(r.Bitrate < up.Bitrate, p+".bitrate", "%s is not lower than the rung above (%s): list rungs from the highest bitrate down",
+				formatBitrate(r.Bitrate), formatBitrate(up.Bitrate))
+		}
+	}
+
+	d.check(len(l.Audio) <= maxAudioRungs, "audio", "%d renditions, at most %d are allowed", len(l.Audio), maxAudioRungs)
+	for i, a := range l.Audio {
+		p := index("audio", i)
+		if d.isBad(p) {
+			continue
+		}
+		useName(p+".name", a.Name)
+		d.check(a.Bitrate >= minAudioBitrate, p+".bitrate",
+			"%s bits per second is too low for audio (did you mean %sk?)", formatBitrate(a.Bitrate), formatBitrate(a.Bitrate))
+		d.check(slices.Contains(channelSets, a.Channels), p+".channels", "%d is not 1 or 2", a.Channels)
+		d.check(slices.Contains(sampleRates, a.SampleRate), p+".sample_rate", "%d is not 44100 or 48000", a.SampleRate)
+	}
+
+	if len(rungs) == 0 && len(l.Audio) == 0 && !d.isBad(base) && !d.isBad("audio") {
+		d.check(false, base, "a ladder needs at least one video rendition or one audio rendition")
+	}
+	if l.AudioOnly && len(l.Audio) == 0 && !d.isBad("audio") {
+		d.check(false, "audio_only", "true needs at least one audio rendition")
+	}
+}
