@@ -1,0 +1,243 @@
+package manifest
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+)
+
+// UTCTiming schemes (ISO/IEC 23009-1 Table 32).
+const (
+	utcHTTPHead = "urn:mpeg:dash:utc:http-head:2014"
+	utcDirect   = "urn:mpeg:dash:utc:direct:2014"
+)
+
+// audioChannelScheme signals the number of channels (ISO/IEC 23009-1 5.8.5.4).
+const audioChannelScheme = mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH
+
+// minMinBufferTime is the floor of MPD@minBufferTime.
+const minMinBufferTime = 2 * time.Second
+
+// RenderMPD renders the DASH MPD (manifest.mpd) with dash-mpd's types and encoder.
+//
+// One Period (id 0, start 0) holds an AdaptationSet of the video tracks (id 0) and one of
+// the audio tracks per language (ids from 1; a single language, the usual case, is id 1).
+// Every Representation has its own SegmentTemplate with $Number$ addressing and a
+// SegmentTimeline listing exactly its segments.
+//
+// The MPD type follows the presentation:
+//   - live, running: dynamic, with minimumUpdatePeriod, availabilityStartTime,
+//     publishTime, suggestedPresentationDelay, timeShiftBufferDepth (when there is a
+//     window) and UTCTiming;
+//   - live, ended: still dynamic (players already hold it as such) but without
+//     minimumUpdatePeriod, and with mediaPresentationDuration at the end of the last
+//     segment, so players reach the end and stop;
+//   - VOD: static, with mediaPresentationDuration at the end of the last segment of the
+//     longest track. A VOD still being transcoded is rendered the same way with what
+//     exists so far; a reload shows more.
+//
+// Clock synchronisation must work when the folder is served by a plain static web
+// server, which has no time endpoint. Every HTTP server sends a Date header, so the first
+// UTCTiming is urn:mpeg:dash:utc:http-head:2014 with the relative URL "manifest.mpd":
+// dash.js (TimeSyncController) and Shaka resolve a relative UTCTiming URL against the
+// MPD's base URL, so the HEAD request goes to this very file. Its precision is one
+// second. When the page is on another origin, the server must expose Date with
+// Access-Control-Expose-Headers, or the browser hides it; for that case, and for players
+// that do not resolve relative URLs, urn:mpeg:dash:utc:direct:2014 follows with the time
+// this MPD was rendered. That value is at most about one segment duration old when a
+// player reads it, which makes the player's clock late, never early: it stays a little
+// further from the live edge rather than asking for segments that do not exist yet.
+func RenderMPD(p *Presentation) ([]byte, error) {
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("render mpd: %w", err)
+	}
+	var end time.Duration
+	for _, t := range p.allTracks() {
+		if err := t.validateSegments(); err != nil {
+			return nil, fmt.Errorf("render mpd: %w", err)
+		}
+		last := t.Segments[len(t.Segments)-1]
+		end = max(end, toDuration(last.Start+last.Duration, t.Timescale))
+	}
+
+	m := mpd.NewMPD(mpd.STATIC_TYPE)
+	m.Profiles = mpd.PROFILE_LIVE
+	m.MinBufferTime = durPtr(max(p.SegmentDuration, minMinBufferTime))
+	if p.Live {
+		if p.AvailabilityStart.IsZero() || p.PublishTime.IsZero() {
+			return nil, fmt.Errorf("render mpd: live presentation without availability start or publish time: %w", ErrInvalid)
+		}
+		if p.SegmentDuration <= 0 {
+			return nil, fmt.Errorf("render mpd: live presentation without segment duration: %w", ErrInvalid)
+		}
+		m.Type = mpd.Ptr(mpd.DYNAMIC_TYPE)
+		m.AvailabilityStartTime = mpd.DateTime(formatTime(p.AvailabilityStart))
+		m.PublishTime = mpd.DateTime(formatTime(p.PublishTime))
+		if p.Ended {
+			m.MediaPresentationDuration = durPtr(end)
+		} else {
+			m.MinimumUpdatePeriod = durPtr(p.SegmentDuration)
+		}
+		m.SuggestedPresentationDelay = durPtr(3 * p.SegmentDuration)
+		if p.Window > 0 {
+			m.TimeShiftBufferDepth = durPtr(p.Window)
+		}
+		m.UTCTimings = []*mpd.DescriptorType{
+			mpd.NewDescriptor(utcHTTPHead, MPDName, ""),
+			mpd.NewDescriptor(utcDirect, formatTime(p.PublishTime), ""),
+		}
+	} else {
+		m.MediaPresentationDuration = durPtr(end)
+	}
+
+	period := &mpd.Period{Id: "0", Start: durPtr(0)}
+	if len(p.Video) > 0 {
+		as, err := videoSet(p.Video)
+		if err != nil {
+			return nil, fmt.Errorf("render mpd: %w", err)
+		}
+		period.AdaptationSets = append(period.AdaptationSets, as)
+	}
+	for i, group := range byLanguage(p.Audio) {
+		as, err := audioSet(uint32(1+i), group)
+		if err != nil {
+			return nil, fmt.Errorf("render mpd: %w", err)
+		}
+		period.AdaptationSets = append(period.AdaptationSets, as)
+	}
+	m.Periods = []*mpd.Period{period}
+
+	var b bytes.Buffer
+	if _, err := m.Write(&b, "  ", true); err != nil {
+		return nil, fmt.Errorf("render mpd: encode: %w", err)
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
+func videoSet(tracks []Track) (*mpd.AdaptationSetType, error) {
+	as := mpd.NewAdaptationSetWithParams("video", mpd.MIME_TYPE_VIDEO_MP4, true, 1)
+	as.Id = mpd.Ptr(uint32(0))
+	var maxNum, maxDen uint64
+	for i := range tracks {
+		t := &tracks[i]
+		rep, err := representation(t)
+		if err != nil {
+			return nil, err
+		}
+		rep.Width = uint32(t.Width)
+		rep.Height = uint32(t.Height)
+		rep.Sar = "1:1"
+		as.MaxWidth = max(as.MaxWidth, rep.Width)
+		as.MaxHeight = max(as.MaxHeight, rep.Height)
+		if t.FrameRate != "" {
+			rep.FrameRate = mpd.FrameRateType(t.FrameRate)
+			num, den, _ := parseFrameRate(t.FrameRate) // checked by validate
+			if maxDen == 0 || num*maxDen > maxNum*den {
+				maxNum, maxDen = num, den
+				as.MaxFrameRate = t.FrameRate
+			}
+		}
+		as.Representations = append(as.Representations, rep)
+	}
+	return as, nil
+}
+
+func audioSet(id uint32, tracks []*Track) (*mpd.AdaptationSetType, error) {
+	as := mpd.NewAdaptationSetWithParams("audio", mpd.MIME_TYPE_AUDIO_MP4, true, 1)
+	as.Id = mpd.Ptr(id)
+	as.Lang = tracks[0].Language
+	for _, t := range tracks {
+		rep, err := representation(t)
+		if err != nil {
+			return nil, err
+		}
+		rep.AudioSamplingRate = mpd.Ptr(mpd.UIntVectorType(fmt.Sprint(t.SampleRate)))
+		rep.AudioChannelConfigurations = []*mpd.DescriptorType{
+			mpd.NewDescriptor(audioChannelScheme, fmt.Sprint(t.Channels), ""),
+		}
+		as.Representations = append(as.Representations, rep)
+	}
+	return as, nil
+}
+
+// byLanguage groups audio tracks by language, in the order languages first appear:
+// Representations of one AdaptationSet must be interchangeable, and two languages are not.
+func byLanguage(tracks []Track) [][]*Track {
+	var groups [][]*Track
+	index := make(map[string]int)
+	for i := range tracks {
+		t := &tracks[i]
+		k, ok := index[t.Language]
+		if !ok {
+			k = len(groups)
+			index[t.Language] = k
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], t)
+	}
+	return groups
+}
+
+// representation builds what video and audio Representations share.
+func representation(t *Track) (*mpd.RepresentationType, error) {
+	bw, err := toUint32(bandwidth(t), "bandwidth")
+	if err != nil {
+		return nil, fmt.Errorf("track %q: %w", t.Name, err)
+	}
+	start := t.Segments[0].Number
+	if start > 1<<32-1 {
+		return nil, fmt.Errorf("track %q: segment number %d does not fit in startNumber: %w", t.Name, start, ErrInvalid)
+	}
+	rep := mpd.NewRepresentation()
+	rep.Id = t.Name
+	rep.Bandwidth = bw
+	rep.Codecs = t.Codecs
+	st := mpd.NewSegmentTemplate()
+	st.Initialization = path.Join(t.Name, InitName)
+	st.Media = path.Join(t.Name, "seg_$Number$.m4s")
+	st.Timescale = mpd.Ptr(t.Timescale)
+	st.StartNumber = mpd.Ptr(uint32(start))
+	st.SegmentTimeline = timeline(t.Segments)
+	rep.SegmentTemplate = st
+	return rep, nil
+}
+
+// timeline lists segments as S elements: t on the first one and wherever a segment does
+// not start where the one before ended (a gap or an overlap), and r for each following
+// segment of the same duration that starts where the one before ended.
+func timeline(segs []Segment) *mpd.SegmentTimelineType {
+	tl := mpd.NewSegmentTimeline()
+	var cur *mpd.S
+	var next uint64 // where the segment after cur's last one should start
+	for i, s := range segs {
+		switch {
+		case i > 0 && s.Start == next && s.Duration == cur.D:
+			cur.R++
+		case i > 0 && s.Start == next:
+			cur = &mpd.S{D: s.Duration}
+			tl.S = append(tl.S, cur)
+		default:
+			cur = &mpd.S{T: mpd.Ptr(s.Start), D: s.Duration}
+			tl.S = append(tl.S, cur)
+		}
+		next = s.Start + s.Duration
+	}
+	return tl
+}
+
+// toDuration converts a time in timescale units to a time.Duration, without overflow
+// for any time within time.Duration's range.
+func toDuration(v uint64, timescale uint32) time.Duration {
+	ts := uint64(timescale)
+	q, r := v/ts, v%ts
+	return time.Duration(q)*time.Second + time.Duration(r*uint64(time.Second)/ts)
+}
+
+func durPtr(d time.Duration) *mpd.Duration {
+	v := mpd.Duration(d)
+	return &v
+}

@@ -1,0 +1,10 @@
+// Package manifest renders the manifests of a job folder from the daemon's own index of
+// segments: the HLS multivariant playlist (master.m3u8), one HLS media playlist per
+// rendition (<name>/index.m3u8) and the DASH MPD (manifest.mpd), and writes them so
+// that a web server never sees a half-written file.
+//
+// Every manifest is rendered whole from a Presentation each time it changes; nothing is
+// patched and no library-side sliding window is used. All URIs are relative to the job
+// folder, so any static web server can serve it. Rendering is a pure function of the
+// Presentation: the same input gives the same bytes, which the golden tests rely on.
+package manifest

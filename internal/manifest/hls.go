@@ -1,0 +1,251 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/Eyevinn/hls-m3u8/m3u8"
+)
+
+// hlsVersion is the EXT-X-VERSION of every playlist we write. Media playlists need 6 or
+// more for EXT-X-MAP without EXT-X-I-FRAMES-ONLY (RFC 8216bis section 8); 7 is the usual
+// version of fMP4 HLS and removes only EXT-X-ALLOW-CACHE, which we never write. The
+// multivariant playlist uses nothing that needs more than 4 (hls-m3u8 would say 4 because
+// of EXT-X-MEDIA), but it declares the same version: a client must support 7 to play the
+// media playlists it points to anyway, and one version across the presentation leaves
+// nothing to reconcile.
+const hlsVersion = 7
+
+// audioGroup is the GROUP-ID of the audio renditions.
+const audioGroup = "audio"
+
+// RenderMedia renders the HLS media playlist (index.m3u8) of track t of presentation p.
+//
+// It is written by hand rather than with hls-m3u8's MediaPlaylist, because that type does
+// not express what we need cleanly: it keeps segments in a ring buffer sized up front and
+// sheds them with Slide (which panics after wrapping in v0.6.5), it writes
+// EXT-X-PROGRAM-DATE-TIME with time.RFC3339Nano (variable precision, not fixed
+// milliseconds), and it computes EXT-X-TARGETDURATION per playlist, while ours must be the
+// same in every playlist of the presentation. The output is parsed back with hls-m3u8's
+// decoder in the tests.
+//
+// Tags: EXT-X-VERSION 7, EXT-X-TARGETDURATION (see targetDuration), EXT-X-MEDIA-SEQUENCE
+// (the first listed segment's number), EXT-X-DISCONTINUITY-SEQUENCE when non-zero,
+// EXT-X-PLAYLIST-TYPE (none for a live sliding window, EVENT for a live event or a VOD
+// still being transcoded, VOD for a finished VOD), EXT-X-INDEPENDENT-SEGMENTS,
+// EXT-X-MAP, then per segment EXT-X-DISCONTINUITY (except on the first listed segment,
+// whose discontinuity the caller counts in DiscontinuitySequence),
+// EXT-X-PROGRAM-DATE-TIME on every segment whose wall-clock time is known, EXTINF with
+// millisecond precision and the segment URI; EXT-X-ENDLIST once ended.
+//
+// Program date-time goes on every segment rather than only on the first and after
+// discontinuities: each value comes from that segment's own start, so the millisecond
+// rounding of EXTINF never adds up into clock drift, and a player may join anywhere in
+// the window and still map segments to wall-clock time. It costs one line per segment.
+func RenderMedia(p *Presentation, t *Track) ([]byte, error) {
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("render media playlist: %w", err)
+	}
+	if t == nil {
+		return nil, fmt.Errorf("render media playlist: nil track: %w", ErrInvalid)
+	}
+	if t.Kind != Video && t.Kind != Audio {
+		return nil, fmt.Errorf("render media playlist: track %q: kind %q: %w", t.Name, t.Kind, ErrInvalid)
+	}
+	if err := errors.Join(t.validate(t.Kind)...); err != nil {
+		return nil, fmt.Errorf("render media playlist: %w", err)
+	}
+	if err := t.validateSegments(); err != nil {
+		return nil, fmt.Errorf("render media playlist: %w", err)
+	}
+	target, err := targetDuration(p, t)
+	if err != nil {
+		return nil, fmt.Errorf("render media playlist: %w", err)
+	}
+
+	var b bytes.Buffer
+	b.WriteString("#EXTM3U\n")
+	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", hlsVersion)
+	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", t.Segments[0].Number)
+	if p.DiscontinuitySequence != 0 {
+		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", p.DiscontinuitySequence)
+	}
+	switch {
+	case p.Live && p.Window > 0:
+		// A sliding window: no playlist type, segments leave from the front.
+	case p.Live || !p.Ended:
+		// A live event keeps everything; a VOD still being transcoded only grows.
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:EVENT\n")
+	default:
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	}
+	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	fmt.Fprintf(&b, "#EXT-X-MAP:URI=%q\n", InitName)
+	for i, s := range t.Segments {
+		if s.Discontinuity && i > 0 {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if !s.ProgramDate.IsZero() {
+			b.WriteString("#EXT-X-PROGRAM-DATE-TIME:")
+			b.WriteString(formatTime(s.ProgramDate))
+			b.WriteByte('\n')
+		}
+		ms := millis(s.Duration, t.Timescale)
+		fmt.Fprintf(&b, "#EXTINF:%d.%03d,\n", ms/1000, ms%1000)
+		b.WriteString(segmentName(s.Number))
+		b.WriteByte('\n')
+	}
+	if p.Ended {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
+	return b.Bytes(), nil
+}
+
+// targetDuration is EXT-X-TARGETDURATION for every playlist of p: the largest EXTINF of
+// any listed segment of any track (and of extra, which may not be one of p's tracks),
+// rounded up to whole seconds, and never less than the ladder's segment duration rounded
+// to whole seconds. Rounding up is stricter than RFC 8216bis asks for version 6 and later
+// (EXTINF rounded to the nearest integer must not exceed it), so it is valid under every
+// version's rule. The EXTINF compared is the value written, in milliseconds.
+func targetDuration(p *Presentation, extra *Track) (uint64, error) {
+	var maxMS uint64
+	tracks := p.allTracks()
+	if extra != nil {
+		tracks = append(tracks, extra)
+	}
+	for _, t := range tracks {
+		if t.Timescale == 0 {
+			return 0, fmt.Errorf("track %q: timescale is 0: %w", t.Name, ErrInvalid)
+		}
+		for _, s := range t.Segments {
+			maxMS = max(maxMS, millis(s.Duration, t.Timescale))
+		}
+	}
+	target := (maxMS + 999) / 1000
+	return max(target, roundSeconds(p.SegmentDuration), 1), nil
+}
+
+// segmentName is the file name of segment n inside its rendition folder.
+func segmentName(n uint64) string { return "seg_" + strconv.FormatUint(n, 10) + ".m4s" }
+
+// mediaURI is the URI of a track's media playlist relative to the job folder.
+func mediaURI(t *Track) string { return path.Join(t.Name, MediaName) }
+
+// RenderMaster renders the HLS multivariant playlist (master.m3u8) with hls-m3u8's
+// MasterPlaylist.
+//
+// Audio tracks become EXT-X-MEDIA renditions of group "audio" (the first one DEFAULT=YES,
+// all AUTOSELECT=YES). Each video track becomes an EXT-X-STREAM-INF, in the order of
+// p.Video (highest first), whose BANDWIDTH is the largest sum of peak bitrates of any
+// playable combination: the video track's plus the highest audio track's, each the
+// larger of what was measured and what was declared, so it is never below the peak
+// segment bitrate actually produced. AVERAGE-BANDWIDTH is the same sum of measured
+// averages and is left out until every track involved was measured. With AudioOnly, or
+// when there is no video at all, an audio-only variant comes last.
+func RenderMaster(p *Presentation) ([]byte, error) {
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("render master playlist: %w", err)
+	}
+
+	var alts []*m3u8.Alternative
+	var audioPeak, audioAvg int64
+	audioMeasured := true
+	var audioCodecs []string
+	for i := range p.Audio {
+		a := &p.Audio[i]
+		alts = append(alts, &m3u8.Alternative{
+			Type:       "AUDIO",
+			GroupId:    audioGroup,
+			Name:       a.Name,
+			Language:   a.Language,
+			Default:    i == 0,
+			Autoselect: true,
+			Channels:   &m3u8.Channels{Amount: a.Channels},
+			URI:        mediaURI(a),
+		})
+		audioPeak = max(audioPeak, bandwidth(a))
+		audioAvg = max(audioAvg, a.AverageBandwidth)
+		audioMeasured = audioMeasured && a.AverageBandwidth > 0
+		audioCodecs = appendUnique(audioCodecs, a.Codecs)
+	}
+	group := ""
+	if len(alts) > 0 {
+		group = audioGroup
+	}
+
+	mp := m3u8.NewMasterPlaylist()
+	mp.SetIndependentSegments(true)
+	for i := range p.Video {
+		v := &p.Video[i]
+		params, err := variantParams(bandwidth(v)+audioPeak, averageOf(v.AverageBandwidth, audioAvg, audioMeasured),
+			strings.Join(append([]string{v.Codecs}, audioCodecs...), ","), group, alts)
+		if err != nil {
+			return nil, fmt.Errorf("render master playlist: track %q: %w", v.Name, err)
+		}
+		params.Resolution = fmt.Sprintf("%dx%d", v.Width, v.Height)
+		if v.FrameRate != "" {
+			num, den, _ := parseFrameRate(v.FrameRate) // checked by validate
+			params.FrameRate = float64(num) / float64(den)
+		}
+		mp.Append(mediaURI(v), nil, params)
+	}
+	if len(p.Audio) > 0 && (p.AudioOnly || len(p.Video) == 0) {
+		avg := int64(0)
+		if audioMeasured {
+			avg = audioAvg
+		}
+		params, err := variantParams(audioPeak, avg, strings.Join(audioCodecs, ","), group, alts)
+		if err != nil {
+			return nil, fmt.Errorf("render master playlist: audio-only variant: %w", err)
+		}
+		mp.Append(mediaURI(&p.Audio[0]), nil, params)
+	}
+	// The library raises the version to 4 when a variant has alternatives; we declare the
+	// presentation-wide version instead (see hlsVersion). It needs no more than that.
+	if v, reason := mp.CalcMinVersion(); v > hlsVersion {
+		return nil, fmt.Errorf("render master playlist: needs version %d (%s): %w", v, reason, ErrInvalid)
+	}
+	mp.SetVersion(hlsVersion)
+	return bytes.Clone(mp.Encode().Bytes()), nil
+}
+
+// averageOf is a variant's AVERAGE-BANDWIDTH: the video average plus the audio one, or 0
+// (left out) unless both were measured.
+func averageOf(video, audio int64, audioMeasured bool) int64 {
+	if video <= 0 || !audioMeasured {
+		return 0
+	}
+	return video + audio
+}
+
+func variantParams(peak, avg int64, codecs, group string, alts []*m3u8.Alternative) (m3u8.VariantParams, error) {
+	bw, err := toUint32(peak, "bandwidth")
+	if err != nil {
+		return m3u8.VariantParams{}, err
+	}
+	ab, err := toUint32(avg, "average bandwidth")
+	if err != nil {
+		return m3u8.VariantParams{}, err
+	}
+	return m3u8.VariantParams{
+		Bandwidth:        bw,
+		AverageBandwidth: ab,
+		Codecs:           codecs,
+		Audio:            group,
+		Alternatives:     alts,
+	}, nil
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

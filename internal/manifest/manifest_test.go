@@ -1,0 +1,732 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/Eyevinn/hls-m3u8/m3u8"
+
+	"github.com/transcoderd/transcoderd/internal/testmedia"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// ast is the availability start of the live fixtures.
+var ast = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const (
+	videoTS = 15360 // what ffmpeg's mp4 muxer picks for 30 fps
+	audioTS = 48000
+	seg4s   = 4 * videoTS
+)
+
+// AAC frames are 1024 samples, so 4 s segments of 48 kHz audio alternate between 188
+// and 187 frames (4.0107 s and 3.9893 s).
+var aac4s = []uint64{188 * 1024, 187 * 1024}
+
+// segs makes n consecutive segments numbered from first and starting at start, their
+// durations cycling through durs. live segments carry a program date-time.
+func segs(first uint64, n int, start uint64, ts uint32, live bool, durs ...uint64) []Segment {
+	out := make([]Segment, 0, n)
+	t := start
+	for i := range n {
+		d := durs[i%len(durs)]
+		s := Segment{Number: first + uint64(i), Start: t, Duration: d, Size: int64(d) * 100 / int64(ts)}
+		if live {
+			s.ProgramDate = ast.Add(toDuration(t, ts))
+		}
+		out = append(out, s)
+		t += d
+	}
+	return out
+}
+
+// then continues a segment list after a restart: the next segment starts gap units
+// after the last one ended and is flagged as a discontinuity.
+func then(prev []Segment, gap uint64, ts uint32, more []Segment) []Segment {
+	last := prev[len(prev)-1]
+	start := last.Start + last.Duration + gap
+	out := append([]Segment(nil), prev...)
+	for i, s := range more {
+		s.Number = last.Number + 1 + uint64(i)
+		s.Start += start - more[0].Start
+		if !s.ProgramDate.IsZero() {
+			s.ProgramDate = ast.Add(toDuration(s.Start, ts))
+		}
+		s.Discontinuity = i == 0
+		out = append(out, s)
+	}
+	return out
+}
+
+func video(name, codecs string, w, h int, declared, peak, avg int64, ss []Segment) Track {
+	return Track{
+		Name: name, Kind: Video, Codecs: codecs, Timescale: videoTS, Width: w, Height: h, FrameRate: "30",
+		Declared: declared, PeakBandwidth: peak, AverageBandwidth: avg, Segments: ss,
+	}
+}
+
+func audio(name, lang string, declared, peak, avg int64, ss []Segment) Track {
+	return Track{
+		Name: name, Kind: Audio, Codecs: "mp4a.40.2", Timescale: audioTS, Channels: 2, SampleRate: 48000,
+		Language: lang, Declared: declared, PeakBandwidth: peak, AverageBandwidth: avg, Segments: ss,
+	}
+}
+
+// ladder3 is three measured video rungs and measured audio, listing numbers from first,
+// which must be even for the AAC durations to alternate from 188 frames.
+func ladder3(first uint64, n int, live bool) ([]Track, []Track) {
+	vs := segs(first, n, first*seg4s, videoTS, live, seg4s)
+	as := segs(first, n, first/2*(aac4s[0]+aac4s[1]), audioTS, live, aac4s...)
+	return []Track{
+			// measured above what was declared: BANDWIDTH follows the measurement
+			video("1080p", "avc1.640028", 1920, 1080, 5_000_000, 5_400_000, 4_900_000, vs),
+			// measured below what was declared: BANDWIDTH keeps the declaration
+			video("720p", "avc1.64001f", 1280, 720, 3_000_000, 2_900_000, 2_750_000, vs),
+			video("360p", "avc1.64001e", 640, 360, 800_000, 820_000, 700_000, vs),
+		}, []Track{
+			audio("audio", "en", 128_000, 131_000, 128_500, as),
+		}
+}
+
+type goldenCase struct {
+	name string
+	p    Presentation
+}
+
+func goldenCases() []goldenCase {
+	var cases []goldenCase
+	add := func(name string, p Presentation) { cases = append(cases, goldenCase{name, p}) }
+	live := func(window time.Duration) Presentation {
+		return Presentation{
+			Live: true, AvailabilityStart: ast, SegmentDuration: 4 * time.Second, Window: window,
+		}
+	}
+
+	// Six segments of 4 s in a 24 s window, numbers 100 to 105, with an audio-only variant.
+	p := live(24 * time.Second)
+	p.Video, p.Audio = ladder3(100, 6, true)
+	p.PublishTime = ast.Add(424 * time.Second)
+	p.AudioOnly = true
+	add("live_sliding", p)
+
+	// A live event just started: everything kept, nothing measured yet.
+	p = live(0)
+	vs := segs(0, 4, 0, videoTS, true, seg4s)
+	as := segs(0, 4, 0, audioTS, true, aac4s...)
+	p.Video = []Track{
+		video("720p", "avc1.64001f", 1280, 720, 3_000_000, 0, 0, vs),
+		video("360p", "avc1.64001e", 640, 360, 800_000, 0, 0, vs),
+	}
+	p.Audio = []Track{audio("audio", "", 128_000, 0, 0, as)}
+	p.PublishTime = ast.Add(16*time.Second + 250*time.Millisecond)
+	add("live_event", p)
+
+	// ffmpeg restarted twice. The first restart's segment (40) is the first listed, so its
+	// discontinuity is counted in DiscontinuitySequence and gets no tag; the second comes
+	// after a short segment (42, cut by the crash) and restarts 1024 units late for video
+	// (a gap: the timeline states t again) and on time for audio.
+	p = live(24 * time.Second)
+	vs = segs(40, 3, 40*seg4s, videoTS, true, seg4s, seg4s, 2*videoTS+videoTS/2)
+	vs[0].Discontinuity = true
+	vs = then(vs, 1024, videoTS, segs(0, 3, 0, videoTS, true, seg4s))
+	as = segs(40, 3, 20*(aac4s[0]+aac4s[1]), audioTS, true, aac4s[0], aac4s[1], 118*1024)
+	as[0].Discontinuity = true
+	as = then(as, 0, audioTS, segs(0, 3, 0, audioTS, true, aac4s...))
+	p.Video = []Track{video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_100_000, 2_800_000, vs)}
+	p.Audio = []Track{audio("audio", "en", 128_000, 130_000, 127_000, as)}
+	p.DiscontinuitySequence = 1
+	p.PublishTime = ast.Add(190 * time.Second)
+	add("live_discontinuity", p)
+
+	// The source stopped: the last playlists end, the MPD stops updating.
+	p = live(24 * time.Second)
+	p.Video, p.Audio = ladder3(200, 6, true)
+	p.Ended = true
+	p.PublishTime = ast.Add(825 * time.Second)
+	add("live_ended", p)
+
+	// A file transcode that finished: two audio languages, a short last segment.
+	p = Presentation{Ended: true, SegmentDuration: 4 * time.Second}
+	vs = segs(0, 5, 0, videoTS, false, seg4s, seg4s, seg4s, seg4s, videoTS+videoTS/2)
+	as = segs(0, 5, 0, audioTS, false, aac4s[0], aac4s[1], aac4s[0], aac4s[1], 71*1024)
+	p.Video = []Track{
+		video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_300_000, 2_600_000, vs),
+		video("360p", "avc1.64001e", 640, 360, 800_000, 790_000, 610_000, vs),
+	}
+	p.Audio = []Track{
+		audio("audio_en", "en", 128_000, 129_000, 127_000, as),
+		audio("audio_sv", "sv", 96_000, 97_000, 95_000, as),
+	}
+	add("vod_finished", p)
+
+	// The same transcode still running: an EVENT playlist that will grow, no end yet.
+	p = Presentation{SegmentDuration: 4 * time.Second}
+	vs = segs(0, 3, 0, videoTS, false, seg4s)
+	as = segs(0, 3, 0, audioTS, false, aac4s...)
+	p.Video = []Track{video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_300_000, 2_600_000, vs)}
+	p.Audio = []Track{audio("audio", "en", 128_000, 129_000, 127_000, as)}
+	add("vod_running", p)
+
+	// A radio stream: no video at all, so the only variant is the audio one.
+	p = live(12 * time.Second)
+	// Segment 7 follows three pairs of AAC segments and one of 188 frames.
+	as = segs(7, 3, 3*(aac4s[0]+aac4s[1])+aac4s[0], audioTS, true, aac4s[1], aac4s[0])
+	p.Audio = []Track{audio("audio", "en", 128_000, 131_000, 128_500, as)}
+	p.PublishTime = ast.Add(40 * time.Second)
+	add("audio_only_source", p)
+
+	// 29.97 fps: 120 frames of 1001/30000 s make 4.004 s segments, so the target
+	// duration is 5; FRAME-RATE is 29.970 and frameRate 30000/1001.
+	p = Presentation{Ended: true, SegmentDuration: 4 * time.Second}
+	vs = segs(0, 4, 0, 30000, false, 120*1001)
+	p.Video = []Track{{
+		Name: "720p", Kind: Video, Codecs: "avc1.64001f", Timescale: 30000, Width: 1280, Height: 720,
+		FrameRate: "30000/1001", Declared: 3_000_000, PeakBandwidth: 3_200_000, AverageBandwidth: 2_900_000, Segments: vs,
+	}}
+	p.Audio = []Track{audio("audio", "en", 128_000, 129_000, 127_000, segs(0, 4, 0, audioTS, false, aac4s...))}
+	add("fps_2997", p)
+
+	// Video without audio: no AUDIO group, CODECS of the video alone.
+	p = Presentation{Ended: true, SegmentDuration: 2 * time.Second}
+	vs = segs(0, 3, 0, videoTS, false, 2*videoTS)
+	p.Video = []Track{video("480p", "avc1.4d401e", 854, 480, 1_200_000, 1_150_000, 1_000_000, vs)}
+	add("video_only", p)
+
+	return cases
+}
+
+// TestGolden renders every case, compares each file with testdata/golden/<case>/ and
+// checks that what was rendered parses back to what went in.
+func TestGolden(t *testing.T) {
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &tc.p
+			files := map[string][]byte{}
+			master, err := RenderMaster(p)
+			if err != nil {
+				t.Fatalf("RenderMaster: %v", err)
+			}
+			files[MasterName] = master
+			for _, tr := range p.allTracks() {
+				media, err := RenderMedia(p, tr)
+				if err != nil {
+					t.Fatalf("RenderMedia(%s): %v", tr.Name, err)
+				}
+				files[tr.Name+".m3u8"] = media
+			}
+			mpdData, err := RenderMPD(p)
+			if err != nil {
+				t.Fatalf("RenderMPD: %v", err)
+			}
+			files[MPDName] = mpdData
+
+			compareGolden(t, filepath.Join("testdata", "golden", tc.name), files)
+			testmedia.ValidateMPDBytes(t, mpdData)
+			checkMaster(t, p, master)
+			checkMedia(t, p, files)
+			checkMPD(t, p, mpdData)
+		})
+	}
+}
+
+func compareGolden(t *testing.T, dir string, files map[string][]byte) {
+	t.Helper()
+	if *update {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/manifest -update to create the golden files)", err)
+	}
+	if len(entries) != len(files) {
+		t.Errorf("%s holds %d files, rendered %d", dir, len(entries), len(files))
+	}
+	for name, got := range files {
+		want, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%v (run go test ./internal/manifest -update)", err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s (run go test ./internal/manifest -update if the change is intended):\n%s",
+				name, dir, lineDiff(string(want), string(got)))
+		}
+	}
+}
+
+// lineDiff shows the first differing lines of two texts.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < max(len(w), len(g)) && shown < 10; i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n  want %q\n  got  %q\n", i+1, wl, gl)
+			shown++
+		}
+	}
+	return b.String()
+}
+
+// checkMaster parses the multivariant playlist back and checks its variants against p.
+func checkMaster(t *testing.T, p *Presentation, data []byte) {
+	t.Helper()
+	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(data), true)
+	if err != nil || typ != m3u8.MASTER {
+		t.Fatalf("master playlist does not parse as a master: type %v, %v", typ, err)
+	}
+	master := pl.(*m3u8.MasterPlaylist)
+	if master.Version() != hlsVersion {
+		t.Errorf("master version %d, media playlists say %d", master.Version(), hlsVersion)
+	}
+	if !master.IndependentSegments() {
+		t.Error("master lacks EXT-X-INDEPENDENT-SEGMENTS")
+	}
+	wantVariants := len(p.Video)
+	if len(p.Audio) > 0 && (p.AudioOnly || len(p.Video) == 0) {
+		wantVariants++
+	}
+	if len(master.Variants) != wantVariants {
+		t.Fatalf("%d variants, want %d", len(master.Variants), wantVariants)
+	}
+	var audioPeak int64
+	for _, a := range p.Audio {
+		audioPeak = max(audioPeak, a.PeakBandwidth, a.Declared)
+	}
+	for i, v := range p.Video {
+		got := master.Variants[i]
+		if got.URI != v.Name+"/"+MediaName {
+			t.Errorf("variant %d URI %q, want %s/%s", i, got.URI, v.Name, MediaName)
+		}
+		// BANDWIDTH must never be below the peak actually produced, nor below the
+		// declaration while nothing was measured.
+		if int64(got.Bandwidth) < v.PeakBandwidth+audioPeak || int64(got.Bandwidth) < v.Declared+audioPeak {
+			t.Errorf("variant %s BANDWIDTH %d is below the peak %d + audio %d", v.Name, got.Bandwidth, v.PeakBandwidth, audioPeak)
+		}
+		if got.Resolution != fmt.Sprintf("%dx%d", v.Width, v.Height) {
+			t.Errorf("variant %s RESOLUTION %q", v.Name, got.Resolution)
+		}
+		num, den, _ := parseFrameRate(v.FrameRate)
+		if want := float64(num) / float64(den); got.FrameRate < want-0.0005 || got.FrameRate > want+0.0005 {
+			t.Errorf("variant %s FRAME-RATE %v, want %v", v.Name, got.FrameRate, want)
+		}
+		if !strings.HasPrefix(got.Codecs, v.Codecs) {
+			t.Errorf("variant %s CODECS %q does not start with %q", v.Name, got.Codecs, v.Codecs)
+		}
+		if len(p.Audio) > 0 && (got.Audio != audioGroup || !strings.Contains(got.Codecs, p.Audio[0].Codecs)) {
+			t.Errorf("variant %s AUDIO %q CODECS %q", v.Name, got.Audio, got.Codecs)
+		}
+	}
+	if len(p.Audio) == 0 {
+		return
+	}
+	if last := master.Variants[len(master.Variants)-1]; wantVariants > len(p.Video) &&
+		(last.URI != p.Audio[0].Name+"/"+MediaName || int64(last.Bandwidth) < audioPeak || last.Resolution != "") {
+		t.Errorf("audio-only variant: URI %q BANDWIDTH %d RESOLUTION %q", last.URI, last.Bandwidth, last.Resolution)
+	}
+	alts := master.Variants[0].Alternatives
+	if len(alts) != len(p.Audio) {
+		t.Fatalf("%d audio renditions, want %d", len(alts), len(p.Audio))
+	}
+	defaults := 0
+	for _, alt := range alts {
+		if alt.Default {
+			defaults++
+		}
+		if alt.Type != "AUDIO" || alt.GroupId != audioGroup || !alt.Autoselect || alt.Channels == nil || alt.Channels.Amount != 2 {
+			t.Errorf("audio rendition %+v", alt)
+		}
+	}
+	if defaults != 1 {
+		t.Errorf("%d default audio renditions, want 1", defaults)
+	}
+}
+
+// checkMedia parses every media playlist back: the same target duration everywhere, no
+// EXTINF above it, and the listed segments exactly the input ones.
+func checkMedia(t *testing.T, p *Presentation, files map[string][]byte) {
+	t.Helper()
+	target := uint(0)
+	for _, tr := range p.allTracks() {
+		pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(files[tr.Name+".m3u8"]), true)
+		if err != nil || typ != m3u8.MEDIA {
+			t.Fatalf("%s: does not parse as a media playlist: type %v, %v", tr.Name, typ, err)
+		}
+		media := pl.(*m3u8.MediaPlaylist)
+		if target == 0 {
+			target = media.TargetDuration
+		}
+		if media.TargetDuration != target {
+			t.Errorf("%s: TARGETDURATION %d, another playlist has %d", tr.Name, media.TargetDuration, target)
+		}
+		if media.Version() != hlsVersion || media.Map == nil || media.Map.URI != InitName || !media.IndependentSegments() {
+			t.Errorf("%s: version %d, map %+v, independent %v", tr.Name, media.Version(), media.Map, media.IndependentSegments())
+		}
+		if media.SeqNo != tr.Segments[0].Number || media.DiscontinuitySeq != p.DiscontinuitySequence {
+			t.Errorf("%s: media sequence %d, discontinuity sequence %d", tr.Name, media.SeqNo, media.DiscontinuitySeq)
+		}
+		if media.Closed != p.Ended {
+			t.Errorf("%s: ENDLIST %v, ended %v", tr.Name, media.Closed, p.Ended)
+		}
+		wantType := m3u8.MediaType(0)
+		switch {
+		case p.Live && p.Window > 0:
+		case p.Live || !p.Ended:
+			wantType = m3u8.EVENT
+		default:
+			wantType = m3u8.VOD
+		}
+		if media.MediaType != wantType {
+			t.Errorf("%s: playlist type %v, want %v", tr.Name, media.MediaType, wantType)
+		}
+		got := media.GetAllSegments()
+		if len(got) != len(tr.Segments) {
+			t.Fatalf("%s: %d segments listed, want %d", tr.Name, len(got), len(tr.Segments))
+		}
+		for i, s := range tr.Segments {
+			g := got[i]
+			if g.Duration > float64(target) {
+				t.Errorf("%s: EXTINF %v above TARGETDURATION %d", tr.Name, g.Duration, target)
+			}
+			if want := s.Seconds(tr.Timescale); g.Duration < want-0.0005 || g.Duration > want+0.0005 {
+				t.Errorf("%s: segment %d EXTINF %v, want %v", tr.Name, s.Number, g.Duration, want)
+			}
+			if g.SeqId != s.Number || g.URI != fmt.Sprintf("seg_%d.m4s", s.Number) {
+				t.Errorf("%s: segment %d listed as %d %q", tr.Name, s.Number, g.SeqId, g.URI)
+			}
+			if g.Discontinuity != (s.Discontinuity && i > 0) {
+				t.Errorf("%s: segment %d discontinuity %v", tr.Name, s.Number, g.Discontinuity)
+			}
+			if !g.ProgramDateTime.Equal(s.ProgramDate.Truncate(time.Millisecond)) {
+				t.Errorf("%s: segment %d program date %v, want %v", tr.Name, s.Number, g.ProgramDateTime, s.ProgramDate)
+			}
+		}
+	}
+	if want, _ := targetDuration(p, nil); uint64(target) != want {
+		t.Errorf("TARGETDURATION %d, want %d", target, want)
+	}
+}
+
+// checkMPD parses the MPD back and expands every SegmentTimeline: it must give exactly
+// the input segments, number, start and duration.
+func checkMPD(t *testing.T, p *Presentation, data []byte) {
+	t.Helper()
+	m, err := mpd.MPDFromBytes(data)
+	if err != nil {
+		t.Fatalf("mpd does not parse: %v", err)
+	}
+	wantType := mpd.STATIC_TYPE
+	if p.Live {
+		wantType = mpd.DYNAMIC_TYPE
+	}
+	if m.GetType() != wantType {
+		t.Errorf("MPD type %s, want %s", m.GetType(), wantType)
+	}
+	if updating := p.Live && !p.Ended; (m.MinimumUpdatePeriod != nil) != updating || (m.MediaPresentationDuration == nil) != updating {
+		t.Errorf("minimumUpdatePeriod %v, mediaPresentationDuration %v for live %v ended %v",
+			m.MinimumUpdatePeriod, m.MediaPresentationDuration, p.Live, p.Ended)
+	}
+	if len(m.Periods) != 1 {
+		t.Fatalf("%d periods", len(m.Periods))
+	}
+	reps := map[string]*mpd.RepresentationType{}
+	for _, as := range m.Periods[0].AdaptationSets {
+		for _, r := range as.Representations {
+			reps[r.Id] = r
+		}
+	}
+	if len(reps) != len(p.Video)+len(p.Audio) {
+		t.Errorf("%d representations, want %d", len(reps), len(p.Video)+len(p.Audio))
+	}
+	for _, tr := range p.allTracks() {
+		r := reps[tr.Name]
+		if r == nil {
+			t.Errorf("no representation %s", tr.Name)
+			continue
+		}
+		if int64(r.Bandwidth) < tr.PeakBandwidth || int64(r.Bandwidth) < tr.Declared {
+			t.Errorf("%s: bandwidth %d below peak %d or declared %d", tr.Name, r.Bandwidth, tr.PeakBandwidth, tr.Declared)
+		}
+		st := r.SegmentTemplate
+		if st == nil || st.SegmentTimeline == nil || st.StartNumber == nil || st.Timescale == nil {
+			t.Errorf("%s: incomplete segment template %+v", tr.Name, st)
+			continue
+		}
+		if *st.Timescale != tr.Timescale || st.Media != tr.Name+"/seg_$Number$.m4s" || st.Initialization != tr.Name+"/"+InitName {
+			t.Errorf("%s: template timescale %d media %q init %q", tr.Name, *st.Timescale, st.Media, st.Initialization)
+		}
+		got := expand(uint64(*st.StartNumber), st.SegmentTimeline)
+		want := make([]Segment, len(tr.Segments))
+		for i, s := range tr.Segments {
+			want[i] = Segment{Number: s.Number, Start: s.Start, Duration: s.Duration}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: timeline expands to\n%v\nwant\n%v", tr.Name, got, want)
+		}
+	}
+}
+
+// expand turns a SegmentTimeline back into segments (number, start and duration).
+func expand(number uint64, tl *mpd.SegmentTimelineType) []Segment {
+	var out []Segment
+	var next uint64
+	for _, s := range tl.S {
+		if s.T != nil {
+			next = *s.T
+		}
+		for range s.R + 1 {
+			out = append(out, Segment{Number: number, Start: next, Duration: s.D})
+			number++
+			next += s.D
+		}
+	}
+	return out
+}
+
+func TestTimeline(t *testing.T) {
+	tests := []struct {
+		name string
+		segs []Segment
+		want string
+	}{
+		{"one", []Segment{{Start: 7, Duration: 10}}, "t=7,d=10"},
+		{"run", []Segment{{Start: 0, Duration: 10}, {Start: 10, Duration: 10}, {Start: 20, Duration: 10}}, "t=0,d=10,r=2"},
+		{"alternating", []Segment{{Start: 0, Duration: 3}, {Start: 3, Duration: 2}, {Start: 5, Duration: 3}}, "t=0,d=3 d=2 d=3"},
+		{"short last", []Segment{{Start: 0, Duration: 10}, {Start: 10, Duration: 10}, {Start: 20, Duration: 4}}, "t=0,d=10,r=1 d=4"},
+		{"gap", []Segment{{Start: 0, Duration: 10}, {Start: 12, Duration: 10}, {Start: 22, Duration: 10}}, "t=0,d=10 t=12,d=10,r=1"},
+		{"overlap", []Segment{{Start: 0, Duration: 10}, {Start: 9, Duration: 10}}, "t=0,d=10 t=9,d=10"},
+		{"gap with same duration does not extend the run", []Segment{{Start: 0, Duration: 5}, {Start: 5, Duration: 5}, {Start: 11, Duration: 5}}, "t=0,d=5,r=1 t=11,d=5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := timeline(tc.segs)
+			var parts []string
+			for _, s := range tl.S {
+				var p []string
+				if s.T != nil {
+					p = append(p, fmt.Sprintf("t=%d", *s.T))
+				}
+				p = append(p, fmt.Sprintf("d=%d", s.D))
+				if s.R != 0 {
+					p = append(p, fmt.Sprintf("r=%d", s.R))
+				}
+				parts = append(parts, strings.Join(p, ","))
+			}
+			if got := strings.Join(parts, " "); got != tc.want {
+				t.Errorf("timeline %q, want %q", got, tc.want)
+			}
+			for i, s := range expand(0, tl) {
+				if s.Start != tc.segs[i].Start || s.Duration != tc.segs[i].Duration {
+					t.Errorf("segment %d expands to %+v, want %+v", i, s, tc.segs[i])
+				}
+			}
+		})
+	}
+}
+
+func TestTargetDuration(t *testing.T) {
+	tests := []struct {
+		name    string
+		segDur  time.Duration
+		ts      uint32
+		durs    []uint64
+		want    uint64
+		comment string
+	}{
+		{name: "exact seconds", segDur: 4 * time.Second, ts: 1000, durs: []uint64{4000, 4000}, want: 4},
+		{name: "longer segment rounds up", segDur: 4 * time.Second, ts: 30000, durs: []uint64{120120}, want: 5},
+		{name: "below a millisecond over is written as 4.000", segDur: 4 * time.Second, ts: 90000, durs: []uint64{360020}, want: 4},
+		{name: "short segments keep the ladder's duration", segDur: 6 * time.Second, ts: 1000, durs: []uint64{2000, 1500}, want: 6},
+		{name: "ladder duration rounds to nearest", segDur: 2500 * time.Millisecond, ts: 1000, durs: []uint64{1000}, want: 3},
+		{name: "never below one", segDur: 0, ts: 1000, durs: []uint64{200}, want: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := Track{Name: "a", Timescale: tc.ts}
+			var start uint64
+			for i, d := range tc.durs {
+				tr.Segments = append(tr.Segments, Segment{Number: uint64(i), Start: start, Duration: d})
+				start += d
+			}
+			p := &Presentation{SegmentDuration: tc.segDur, Audio: []Track{tr}}
+			got, err := targetDuration(p, nil)
+			if err != nil || got != tc.want {
+				t.Errorf("targetDuration = %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTargetDurationOverAllTracks checks that one long segment in one track raises the
+// target duration of every playlist, including a track rendered on its own.
+func TestTargetDurationOverAllTracks(t *testing.T) {
+	p := goldenCases()[0].p
+	p.Audio[0].Segments = append([]Segment(nil), p.Audio[0].Segments...)
+	p.Audio[0].Segments[2].Duration = 7*audioTS + 1 // 7.000021 s, written 7.000
+	last := p.Audio[0].Segments[2]
+	for i := 3; i < len(p.Audio[0].Segments); i++ {
+		p.Audio[0].Segments[i].Start = last.Start + last.Duration
+		last = p.Audio[0].Segments[i]
+	}
+	for _, tr := range p.allTracks() {
+		data, err := RenderMedia(&p, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(data, []byte("\n#EXT-X-TARGETDURATION:7\n")) {
+			t.Errorf("%s: no TARGETDURATION 7 in\n%s", tr.Name, data)
+		}
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	base := func() Presentation {
+		p := goldenCases()[0].p
+		p.Video = append([]Track(nil), p.Video...)
+		p.Audio = append([]Track(nil), p.Audio...)
+		return p
+	}
+	tests := []struct {
+		name   string
+		mutate func(p *Presentation)
+		// the error each render must wrap; nil where it must succeed
+		master, media, mpd error
+	}{
+		{"no tracks", func(p *Presentation) { p.Video, p.Audio = nil, nil }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"zero timescale", func(p *Presentation) { p.Video[1].Timescale = 0 }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"name with a slash", func(p *Presentation) { p.Video[0].Name = "a/b" }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"name used twice", func(p *Presentation) { p.Video[1].Name = p.Video[0].Name }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"codecs with a quote", func(p *Presentation) { p.Audio[0].Codecs = `mp4a"` }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"audio listed as video", func(p *Presentation) { p.Video = append(p.Video, p.Audio[0]) }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"bad frame rate", func(p *Presentation) { p.Video[0].FrameRate = "30/0" }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"no bandwidth", func(p *Presentation) {
+			p.Video[2].Declared, p.Video[2].PeakBandwidth = 0, 0
+		}, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"bandwidth over 32 bits", func(p *Presentation) { p.Video[0].PeakBandwidth = 1 << 33 }, ErrInvalid, nil, ErrInvalid},
+		{"no segments yet", func(p *Presentation) { p.Audio[0].Segments = nil }, nil, ErrNoSegments, ErrNoSegments},
+		{"numbers skip", func(p *Presentation) {
+			p.Video[0].Segments = append([]Segment(nil), p.Video[0].Segments...)
+			p.Video[0].Segments[3].Number++
+		}, nil, ErrInvalid, ErrInvalid},
+		{"time goes back", func(p *Presentation) {
+			p.Video[0].Segments = append([]Segment(nil), p.Video[0].Segments...)
+			p.Video[0].Segments[3].Start = p.Video[0].Segments[2].Start
+		}, nil, ErrInvalid, ErrInvalid},
+		{"zero duration", func(p *Presentation) {
+			p.Video[0].Segments = append([]Segment(nil), p.Video[0].Segments...)
+			p.Video[0].Segments[0].Duration = 0
+		}, nil, ErrInvalid, ErrInvalid},
+		{"live without availability start", func(p *Presentation) { p.AvailabilityStart = time.Time{} }, nil, nil, ErrInvalid},
+		{"live without segment duration", func(p *Presentation) { p.SegmentDuration = 0 }, nil, nil, ErrInvalid},
+	}
+	check := func(t *testing.T, what string, err, want error) {
+		t.Helper()
+		switch {
+		case want == nil && err != nil:
+			t.Errorf("%s: unexpected error %v", what, err)
+		case want != nil && !errors.Is(err, want):
+			t.Errorf("%s: error %v, want one wrapping %v", what, err, want)
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base()
+			tc.mutate(&p)
+			_, err := RenderMaster(&p)
+			check(t, "RenderMaster", err, tc.master)
+			var mediaErr error
+			for _, tr := range p.allTracks() {
+				if _, err := RenderMedia(&p, tr); err != nil {
+					mediaErr = err
+					break
+				}
+			}
+			if len(p.allTracks()) == 0 {
+				_, mediaErr = RenderMedia(&p, &Track{Name: "x", Kind: Video})
+			}
+			check(t, "RenderMedia", mediaErr, tc.media)
+			_, err = RenderMPD(&p)
+			check(t, "RenderMPD", err, tc.mpd)
+		})
+	}
+	t.Run("nil", func(t *testing.T) {
+		if _, err := RenderMaster(nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("RenderMaster(nil): %v", err)
+		}
+		if _, err := RenderMPD(nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("RenderMPD(nil): %v", err)
+		}
+		p := base()
+		if _, err := RenderMedia(&p, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("RenderMedia(p, nil): %v", err)
+		}
+	})
+}
+
+// TestSchemaCheckCanFail makes sure the schema validation used above is not vacuous: an
+// MPD without the required minBufferTime must be refused.
+func TestSchemaCheckCanFail(t *testing.T) {
+	p := goldenCases()[0].p
+	data, err := RenderMPD(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := bytes.Replace(data, []byte(` minBufferTime="PT4S"`), nil, 1)
+	if bytes.Equal(broken, data) {
+		t.Fatalf("no minBufferTime to remove in\n%s", data)
+	}
+	rec := &recordingTB{TB: t}
+	testmedia.ValidateMPDBytes(rec, broken)
+	if rec.skipped {
+		t.Skip(rec.msg)
+	}
+	if !rec.failed {
+		t.Error("an MPD without minBufferTime passed schema validation")
+	}
+}
+
+// recordingTB records failures instead of failing the test it wraps.
+type recordingTB struct {
+	testing.TB
+	failed, skipped bool
+	msg             string
+}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.failed, r.msg = true, fmt.Sprintf(format, args...)
+}
+
+func (r *recordingTB) Fatalf(format string, args ...any) {
+	r.failed, r.msg = true, fmt.Sprintf(format, args...)
+}
+
+func (r *recordingTB) Skipf(format string, args ...any) {
+	r.skipped, r.msg = true, fmt.Sprintf(format, args...)
+}

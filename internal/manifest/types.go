@@ -1,0 +1,78 @@
+package manifest
+
+import "time"
+
+// Kind tells a video track from an audio one.
+type Kind string
+
+// Track kinds.
+const (
+	Video Kind = "video"
+	Audio Kind = "audio"
+)
+
+// Segment is one CMAF media segment as it is on disk, measured from the media itself.
+type Segment struct {
+	Number        uint64    // the N in seg_N.m4s; also the HLS media sequence number and DASH $Number$
+	Start         uint64    // baseMediaDecodeTime (tfdt) in the track's timescale
+	Duration      uint64    // sum of the sample durations, in the track's timescale
+	Size          int64     // bytes
+	Discontinuity bool      // the first segment after an ffmpeg restart
+	ProgramDate   time.Time // wall-clock time of the segment's first sample
+}
+
+// Seconds returns the segment duration in seconds for a timescale.
+func (s Segment) Seconds(timescale uint32) float64 {
+	return float64(s.Duration) / float64(timescale)
+}
+
+// Track is one rendition: its own folder with init.mp4 and seg_N.m4s files.
+type Track struct {
+	Name       string // folder name relative to the job folder; also the DASH Representation id
+	Kind       Kind
+	Codecs     string // RFC 6381, read from init.mp4, e.g. avc1.64001f or mp4a.40.2
+	Timescale  uint32 // from init.mp4 (mdhd)
+	Width      int    // video only
+	Height     int    // video only
+	FrameRate  string // video only, as a DASH frameRate: "30" or "30000/1001"
+	Channels   int    // audio only
+	SampleRate int    // audio only
+	Language   string // audio only, optional (BCP 47); "und" when empty
+
+	// Declared is the bandwidth the ladder asked for (bits/s), used while too few segments exist to measure.
+	Declared int64
+	// Segments are the segments to list, oldest first, already trimmed to the window.
+	Segments []Segment
+	// PeakBandwidth and AverageBandwidth are measured (bits/s) over every segment produced so far,
+	// including ones that have left the window; 0 when nothing was measured yet.
+	PeakBandwidth    int64
+	AverageBandwidth int64
+}
+
+// Presentation is everything the two manifests are rendered from.
+type Presentation struct {
+	Live  bool // a live source: dynamic MPD, sliding or event HLS playlists
+	Ended bool // live presentation stopped (ENDLIST, no more MPD updates) or VOD finished
+
+	// AvailabilityStart is the wall-clock time of media time 0 (live only).
+	AvailabilityStart time.Time
+	// PublishTime is when this rendering was made (live only).
+	PublishTime time.Time
+
+	SegmentDuration time.Duration // target segment length from the ladder
+	Window          time.Duration // live time-shift depth; 0 keeps everything
+	// DiscontinuitySequence counts discontinuities that have left the window (HLS).
+	DiscontinuitySequence uint64
+
+	Video     []Track // highest rung first
+	Audio     []Track // usually one
+	AudioOnly bool    // add an audio-only variant to the HLS master
+}
+
+// File names inside a job folder.
+const (
+	MasterName = "master.m3u8"
+	MPDName    = "manifest.mpd"
+	MediaName  = "index.m3u8" // each rendition's media playlist, inside its folder
+	InitName   = "init.mp4"
+)
