@@ -1,0 +1,124 @@
+package ffmpeg
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// Check finds ffmpeg and ffprobe (paths, or names looked up in PATH; "" means
+// "ffmpeg" and "ffprobe"), checks that this ffmpeg has what BuildArgs uses (the
+// libx264 and aac encoders, the hls muxer) and returns its version, e.g.
+// "5.1.6-0+deb12u1". Its errors say what to install; all problems are reported
+// at once.
+func Check(ctx context.Context, ffmpegPath, ffprobePath string) (version string, err error) {
+	if ffmpegPath == "" {
+		ffmpegPath = "ffmpeg"
+	}
+	if ffprobePath == "" {
+		ffprobePath = "ffprobe"
+	}
+	var errs []error
+	ffprobe, err := exec.LookPath(ffprobePath)
+	if err != nil {
+		errs = append(errs, notFound("ffprobe", ffprobePath, err))
+	} else if _, err := run(ctx, ffprobe, "-hide_banner", "-version"); err != nil {
+		errs = append(errs, fmt.Errorf("ffprobe at %s does not run: %w", ffprobe, err))
+	}
+	ffmpeg, err := exec.LookPath(ffmpegPath)
+	if err != nil {
+		errs = append(errs, notFound("ffmpeg", ffmpegPath, err))
+		return "", errors.Join(errs...)
+	}
+
+	out, err := run(ctx, ffmpeg, "-hide_banner", "-version")
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ffmpeg at %s does not run: %w", ffmpeg, err))
+		return "", errors.Join(errs...)
+	}
+	version = parseVersion(out)
+
+	encoders, err := run(ctx, ffmpeg, "-hide_banner", "-encoders")
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list ffmpeg encoders: %w", err))
+	} else {
+		names := listed(encoders)
+		if !names["libx264"] {
+			errs = append(errs, fmt.Errorf("ffmpeg at %s has no libx264 encoder: install an ffmpeg built with --enable-gpl --enable-libx264, e.g. `sudo apt-get install ffmpeg` on Debian/Ubuntu", ffmpeg))
+		}
+		if !names["aac"] {
+			errs = append(errs, fmt.Errorf("ffmpeg at %s has no aac encoder: install a full ffmpeg build, e.g. `sudo apt-get install ffmpeg` on Debian/Ubuntu", ffmpeg))
+		}
+	}
+	muxers, err := run(ctx, ffmpeg, "-hide_banner", "-muxers")
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list ffmpeg muxers: %w", err))
+	} else if !listed(muxers)["hls"] {
+		errs = append(errs, fmt.Errorf("ffmpeg at %s has no hls muxer: install a full ffmpeg build, e.g. `sudo apt-get install ffmpeg` on Debian/Ubuntu", ffmpeg))
+	}
+	return version, errors.Join(errs...)
+}
+
+func notFound(tool, path string, err error) error {
+	where := "in PATH"
+	if strings.ContainsRune(path, '/') {
+		where = "at " + path
+	}
+	return fmt.Errorf("%s not found %s: install it, e.g. `sudo apt-get install ffmpeg` on Debian/Ubuntu: %w", tool, where, err)
+}
+
+// run runs a short command and returns its stdout; its error carries the last
+// stderr line.
+func run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	var stdout bytes.Buffer
+	stderr := NewTail(4)
+	cmd.Stdout = &stdout
+	cmd.Stderr = stderr
+	if err := cmd.Run(); err != nil {
+		if last := stderr.Last(); last != "" {
+			return nil, fmt.Errorf("%s: %w", last, err)
+		}
+		return nil, err
+	}
+	return stdout.Bytes(), nil
+}
+
+// parseVersion reads the version from "ffmpeg version 5.1.6-0+deb12u1 Copyright ...".
+func parseVersion(out []byte) string {
+	line, _, _ := bytes.Cut(out, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) >= 3 && f[1] == "version" {
+		return f[2]
+	}
+	return strings.TrimSpace(string(line))
+}
+
+// listed returns the names in an "ffmpeg -encoders" or "-muxers" listing, whose
+// lines are " V....D libx264   description" or " E hls   description" after a
+// legend that ends with a line of dashes.
+func listed(out []byte) map[string]bool {
+	names := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	body := false
+	for sc.Scan() {
+		line := sc.Text()
+		if !body {
+			rule := strings.TrimSpace(line)
+			body = rule != "" && strings.Trim(rule, "-") == ""
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		for _, n := range strings.Split(f[1], ",") {
+			names[n] = true
+		}
+	}
+	return names
+}

@@ -1,0 +1,332 @@
+package ffmpeg
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/manifest"
+)
+
+// SourceKind is how ffmpeg reaches a source. The source package decides it from
+// the URL scheme; this package only maps it to input options.
+type SourceKind string
+
+// Source kinds.
+const (
+	// RTMP pulls rtmp:// or rtmps://.
+	RTMP SourceKind = "rtmp"
+	// RTSP pulls rtsp:// or rtsps://, always interleaved over TCP.
+	RTSP SourceKind = "rtsp"
+	// SRT pulls srt://. libsrt takes its options from the URL query, not from
+	// command-line options, so timeouts go there, in microseconds:
+	// srt://host:9000?mode=caller&timeout=10000000.
+	SRT SourceKind = "srt"
+	// HTTP pulls an HLS playlist over http:// or https://.
+	HTTP SourceKind = "http"
+	// File reads a local file, as fast as ffmpeg can (no -re).
+	File SourceKind = "file"
+)
+
+// File names ffmpeg writes inside each rendition folder, next to manifest.InitName.
+const (
+	// PrivatePlaylist is ffmpeg's own media playlist. It is not served: it tells
+	// the job which segments are complete (ffmpeg rewrites it atomically after
+	// closing each one). transcoderd renders the public playlists itself.
+	PrivatePlaylist = ".ffmpeg.m3u8"
+	// SegmentPattern is the segment file name, %d being the segment number.
+	SegmentPattern = "seg_%d.m4s"
+	// PlaylistSize is how many segments PrivatePlaylist lists. ffmpeg deletes no
+	// segment files; the job does.
+	PlaylistSize = 10
+)
+
+// ioTimeout is the socket timeout for network sources, in microseconds (10 s).
+const ioTimeout = "10000000"
+
+// ErrInvalidJob is wrapped by BuildArgs when the job cannot be turned into a
+// command. Retrying will not help.
+var ErrInvalidJob = errors.New("invalid ffmpeg job")
+
+// Job is one ffmpeg run: a source and the plan to encode it to.
+type Job struct {
+	Source string     // URL or file path, as validated by the source package
+	Kind   SourceKind // how to reach Source
+	Live   bool       // a live source
+	Plan   ladder.Plan
+	Preset string // x264 preset name from the ladder; "" lets the encoder choose
+	Dir    string // the job folder, absolute; renditions go in Dir/<name>/
+	// StartNumber is the number of the first segment this run writes: 0 for a
+	// new job, the next free number when ffmpeg is restarted.
+	StartNumber uint64
+	// StartNumbers overrides StartNumber per rendition name. After a restart each
+	// rendition continues its own numbering, and audio may be a segment ahead of video.
+	StartNumbers map[string]uint64
+}
+
+// startNumber is the first segment number of rendition name in this run.
+func (j Job) startNumber(name string) uint64 {
+	if n, ok := j.StartNumbers[name]; ok {
+		return n
+	}
+	return j.StartNumber
+}
+
+var renditionName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+// audioEncoders maps a ladder audio codec to the ffmpeg encoder.
+var audioEncoders = map[string]string{"aac": "aac"}
+
+// BuildArgs returns the ffmpeg argv for j, without the program name. One ffmpeg
+// decodes the source once, splits the video to one scaler per rung and writes
+// one fMP4 HLS output per video and audio rendition into Dir/<name>/:
+// manifest.InitName, seg_N.m4s and PrivatePlaylist. ffmpeg does not create those
+// folders; the caller must (see OutputDirs). Progress goes to stdout (-progress
+// pipe:1), warnings and errors to stderr.
+func BuildArgs(j Job) ([]string, error) {
+	if err := validate(j); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
+	}
+	p := j.Plan
+	seg := seconds(p.SegmentDuration)
+
+	var a Args
+	a.Add("-hide_banner", "-nostdin")
+	a.Flag("loglevel", "warning")
+	a.Add("-nostats")
+	a.Flag("progress", "pipe:1")
+	opts, input := inputArgs(j.Kind, j.Source, j.Live)
+	a.Add(opts...)
+	a.Flag("i", input)
+
+	if len(p.Video) > 0 {
+		a.Flag("filter_complex", filterGraph(p))
+	}
+	var errs []error
+	for i, v := range p.Video {
+		enc, err := gpu.Resolve(v.Encoder)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rung %q: %w", v.Name, err))
+			continue
+		}
+		vargs, err := enc.VideoArgs(v, j.Preset, p.GOP, p.SegmentDuration.Seconds())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.Flag("map", "[v"+strconv.Itoa(i)+"]")
+		a.Add(vargs...)
+		a.Add("-an", "-sn", "-dn")
+		hlsOutput(&a, j.Dir, v.Name, seg, j.startNumber(v.Name))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
+	}
+	for _, au := range p.Audio {
+		a.Flag("map", "0:a:0")
+		a.Flag("c:a", audioEncoders[au.Codec])
+		a.Flag("b:a", bits(au.Bitrate))
+		a.Flag("ac", strconv.Itoa(au.Channels))
+		a.Flag("ar", strconv.Itoa(au.SampleRate))
+		a.Add("-vn", "-sn", "-dn")
+		hlsOutput(&a, j.Dir, au.Name, seg, j.startNumber(au.Name))
+	}
+	return a.Strings(), nil
+}
+
+// OutputDirs returns the rendition folders BuildArgs writes to, video rungs
+// first, in plan order. They must exist before ffmpeg starts.
+func OutputDirs(j Job) []string {
+	var dirs []string
+	for _, v := range j.Plan.Video {
+		dirs = append(dirs, filepath.Join(j.Dir, v.Name))
+	}
+	for _, au := range j.Plan.Audio {
+		dirs = append(dirs, filepath.Join(j.Dir, au.Name))
+	}
+	return dirs
+}
+
+// inputArgs returns the input options for a source kind and the string to pass
+// to -i. ffprobe takes the same options.
+func inputArgs(kind SourceKind, source string, live bool) (opts []string, input string) {
+	switch kind {
+	case RTMP:
+		opts = []string{"-rw_timeout", ioTimeout}
+	case RTSP:
+		opts = []string{"-rtsp_transport", "tcp", "-timeout", ioTimeout}
+	case HTTP:
+		opts = []string{"-rw_timeout", ioTimeout, "-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_delay_max", "5"}
+		if live {
+			// Start three segments from the live edge, as players do.
+			opts = append(opts, "-live_start_index", "-3")
+		}
+	case File:
+		// "file:" keeps a name like "a:b.mp4" from being read as a protocol and
+		// "-" from meaning stdin.
+		if !strings.HasPrefix(source, "file:") {
+			source = "file:" + source
+		}
+	}
+	return opts, source
+}
+
+// filterGraph returns the -filter_complex graph: the first video stream at the
+// plan's frame rate, split once per rung, each scaled to its size with square
+// pixels in yuv420p, labelled [v0], [v1]...
+func filterGraph(p ladder.Plan) string {
+	var b strings.Builder
+	b.WriteString("[0:v:0]fps=")
+	b.WriteString(formatFPS(p.FPS))
+	n := len(p.Video)
+	if n > 1 {
+		b.WriteString(",split=" + strconv.Itoa(n))
+		for i := range n {
+			b.WriteString("[s" + strconv.Itoa(i) + "]")
+		}
+	}
+	for i, v := range p.Video {
+		if n > 1 {
+			b.WriteString(";[s" + strconv.Itoa(i) + "]")
+		} else {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[v%d]", v.Width, v.Height, i)
+	}
+	return b.String()
+}
+
+// hlsOutput appends the HLS muxer options and the output playlist of rendition
+// name. Every segment starts with a keyframe (the encoder forces one on each
+// boundary and hls cuts only there) and carries a tfdt, which ffmpeg's fMP4 HLS
+// segments always do.
+func hlsOutput(a *Args, dir, name, seg string, start uint64) {
+	out := filepath.Join(dir, name)
+	a.Flag("f", "hls")
+	a.Flag("hls_time", seg)
+	a.Flag("hls_segment_type", "fmp4")
+	a.Flag("hls_fmp4_init_filename", manifest.InitName)
+	a.Flag("hls_segment_filename", filepath.Join(out, SegmentPattern))
+	a.Flag("hls_list_size", strconv.Itoa(PlaylistSize))
+	a.Flag("hls_flags", "+independent_segments+temp_file")
+	a.Flag("start_number", strconv.FormatUint(start, 10))
+	a.Add(filepath.Join(out, PrivatePlaylist))
+}
+
+func validate(j Job) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	switch j.Kind {
+	case RTMP, RTSP, SRT, HTTP, File:
+	default:
+		bad("unknown source kind %q", j.Kind)
+	}
+	if j.Source == "" {
+		bad("source is empty")
+	} else if hasControl(j.Source) {
+		bad("source contains a control character")
+	}
+	switch {
+	case !filepath.IsAbs(j.Dir):
+		bad("job folder %q is not an absolute path", j.Dir)
+	case strings.Contains(j.Dir, "%"):
+		// ffmpeg would read it as part of the segment name pattern.
+		bad("job folder %q contains %%", j.Dir)
+	case hasControl(j.Dir):
+		bad("job folder contains a control character")
+	}
+	if j.StartNumber > math.MaxInt64 {
+		bad("start number %d is too large", j.StartNumber)
+	}
+	for name, n := range j.StartNumbers {
+		if n > math.MaxInt64 {
+			bad("start number %d of %q is too large", n, name)
+		}
+	}
+
+	p := j.Plan
+	if p.SegmentDuration <= 0 {
+		bad("segment duration must be greater than zero")
+	}
+	if len(p.Video) == 0 && len(p.Audio) == 0 {
+		bad("plan has neither video nor audio renditions")
+	}
+	if len(p.Video) > 0 {
+		if !(p.FPS > 0) || math.IsInf(p.FPS, 0) {
+			bad("frame rate %v must be greater than zero", p.FPS)
+		}
+		if p.GOP <= 0 {
+			bad("gop %d must be greater than zero", p.GOP)
+		}
+	}
+	seen := map[string]bool{}
+	name := func(n string) {
+		if !renditionName.MatchString(n) {
+			bad("rendition name %q must match [a-z0-9_-]{1,64}", n)
+		} else if seen[n] {
+			bad("rendition name %q is used twice", n)
+		}
+		seen[n] = true
+	}
+	for _, v := range p.Video {
+		name(v.Name)
+		if v.Width <= 0 || v.Height <= 0 || v.Width%2 != 0 || v.Height%2 != 0 {
+			bad("rung %q: size %dx%d must be positive and even", v.Name, v.Width, v.Height)
+		}
+	}
+	for _, au := range p.Audio {
+		name(au.Name)
+		if _, ok := audioEncoders[au.Codec]; !ok {
+			bad("audio %q: unsupported codec %q: want aac", au.Name, au.Codec)
+		}
+		if au.Bitrate <= 0 {
+			bad("audio %q: bitrate must be greater than zero", au.Name)
+		}
+		if au.Channels < 1 || au.Channels > 8 {
+			bad("audio %q: channels %d must be 1 to 8", au.Name, au.Channels)
+		}
+		if au.SampleRate <= 0 {
+			bad("audio %q: sample rate %d must be greater than zero", au.Name, au.SampleRate)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// formatFPS writes a frame rate for the fps filter. The NTSC rates are written
+// as exact fractions (30000/1001): ffmpeg reads a decimal such as 29.97 as
+// 2997/100, which drifts from the source by a frame every half minute. Other
+// rates are written minimally: 30, 12.5.
+func formatFPS(f float64) string {
+	for _, base := range []int{24, 30, 48, 60, 120} {
+		if math.Abs(f-float64(base)*1000/1001) < 0.005 {
+			return strconv.Itoa(base*1000) + "/1001"
+		}
+	}
+	return strconv.FormatFloat(math.Round(f*1000)/1000, 'f', -1, 64)
+}
+
+// seconds writes a duration in seconds, minimally: 2, 1.5.
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}
+
+// bits writes a rate for ffmpeg: "128k" when it is a whole number of kilobits,
+// else plain bits. (internal/gpu has the same rule for video.)
+func bits(b int64) string {
+	if b%1000 == 0 {
+		return strconv.FormatInt(b/1000, 10) + "k"
+	}
+	return strconv.FormatInt(b, 10)
+}

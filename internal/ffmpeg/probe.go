@@ -1,0 +1,198 @@
+package ffmpeg
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/ladder"
+)
+
+// ErrNoMedia is wrapped by Probe when the source has neither a video nor an
+// audio stream.
+var ErrNoMedia = errors.New("no video or audio stream")
+
+// maxFPS bounds a believable frame rate; beyond it (FLV's 1000, broken
+// timestamps) Probe reports the rate as unknown.
+const maxFPS = 300
+
+// Probe asks ffprobe (a path or a name looked up in PATH; "" means "ffprobe")
+// what source holds: the first video stream that is not cover art and the first
+// audio stream. ctx bounds the run; a network source that never answers costs
+// the 10 s socket timeout at most. On failure the error carries ffprobe's last
+// stderr line ("Connection refused", "No such file or directory") with any
+// password or query values in the source masked.
+func Probe(ctx context.Context, ffprobe string, source string, kind SourceKind) (ladder.SourceInfo, error) {
+	if ffprobe == "" {
+		ffprobe = "ffprobe"
+	}
+	shown := redact(source)
+	opts, input := inputArgs(kind, source, false)
+	var a Args
+	a.Flag("v", "error")
+	a.Flag("print_format", "json")
+	a.Add("-show_streams", "-show_format")
+	a.Add(opts...)
+	a.Flag("analyzeduration", "5000000")
+	a.Flag("probesize", "5000000")
+	a.Add(input)
+
+	cmd := exec.CommandContext(ctx, ffprobe, a.Strings()...)
+	var stdout bytes.Buffer
+	stderr := NewTail(8)
+	cmd.Stdout = &stdout
+	cmd.Stderr = stderr
+	cmd.WaitDelay = time.Second
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, ctx.Err())
+		}
+		if last := stderr.Last(); last != "" {
+			// ffprobe says "<input>: <reason>"; the error names the source already.
+			last = strings.TrimPrefix(last, input+": ")
+			last = strings.ReplaceAll(last, source, shown)
+			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %s: %w", shown, last, err)
+		}
+		return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, err)
+	}
+	info, err := parseProbe(stdout.Bytes(), kind)
+	if err != nil {
+		return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, err)
+	}
+	return info, nil
+}
+
+// probeOutput is the part of ffprobe's JSON that Probe reads.
+type probeOutput struct {
+	Streams []struct {
+		CodecType         string `json:"codec_type"`
+		CodecName         string `json:"codec_name"`
+		Width             int    `json:"width"`
+		Height            int    `json:"height"`
+		SampleAspectRatio string `json:"sample_aspect_ratio"`
+		AvgFrameRate      string `json:"avg_frame_rate"`
+		RFrameRate        string `json:"r_frame_rate"`
+		Channels          int    `json:"channels"`
+		SampleRate        string `json:"sample_rate"`
+		Disposition       struct {
+			AttachedPic int `json:"attached_pic"`
+		} `json:"disposition"`
+		Tags struct {
+			Rotate string `json:"rotate"`
+		} `json:"tags"`
+		SideDataList []struct {
+			Rotation float64 `json:"rotation"`
+		} `json:"side_data_list"`
+	} `json:"streams"`
+	Format struct {
+		Duration string `json:"duration"`
+	} `json:"format"`
+}
+
+// parseProbe reads ffprobe's JSON output.
+func parseProbe(data []byte, kind SourceKind) (ladder.SourceInfo, error) {
+	var out probeOutput
+	if err := json.Unmarshal(data, &out); err != nil {
+		return ladder.SourceInfo{}, fmt.Errorf("read ffprobe output: %w", err)
+	}
+	var info ladder.SourceInfo
+	for _, s := range out.Streams {
+		switch {
+		case s.CodecType == "video" && !info.HasVideo && s.Disposition.AttachedPic == 0 && s.Width > 0 && s.Height > 0:
+			info.HasVideo = true
+			info.VideoCodec = s.CodecName
+			info.Width, info.Height = displaySize(s.Width, s.Height, s.SampleAspectRatio)
+			rot := s.Tags.Rotate
+			for _, sd := range s.SideDataList {
+				if sd.Rotation != 0 {
+					rot = strconv.FormatFloat(sd.Rotation, 'f', -1, 64)
+				}
+			}
+			if r, err := strconv.ParseFloat(rot, 64); err == nil && math.Mod(math.Abs(r), 180) == 90 {
+				// ffmpeg rotates the picture upright before our filters run.
+				info.Width, info.Height = info.Height, info.Width
+			}
+			info.FPS = rate(s.AvgFrameRate)
+			if info.FPS == 0 {
+				info.FPS = rate(s.RFrameRate)
+			}
+		case s.CodecType == "audio" && !info.HasAudio:
+			info.HasAudio = true
+			info.AudioCodec = s.CodecName
+			info.Channels = s.Channels
+			info.SampleRate, _ = strconv.Atoi(s.SampleRate)
+		}
+	}
+	if !info.HasVideo && !info.HasAudio {
+		return ladder.SourceInfo{}, ErrNoMedia
+	}
+	if kind == File || kind == HTTP {
+		// Live sources report no duration or a meaningless one; an HLS playlist
+		// has one only when it is VOD (it ends with #EXT-X-ENDLIST).
+		if d, err := strconv.ParseFloat(out.Format.Duration, 64); err == nil && d > 0 && d < 1e9 {
+			info.Duration = time.Duration(d * float64(time.Second))
+		}
+	}
+	return info, nil
+}
+
+// displaySize applies a sample aspect ratio ("4:3"; "0:1" or "" mean square)
+// to a coded size, keeping the height and rounding the width to even.
+func displaySize(w, h int, sar string) (int, int) {
+	num, den, ok := ratio(sar, ":")
+	if !ok || num <= 0 || den <= 0 || num == den {
+		return w, h
+	}
+	dw := int(math.Round(float64(w)*float64(num)/float64(den)/2)) * 2
+	return max(dw, 2), h
+}
+
+// rate reads a frame rate like "30000/1001"; "0/0", junk or an implausible rate
+// is 0.
+func rate(s string) float64 {
+	num, den, ok := ratio(s, "/")
+	if !ok || num <= 0 || den <= 0 {
+		return 0
+	}
+	f := float64(num) / float64(den)
+	if f > maxFPS {
+		return 0
+	}
+	return f
+}
+
+func ratio(s, sep string) (num, den int64, ok bool) {
+	a, b, found := strings.Cut(s, sep)
+	if !found {
+		return 0, 0, false
+	}
+	n, err1 := strconv.ParseInt(a, 10, 64)
+	d, err2 := strconv.ParseInt(b, 10, 64)
+	return n, d, err1 == nil && err2 == nil
+}
+
+// redact masks the password and every query value of a URL, which may hold
+// credentials (an SRT passphrase, a token), so the source can go in errors and
+// logs. A string that is not a URL with a scheme is returned as it is.
+func redact(source string) string {
+	u, err := url.Parse(source)
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		return source
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,131 @@
+package gpu
+
+import (
+	"errors"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/transcoderd/transcoderd/internal/ladder"
+)
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		name        string
+		in          string
+		want        string // encoder name; "" when an error is expected
+		wantErr     string
+		unavailable bool
+	}{
+		{name: "x264", in: "x264", want: "x264"},
+		{name: "auto picks software", in: "auto", want: "x264"},
+		{name: "empty means auto", in: "", want: "x264"},
+		{name: "nvenc not yet", in: "nvenc", wantErr: `encoder "nvenc" is not available yet: hardware encoders come in a later release; use x264`, unavailable: true},
+		{name: "qsv not yet", in: "qsv", wantErr: `encoder "qsv" is not available yet`, unavailable: true},
+		{name: "vce not yet", in: "vce", wantErr: `encoder "vce" is not available yet`, unavailable: true},
+		{name: "vaapi not yet", in: "vaapi", wantErr: `encoder "vaapi" is not available yet`, unavailable: true},
+		{name: "unknown", in: "libx265", wantErr: `unknown encoder "libx265"`},
+		{name: "case matters", in: "X264", wantErr: `unknown encoder "X264"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc, err := Resolve(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Resolve(%q) error = %v, want it to contain %q", tt.in, err, tt.wantErr)
+				}
+				if got := errors.Is(err, ErrUnavailable); got != tt.unavailable {
+					t.Errorf("errors.Is(err, ErrUnavailable) = %v, want %v", got, tt.unavailable)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Resolve(%q): %v", tt.in, err)
+			}
+			if enc.Name() != tt.want {
+				t.Errorf("Resolve(%q).Name() = %q, want %q", tt.in, enc.Name(), tt.want)
+			}
+		})
+	}
+}
+
+func TestX264VideoArgs(t *testing.T) {
+	rung := ladder.PlannedVideo{Name: "720p", Width: 1280, Height: 720, Bitrate: 2_800_000, MaxRate: 3_000_000, BufSize: 6_000_000, Profile: "main", Encoder: "x264"}
+	tests := []struct {
+		name    string
+		rung    func(r *ladder.PlannedVideo)
+		preset  string
+		gop     int
+		seg     float64
+		want    string // space-joined argv
+		wantErr string
+	}{
+		{
+			name: "full", preset: "veryfast", gop: 60, seg: 2,
+			want: "-c:v libx264 -preset veryfast -profile:v main -b:v 2800k -maxrate 3000k -bufsize 6000k -g 60 -keyint_min 60 -sc_threshold 0 -flags +cgop -force_key_frames expr:gte(t,n_forced*2)",
+		},
+		{
+			name: "no preset no profile", rung: func(r *ladder.PlannedVideo) { r.Profile = "" }, gop: 45, seg: 1.5,
+			want: "-c:v libx264 -b:v 2800k -maxrate 3000k -bufsize 6000k -g 45 -keyint_min 45 -sc_threshold 0 -flags +cgop -force_key_frames expr:gte(t,n_forced*1.5)",
+		},
+		{
+			name: "odd bitrate in bits, unresolved maxrate and bufsize", preset: "fast", gop: 50, seg: 2,
+			rung: func(r *ladder.PlannedVideo) { r.Bitrate, r.MaxRate, r.BufSize = 1_234_567, 0, 0 },
+			want: "-c:v libx264 -preset fast -profile:v main -b:v 1234567 -maxrate 1234567 -bufsize 2469134 -g 50 -keyint_min 50 -sc_threshold 0 -flags +cgop -force_key_frames expr:gte(t,n_forced*2)",
+		},
+		{name: "bad preset", preset: "turbo", gop: 60, seg: 2, wantErr: `unknown x264 preset "turbo"`},
+		{name: "bad profile", rung: func(r *ladder.PlannedVideo) { r.Profile = "high10" }, gop: 60, seg: 2, wantErr: `unknown H.264 profile "high10"`},
+		{name: "zero bitrate", rung: func(r *ladder.PlannedVideo) { r.Bitrate = 0 }, gop: 60, seg: 2, wantErr: "bitrate must be greater than zero"},
+		{name: "zero gop", gop: 0, seg: 2, wantErr: "gop must be greater than zero"},
+		{name: "zero segment", gop: 60, seg: 0, wantErr: "segment duration must be greater than zero"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rung
+			if tt.rung != nil {
+				tt.rung(&r)
+			}
+			got, err := X264{}.VideoArgs(r, tt.preset, tt.gop, tt.seg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, strings.Fields(tt.want)) {
+				t.Errorf("VideoArgs =\n  %s\nwant\n  %s", strings.Join(got, " "), tt.want)
+			}
+		})
+	}
+}
+
+func TestPackageDoc(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast, err := parser.ParseFile(token.NewFileSet(), f, src, parser.PackageClauseOnly|parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ast.Doc != nil && strings.HasPrefix(ast.Doc.Text(), "Package gpu ") {
+			return
+		}
+	}
+	t.Error("package gpu has no doc comment starting with \"Package gpu \"")
+}
