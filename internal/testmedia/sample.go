@@ -1,0 +1,101 @@
+package testmedia
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// SampleOptions describes a file for WriteSample. The zero value asks for
+// two seconds of 320x180 at 30 fps with audio and video.
+type SampleOptions struct {
+	// Width and Height of the picture; 320x180 when zero. Both must be even.
+	Width, Height int
+	// FPS is the frame rate; 30 when zero. The GOP is one second long.
+	FPS int
+	// Duration of the file; two seconds when zero.
+	Duration time.Duration
+	// Audio and Video select the streams. When both are false (the zero
+	// value) the file gets both; set one to get only that one.
+	Audio, Video bool
+	// Noise adds temporal and uniform noise (noise=alls=20:allf=t+u), so the
+	// video compresses like real camera content rather than like a test card.
+	Noise bool
+}
+
+// withDefaults applies the zero-value rules.
+func (o SampleOptions) withDefaults() SampleOptions {
+	if o.Width == 0 && o.Height == 0 {
+		o.Width, o.Height = 320, 180
+	}
+	if o.FPS == 0 {
+		o.FPS = 30
+	}
+	if o.Duration == 0 {
+		o.Duration = 2 * time.Second
+	}
+	if !o.Audio && !o.Video {
+		o.Audio, o.Video = true, true
+	}
+	return o
+}
+
+func (o SampleOptions) validate() error {
+	switch {
+	case o.Width <= 0 || o.Height <= 0 || o.Width%2 != 0 || o.Height%2 != 0:
+		return fmt.Errorf("size %dx%d: want positive even width and height", o.Width, o.Height)
+	case o.FPS < 0:
+		return fmt.Errorf("fps %d: want positive", o.FPS)
+	case o.Duration < 0:
+		return fmt.Errorf("duration %v: want positive", o.Duration)
+	}
+	return nil
+}
+
+// sampleArgs is ffmpeg's argv (without "ffmpeg") for WriteSample.
+func sampleArgs(path string, o SampleOptions) []string {
+	secs := strconv.FormatFloat(o.Duration.Seconds(), 'f', -1, 64)
+	args := []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"}
+	if o.Video {
+		args = append(args, "-f", "lavfi", "-i",
+			fmt.Sprintf("testsrc2=size=%dx%d:rate=%d:duration=%s", o.Width, o.Height, o.FPS, secs))
+	}
+	if o.Audio {
+		args = append(args, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+secs)
+	}
+	if o.Video {
+		if o.Noise {
+			args = append(args, "-vf", "noise=alls=20:allf=t+u")
+		}
+		args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+			"-g", strconv.Itoa(o.FPS))
+	}
+	if o.Audio {
+		args = append(args, "-c:a", "aac", "-b:a", "64k", "-ac", "2")
+	}
+	return append(args, "-f", "mp4", path)
+}
+
+// WriteSample writes an MP4 file at path (whatever its extension) from
+// ffmpeg's lavfi testsrc2 and sine sources, encoded with libx264 (ultrafast)
+// and AAC. It fails the test when ffmpeg fails, and skips it (or fails it
+// under CI) when ffmpeg is missing.
+func WriteSample(t testing.TB, path string, opts SampleOptions) {
+	t.Helper()
+	RequireFFmpeg(t)
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		t.Fatalf("testmedia: sample options: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := groupCommand(ctx, "ffmpeg", sampleArgs(path, opts)...)
+	var stderr tail
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("testmedia: ffmpeg writing %s: %v\n%s", path, err, stderr.String())
+	}
+}
