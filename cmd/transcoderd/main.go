@@ -1,0 +1,77 @@
+// Command transcoderd turns live and recorded video into adaptive HLS and DASH streams.
+// See README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/transcoderd/transcoderd/internal/daemon"
+)
+
+var version = "dev"
+
+func main() {
+	c := daemon.Config{Version: version}
+	fs := flag.NewFlagSet("transcoderd", flag.ExitOnError)
+	str := func(p *string, name, def, usage string) {
+		fs.StringVar(p, name, env(name, def), usage+" (env "+envName(name)+")")
+	}
+	str(&c.Listen, "listen", "127.0.0.1:8080", "address of the HTTP API")
+	str(&c.Output, "output", "./out", "folder the streams are written to; serve it with any web server")
+	str(&c.Profiles, "profiles", "./profiles", "folder of ladder YAML files (the built-in ladders when it does not exist)")
+	str(&c.Data, "data", "./data", "folder for the daemon's own state")
+	str(&c.MediaRoot, "media-root", "./media", "folder that file sources are resolved in")
+	str(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg binary")
+	str(&c.FFprobe, "ffprobe", "ffprobe", "ffprobe binary")
+	logFormat := fs.String("log-format", env("log-format", "auto"), "auto | json | console (env TRANSCODERD_LOG_FORMAT)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	_ = fs.Parse(os.Args[1:])
+	if *showVersion {
+		fmt.Println("transcoderd", version)
+		return
+	}
+
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	if *logFormat == "console" || (*logFormat == "auto" && isTerminal(os.Stderr)) {
+		log = log.Output(zerolog.ConsoleWriter{Out: os.Stderr})
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, c, log, nil); err != nil {
+		log.Error().Err(err).Msg("transcoderd stopped")
+		fmt.Fprintln(os.Stderr, "transcoderd:", err)
+		os.Exit(1)
+	}
+}
+
+func envName(flag string) string {
+	b := []byte("TRANSCODERD_" + flag)
+	for i, c := range b {
+		switch {
+		case c == '-':
+			b[i] = '_'
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+func env(flag, def string) string {
+	if v, ok := os.LookupEnv(envName(flag)); ok {
+		return v
+	}
+	return def
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,254 @@
+// Package api is transcoderd's HTTP interface: the JSON REST API under /v1, /healthz,
+// and a read-only view of the output folder under /out/.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/transcoderd/transcoderd/internal/job"
+	"github.com/transcoderd/transcoderd/internal/ladder"
+)
+
+// MaxBody caps a request body.
+const MaxBody = 64 << 10
+
+// Server holds what the handlers need.
+type Server struct {
+	Jobs    *job.Manager
+	Ladders *ladder.Store
+	Output  string // folder served read-only under /out/
+	Log     zerolog.Logger
+	Version string
+}
+
+// Handler returns the router.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.logRequests)
+	r.Get("/healthz", s.healthz)
+	r.Route("/v1", func(r chi.Router) {
+		r.Get("/jobs", s.listJobs)
+		r.Post("/jobs", s.createJob)
+		r.Get("/jobs/{id}", s.getJob)
+		r.Delete("/jobs/{id}", s.deleteJob)
+		r.Get("/ladders", s.listLadders)
+		r.Get("/ladders/{name}", s.getLadder)
+	})
+	r.Handle("/out/*", http.StripPrefix("/out/", outputHandler(s.Output)))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path)
+	})
+	return r
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.Version})
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": s.Jobs.List()})
+}
+
+func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
+	var req job.Request
+	if err := decodeStrict(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	j, err := s.Jobs.Create(r.Context(), req)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+j.ID())
+	writeJSON(w, http.StatusCreated, j.View())
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.Jobs.Get(chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, j.View())
+}
+
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	v, err := s.Jobs.Stop(ctx, chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+type ladderView struct {
+	Name     string         `json:"name"`
+	Valid    bool           `json:"valid"`
+	Problems []string       `json:"problems,omitempty"`
+	Ladder   *ladder.Ladder `json:"ladder,omitempty"`
+}
+
+func (s *Server) listLadders(w http.ResponseWriter, _ *http.Request) {
+	entries, err := s.Ladders.List()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	out := make([]ladderView, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, ladderView{Name: e.Name, Valid: len(e.Problems) == 0, Problems: e.Problems, Ladder: e.Ladder})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ladders": out})
+}
+
+func (s *Server) getLadder(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	entries, err := s.Ladders.List()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	for _, e := range entries {
+		if e.Name == name {
+			writeJSON(w, http.StatusOK, ladderView{Name: e.Name, Valid: len(e.Problems) == 0, Problems: e.Problems, Ladder: e.Ladder})
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("ladder %q not found", name))
+}
+
+// decodeStrict reads one JSON object, refusing unknown fields, trailing data and big bodies.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "application/x-www-form-urlencoded") {
+			// curl -d sends x-www-form-urlencoded by default: accept it as JSON.
+			return fmt.Errorf("content type %q is not application/json", ct)
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return fmt.Errorf("request body is larger than %d bytes", MaxBody)
+		case errors.Is(err, io.EOF):
+			return errors.New("request body is empty: expected a JSON object")
+		}
+		return fmt.Errorf("bad JSON: %w", err)
+	}
+	if dec.More() {
+		return errors.New("bad JSON: more than one value in the body")
+	}
+	return nil
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, job.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, job.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, job.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, job.ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/out/") {
+			next.ServeHTTP(w, r) // segment fetches would drown the log
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		began := time.Now()
+		next.ServeHTTP(sw, r)
+		s.Log.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.code).
+			Dur("took", time.Since(began)).Msg("http")
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// outputHandler serves the output folder read-only, with the content types and caching
+// that players expect, and without directory listings or dot files.
+func outputHandler(dir string) http.Handler {
+	fs := http.FileServer(http.Dir(dir))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, http.StatusMethodNotAllowed, "the output folder is read-only")
+			return
+		}
+		p := path.Clean("/" + r.URL.Path)
+		for _, part := range strings.Split(p, "/") {
+			if strings.HasPrefix(part, ".") {
+				writeError(w, http.StatusNotFound, "not found")
+				return
+			}
+		}
+		if fi, err := os.Stat(dir + p); err == nil && fi.IsDir() {
+			writeError(w, http.StatusNotFound, "not found")
+			return
+		}
+		switch path.Ext(p) {
+		case ".m3u8":
+			w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+			w.Header().Set("Cache-Control", "no-cache")
+		case ".mpd":
+			w.Header().Set("Content-Type", "application/dash+xml")
+			w.Header().Set("Cache-Control", "no-cache")
+		case ".m4s":
+			w.Header().Set("Content-Type", "video/iso.segment")
+			w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
+		case ".mp4":
+			w.Header().Set("Content-Type", "video/mp4")
+		}
+		fs.ServeHTTP(w, r)
+	})
+}

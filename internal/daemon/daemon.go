@@ -1,0 +1,115 @@
+// Package daemon assembles transcoderd: it checks the tools it needs, prepares its
+// folders, builds the job manager and the HTTP API, and runs them until its context ends.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/transcoderd/transcoderd/internal/api"
+	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/job"
+	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/profiles"
+)
+
+// Config is the daemon's configuration, from flags and TRANSCODERD_* variables.
+type Config struct {
+	Listen    string // address of the HTTP API
+	Output    string // where job folders are written; served under /out/
+	Profiles  string // folder of ladder YAML files; the embedded ones when it does not exist
+	Data      string // daemon state
+	MediaRoot string // folder that file sources are resolved in
+	FFmpeg    string // ffmpeg binary (name or path)
+	FFprobe   string // ffprobe binary (name or path)
+	Version   string
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New("'listen' must not be empty"))
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("'listen' %q: %w", c.Listen, err))
+	}
+	for name, v := range map[string]string{"output": c.Output, "profiles": c.Profiles, "data": c.Data, "media-root": c.MediaRoot} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("'%s' must not be empty", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs the daemon until ctx is done, then stops every job and returns.
+// ready, when not nil, receives the address the API listens on once it does.
+func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr string)) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	version, err := ffmpeg.Check(ctx, c.FFmpeg, c.FFprobe)
+	if err != nil {
+		return err
+	}
+	// Check found both; keep their absolute paths so a later PATH change cannot swap them.
+	ffmpegPath, _ := exec.LookPath(c.FFmpeg)
+	ffprobePath, _ := exec.LookPath(c.FFprobe)
+	log.Info().Str("ffmpeg", ffmpegPath).Str("version", version).Msg("ffmpeg found")
+	for _, d := range []string{c.Output, c.Data} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create folder: %w", err)
+		}
+	}
+	if err := os.MkdirAll(c.MediaRoot, 0o755); err != nil {
+		return fmt.Errorf("create media root: %w", err)
+	}
+	output, err := filepath.Abs(c.Output)
+	if err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	store := ladder.NewStore(c.Profiles, profiles.FS)
+	if _, err := os.Stat(c.Profiles); err != nil {
+		log.Info().Str("profiles", c.Profiles).Msg("profiles folder not found: using the embedded ladders")
+	}
+	jobs := job.NewManager(job.Config{
+		Output:    output,
+		MediaRoot: c.MediaRoot,
+		FFmpeg:    ffmpegPath,
+		FFprobe:   ffprobePath,
+		Ladders:   store,
+		Log:       log,
+	})
+	defer jobs.Close()
+
+	srv := &api.Server{Jobs: jobs, Ladders: store, Output: output, Log: log, Version: c.Version}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info().Str("listen", ln.Addr().String()).Str("output", output).Msg("transcoderd ready")
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Msg("shutting down: stopping jobs")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	return nil
+}

@@ -1,0 +1,322 @@
+package job
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/media"
+)
+
+// index is the job's own record of every segment on disk, per track. Manifests are
+// rendered whole from it; ffmpeg's private playlist is read only to learn which
+// segment files are complete, and each segment is then measured from its own boxes.
+//
+// An index is used by one goroutine at a time (the job's runner); it has no lock.
+type index struct {
+	live     bool
+	segDur   time.Duration
+	window   time.Duration
+	grace    time.Duration // how long a segment stays on disk after leaving the window
+	tracks   []*track
+	ast      time.Time // wall-clock time of media time 0 (live)
+	attempt  int       // ffmpeg runs so far; >1 means later segments follow a restart
+	now      func() time.Time
+	produced int // segments indexed, all tracks
+}
+
+type track struct {
+	manifest.Track // Segments holds every segment still on disk, listed or in grace
+
+	dir         string
+	init        *media.Init
+	last        int64 // highest segment number indexed; -1 before the first
+	pruned      uint64
+	discSeen    uint64 // discontinuity flags among pruned segments
+	sumBits     float64
+	sumSec      float64
+	base        uint64 // timeline offset of the current ffmpeg run, in the track timescale
+	firstTfdt   uint64
+	haveFirst   bool
+	pendingDisc bool
+}
+
+func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *index {
+	grace := 30*time.Second + 3*segDur
+	return &index{live: live, segDur: segDur, window: window, grace: grace, now: now}
+}
+
+func (x *index) addTrack(name string, kind manifest.Kind, dir string, declared int64) *track {
+	t := &track{Track: manifest.Track{Name: name, Kind: kind, Declared: declared}, dir: dir, last: -1}
+	x.tracks = append(x.tracks, t)
+	return t
+}
+
+// beginAttempt prepares the index for a new ffmpeg run and returns, per track, the
+// segment number it must start at (each track numbers its segments without gaps, as
+// HLS media sequence numbers and DASH $Number$ require). After the first run, the new
+// run's timeline continues where the longest track ended, and its first segment of
+// every track is flagged as a discontinuity.
+func (x *index) beginAttempt() map[string]uint64 {
+	x.attempt++
+	next := map[string]uint64{}
+	var endSec float64
+	for _, t := range x.tracks {
+		next[t.Name] = uint64(t.last + 1)
+		if e := t.endSeconds(); e > endSec {
+			endSec = e
+		}
+	}
+	for _, t := range x.tracks {
+		t.haveFirst = false
+		if x.attempt > 1 {
+			t.pendingDisc = true
+			if t.Timescale > 0 {
+				t.base = uint64(endSec*float64(t.Timescale) + 0.5)
+			}
+		}
+	}
+	return next
+}
+
+// poll reads what ffmpeg has completed since the last poll. It reports whether anything
+// new was indexed. Errors are per track and do not stop the other tracks.
+func (x *index) poll() (bool, error) {
+	changed := false
+	var errs []error
+	for _, t := range x.tracks {
+		c, err := x.pollTrack(t)
+		changed = changed || c
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.Name, err))
+		}
+	}
+	return changed, errors.Join(errs...)
+}
+
+func (x *index) pollTrack(t *track) (bool, error) {
+	data, err := os.ReadFile(filepath.Join(t.dir, ffmpeg.PrivatePlaylist))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	done := completedSegments(data)
+	if len(done) == 0 {
+		return false, nil
+	}
+	if t.init == nil {
+		// ffmpeg writes init.mp4 in place; once it lists a segment, the init is whole.
+		in, err := media.ParseInitFile(filepath.Join(t.dir, manifest.InitName))
+		if err != nil {
+			return false, fmt.Errorf("init segment: %w", err)
+		}
+		t.init = &in
+		t.Codecs = in.Codecs
+		t.Timescale = in.Timescale
+		if t.Kind == manifest.Video {
+			t.Width, t.Height = in.Width, in.Height
+		} else {
+			t.Channels, t.SampleRate = in.Channels, in.SampleRate
+		}
+	}
+	changed := false
+	for _, n := range done {
+		if n <= t.last {
+			continue
+		}
+		if err := x.addSegment(t, n); err != nil {
+			return changed, err
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+func (x *index) addSegment(t *track, n int64) error {
+	path := filepath.Join(t.dir, segmentName(uint64(n)))
+	info, err := media.ParseSegmentFile(path, t.init)
+	if err != nil {
+		return fmt.Errorf("segment %d: %w", n, err)
+	}
+	if !t.haveFirst {
+		t.firstTfdt = info.BaseDecodeTime
+		t.haveFirst = true
+	}
+	start := info.BaseDecodeTime
+	if x.attempt > 1 {
+		// A restarted ffmpeg counts from zero again: shift its run onto our timeline.
+		start = t.base + (info.BaseDecodeTime - t.firstTfdt)
+	}
+	seg := manifest.Segment{
+		Number:        uint64(n),
+		Start:         start,
+		Duration:      info.Duration,
+		Size:          info.Size,
+		Discontinuity: t.pendingDisc,
+	}
+	t.pendingDisc = false
+	if x.live {
+		if x.ast.IsZero() {
+			// Media time 0 was captured one segment-end ago.
+			end := float64(start+info.Duration) / float64(t.Timescale)
+			x.ast = x.now().Add(-time.Duration(end * float64(time.Second))).UTC().Truncate(time.Millisecond)
+		}
+		seg.ProgramDate = x.ast.Add(time.Duration(float64(start) / float64(t.Timescale) * float64(time.Second)))
+	}
+	t.Segments = append(t.Segments, seg)
+	t.last = n
+	x.produced++
+	if sec := seg.Seconds(t.Timescale); sec > 0 {
+		bits := float64(seg.Size * 8)
+		t.sumBits += bits
+		t.sumSec += sec
+		if rate := int64(bits / sec); rate > t.PeakBandwidth {
+			t.PeakBandwidth = rate
+		}
+		t.AverageBandwidth = int64(t.sumBits / t.sumSec)
+	}
+	return nil
+}
+
+// ready reports whether every track has its init segment and at least one segment.
+func (x *index) ready() bool {
+	for _, t := range x.tracks {
+		if t.init == nil || len(t.Segments) == 0 {
+			return false
+		}
+	}
+	return len(x.tracks) > 0
+}
+
+// edge is the end of the newest media, in seconds of presentation time.
+func (x *index) edge() float64 {
+	var e float64
+	for _, t := range x.tracks {
+		if v := t.endSeconds(); v > e {
+			e = v
+		}
+	}
+	return e
+}
+
+// prune drops from the index and from disk the segments that left the window more than
+// the grace period ago. Players that loaded a playlist just before a segment left it can
+// still fetch that segment for the grace period.
+func (x *index) prune() []error {
+	if !x.live || x.window <= 0 {
+		return nil
+	}
+	limit := x.edge() - (x.window + x.grace).Seconds()
+	var errs []error
+	for _, t := range x.tracks {
+		k := 0
+		for k < len(t.Segments) && segEnd(t.Segments[k], t.Timescale) < limit {
+			s := t.Segments[k]
+			if err := os.Remove(filepath.Join(t.dir, segmentName(s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			if s.Discontinuity {
+				t.discSeen++
+			}
+			t.pruned++
+			k++
+		}
+		t.Segments = t.Segments[k:]
+	}
+	return errs
+}
+
+// presentation builds what the manifest package renders, trimmed to the window.
+func (x *index) presentation(ended bool) *manifest.Presentation {
+	p := &manifest.Presentation{
+		Live:              x.live,
+		Ended:             ended,
+		AvailabilityStart: x.ast,
+		PublishTime:       x.now().UTC().Truncate(time.Millisecond),
+		SegmentDuration:   x.segDur,
+		Window:            x.window,
+	}
+	from := 0.0
+	if x.live && x.window > 0 {
+		from = x.edge() - x.window.Seconds()
+	}
+	var disc uint64
+	for _, t := range x.tracks {
+		if t.init == nil || len(t.Segments) == 0 {
+			continue // nothing to say about it yet; the master waits for ready()
+		}
+		mt := t.Track
+		k := 0
+		d := t.discSeen
+		for k < len(t.Segments) && segEnd(t.Segments[k], t.Timescale) <= from {
+			if t.Segments[k].Discontinuity {
+				d++
+			}
+			k++
+		}
+		if k < len(t.Segments) && t.Segments[k].Discontinuity {
+			d++ // the first listed segment carries no tag; the sequence counts it
+		}
+		if d > disc {
+			disc = d
+		}
+		mt.Segments = append([]manifest.Segment(nil), t.Segments[k:]...)
+		if mt.Kind == manifest.Video {
+			p.Video = append(p.Video, mt)
+		} else {
+			p.Audio = append(p.Audio, mt)
+		}
+	}
+	p.DiscontinuitySequence = disc
+	return p
+}
+
+func (t *track) endSeconds() float64 {
+	if len(t.Segments) == 0 || t.Timescale == 0 {
+		return 0
+	}
+	return segEnd(t.Segments[len(t.Segments)-1], t.Timescale)
+}
+
+// segEnd is the end of s in seconds of presentation time.
+func segEnd(s manifest.Segment, timescale uint32) float64 {
+	return float64(s.Start+s.Duration) / float64(timescale)
+}
+
+// segmentName is the file name ffmpeg writes segment n to (see ffmpeg.SegmentPattern).
+func segmentName(n uint64) string { return "seg_" + strconv.FormatUint(n, 10) + ".m4s" }
+
+// completedSegments lists the segment numbers of an ffmpeg HLS playlist, in order.
+// ffmpeg rewrites that playlist (atomically, with temp_file) after closing a segment,
+// so every file it names is complete.
+func completedSegments(playlist []byte) []int64 {
+	var out []int64
+	sc := bufio.NewScanner(bytes.NewReader(playlist))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name := filepath.Base(line)
+		if !strings.HasPrefix(name, "seg_") || !strings.HasSuffix(name, ".m4s") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, "seg_"), ".m4s"), 10, 64)
+		if err != nil || n < 0 {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package job
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/media"
+)
+
+func TestCompletedSegments(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []int64
+	}{
+		{"empty", "", nil},
+		{"ffmpeg playlist", "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000000,\nseg_7.m4s\n#EXTINF:2.000000,\nseg_8.m4s\n", []int64{7, 8}},
+		{"path prefix", "#EXTINF:2,\n/out/a/720p/seg_3.m4s\n", []int64{3}},
+		{"foreign names ignored", "init.mp4\nseg_x.m4s\nseg_-1.m4s\nother_4.m4s\nseg_5.ts\n", nil},
+		{"crlf", "#EXTINF:2,\r\nseg_1.m4s\r\n", []int64{1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := completedSegments([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// fakeTrack adds a track with n segments of 1 s (timescale 1000) numbered from first.
+func fakeTrack(x *index, name string, kind manifest.Kind, first uint64, n int) *track {
+	t := x.addTrack(name, kind, "", 1000)
+	t.init = &media.Init{Timescale: 1000}
+	t.Timescale = 1000
+	for i := 0; i < n; i++ {
+		num := first + uint64(i)
+		t.Segments = append(t.Segments, manifest.Segment{Number: num, Start: num * 1000, Duration: 1000, Size: 100})
+		t.last = int64(num)
+	}
+	return t
+}
+
+func TestPresentationWindow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	x := newIndex(true, time.Second, 3*time.Second, func() time.Time { return now })
+	v := fakeTrack(x, "v", manifest.Video, 0, 10)
+	a := fakeTrack(x, "a", manifest.Audio, 0, 11) // audio one segment ahead
+	v.Segments[7].Discontinuity = true
+	a.Segments[2].Discontinuity = true
+
+	p := x.presentation(false)
+	if got := numbers(p.Video[0].Segments); !reflect.DeepEqual(got, []uint64{8, 9}) {
+		// edge is 11 s (audio); window 3 s lists segments ending after 8 s
+		t.Errorf("video listed %v", got)
+	}
+	if got := numbers(p.Audio[0].Segments); !reflect.DeepEqual(got, []uint64{8, 9, 10}) {
+		t.Errorf("audio listed %v", got)
+	}
+	if p.DiscontinuitySequence != 1 {
+		t.Errorf("discontinuity sequence %d, want 1 (audio's left the window, video's left too)", p.DiscontinuitySequence)
+	}
+
+	// After a restart, each track continues its own numbering and the timeline its end.
+	next := x.beginAttempt()
+	if next["v"] != 10 || next["a"] != 11 {
+		t.Errorf("start numbers %v, want v:10 a:11", next)
+	}
+	x.beginAttempt() // a second restart keeps the same numbers when nothing was produced
+	if v.base != 11000 || !v.pendingDisc {
+		t.Errorf("video base %d pending %v, want 11000 true", v.base, v.pendingDisc)
+	}
+}
+
+func TestPresentationEventKeepsAll(t *testing.T) {
+	x := newIndex(true, time.Second, 0, time.Now)
+	fakeTrack(x, "v", manifest.Video, 0, 50)
+	p := x.presentation(false)
+	if len(p.Video[0].Segments) != 50 {
+		t.Errorf("window 0 listed %d of 50 segments", len(p.Video[0].Segments))
+	}
+	if errs := x.prune(); len(errs) != 0 || len(x.tracks[0].Segments) != 50 {
+		t.Errorf("window 0 pruned segments: %v", errs)
+	}
+}
+
+func numbers(segs []manifest.Segment) []uint64 {
+	var out []uint64
+	for _, s := range segs {
+		out = append(out, s.Number)
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+// Package job owns transcoding jobs: it validates a request, probes the source, applies
+// the ladder, runs and supervises the job's single ffmpeg process, indexes the segments
+// it writes and renders the HLS and DASH manifests from that index.
+package job
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/source"
+)
+
+// State is where a job is in its life.
+type State string
+
+// Job states.
+const (
+	Starting     State = "starting"     // probing the source, launching ffmpeg
+	Running      State = "running"      // ffmpeg is producing segments
+	Reconnecting State = "reconnecting" // a live source went away; waiting to retry
+	Stopping     State = "stopping"     // asked to stop; ffmpeg is finishing its last segment
+	Finished     State = "finished"     // VOD done, or a live job stopped on request
+	Failed       State = "failed"       // see Error
+)
+
+// Ended reports whether the job will not change any more.
+func (s State) Ended() bool { return s == Finished || s == Failed }
+
+// Rendition is one output of a job, as the API shows it.
+type Rendition struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"` // video | audio
+	Width   int    `json:"width,omitempty"`
+	Height  int    `json:"height,omitempty"`
+	Bitrate int64  `json:"bitrate"`
+	Encoder string `json:"encoder"`
+	Codecs  string `json:"codecs,omitempty"`
+}
+
+// Progress is the live figures of the running ffmpeg.
+type Progress struct {
+	Frame      int64   `json:"frame"`
+	FPS        float64 `json:"fps"`
+	Speed      float64 `json:"speed"`
+	OutTime    string  `json:"out_time"`
+	Bitrate    float64 `json:"bitrate_kbps,omitempty"`
+	DropFrames int64   `json:"drop_frames"`
+	DupFrames  int64   `json:"dup_frames"`
+}
+
+// View is a snapshot of a job, safe to encode as JSON.
+type View struct {
+	ID         string             `json:"id"`
+	State      State              `json:"state"`
+	Source     string             `json:"source"`
+	Ladder     string             `json:"ladder"`
+	Live       bool               `json:"live"`
+	Input      *ladder.SourceInfo `json:"input,omitempty"`
+	Renditions []Rendition        `json:"renditions"`
+	Dropped    []string           `json:"dropped,omitempty"`
+	HLS        string             `json:"hls"`
+	DASH       string             `json:"dash"`
+	Error      string             `json:"error,omitempty"`
+	FFmpeg     []string           `json:"ffmpeg,omitempty"`
+	Progress   Progress           `json:"progress"`
+	FPS        float64            `json:"fps"`
+	Speed      float64            `json:"speed"`
+	OutTime    string             `json:"out_time"`
+	Segments   int                `json:"segments"`
+	Restarts   int                `json:"restarts"`
+	Created    time.Time          `json:"created"`
+	Ended      *time.Time         `json:"ended,omitempty"`
+}
+
+// Job is one source being transcoded to one ladder.
+type Job struct {
+	id     string
+	src    source.Source
+	ladder *ladder.Ladder
+	dir    string
+	log    zerolog.Logger
+	m      *Manager
+
+	cancel context.CancelFunc // asks the runner to stop
+	done   chan struct{}      // closed when the runner has returned
+
+	mu   sync.Mutex
+	view View
+}
+
+// ID returns the job id.
+func (j *Job) ID() string { return j.id }
+
+// View returns a snapshot of the job.
+func (j *Job) View() View {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	v := j.view
+	v.Renditions = append([]Rendition(nil), v.Renditions...)
+	v.FFmpeg = append([]string(nil), v.FFmpeg...)
+	v.FPS, v.Speed, v.OutTime = v.Progress.FPS, v.Progress.Speed, v.Progress.OutTime
+	return v
+}
+
+// Done is closed when the job has ended and its ffmpeg has exited.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+func (j *Job) update(fn func(v *View)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fn(&j.view)
+}
+
+func (j *Job) setState(s State) {
+	j.update(func(v *View) {
+		if v.State.Ended() {
+			return
+		}
+		v.State = s
+		if s.Ended() {
+			now := j.m.now().UTC()
+			v.Ended = &now
+		}
+	})
+	j.log.Info().Str("state", string(s)).Msg("job state")
+}
+
+func (j *Job) state() State {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.view.State
+}
+
+func renditionsOf(p ladder.Plan) []Rendition {
+	var out []Rendition
+	for _, v := range p.Video {
+		out = append(out, Rendition{Name: v.Name, Kind: string(manifest.Video), Width: v.Width, Height: v.Height, Bitrate: v.Bitrate, Encoder: v.Encoder})
+	}
+	for _, a := range p.Audio {
+		out = append(out, Rendition{Name: a.Name, Kind: string(manifest.Audio), Bitrate: a.Bitrate, Encoder: a.Codec})
+	}
+	return out
+}
+
+func progressOf(p ffmpeg.Progress) Progress {
+	return Progress{
+		Frame:      p.Frame,
+		FPS:        p.FPS,
+		Speed:      p.Speed,
+		OutTime:    p.OutTime.Round(time.Millisecond).String(),
+		Bitrate:    p.Bitrate,
+		DropFrames: p.DropFrames,
+		DupFrames:  p.DupFrames,
+	}
+}

@@ -1,0 +1,236 @@
+package job
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/source"
+)
+
+// Errors that callers branch on; each is wrapped with the details.
+var (
+	ErrInvalid  = errors.New("invalid request") // 400
+	ErrNotFound = errors.New("job not found")   // 404
+	ErrConflict = errors.New("conflict")        // 409
+	ErrClosed   = errors.New("manager closed")  // 503
+)
+
+// Config is what a Manager needs from the daemon.
+type Config struct {
+	Output    string // folder the job folders are written under
+	MediaRoot string // folder file sources are resolved in
+	FFmpeg    string // path of ffmpeg
+	FFprobe   string // path of ffprobe
+	Ladders   *ladder.Store
+	Log       zerolog.Logger
+
+	// Optional knobs; zero values take the defaults.
+	PollInterval time.Duration    // how often ffmpeg's output is checked for new segments (100ms)
+	StopGrace    time.Duration    // SIGINT to SIGKILL (10s)
+	ProbeTimeout time.Duration    // ffprobe limit (20s)
+	SegmentGrace time.Duration    // how long a segment stays on disk after leaving the window (30s + 3 segments)
+	Now          func() time.Time // clock for manifests
+}
+
+// Request is what a client asks for.
+type Request struct {
+	Source string `json:"source"`
+	Ladder string `json:"ladder"`
+	ID     string `json:"id,omitempty"`
+}
+
+// Manager owns every job of the daemon.
+type Manager struct {
+	cfg Config
+
+	mu     sync.Mutex
+	jobs   map[string]*Job
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewManager returns a Manager; it starts nothing until Create.
+func NewManager(cfg Config) *Manager {
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 10 * time.Second
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 20 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Manager{cfg: cfg, jobs: map[string]*Job{}}
+}
+
+func (m *Manager) now() time.Time { return m.cfg.Now() }
+
+// Create validates req and starts the job. Nothing is started and nothing is written
+// when it returns an error.
+func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
+	id := req.ID
+	if id == "" {
+		id = newID()
+	} else if !ladder.ValidName(id) {
+		return nil, fmt.Errorf("%w: id %q must match [a-z0-9_-]{1,64}", ErrInvalid, id)
+	}
+	if req.Ladder == "" {
+		req.Ladder = "default"
+	}
+	src, err := source.Parse(req.Source, m.cfg.MediaRoot)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	l, err := m.cfg.Ladders.Get(req.Ladder)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ladder %q: %w", ErrInvalid, req.Ladder, err)
+	}
+	var info *ladder.SourceInfo
+	if !src.Live {
+		// A file is probed now, so that a file that is not media is refused with a 4xx.
+		pctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
+		in, err := ffmpeg.Probe(pctx, m.cfg.FFprobe, src.URL, src.Kind)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, src.Display, err)
+		}
+		if _, err := l.Plan(in); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, src.Display, err)
+		}
+		info = &in
+	}
+	dir := filepath.Join(m.cfg.Output, id)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := m.jobs[id]; ok {
+		return nil, fmt.Errorf("%w: job %q exists", ErrConflict, id)
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("%w: output folder %s is not empty: delete it or choose another id", ErrConflict, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create job folder: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	j := &Job{
+		id:     id,
+		src:    src,
+		ladder: l,
+		dir:    dir,
+		log:    m.cfg.Log.With().Str("job", id).Logger(),
+		m:      m,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		view: View{
+			ID:      id,
+			State:   Starting,
+			Source:  src.Display,
+			Ladder:  l.Name,
+			Live:    src.Live,
+			Input:   info,
+			HLS:     id + "/" + manifest.MasterName,
+			DASH:    id + "/" + manifest.MPDName,
+			Created: m.now().UTC(),
+		},
+	}
+	m.jobs[id] = j
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(j.done)
+		j.run(rctx, info)
+	}()
+	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Msg("job created")
+	return j, nil
+}
+
+// Get returns the job with that id.
+func (m *Manager) Get(id string) (*Job, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j, ok := m.jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return j, nil
+}
+
+// List returns every job, oldest first.
+func (m *Manager) List() []View {
+	m.mu.Lock()
+	jobs := make([]*Job, 0, len(m.jobs))
+	for _, j := range m.jobs {
+		jobs = append(jobs, j)
+	}
+	m.mu.Unlock()
+	out := make([]View, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, j.View())
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].Created.Equal(out[b].Created) {
+			return out[a].Created.Before(out[b].Created)
+		}
+		return out[a].ID < out[b].ID
+	})
+	return out
+}
+
+// Stop asks a running job to stop and waits until it has ended its presentation. A job
+// that has already ended is removed from the list (its files stay).
+func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
+	j, err := m.Get(id)
+	if err != nil {
+		return View{}, err
+	}
+	if j.state().Ended() {
+		m.mu.Lock()
+		delete(m.jobs, id)
+		m.mu.Unlock()
+		return j.View(), nil
+	}
+	j.cancel()
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		return j.View(), ctx.Err()
+	}
+	return j.View(), nil
+}
+
+// Close stops every job and waits for every ffmpeg to exit.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	for _, j := range m.jobs {
+		j.cancel()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+func newID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "job-" + hex.EncodeToString(b[:])
+}
