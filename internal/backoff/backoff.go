@@ -10,10 +10,10 @@ import (
 
 // Backoff is not safe for concurrent use; each supervised thing owns one.
 type Backoff struct {
-	Min    time.Duration // first delay (500ms)
-	Max    time.Duration // cap (30s)
-	Stable time.Duration // a run at least this long resets the delay to Min (60s)
-	Jitter float64       // the delay is scaled by a random factor in [1-Jitter, 1+Jitter] (0.2)
+	Min    time.Duration  // first delay (500ms)
+	Max    time.Duration  // cap (30s)
+	Stable time.Duration  // a run at least this long resets the delay to Min (60s)
+	Jitter float64        // the delay is scaled by a random factor in [1-Jitter, 1+Jitter] (0.2)
 	Rand   func() float64 // in [0,1); nil uses math/rand/v2
 
 	next time.Duration

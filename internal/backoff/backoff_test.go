@@ -15,7 +15,7 @@ func TestNext(t *testing.T) {
 		{time.Second, time.Second},
 		{0, 2 * time.Second},
 		{0, 4 * time.Second},
-		{0, 4 * time.Second}, // capped
+		{0, 4 * time.Second},                      // capped
 		{2 * time.Minute, 500 * time.Millisecond}, // a stable run resets
 		{0, time.Second},
 	}

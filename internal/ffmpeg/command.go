@@ -184,7 +184,7 @@ func inputArgs(kind SourceKind, source string, live bool) (opts []string, input 
 func filterGraph(p ladder.Plan) string {
 	var b strings.Builder
 	b.WriteString("[0:v:0]fps=")
-	b.WriteString(formatFPS(p.FPS))
+	b.WriteString(FrameRate(p.FPS))
 	n := len(p.Video)
 	if n > 1 {
 		b.WriteString(",split=" + strconv.Itoa(n))
@@ -304,17 +304,28 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
-// formatFPS writes a frame rate for the fps filter. The NTSC rates are written
-// as exact fractions (30000/1001): ffmpeg reads a decimal such as 29.97 as
-// 2997/100, which drifts from the source by a frame every half minute. Other
-// rates are written minimally: 30, 12.5.
-func formatFPS(f float64) string {
+// FrameRate writes a frame rate as an integer or an exact fraction, the form both
+// ffmpeg's fps filter and DASH's frameRate attribute take. The NTSC rates are
+// 30000/1001 and the like: ffmpeg reads a decimal such as 29.97 as 2997/100, which
+// drifts from the source by a frame every half minute. Others: 30, 25/2.
+func FrameRate(f float64) string {
 	for _, base := range []int{24, 30, 48, 60, 120} {
 		if math.Abs(f-float64(base)*1000/1001) < 0.005 {
 			return strconv.Itoa(base*1000) + "/1001"
 		}
 	}
-	return strconv.FormatFloat(math.Round(f*1000)/1000, 'f', -1, 64)
+	num, den := int64(math.Round(f*1000)), int64(1000)
+	for a, b := num, den; ; {
+		if b == 0 {
+			num, den = num/a, den/a
+			break
+		}
+		a, b = b, a%b
+	}
+	if den == 1 {
+		return strconv.FormatInt(num, 10)
+	}
+	return strconv.FormatInt(num, 10) + "/" + strconv.FormatInt(den, 10)
 }
 
 // seconds writes a duration in seconds, minimally: 2, 1.5.

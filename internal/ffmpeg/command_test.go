@@ -303,14 +303,15 @@ func TestFormatFPS(t *testing.T) {
 		{name: "ntsc rounded", in: 29.97, want: "30000/1001"},
 		{name: "film", in: 23.976, want: "24000/1001"},
 		{name: "ntsc 60", in: 59.94, want: "60000/1001"},
-		{name: "half", in: 12.5, want: "12.5"},
-		{name: "not ntsc", in: 29.5, want: "29.5"},
+		{name: "half", in: 12.5, want: "25/2"},
+		{name: "not ntsc", in: 29.5, want: "59/2"},
+		{name: "thousandths", in: 23.123, want: "23123/1000"},
 		{name: "noise trimmed", in: 15.000000001, want: "15"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := formatFPS(tt.in); got != tt.want {
-				t.Errorf("formatFPS(%v) = %q, want %q", tt.in, got, tt.want)
+			if got := FrameRate(tt.in); got != tt.want {
+				t.Errorf("FrameRate(%v) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
