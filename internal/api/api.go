@@ -44,6 +44,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/jobs", s.createJob)
 		r.Get("/jobs/{id}", s.getJob)
 		r.Delete("/jobs/{id}", s.deleteJob)
+		r.Get("/jobs/{id}/events", s.jobEvents)
 		r.Get("/ladders", s.listLadders)
 		r.Get("/ladders/{name}", s.getLadder)
 	})
@@ -87,6 +88,15 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, j.View())
+}
+
+func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
+	j, err := s.Jobs.Get(chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": j.Events()})
 }
 
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {

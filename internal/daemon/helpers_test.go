@@ -224,7 +224,7 @@ func checkOutputs(t *testing.T, dir string, v job.View) map[string]*trackInfo {
 			if d := float64(seg.Duration) / float64(in.Timescale); math.Abs(d-s.Duration) > 0.002 {
 				t.Errorf("%s/%s: EXTINF %.3f, media %.3f", r.Name, s.URI, s.Duration, d)
 			}
-			if s.Duration > float64(ml.TargetDuration) {
+			if math.Round(s.Duration) > float64(ml.TargetDuration) { // RFC 8216 4.3.3.1
 				t.Errorf("%s/%s: EXTINF %.3f above TARGETDURATION %v", r.Name, s.URI, s.Duration, ml.TargetDuration)
 			}
 			ti.starts = append(ti.starts, float64(seg.BaseDecodeTime)/float64(in.Timescale))

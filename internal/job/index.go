@@ -48,6 +48,7 @@ type track struct {
 	firstTfdt   uint64
 	haveFirst   bool
 	pendingDisc bool
+	runStart    time.Duration // where the current ffmpeg run begins on the presentation timeline
 }
 
 func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *index {
@@ -63,29 +64,42 @@ func (x *index) addTrack(name string, kind manifest.Kind, dir string, declared i
 
 // beginAttempt prepares the index for a new ffmpeg run and returns, per track, the
 // segment number it must start at (each track numbers its segments without gaps, as
-// HLS media sequence numbers and DASH $Number$ require). After the first run, the new
-// run's timeline continues where the longest track ended, and its first segment of
-// every track is flagged as a discontinuity.
+// HLS media sequence numbers and DASH $Number$ require).
+//
+// A restarted ffmpeg writes media time from zero again. Its run is placed on the
+// presentation timeline where it really happens: at the wall-clock time since the
+// availability start (never before the end of what exists), so program date-times stay
+// true and players' live edge stays right after an outage. Its first segment of every
+// track is flagged as a discontinuity, and it becomes its own DASH Period.
 func (x *index) beginAttempt() map[string]uint64 {
 	x.attempt++
 	next := map[string]uint64{}
-	var endSec float64
 	for _, t := range x.tracks {
 		next[t.Name] = uint64(t.last + 1)
-		if e := t.endSeconds(); e > endSec {
-			endSec = e
-		}
-	}
-	for _, t := range x.tracks {
 		t.haveFirst = false
-		if x.attempt > 1 {
-			t.pendingDisc = true
-			if t.Timescale > 0 {
-				t.base = uint64(endSec*float64(t.Timescale) + 0.5)
-			}
+	}
+	if x.attempt == 1 || x.produced == 0 {
+		return next // nothing on the timeline yet: the run starts it
+	}
+	at := time.Duration(x.edge() * float64(time.Second))
+	if x.live && !x.ast.IsZero() {
+		at = max(at, x.now().Sub(x.ast))
+	}
+	at = at.Round(time.Millisecond)
+	for _, t := range x.tracks {
+		t.pendingDisc = true
+		t.runStart = at
+		if t.Timescale > 0 {
+			t.base = ticks(at, t.Timescale)
 		}
 	}
 	return next
+}
+
+// ticks converts d to a track timescale the way the DASH renderer does, so a run's
+// base and its Period start agree to the tick.
+func ticks(d time.Duration, timescale uint32) uint64 {
+	return uint64(d) * uint64(timescale) / uint64(time.Second)
 }
 
 // poll reads what ffmpeg has completed since the last poll. It reports whether anything
@@ -154,7 +168,10 @@ func (x *index) addSegment(t *track, n int64) error {
 		t.haveFirst = true
 	}
 	start := info.BaseDecodeTime
-	if x.attempt > 1 {
+	if t.runStart > 0 {
+		if t.base == 0 && t.Timescale > 0 {
+			t.base = ticks(t.runStart, t.Timescale) // the track's timescale was unknown at beginAttempt
+		}
 		// A restarted ffmpeg counts from zero again: shift its run onto our timeline.
 		start = t.base + (info.BaseDecodeTime - t.firstTfdt)
 	}
@@ -164,6 +181,8 @@ func (x *index) addSegment(t *track, n int64) error {
 		Duration:      info.Duration,
 		Size:          info.Size,
 		Discontinuity: t.pendingDisc,
+		PeriodStart:   t.runStart,
+		MediaTime:     info.BaseDecodeTime,
 	}
 	t.pendingDisc = false
 	if x.live {

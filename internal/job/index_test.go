@@ -39,6 +39,7 @@ func fakeTrack(x *index, name string, kind manifest.Kind, first uint64, n int) *
 		num := first + uint64(i)
 		t.Segments = append(t.Segments, manifest.Segment{Number: num, Start: num * 1000, Duration: 1000, Size: 100})
 		t.last = int64(num)
+		x.produced++
 	}
 	return t
 }
@@ -68,9 +69,16 @@ func TestPresentationWindow(t *testing.T) {
 	if next["v"] != 10 || next["a"] != 11 {
 		t.Errorf("start numbers %v, want v:10 a:11", next)
 	}
-	x.beginAttempt() // a second restart keeps the same numbers when nothing was produced
-	if v.base != 11000 || !v.pendingDisc {
-		t.Errorf("video base %d pending %v, want 11000 true", v.base, v.pendingDisc)
+	next = x.beginAttempt() // a restart: numbers continue, the run starts where the media ended
+	if next["v"] != 10 || v.base != 11000 || v.runStart != 11*time.Second || !v.pendingDisc {
+		t.Errorf("restart: next %v base %d run start %v pending %v, want 10, 11000, 11s, true", next, v.base, v.runStart, v.pendingDisc)
+	}
+
+	// Live with a known availability start: the run starts at the wall-clock time.
+	x.ast = now.Add(-20 * time.Second)
+	x.beginAttempt()
+	if v.runStart != 20*time.Second || a.base != 20000 {
+		t.Errorf("wall-clock restart: run start %v base %d, want 20s, 20000", v.runStart, a.base)
 	}
 }
 

@@ -90,8 +90,11 @@ type Job struct {
 	cancel context.CancelFunc // asks the runner to stop
 	done   chan struct{}      // closed when the runner has returned
 
-	mu   sync.Mutex
-	view View
+	mu           sync.Mutex
+	view         View
+	events       []Event
+	lastProgress time.Time // when ffmpeg's out_time last moved
+	pid          int       // the running ffmpeg, 0 when none
 }
 
 // ID returns the job id.
@@ -106,6 +109,19 @@ func (j *Job) View() View {
 	v.FFmpeg = append([]string(nil), v.FFmpeg...)
 	v.FPS, v.Speed, v.OutTime = v.Progress.FPS, v.Progress.Speed, v.Progress.OutTime
 	return v
+}
+
+func (j *Job) setPID(pid int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.pid = pid
+}
+
+// PID returns the process id of the job's running ffmpeg, 0 when none runs.
+func (j *Job) PID() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.pid
 }
 
 // Done is closed when the job has ended and its ffmpeg has exited.
@@ -129,6 +145,7 @@ func (j *Job) setState(s State) {
 		}
 	})
 	j.log.Info().Str("state", string(s)).Msg("job state")
+	j.event(Event{Type: "state", Message: string(s)})
 }
 
 func (j *Job) state() State {
@@ -158,4 +175,34 @@ func progressOf(p ffmpeg.Progress) Progress {
 		DropFrames: p.DropFrames,
 		DupFrames:  p.DupFrames,
 	}
+}
+
+// Event is one thing that happened to a job: a start, an exit, a restart, a stall.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"` // start | exit | restart | stall | state | error
+	Message string    `json:"message"`
+	PID     int       `json:"pid,omitempty"`
+	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal
+	Stderr  []string  `json:"stderr,omitempty"` // ffmpeg's last lines, on exits
+}
+
+// maxEvents bounds the events a job keeps; older ones are dropped.
+const maxEvents = 256
+
+func (j *Job) event(e Event) {
+	e.Time = j.m.now().UTC()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.events) >= maxEvents {
+		j.events = append(j.events[:0:0], j.events[len(j.events)-maxEvents+1:]...)
+	}
+	j.events = append(j.events, e)
+}
+
+// Events returns the job's events, oldest first.
+func (j *Job) Events() []Event {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]Event(nil), j.events...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,22 +40,10 @@ func (j *Job) run(ctx context.Context, info *ladder.SourceInfo) {
 		v.Dropped = plan.Dropped
 	})
 
-	idx := newIndex(j.src.Live, plan.SegmentDuration, j.ladder.Window, j.m.now)
-	if j.m.cfg.SegmentGrace > 0 {
-		idx.grace = j.m.cfg.SegmentGrace
-	}
-	for _, v := range plan.Video {
-		t := idx.addTrack(v.Name, manifest.Video, filepath.Join(j.dir, v.Name), v.MaxRate)
-		t.FrameRate = ffmpeg.FrameRate(plan.FPS)
-	}
-	for _, a := range plan.Audio {
-		idx.addTrack(a.Name, manifest.Audio, filepath.Join(j.dir, a.Name), a.Bitrate)
-	}
-	for _, t := range idx.tracks {
-		if err := os.MkdirAll(t.dir, 0o755); err != nil {
-			j.finish(fmt.Errorf("create rendition folder: %w", err))
-			return
-		}
+	idx, err := j.freshIndex(plan)
+	if err != nil {
+		j.finish(err)
+		return
 	}
 
 	for attempt := 1; ; attempt++ {
@@ -88,14 +77,26 @@ func (j *Job) run(ctx context.Context, info *ladder.SourceInfo) {
 			j.finish(nil)
 			return
 		}
-		if !j.src.Live {
-			j.finish(runErr)
+		if runErr == nil {
+			runErr = errors.New("the live source ended") // ffmpeg exits 0 when a live source closes
+		}
+		if !j.src.Live && attempt >= maxFileAttempts {
+			j.finish(fmt.Errorf("gave up after %d attempts: %w", attempt, runErr))
 			return
 		}
 		// A live source dropped or ffmpeg died: the presentation goes on after a pause.
+		// A file is encoded again from the start, into a clean folder.
 		wait := bo.Next(ran)
 		j.log.Warn().Err(runErr).Dur("ran", ran).Dur("retry_in", wait).Int("attempt", attempt).Msg("ffmpeg exited; restarting")
+		j.event(Event{Type: "restart", Message: fmt.Sprintf("restart %d in %v: %v", attempt, wait.Round(time.Millisecond), runErr)})
+		j.update(func(v *View) { v.Error = runErr.Error() })
 		j.setState(Reconnecting)
+		if !j.src.Live {
+			if idx, err = j.freshIndex(plan); err != nil {
+				j.finish(err)
+				return
+			}
+		}
 		if !sleep(ctx, wait) {
 			if err := j.render(idx, true); err != nil {
 				j.log.Error().Err(err).Msg("render final manifests")
@@ -104,6 +105,33 @@ func (j *Job) run(ctx context.Context, info *ladder.SourceInfo) {
 			return
 		}
 	}
+}
+
+// maxFileAttempts bounds how often a file job's ffmpeg is started.
+const maxFileAttempts = 3
+
+// freshIndex returns an empty index for plan, with empty rendition folders.
+func (j *Job) freshIndex(plan ladder.Plan) (*index, error) {
+	idx := newIndex(j.src.Live, plan.SegmentDuration, j.ladder.Window, j.m.now)
+	if j.m.cfg.SegmentGrace > 0 {
+		idx.grace = j.m.cfg.SegmentGrace
+	}
+	for _, v := range plan.Video {
+		t := idx.addTrack(v.Name, manifest.Video, filepath.Join(j.dir, v.Name), v.MaxRate)
+		t.FrameRate = ffmpeg.FrameRate(plan.FPS)
+	}
+	for _, a := range plan.Audio {
+		idx.addTrack(a.Name, manifest.Audio, filepath.Join(j.dir, a.Name), a.Bitrate)
+	}
+	for _, t := range idx.tracks {
+		if err := os.RemoveAll(t.dir); err != nil {
+			return nil, fmt.Errorf("clear rendition folder: %w", err)
+		}
+		if err := os.MkdirAll(t.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create rendition folder: %w", err)
+		}
+	}
+	return idx, nil
 }
 
 // probeLive probes a live source, retrying with backoff while it is unreachable.
@@ -129,14 +157,26 @@ func (j *Job) probeLive(ctx context.Context, bo *backoff.Backoff) (ladder.Source
 	}
 }
 
+// errStalled is returned by runFFmpeg when it killed an ffmpeg that stopped making progress.
+var errStalled = errors.New("ffmpeg stalled")
+
+// stallLimits returns how long ffmpeg may go without progress or without a new segment
+// before it is killed and restarted: a few segment durations once segments flow, and
+// more before the first one (connecting, probing, filling the first GOP).
+func stallLimits(segDur time.Duration) (running, starting time.Duration) {
+	running = max(4*segDur, 8*time.Second)
+	return running, max(running, 30*time.Second)
+}
+
 // runFFmpeg runs one ffmpeg process to its end, indexing and rendering as segments
 // appear. Cancelling ctx stops ffmpeg gracefully: SIGINT to its process group, so it
-// closes its last segment, then SIGKILL after the grace period.
+// closes its last segment, then SIGKILL after the grace period. An ffmpeg that is alive
+// but makes no progress (a hung source, a stopped process) is killed: errStalled.
 func (j *Job) runFFmpeg(ctx context.Context, argv []string, idx *index) error {
 	cmd := exec.Command(j.m.cfg.FFmpeg, argv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	tail := ffmpeg.NewTail(20)
-	cmd.Stderr = tail
+	cmd.Stderr = io.MultiWriter(tail, newStderrLog(j.log, j.m.now))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("ffmpeg stdout: %w", err)
@@ -145,13 +185,28 @@ func (j *Job) runFFmpeg(ctx context.Context, argv []string, idx *index) error {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
 	pid := cmd.Process.Pid
+	j.setPID(pid)
+	defer j.setPID(0)
 	j.log.Info().Int("pid", pid).Msg("ffmpeg started")
+	j.event(Event{Type: "start", PID: pid, Message: "ffmpeg started"})
 
+	began := time.Now()
+	j.update(func(v *View) { v.Progress = Progress{} })
+	j.mu.Lock()
+	j.lastProgress = began
+	j.mu.Unlock()
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
+		var last time.Duration = -1
 		_ = ffmpeg.ReadProgress(stdout, func(p ffmpeg.Progress) {
 			j.update(func(v *View) { v.Progress = progressOf(p) })
+			if p.OutTime != last {
+				last = p.OutTime
+				j.mu.Lock()
+				j.lastProgress = time.Now()
+				j.mu.Unlock()
+			}
 		})
 	}()
 	exited := make(chan error, 1)
@@ -160,9 +215,12 @@ func (j *Job) runFFmpeg(ctx context.Context, argv []string, idx *index) error {
 		exited <- cmd.Wait()
 	}()
 
+	running, starting := stallLimits(idx.segDur)
+	lastSegment := began
+	produced := idx.produced
 	tick := time.NewTicker(j.m.cfg.PollInterval)
 	defer tick.Stop()
-	var waitErr error
+	var waitErr, stall error
 	stopping := ctx.Done()
 	var kill <-chan time.Time
 loop:
@@ -178,22 +236,50 @@ loop:
 		case <-kill:
 			j.log.Warn().Int("pid", pid).Msg("ffmpeg ignored SIGINT; killing it")
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
-		case <-tick.C:
+		case now := <-tick.C:
 			j.pollAndRender(idx)
+			if idx.produced != produced {
+				produced, lastSegment = idx.produced, now
+			}
+			if stall != nil || stopping == nil {
+				continue
+			}
+			j.mu.Lock()
+			quiet := now.Sub(j.lastProgress)
+			j.mu.Unlock()
+			limit := running
+			if idx.produced == 0 || lastSegment == began {
+				limit = starting
+			}
+			if noSeg := now.Sub(lastSegment); noSeg > limit || quiet > limit {
+				stall = fmt.Errorf("%w: no progress for %v, no new segment for %v", errStalled,
+					quiet.Round(time.Second), noSeg.Round(time.Second))
+				j.log.Warn().Int("pid", pid).Err(stall).Msg("ffmpeg stalled; killing it")
+				j.event(Event{Type: "stall", PID: pid, Message: stall.Error()})
+				_ = syscall.Kill(-pid, syscall.SIGKILL) // a hung process may ignore SIGINT
+			}
 		}
 	}
 	// Whatever the exit, no process of the group may outlive the run.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	j.pollAndRender(idx)
 
-	if waitErr == nil {
+	code := 0
+	if waitErr != nil {
+		code = -1
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			code = ee.ExitCode()
+		}
+	}
+	j.event(Event{Type: "exit", PID: pid, Code: &code, Stderr: tail.Lines(),
+		Message: fmt.Sprintf("ffmpeg exited with code %d after %v", code, time.Since(began).Round(time.Millisecond))})
+	switch {
+	case stall != nil:
+		return stall
+	case waitErr == nil:
 		j.log.Info().Int("pid", pid).Msg("ffmpeg exited")
 		return nil
-	}
-	code := -1
-	var ee *exec.ExitError
-	if errors.As(waitErr, &ee) {
-		code = ee.ExitCode()
 	}
 	err = fmt.Errorf("ffmpeg exited with code %d: %s", code, tail.Last())
 	if ctx.Err() == nil {

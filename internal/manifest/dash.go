@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
@@ -93,22 +94,13 @@ func RenderMPD(p *Presentation) ([]byte, error) {
 		m.MediaPresentationDuration = durPtr(end)
 	}
 
-	period := &mpd.Period{Id: "0", Start: durPtr(0)}
-	if len(p.Video) > 0 {
-		as, err := videoSet(p.Video)
+	for _, ps := range periodStarts(p) {
+		period, err := renderPeriod(p, ps)
 		if err != nil {
 			return nil, fmt.Errorf("render mpd: %w", err)
 		}
-		period.AdaptationSets = append(period.AdaptationSets, as)
+		m.Periods = append(m.Periods, period)
 	}
-	for i, group := range byLanguage(p.Audio) {
-		as, err := audioSet(uint32(1+i), group)
-		if err != nil {
-			return nil, fmt.Errorf("render mpd: %w", err)
-		}
-		period.AdaptationSets = append(period.AdaptationSets, as)
-	}
-	m.Periods = []*mpd.Period{period}
 
 	var b bytes.Buffer
 	if _, err := m.Write(&b, "  ", true); err != nil {
@@ -116,6 +108,64 @@ func RenderMPD(p *Presentation) ([]byte, error) {
 	}
 	b.WriteByte('\n')
 	return b.Bytes(), nil
+}
+
+// periodStarts lists the distinct PeriodStart values of the listed segments, in order:
+// one DASH Period per ffmpeg run still in the window.
+func periodStarts(p *Presentation) []time.Duration {
+	seen := map[time.Duration]bool{}
+	var out []time.Duration
+	for _, t := range p.allTracks() {
+		for _, s := range t.Segments {
+			if !seen[s.PeriodStart] {
+				seen[s.PeriodStart] = true
+				out = append(out, s.PeriodStart)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// renderPeriod renders the Period of the run that starts at ps, with the tracks' segments
+// of that run. A track with no segment in this run is left out of the Period.
+func renderPeriod(p *Presentation, ps time.Duration) (*mpd.Period, error) {
+	id := "0"
+	if ps > 0 {
+		id = fmt.Sprintf("p%d", ps.Milliseconds())
+	}
+	period := &mpd.Period{Id: id, Start: durPtr(ps)}
+	pick := func(tracks []Track) []Track {
+		var out []Track
+		for _, t := range tracks {
+			var segs []Segment
+			for _, s := range t.Segments {
+				if s.PeriodStart == ps {
+					segs = append(segs, s)
+				}
+			}
+			if len(segs) > 0 {
+				t.Segments = segs
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	if video := pick(p.Video); len(video) > 0 {
+		as, err := videoSet(video)
+		if err != nil {
+			return nil, err
+		}
+		period.AdaptationSets = append(period.AdaptationSets, as)
+	}
+	for i, group := range byLanguage(pick(p.Audio)) {
+		as, err := audioSet(uint32(1+i), group)
+		if err != nil {
+			return nil, err
+		}
+		period.AdaptationSets = append(period.AdaptationSets, as)
+	}
+	return period, nil
 }
 
 func videoSet(tracks []Track) (*mpd.AdaptationSetType, error) {
@@ -201,7 +251,22 @@ func representation(t *Track) (*mpd.RepresentationType, error) {
 	st.Media = path.Join(t.Name, "seg_$Number$.m4s")
 	st.Timescale = mpd.Ptr(t.Timescale)
 	st.StartNumber = mpd.Ptr(uint32(start))
-	st.SegmentTimeline = timeline(t.Segments)
+	segs := t.Segments
+	if first := segs[0]; first.PeriodStart > 0 {
+		// A later run: its timeline is in the file's own media time, and the offset maps
+		// it onto the Period: MediaTime - PTO = Start - PeriodStart.
+		runStart := uint64(first.PeriodStart) * uint64(t.Timescale) / uint64(time.Second)
+		if first.Start < runStart || first.MediaTime < first.Start-runStart {
+			return nil, fmt.Errorf("track %q: segment %d is before its period: %w", t.Name, first.Number, ErrInvalid)
+		}
+		st.PresentationTimeOffset = mpd.Ptr(first.MediaTime - (first.Start - runStart))
+		segs = make([]Segment, len(t.Segments))
+		for i, s := range t.Segments {
+			s.Start = s.MediaTime
+			segs[i] = s
+		}
+	}
+	st.SegmentTimeline = timeline(segs)
 	rep.SegmentTemplate = st
 	return rep, nil
 }

@@ -108,10 +108,15 @@ func RenderMedia(p *Presentation, t *Track) ([]byte, error) {
 
 // targetDuration is EXT-X-TARGETDURATION for every playlist of p: the largest EXTINF of
 // any listed segment of any track (and of extra, which may not be one of p's tracks),
-// rounded up to whole seconds, and never less than the ladder's segment duration rounded
-// to whole seconds. Rounding up is stricter than RFC 8216bis asks for version 6 and later
-// (EXTINF rounded to the nearest integer must not exceed it), so it is valid under every
-// version's rule. The EXTINF compared is the value written, in milliseconds.
+// rounded to the nearest whole second, and never less than the ladder's segment duration
+// rounded the same way. That is the rule of RFC 8216 (section 4.3.3.1) for the versions
+// 6 and later that we declare: each EXTINF, rounded to the nearest integer, must not
+// exceed the target duration. The EXTINF compared is the value written, in milliseconds.
+//
+// Rounding up instead would be valid too, but costly: AAC frames never fill a 1 s
+// segment exactly, so a 1 s ladder has audio segments of 1.003 s or so, and rounding up
+// would declare 2 s. Players size their live delay from the target duration (hls.js and
+// Shaka hold back 3 target durations), so that doubles the latency of every variant.
 func targetDuration(p *Presentation, extra *Track) (uint64, error) {
 	var maxMS uint64
 	tracks := p.allTracks()
@@ -126,7 +131,7 @@ func targetDuration(p *Presentation, extra *Track) (uint64, error) {
 			maxMS = max(maxMS, millis(s.Duration, t.Timescale))
 		}
 	}
-	target := (maxMS + 999) / 1000
+	target := (maxMS + 500) / 1000
 	return max(target, roundSeconds(p.SegmentDuration), 1), nil
 }
 

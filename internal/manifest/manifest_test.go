@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,6 +147,37 @@ func goldenCases() []goldenCase {
 	p.DiscontinuitySequence = 1
 	p.PublishTime = ast.Add(190 * time.Second)
 	add("live_discontinuity", p)
+
+	// ffmpeg restarted 10 s after the source dropped: the new run's media time starts at
+	// zero again (its tfdt), and it is placed on the presentation's wall-clock timeline
+	// 10 s after the last segment ended. HLS marks it with a discontinuity and a
+	// program date-time; DASH gives it its own Period with a presentationTimeOffset.
+	p = live(0)
+	vs = segs(10, 3, 10*seg4s, videoTS, true, seg4s)
+	as = segs(10, 3, 5*(aac4s[0]+aac4s[1]), audioTS, true, aac4s[0], aac4s[1])
+	restartAt := 62 * time.Second // 13 segments of 4 s, then 10 s away
+	for i, rs := range []*[]Segment{&vs, &as} {
+		ts := uint32(videoTS)
+		if i == 1 {
+			ts = audioTS
+		}
+		runTicks := uint64(restartAt) * uint64(ts) / uint64(time.Second)
+		first := uint64(512) // the run's first tfdt is not zero (encoder delay)
+		more := segs(0, 2, first, ts, true, seg4s*uint64(ts)/videoTS)
+		for k := range more {
+			more[k].MediaTime = more[k].Start
+			more[k].Start = runTicks + more[k].Start - first
+			more[k].ProgramDate = ast.Add(toDuration(more[k].Start, ts))
+			more[k].PeriodStart = restartAt
+			more[k].Number = (*rs)[len(*rs)-1].Number + 1 + uint64(k)
+		}
+		more[0].Discontinuity = true
+		*rs = append(*rs, more...)
+	}
+	p.Video = []Track{video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_100_000, 2_800_000, vs)}
+	p.Audio = []Track{audio("audio", "en", 128_000, 130_000, 127_000, as)}
+	p.PublishTime = ast.Add(71 * time.Second)
+	add("live_restart_period", p)
 
 	// The source stopped: the last playlists end, the MPD stops updating.
 	p = live(24 * time.Second)
@@ -412,8 +444,8 @@ func checkMedia(t *testing.T, p *Presentation, files map[string][]byte) {
 		}
 		for i, s := range tr.Segments {
 			g := got[i]
-			if g.Duration > float64(target) {
-				t.Errorf("%s: EXTINF %v above TARGETDURATION %d", tr.Name, g.Duration, target)
+			if math.Round(g.Duration) > float64(target) {
+				t.Errorf("%s: EXTINF %v, rounded, above TARGETDURATION %d", tr.Name, g.Duration, target)
 			}
 			if want := s.Seconds(tr.Timescale); g.Duration < want-0.0005 || g.Duration > want+0.0005 {
 				t.Errorf("%s: segment %d EXTINF %v, want %v", tr.Name, s.Number, g.Duration, want)
@@ -453,36 +485,46 @@ func checkMPD(t *testing.T, p *Presentation, data []byte) {
 		t.Errorf("minimumUpdatePeriod %v, mediaPresentationDuration %v for live %v ended %v",
 			m.MinimumUpdatePeriod, m.MediaPresentationDuration, p.Live, p.Ended)
 	}
-	if len(m.Periods) != 1 {
-		t.Fatalf("%d periods", len(m.Periods))
+	if len(m.Periods) != len(periodStarts(p)) {
+		t.Fatalf("%d periods, want %d", len(m.Periods), len(periodStarts(p)))
 	}
-	reps := map[string]*mpd.RepresentationType{}
-	for _, as := range m.Periods[0].AdaptationSets {
-		for _, r := range as.Representations {
-			reps[r.Id] = r
+	// Each track's segments, gathered over the Periods and mapped back onto the
+	// presentation timeline, must be exactly the input segments.
+	timelines := map[string][]Segment{}
+	for _, period := range m.Periods {
+		ps := time.Duration(*period.Start)
+		for _, as := range period.AdaptationSets {
+			for _, r := range as.Representations {
+				tr := trackByName(p, r.Id)
+				if tr == nil {
+					t.Errorf("representation %s has no track", r.Id)
+					continue
+				}
+				if int64(r.Bandwidth) < tr.PeakBandwidth || int64(r.Bandwidth) < tr.Declared {
+					t.Errorf("%s: bandwidth %d below peak %d or declared %d", tr.Name, r.Bandwidth, tr.PeakBandwidth, tr.Declared)
+				}
+				st := r.SegmentTemplate
+				if st == nil || st.SegmentTimeline == nil || st.StartNumber == nil || st.Timescale == nil {
+					t.Errorf("%s: incomplete segment template %+v", tr.Name, st)
+					continue
+				}
+				if *st.Timescale != tr.Timescale || st.Media != tr.Name+"/seg_$Number$.m4s" || st.Initialization != tr.Name+"/"+InitName {
+					t.Errorf("%s: template timescale %d media %q init %q", tr.Name, *st.Timescale, st.Media, st.Initialization)
+				}
+				var pto uint64
+				if st.PresentationTimeOffset != nil {
+					pto = *st.PresentationTimeOffset
+				}
+				runStart := uint64(ps) * uint64(tr.Timescale) / uint64(time.Second)
+				for _, s := range expand(uint64(*st.StartNumber), st.SegmentTimeline) {
+					s.Start = s.Start - pto + runStart
+					timelines[r.Id] = append(timelines[r.Id], s)
+				}
+			}
 		}
-	}
-	if len(reps) != len(p.Video)+len(p.Audio) {
-		t.Errorf("%d representations, want %d", len(reps), len(p.Video)+len(p.Audio))
 	}
 	for _, tr := range p.allTracks() {
-		r := reps[tr.Name]
-		if r == nil {
-			t.Errorf("no representation %s", tr.Name)
-			continue
-		}
-		if int64(r.Bandwidth) < tr.PeakBandwidth || int64(r.Bandwidth) < tr.Declared {
-			t.Errorf("%s: bandwidth %d below peak %d or declared %d", tr.Name, r.Bandwidth, tr.PeakBandwidth, tr.Declared)
-		}
-		st := r.SegmentTemplate
-		if st == nil || st.SegmentTimeline == nil || st.StartNumber == nil || st.Timescale == nil {
-			t.Errorf("%s: incomplete segment template %+v", tr.Name, st)
-			continue
-		}
-		if *st.Timescale != tr.Timescale || st.Media != tr.Name+"/seg_$Number$.m4s" || st.Initialization != tr.Name+"/"+InitName {
-			t.Errorf("%s: template timescale %d media %q init %q", tr.Name, *st.Timescale, st.Media, st.Initialization)
-		}
-		got := expand(uint64(*st.StartNumber), st.SegmentTimeline)
+		got := timelines[tr.Name]
 		want := make([]Segment, len(tr.Segments))
 		for i, s := range tr.Segments {
 			want[i] = Segment{Number: s.Number, Start: s.Start, Duration: s.Duration}
@@ -491,6 +533,15 @@ func checkMPD(t *testing.T, p *Presentation, data []byte) {
 			t.Errorf("%s: timeline expands to\n%v\nwant\n%v", tr.Name, got, want)
 		}
 	}
+}
+
+func trackByName(p *Presentation, name string) *Track {
+	for _, t := range p.allTracks() {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
 }
 
 // expand turns a SegmentTimeline back into segments (number, start and duration).
@@ -561,7 +612,10 @@ func TestTargetDuration(t *testing.T) {
 		comment string
 	}{
 		{name: "exact seconds", segDur: 4 * time.Second, ts: 1000, durs: []uint64{4000, 4000}, want: 4},
-		{name: "longer segment rounds up", segDur: 4 * time.Second, ts: 30000, durs: []uint64{120120}, want: 5},
+		{name: "a little longer rounds down", segDur: 4 * time.Second, ts: 30000, durs: []uint64{120120}, want: 4},
+		{name: "half a second longer rounds up", segDur: 4 * time.Second, ts: 1000, durs: []uint64{4000, 4500}, want: 5},
+		{name: "just under half a second longer rounds down", segDur: 4 * time.Second, ts: 1000, durs: []uint64{4499}, want: 4},
+		{name: "1s aac segments", segDur: time.Second, ts: 48000, durs: []uint64{48128, 48128, 47104}, want: 1},
 		{name: "below a millisecond over is written as 4.000", segDur: 4 * time.Second, ts: 90000, durs: []uint64{360020}, want: 4},
 		{name: "short segments keep the ladder's duration", segDur: 6 * time.Second, ts: 1000, durs: []uint64{2000, 1500}, want: 6},
 		{name: "ladder duration rounds to nearest", segDur: 2500 * time.Millisecond, ts: 1000, durs: []uint64{1000}, want: 3},

@@ -19,6 +19,15 @@ type Segment struct {
 	Size          int64     // bytes
 	Discontinuity bool      // the first segment after an ffmpeg restart
 	ProgramDate   time.Time // wall-clock time of the segment's first sample
+
+	// PeriodStart is where the ffmpeg run that wrote this segment begins on the
+	// presentation timeline: 0 for the first run. Each later run (after a restart) is
+	// its own DASH Period, since its media time (tfdt) starts again from zero.
+	PeriodStart time.Duration
+	// MediaTime is the segment's tfdt as written in the file, in the track's timescale.
+	// It equals Start in the first run; in later runs Start = the run's offset + MediaTime
+	// - the run's first MediaTime. Only read for segments with PeriodStart > 0.
+	MediaTime uint64
 }
 
 // Seconds returns the segment duration in seconds for a timescale.
