@@ -31,7 +31,8 @@ type index struct {
 	ast      time.Time // wall-clock time of media time 0 (live)
 	attempt  int       // ffmpeg runs so far; >1 means later segments follow a restart
 	now      func() time.Time
-	produced int // segments indexed, all tracks
+	produced int      // segments indexed, all tracks
+	fresh    []string // paths of the segments indexed since the caller last looked
 }
 
 type track struct {
@@ -196,6 +197,7 @@ func (x *index) addSegment(t *track, n int64) error {
 	t.Segments = append(t.Segments, seg)
 	t.last = n
 	x.produced++
+	x.fresh = append(x.fresh, path)
 	if sec := seg.Seconds(t.Timescale); sec > 0 {
 		bits := float64(seg.Size * 8)
 		t.sumBits += bits

@@ -74,6 +74,7 @@ type View struct {
 	OutTime    string             `json:"out_time"`
 	Segments   int                `json:"segments"`
 	Restarts   int                `json:"restarts"`
+	Stalls     int                `json:"stalls"`
 	Created    time.Time          `json:"created"`
 	Ended      *time.Time         `json:"ended,omitempty"`
 }

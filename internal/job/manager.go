@@ -43,6 +43,15 @@ type Config struct {
 	ProbeTimeout time.Duration    // ffprobe limit (20s)
 	SegmentGrace time.Duration    // how long a segment stays on disk after leaving the window (30s + 3 segments)
 	Now          func() time.Time // clock for manifests
+	Observer     Observer         // measurements for metrics; nil for none
+}
+
+// Observer receives measurements as jobs make them. Its methods must be fast and safe
+// for concurrent use.
+type Observer interface {
+	// ManifestsWritten reports, for a segment that ffmpeg closed, how long it took until
+	// every manifest naming it was written.
+	ManifestsWritten(job string, sinceSegmentClosed time.Duration)
 }
 
 // Request is what a client asks for.

@@ -256,6 +256,7 @@ loop:
 					quiet.Round(time.Second), noSeg.Round(time.Second))
 				j.log.Warn().Int("pid", pid).Err(stall).Msg("ffmpeg stalled; killing it")
 				j.event(Event{Type: "stall", PID: pid, Message: stall.Error()})
+				j.update(func(v *View) { v.Stalls++ })
 				_ = syscall.Kill(-pid, syscall.SIGKILL) // a hung process may ignore SIGINT
 			}
 		}
@@ -296,6 +297,7 @@ func (j *Job) pollAndRender(idx *index) {
 	if !changed {
 		return
 	}
+	defer j.observeLatency(idx)
 	for _, err := range idx.prune() {
 		j.log.Warn().Err(err).Msg("delete old segment")
 	}
@@ -305,6 +307,24 @@ func (j *Job) pollAndRender(idx *index) {
 	}
 	if err := j.render(idx, false); err != nil {
 		j.log.Error().Err(err).Msg("render manifests")
+	}
+}
+
+// observeLatency reports, for the segments indexed by the last poll, the time from
+// ffmpeg closing each (its file's modification time) to now, when the manifests naming
+// it have been written.
+func (j *Job) observeLatency(idx *index) {
+	obs := j.m.cfg.Observer
+	fresh := idx.fresh
+	idx.fresh = idx.fresh[:0]
+	if obs == nil {
+		return
+	}
+	now := time.Now()
+	for _, path := range fresh {
+		if fi, err := os.Stat(path); err == nil {
+			obs.ManifestsWritten(j.id, now.Sub(fi.ModTime()))
+		}
 	}
 }
 
