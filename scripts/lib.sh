@@ -6,7 +6,7 @@ ensure_go() {
     export PATH="$PATH:/usr/local/go/bin"
   fi
   if ! command -v go >/dev/null 2>&1; then
-    echo "Go 1.25 or newer is needed: https://go.dev/doc/install (or your distribution's golang package)" >&2
+    echo "Go 1.26 or newer is needed: https://go.dev/doc/install (or your distribution's golang package)" >&2
     exit 1
   fi
 }

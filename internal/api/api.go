@@ -1,5 +1,6 @@
 // Package api is transcoderd's HTTP interface: the JSON REST API under /v1, /healthz,
-// and a read-only view of the output folder under /out/.
+// a read-only view of the output folder under /out/, and the preview page (package web)
+// at / with its assets under /ui/.
 package api
 
 import (
@@ -18,8 +19,10 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/web"
 )
 
 // MaxBody caps a request body.
@@ -32,12 +35,24 @@ type Server struct {
 	Output  string // folder served read-only under /out/
 	Log     zerolog.Logger
 	Version string
+
+	// Token, when set, is the bearer token every route but the open ones needs
+	// (see auth.go). MetricsAuth makes /metrics need it too.
+	Token       string
+	MetricsAuth bool
+
+	// Metrics, when set, serves GET /metrics (internal/metrics).
+	Metrics http.Handler
+
+	// GPU serves /v1/capabilities (capabilities.go); nil answers 503.
+	GPU GPUProber
 }
 
 // Handler returns the router.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.logRequests)
+	r.Use(s.requireToken)
 	r.Get("/healthz", s.healthz)
 	r.Route("/v1", func(r chi.Router) {
 		r.Get("/jobs", s.listJobs)
@@ -47,8 +62,15 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/jobs/{id}/events", s.jobEvents)
 		r.Get("/ladders", s.listLadders)
 		r.Get("/ladders/{name}", s.getLadder)
+		r.Get("/capabilities", s.getCapabilities)
+		r.Post("/capabilities/probe", s.probeCapabilities)
 	})
+	if s.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", s.Metrics)
+	}
 	r.Handle("/out/*", http.StripPrefix("/out/", outputHandler(s.Output)))
+	r.Get("/", web.Index)
+	r.Handle(web.Prefix+"*", web.Assets())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 	})
@@ -102,7 +124,16 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	v, err := s.Jobs.Stop(ctx, chi.URLParam(r, "id"))
+	purge, err := purgeParam(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	stop := s.Jobs.Stop
+	if purge {
+		stop = s.Jobs.Purge
+	}
+	v, err := stop(ctx, chi.URLParam(r, "id"))
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return
@@ -167,20 +198,31 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return fmt.Errorf("bad JSON: %w", err)
 	}
-	if dec.More() {
-		return errors.New("bad JSON: more than one value in the body")
+	// Only white space may follow. (dec.More would let a stray ']' or '}' through.)
+	var mbe *http.MaxBytesError
+	switch _, err := dec.Token(); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &mbe):
+		return fmt.Errorf("request body is larger than %d bytes", MaxBody)
 	}
-	return nil
+	return errors.New("bad JSON: more than one value in the body")
 }
 
 func statusOf(err error) int {
 	switch {
 	case errors.Is(err, job.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, job.ErrLimit):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, job.ErrTooManyJobs):
+		return http.StatusTooManyRequests
 	case errors.Is(err, job.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, job.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, cpucap.ErrOverCapacity):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, job.ErrClosed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
@@ -231,6 +273,8 @@ func outputHandler(dir string) http.Handler {
 	fs := http.FileServer(http.Dir(dir))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
+		// A page on another origin reads Date for the MPD's http-head UTCTiming.
+		w.Header().Set("Access-Control-Expose-Headers", "Date, Content-Length")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, "the output folder is read-only")
 			return
@@ -243,6 +287,10 @@ func outputHandler(dir string) http.Handler {
 			}
 		}
 		if fi, err := os.Stat(dir + p); err == nil && fi.IsDir() {
+			writeError(w, http.StatusNotFound, "not found")
+			return
+		}
+		if !confined(dir, p) {
 			writeError(w, http.StatusNotFound, "not found")
 			return
 		}

@@ -16,9 +16,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/transcoderd/transcoderd/internal/api"
+	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/metrics"
+	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/store"
 	"github.com/transcoderd/transcoderd/profiles"
 )
 
@@ -32,6 +37,18 @@ type Config struct {
 	FFmpeg    string // ffmpeg binary (name or path)
 	FFprobe   string // ffprobe binary (name or path)
 	Version   string
+	CPULimit  string // cores ("1.5") or share of the box ("75%"); "" is the default (90%)
+
+	// Access control and limits (security.go).
+	APIToken          string          // bearer token every /v1 route needs; "" leaves the API open
+	APITokenFile      string          // file whose first line is the token, instead of APIToken
+	MetricsAuth       bool            // /metrics needs the token too
+	TLSCert, TLSKey   string          // PEM files: serve HTTPS
+	SourceAllow       string          // comma-separated CIDRs every source host must resolve into; "" allows all
+	SourceDeny        string          // comma-separated CIDRs no source host may resolve into
+	SourceDenyPrivate bool            // also deny loopback, private and link-local ranges
+	Limits            job.Limits      // zero fields are not checked; see DefaultLimits
+	Resolver          source.Resolver // resolves source hosts; nil is the system resolver
 }
 
 // Validate reports every problem of c at once.
@@ -47,6 +64,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("'%s' must not be empty", name))
 		}
 	}
+	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }
 
@@ -54,6 +72,10 @@ func (c Config) Validate() error {
 // ready, when not nil, receives the address the API listens on once it does.
 func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr string)) error {
 	if err := c.Validate(); err != nil {
+		return err
+	}
+	sec, err := c.security()
+	if err != nil {
 		return err
 	}
 	version, err := ffmpeg.Check(ctx, c.FFmpeg, c.FFprobe)
@@ -64,6 +86,10 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	ffmpegPath, _ := exec.LookPath(c.FFmpeg)
 	ffprobePath, _ := exec.LookPath(c.FFprobe)
 	log.Info().Str("ffmpeg", ffmpegPath).Str("version", version).Msg("ffmpeg found")
+	// The GPUs, probed once (trial encodes included) and logged; POST
+	// /v1/capabilities/probe probes again.
+	hw := gpu.NewService(gpu.Prober{FFmpeg: ffmpegPath}, log)
+	hw.Probe(ctx)
 	for _, d := range []string{c.Output, c.Data} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create folder: %w", err)
@@ -76,26 +102,62 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	if err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}
-	store := ladder.NewStore(c.Profiles, profiles.FS)
+	db, err := store.Open(c.Data)
+	if err != nil {
+		return err
+	}
+	defer db.Close() // after jobs.Close below: deferred calls run last-in first-out
+	limit, err := cpucap.ParseLimit(c.CPULimit, cpucap.Cores())
+	if err != nil {
+		return err
+	}
+	cpu := cpucap.New(limit, "/sys/fs/cgroup")
+	defer cpu.Close()
+	if cpu.Mode() == "priority" {
+		log.Warn().Float64("cpu_limit", limit).Msg("no cgroup is writable (cgroup v2 cpu.max or v1 cpu.cfs_quota_us): the CPU limit holds at admission only, and ffmpeg runs at nice 10")
+	} else {
+		log.Info().Float64("cpu_limit", limit).Str("enforced_by", cpu.Mode()).Msg("CPU cap")
+	}
+	ladders := ladder.NewStore(c.Profiles, profiles.FS)
 	if _, err := os.Stat(c.Profiles); err != nil {
 		log.Info().Str("profiles", c.Profiles).Msg("profiles folder not found: using the embedded ladders")
 	}
+	met := metrics.New(nil, nil)
 	jobs := job.NewManager(job.Config{
 		Output:    output,
 		MediaRoot: c.MediaRoot,
 		FFmpeg:    ffmpegPath,
 		FFprobe:   ffprobePath,
-		Ladders:   store,
+		Ladders:   ladders,
 		Log:       log,
+		Limits:    c.Limits,
+		Hosts:     sec.hosts,
+		Store:     db,
+		CPU:       cpu,
+		GPU:       hw,
+		Observer:  met,
 	})
 	defer jobs.Close()
+	if err := jobs.Restore(ctx); err != nil {
+		return err
+	}
 
-	srv := &api.Server{Jobs: jobs, Ladders: store, Output: output, Log: log, Version: c.Version}
+	met.SetJobs(jobs)
+	met.SetCPU(func() (used, limit float64) {
+		for _, v := range jobs.List() {
+			if !v.State.Ended() {
+				used += v.CPU
+			}
+		}
+		return used, cpu.Limit()
+	})
+	srv := &api.Server{Token: sec.token, MetricsAuth: c.MetricsAuth, Jobs: jobs, Ladders: ladders, Output: output, Log: log, Version: c.Version, Metrics: met.Handler(), GPU: hw}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln = sec.serve(hs, ln, log)
 	log.Info().Str("listen", ln.Addr().String()).Str("output", output).Msg("transcoderd ready")
 	if ready != nil {
 		ready(ln.Addr().String())

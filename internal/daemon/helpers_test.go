@@ -31,10 +31,12 @@ type daemon struct {
 	out       string
 	mediaRoot string
 	profiles  string
+	token     string // sent as a bearer token by call when not empty
 }
 
 // startDaemon runs Run with its own folders; profiles "" uses the repository's profiles/.
-func startDaemon(t *testing.T, profiles string) *daemon {
+// opts change the Config before the start.
+func startDaemon(t *testing.T, profiles string, opts ...func(*Config)) *daemon {
 	t.Helper()
 	testmedia.RequireFFmpeg(t)
 	dir := t.TempDir()
@@ -55,6 +57,9 @@ func startDaemon(t *testing.T, profiles string) *daemon {
 		FFprobe:   "ffprobe",
 		Version:   "test",
 	}
+	for _, o := range opts {
+		o(&c)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
@@ -63,7 +68,7 @@ func startDaemon(t *testing.T, profiles string) *daemon {
 	var d daemon
 	select {
 	case a := <-addr:
-		d = daemon{api: "http://" + a, out: c.Output, mediaRoot: c.MediaRoot, profiles: profiles}
+		d = daemon{api: "http://" + a, out: c.Output, mediaRoot: c.MediaRoot, profiles: profiles, token: c.APIToken}
 	case err := <-done:
 		cancel()
 		t.Fatalf("daemon did not start: %v", err)
@@ -98,6 +103,9 @@ func (d *daemon) call(t *testing.T, method, path, body string, out any) int {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if d.token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -265,6 +273,7 @@ func checkOutputs(t *testing.T, dir string, v job.View) map[string]*trackInfo {
 			}
 		}
 	}
+	checkHLSConformance(t, dir, v, tracks)
 	return tracks
 }
 
@@ -277,6 +286,7 @@ func checkMPD(t *testing.T, dir string) *mpd.MPD {
 	if err != nil {
 		t.Fatalf("manifest.mpd does not parse: %v", err)
 	}
+	checkMPDConformance(t, dir, m)
 	return m
 }
 

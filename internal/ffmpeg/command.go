@@ -69,6 +69,9 @@ type Job struct {
 	// StartNumbers overrides StartNumber per rendition name. After a restart each
 	// rendition continues its own numbering, and audio may be a segment ahead of video.
 	StartNumbers map[string]uint64
+	// HW is the GPU the plan's hardware rungs use, from gpu's admission; the
+	// zero value keeps every frame in system memory (the software path).
+	HW gpu.Hardware
 }
 
 // startNumber is the first segment number of rendition name in this run.
@@ -102,19 +105,23 @@ func BuildArgs(j Job) ([]string, error) {
 	a.Flag("loglevel", "warning")
 	a.Add("-nostats")
 	a.Flag("progress", "pipe:1")
+	a.Add(j.HW.InputArgs()...)
 	opts, input := inputArgs(j.Kind, j.Source, j.Live)
 	a.Add(opts...)
 	a.Flag("i", input)
 
-	if len(p.Video) > 0 {
-		a.Flag("filter_complex", filterGraph(p))
-	}
 	var errs []error
+	if len(p.Video) > 0 {
+		graph, err := filterGraph(p, j.HW)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		a.Flag("filter_complex", graph)
+	}
 	for i, v := range p.Video {
 		enc, err := gpu.Resolve(v.Encoder)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("rung %q: %w", v.Name, err))
-			continue
+			continue // filterGraph has reported it
 		}
 		vargs, err := enc.VideoArgs(v, j.Preset, p.GOP, p.SegmentDuration.Seconds())
 		if err != nil {
@@ -175,32 +182,17 @@ func inputArgs(kind SourceKind, source string, live bool) (opts []string, input 
 			source = "file:" + source
 		}
 	}
-	return opts, source
+	// The whitelists come first: they confine everything the input opens.
+	return append(whitelistArgs(kind), opts...), source
 }
 
 // filterGraph returns the -filter_complex graph: the first video stream at the
-// plan's frame rate, split once per rung, each scaled to its size with square
-// pixels in yuv420p, labelled [v0], [v1]...
-func filterGraph(p ladder.Plan) string {
-	var b strings.Builder
-	b.WriteString("[0:v:0]fps=")
-	b.WriteString(FrameRate(p.FPS))
-	n := len(p.Video)
-	if n > 1 {
-		b.WriteString(",split=" + strconv.Itoa(n))
-		for i := range n {
-			b.WriteString("[s" + strconv.Itoa(i) + "]")
-		}
-	}
-	for i, v := range p.Video {
-		if n > 1 {
-			b.WriteString(";[s" + strconv.Itoa(i) + "]")
-		} else {
-			b.WriteString(",")
-		}
-		fmt.Fprintf(&b, "scale=%d:%d:flags=bicubic,setsar=1,format=yuv420p[v%d]", v.Width, v.Height, i)
-	}
-	return b.String()
+// plan's frame rate, split once per rung, each branch made ready for its rung's
+// encoder (for x264 on the software path: scaled to its size with square pixels
+// in yuv420p), labelled [v0], [v1]... The backends own the chains: see
+// gpu.FilterGraph.
+func filterGraph(p ladder.Plan, hw gpu.Hardware) (string, error) {
+	return gpu.FilterGraph(FrameRate(p.FPS), p.Video, hw)
 }
 
 // hlsOutput appends the HLS muxer options and the output playlist of rendition
@@ -253,6 +245,11 @@ func validate(j Job) error {
 	}
 
 	p := j.Plan
+	if err := j.HW.Validate(); err != nil {
+		errs = append(errs, err)
+	} else if j.HW.Type != "" && len(p.Video) == 0 {
+		bad("hardware %s is set but the plan has no video", j.HW.Type)
+	}
 	if p.SegmentDuration <= 0 {
 		bad("segment duration must be greater than zero")
 	}

@@ -245,7 +245,7 @@ func TestBuildArgsErrors(t *testing.T) {
 		{name: "start number overflows ffmpeg", edit: func(j *Job) { j.StartNumber = math.MaxUint64 }, wantErr: []string{"start number 18446744073709551615 is too large"}},
 		{
 			name: "hardware encoder", edit: func(j *Job) { j.Plan.Video[1].Encoder = "nvenc" }, unavailable: true,
-			wantErr: []string{`rung "360p": encoder "nvenc" is not available yet: hardware encoders come in a later release; use x264`},
+			wantErr: []string{`rung "360p": encoder nvenc needs cuda frames but the job has no hardware device: hardware encoder not available`},
 		},
 		{name: "bad preset", edit: func(j *Job) { j.Preset = "turbo" }, wantErr: []string{`rung "720p": unknown x264 preset "turbo"`, `rung "360p": unknown x264 preset "turbo"`}},
 		{

@@ -29,7 +29,8 @@ const maxFPS = 300
 // audio stream. ctx bounds the run; a network source that never answers costs
 // the 10 s socket timeout at most. On failure the error carries ffprobe's last
 // stderr line ("Connection refused", "No such file or directory") with any
-// password or query values in the source masked.
+// password or query values in the source masked, or, when a whitelist stopped
+// it (see whitelist.go), what was refused.
 func Probe(ctx context.Context, ffprobe string, source string, kind SourceKind) (ladder.SourceInfo, error) {
 	if ffprobe == "" {
 		ffprobe = "ffprobe"
@@ -52,8 +53,17 @@ func Probe(ctx context.Context, ffprobe string, source string, kind SourceKind) 
 	cmd.Stderr = stderr
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
+		// A live HLS playlist whose segments are refused makes ffprobe retry
+		// until ctx ends: the refusal is still the reason to give.
+		refused := whitelistRefusal(stderr.Lines())
 		if ctx.Err() != nil {
-			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, ctx.Err())
+			err = ctx.Err()
+		}
+		if refused != "" {
+			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %s: %w", shown, refused, err)
+		}
+		if ctx.Err() != nil {
+			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, err)
 		}
 		if last := stderr.Last(); last != "" {
 			// ffprobe says "<input>: <reason>"; the error names the source already.

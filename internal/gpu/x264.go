@@ -12,7 +12,17 @@ import (
 type X264 struct{}
 
 // Name implements Encoder.
-func (X264) Name() string { return "x264" }
+func (X264) Name() string { return BackendX264 }
+
+// Frames implements Encoder: libx264 reads system memory.
+func (X264) Frames() string { return "" }
+
+// Scale implements Encoder. From software frames it is the chain the software
+// path always had; from hardware frames the GPU scales and x264 gets the small
+// picture downloaded.
+func (X264) Scale(w, h int, hw Hardware) (string, error) {
+	return softwareScale(w, h, hw, "yuv420p"), nil
+}
 
 var x264Presets = map[string]bool{
 	"ultrafast": true, "superfast": true, "veryfast": true, "faster": true, "fast": true,

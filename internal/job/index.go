@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,8 +32,10 @@ type index struct {
 	ast      time.Time // wall-clock time of media time 0 (live)
 	attempt  int       // ffmpeg runs so far; >1 means later segments follow a restart
 	now      func() time.Time
-	produced int      // segments indexed, all tracks
-	fresh    []string // paths of the segments indexed since the caller last looked
+	produced int                           // segments indexed, all tracks
+	fresh    []string                      // paths of the segments indexed since the caller last looked
+	added    map[string][]manifest.Segment // by track, since the caller last looked
+	removed  map[string][]uint64           // by track, since the caller last looked
 }
 
 type track struct {
@@ -50,6 +53,7 @@ type track struct {
 	haveFirst   bool
 	pendingDisc bool
 	runStart    time.Duration // where the current ffmpeg run begins on the presentation timeline
+	seen        os.FileInfo   // ffmpeg's playlist as of the last read: unchanged means nothing new
 }
 
 func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *index {
@@ -78,6 +82,7 @@ func (x *index) beginAttempt() map[string]uint64 {
 	for _, t := range x.tracks {
 		next[t.Name] = uint64(t.last + 1)
 		t.haveFirst = false
+		t.seen = nil
 	}
 	if x.attempt == 1 || x.produced == 0 {
 		return next // nothing on the timeline yet: the run starts it
@@ -119,13 +124,22 @@ func (x *index) poll() (bool, error) {
 }
 
 func (x *index) pollTrack(t *track) (bool, error) {
-	data, err := os.ReadFile(filepath.Join(t.dir, ffmpeg.PrivatePlaylist))
+	path := filepath.Join(t.dir, ffmpeg.PrivatePlaylist)
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
+	if t.seen != nil && fi.ModTime().Equal(t.seen.ModTime()) && fi.Size() == t.seen.Size() && os.SameFile(fi, t.seen) {
+		return false, nil // ffmpeg replaces the file after each segment: same file, nothing new
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	t.seen = fi
 	done := completedSegments(data)
 	if len(done) == 0 {
 		return false, nil
@@ -198,16 +212,63 @@ func (x *index) addSegment(t *track, n int64) error {
 	t.last = n
 	x.produced++
 	x.fresh = append(x.fresh, path)
+	if x.added == nil {
+		x.added = map[string][]manifest.Segment{}
+	}
+	x.added[t.Name] = append(x.added[t.Name], seg)
 	if sec := seg.Seconds(t.Timescale); sec > 0 {
 		bits := float64(seg.Size * 8)
 		t.sumBits += bits
 		t.sumSec += sec
-		if rate := int64(bits / sec); rate > t.PeakBandwidth {
+		// Rounded up: HLS BANDWIDTH must not be below the peak, not even by a fraction.
+		if rate := int64(math.Ceil(bits / sec)); rate > t.PeakBandwidth {
 			t.PeakBandwidth = rate
 		}
 		t.AverageBandwidth = int64(t.sumBits / t.sumSec)
 	}
 	return nil
+}
+
+// restore puts back the segments a previous daemon indexed for t (from the store), as
+// far as their files are still on disk, and the track's init segment.
+func (x *index) restore(t *track, segs []manifest.Segment) error {
+	in, err := media.ParseInitFile(filepath.Join(t.dir, manifest.InitName))
+	if err != nil {
+		return fmt.Errorf("%s: init segment: %w", t.Name, err)
+	}
+	t.init = &in
+	t.Codecs, t.Timescale = in.Codecs, in.Timescale
+	if t.Kind == manifest.Video {
+		t.Width, t.Height = in.Width, in.Height
+	} else {
+		t.Channels, t.SampleRate = in.Channels, in.SampleRate
+	}
+	for _, s := range segs {
+		if _, err := os.Stat(filepath.Join(t.dir, segmentName(s.Number))); err != nil {
+			continue
+		}
+		if len(t.Segments) > 0 && s.Number != uint64(t.last)+1 {
+			t.Segments = t.Segments[:0] // keep the newest unbroken run of numbers
+		}
+		t.Segments = append(t.Segments, s)
+		t.last = int64(s.Number)
+		x.produced++
+		if sec := s.Seconds(t.Timescale); sec > 0 {
+			bits := float64(s.Size * 8)
+			t.sumBits += bits
+			t.sumSec += sec
+			t.PeakBandwidth = max(t.PeakBandwidth, int64(math.Ceil(bits/sec)))
+			t.AverageBandwidth = int64(t.sumBits / t.sumSec)
+		}
+	}
+	return nil
+}
+
+// takeChanges returns what was indexed and pruned since the last call, per track.
+func (x *index) takeChanges() (added map[string][]manifest.Segment, removed map[string][]uint64) {
+	added, removed = x.added, x.removed
+	x.added, x.removed = nil, nil
+	return added, removed
 }
 
 // ready reports whether every track has its init segment and at least one segment.
@@ -251,6 +312,10 @@ func (x *index) prune() []error {
 				t.discSeen++
 			}
 			t.pruned++
+			if x.removed == nil {
+				x.removed = map[string][]uint64{}
+			}
+			x.removed[t.Name] = append(x.removed[t.Name], s.Number)
 			k++
 		}
 		t.Segments = t.Segments[k:]

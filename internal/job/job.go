@@ -75,6 +75,8 @@ type View struct {
 	Segments   int                `json:"segments"`
 	Restarts   int                `json:"restarts"`
 	Stalls     int                `json:"stalls"`
+	CPU        float64            `json:"cpu"`    // cores ffmpeg used over the last 5 s
+	Behind     bool               `json:"behind"` // live, and slower than real time for 10 s
 	Created    time.Time          `json:"created"`
 	Ended      *time.Time         `json:"ended,omitempty"`
 }
@@ -82,6 +84,7 @@ type View struct {
 // Job is one source being transcoded to one ladder.
 type Job struct {
 	id     string
+	req    Request
 	src    source.Source
 	ladder *ladder.Ladder
 	dir    string
@@ -96,6 +99,11 @@ type Job struct {
 	events       []Event
 	lastProgress time.Time // when ffmpeg's out_time last moved
 	pid          int       // the running ffmpeg, 0 when none
+	plan         *ladder.Plan
+	tail         *ffmpeg.Tail // stderr of the last ffmpeg run
+
+	written map[string][]byte // manifests as last written; used by the runner goroutine only
+	ast     time.Time         // the presentation's availability start, once known
 }
 
 // ID returns the job id.
@@ -114,8 +122,9 @@ func (j *Job) View() View {
 
 func (j *Job) setPID(pid int) {
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	j.pid = pid
+	j.mu.Unlock()
+	j.persist()
 }
 
 // PID returns the process id of the job's running ffmpeg, 0 when none runs.
@@ -147,6 +156,7 @@ func (j *Job) setState(s State) {
 	})
 	j.log.Info().Str("state", string(s)).Msg("job state")
 	j.event(Event{Type: "state", Message: string(s)})
+	j.persist()
 }
 
 func (j *Job) state() State {

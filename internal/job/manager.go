@@ -14,10 +14,13 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/store"
 )
 
 // Errors that callers branch on; each is wrapped with the details.
@@ -36,6 +39,8 @@ type Config struct {
 	FFprobe   string // path of ffprobe
 	Ladders   *ladder.Store
 	Log       zerolog.Logger
+	Limits    Limits             // what one request may ask for (guard.go); zero checks nothing
+	Hosts     *source.HostPolicy // the hosts network sources may name; nil allows every host
 
 	// Optional knobs; zero values take the defaults.
 	PollInterval time.Duration    // how often ffmpeg's output is checked for new segments (100ms)
@@ -44,6 +49,9 @@ type Config struct {
 	SegmentGrace time.Duration    // how long a segment stays on disk after leaving the window (30s + 3 segments)
 	Now          func() time.Time // clock for manifests
 	Observer     Observer         // measurements for metrics; nil for none
+	Store        *store.Store     // where jobs survive a restart; nil keeps them in memory only
+	CPU          *cpucap.Cap      // admission and enforcement of the CPU limit; nil for none
+	GPU          *gpu.Service     // hardware encoders found by the probe; nil is x264 only
 }
 
 // Observer receives measurements as jobs make them. Its methods must be fast and safe
@@ -67,7 +75,7 @@ type Manager struct {
 
 	mu     sync.Mutex
 	jobs   map[string]*Job
-	closed bool
+	closed bool // set by Close: stopping jobs are suspended, not ended
 	wg     sync.WaitGroup
 }
 
@@ -103,6 +111,9 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 		req.Ladder = "default"
 	}
 	src, err := source.Parse(req.Source, m.cfg.MediaRoot)
+	if err == nil {
+		err = m.cfg.Hosts.Check(ctx, src)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -110,7 +121,26 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: ladder %q: %w", ErrInvalid, req.Ladder, err)
 	}
+	if err := m.cfg.Limits.checkLadder(l, src.Live); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	err = m.cfg.Limits.checkJobs(m.jobs) // again below: this one spares a probe
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	var info *ladder.SourceInfo
+	if src.Live && m.cfg.CPU != nil {
+		// Probe now, briefly, to admit the job on the rungs it will really encode (a 720p
+		// camera drops a 1080p rung). A source not reachable yet is admitted on its
+		// ladder's full cost, then measured, and the job starts as reconnecting.
+		pctx, cancel := context.WithTimeout(ctx, min(m.cfg.ProbeTimeout, 8*time.Second))
+		if in, err := ffmpeg.Probe(pctx, m.cfg.FFprobe, src.URL, src.Kind); err == nil {
+			info = &in
+		}
+		cancel()
+	}
 	if !src.Live {
 		// A file is probed now, so that a file that is not media is refused with a 4xx.
 		pctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
@@ -134,15 +164,36 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 	if _, ok := m.jobs[id]; ok {
 		return nil, fmt.Errorf("%w: job %q exists", ErrConflict, id)
 	}
+	if err := m.cfg.Limits.checkJobs(m.jobs); err != nil {
+		return nil, err
+	}
+	if err := checkJobDir(dir); err != nil {
+		return nil, err
+	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("%w: output folder %s is not empty: delete it or choose another id", ErrConflict, dir)
 	}
+	if cap := m.cfg.CPU; cap != nil && src.Live {
+		// A live job must keep up with real time: it is admitted only if its estimated
+		// cost fits beside what the running live jobs reserve (measured once they run).
+		plan := nominalPlan(l)
+		if info != nil {
+			if p, err := l.Plan(*info); err == nil {
+				plan = p
+			}
+		}
+		if err := cap.Admit(id, cpucap.Estimate(plan, l.Video.Preset)); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		m.releaseCPU(id)
 		return nil, fmt.Errorf("create job folder: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	j := &Job{
 		id:     id,
+		req:    Request{Source: req.Source, Ladder: l.Name, ID: id},
 		src:    src,
 		ladder: l,
 		dir:    dir,
@@ -163,11 +214,13 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 		},
 	}
 	m.jobs[id] = j
+	j.persist()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		defer close(j.done)
-		j.run(rctx, info)
+		defer m.releaseCPU(id)
+		j.run(rctx, startState{info: info})
 	}()
 	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Msg("job created")
 	return j, nil
@@ -216,6 +269,11 @@ func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
 		m.mu.Lock()
 		delete(m.jobs, id)
 		m.mu.Unlock()
+		if m.cfg.Store != nil {
+			if err := m.cfg.Store.DeleteJob(id); err != nil {
+				return j.View(), fmt.Errorf("forget job: %w", err)
+			}
+		}
 		return j.View(), nil
 	}
 	j.cancel()
@@ -227,7 +285,38 @@ func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
 	return j.View(), nil
 }
 
-// Close stops every job and waits for every ffmpeg to exit.
+// nominalPlan is a ladder applied to a source as large as its top rung, at 30 fps (or
+// its max_fps): the cost of a live job before its source has been probed.
+func nominalPlan(l *ladder.Ladder) ladder.Plan {
+	top := 0
+	for _, r := range l.Video.Renditions {
+		top = max(top, r.Height)
+	}
+	fps := 30.0
+	if l.Video.MaxFPS > 0 {
+		fps = min(fps, l.Video.MaxFPS)
+	}
+	p, err := l.Plan(ladder.SourceInfo{HasVideo: top > 0, Width: (top*16/9 + 1) &^ 1, Height: top, FPS: fps, HasAudio: true, Channels: 2})
+	if err != nil {
+		return ladder.Plan{}
+	}
+	return p
+}
+
+func (m *Manager) releaseCPU(id string) {
+	if m.cfg.CPU != nil {
+		m.cfg.CPU.Release(id)
+	}
+}
+
+func (m *Manager) closing() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// Close stops every job's ffmpeg and waits for each to exit. Jobs that had not ended
+// are not ended: with a store, the next daemon resumes them (a restart, not a stop).
 func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,15 +13,36 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/backoff"
+	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 )
 
+// startState is what a job starts from: nothing for a new live job (it probes), the
+// probe for a new file job, and the stored plan and index for a resumed live job.
+type startState struct {
+	info     *ladder.SourceInfo
+	plan     *ladder.Plan
+	segments map[string][]manifest.Segment
+	ast      time.Time
+}
+
 // run is the job's whole life: probe, plan, then ffmpeg runs until the source ends
 // (VOD), the job is stopped, or it fails. Live sources are retried with backoff.
-func (j *Job) run(ctx context.Context, info *ladder.SourceInfo) {
+func (j *Job) run(ctx context.Context, st startState) {
 	bo := backoff.New()
+	if st.plan != nil {
+		idx, err := j.resumeIndex(*st.plan, st)
+		if err != nil {
+			j.log.Warn().Err(err).Msg("cannot resume the stored index: starting the presentation again")
+		} else {
+			j.loop(ctx, bo, *st.plan, idx, st.info)
+			return
+		}
+	}
+	info := st.info
 	if info == nil {
 		in, err := j.probeLive(ctx, bo)
 		if err != nil || ctx.Err() != nil {
@@ -39,20 +61,79 @@ func (j *Job) run(ctx context.Context, info *ladder.SourceInfo) {
 		v.Renditions = renditionsOf(plan)
 		v.Dropped = plan.Dropped
 	})
+	j.mu.Lock()
+	j.plan = &plan
+	j.mu.Unlock()
+	j.persist()
 
 	idx, err := j.freshIndex(plan)
 	if err != nil {
 		j.finish(err)
 		return
 	}
+	j.loop(ctx, bo, plan, idx, info)
+}
 
+// admitGPU places the plan's rungs on the GPU the probe found (or on x264), reserving
+// encoder sessions, and says so in the job for every rung moved to software.
+func (j *Job) admitGPU(plan ladder.Plan, info *ladder.SourceInfo) (gpu.Admission, error) {
+	svc := j.m.cfg.GPU
+	if svc == nil {
+		return gpu.Admission{Plan: plan}, nil
+	}
+	var src ladder.SourceInfo
+	if info != nil {
+		src = *info
+	}
+	adm, err := svc.Admit(j.id, j.ladder, plan, src)
+	if err != nil {
+		return adm, fmt.Errorf("encoder: %w", err)
+	}
+	j.announce(adm, nil)
+	return adm, nil
+}
+
+// announce publishes where the rungs run: never a silent fallback.
+func (j *Job) announce(adm gpu.Admission, before []gpu.Move) {
+	for _, mv := range adm.Moved[len(before):] {
+		msg := fmt.Sprintf("rung %s: %s → %s: %s", mv.Rung, mv.Wanted, mv.To, mv.Reason)
+		j.log.Warn().Str("rung", mv.Rung).Str("wanted", mv.Wanted).Str("to", mv.To).Msg("encoder fallback: " + mv.Reason)
+		j.event(Event{Type: "fallback", Message: msg})
+	}
+	for _, n := range adm.Notes {
+		j.event(Event{Type: "encoder", Message: n})
+	}
+	enc := map[string]string{}
+	for _, v := range adm.Plan.Video {
+		enc[v.Name] = v.Encoder
+	}
+	j.update(func(v *View) {
+		for i := range v.Renditions {
+			if e, ok := enc[v.Renditions[i].Name]; ok {
+				v.Renditions[i].Encoder = e
+			}
+		}
+	})
+}
+
+// loop runs ffmpeg again and again until the job ends.
+func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, idx *index, info *ladder.SourceInfo) {
+	adm, err := j.admitGPU(plan, info)
+	if err != nil {
+		j.finish(err)
+		return
+	}
+	if j.m.cfg.GPU != nil {
+		defer j.m.cfg.GPU.Release(j.id)
+	}
 	for attempt := 1; ; attempt++ {
 		start := idx.beginAttempt()
 		argv, err := ffmpeg.BuildArgs(ffmpeg.Job{
 			Source:       j.src.URL,
 			Kind:         j.src.Kind,
 			Live:         j.src.Live,
-			Plan:         plan,
+			Plan:         adm.Plan,
+			HW:           adm.HW,
 			Preset:       j.ladder.Video.Preset,
 			Dir:          j.dir,
 			StartNumbers: start,
@@ -61,15 +142,25 @@ func (j *Job) run(ctx context.Context, info *ladder.SourceInfo) {
 			j.finish(fmt.Errorf("build ffmpeg command: %w", err))
 			return
 		}
+		shown := append([]string{j.m.cfg.FFmpeg}, argv...)
+		for i, a := range shown {
+			if a == j.src.URL && j.src.Display != "" {
+				shown[i] = j.src.Display // never show a source's password in the API
+			}
+		}
 		j.update(func(v *View) {
-			v.FFmpeg = append([]string{j.m.cfg.FFmpeg}, argv...)
+			v.FFmpeg = shown
 			v.Restarts = attempt - 1
 		})
 		began := time.Now()
-		runErr := j.runFFmpeg(ctx, argv, idx)
+		runErr := j.runFFmpeg(ctx, argv, adm.Env(), idx)
 		ran := time.Since(began)
 
 		stopped := ctx.Err() != nil
+		if stopped && j.m.closing() && j.m.cfg.Store != nil {
+			j.log.Info().Msg("daemon stopping: the job resumes when it starts again")
+			return
+		}
 		if stopped || (!j.src.Live && runErr == nil) {
 			if err := j.render(idx, true); err != nil {
 				j.log.Error().Err(err).Msg("render final manifests")
@@ -79,6 +170,29 @@ func (j *Job) run(ctx context.Context, info *ladder.SourceInfo) {
 		}
 		if runErr == nil {
 			runErr = errors.New("the live source ended") // ffmpeg exits 0 when a live source closes
+		}
+		if j.m.cfg.GPU != nil {
+			if f, ok := gpu.Diagnose(adm, j.stderrTail()); ok {
+				// The hardware failed, not the source: move its rungs to x264 (if the
+				// ladder allows) and start again at once.
+				next, err := j.m.cfg.GPU.Fallback(j.id, j.ladder, adm, f)
+				if err != nil {
+					j.finish(err)
+					return
+				}
+				j.announce(next, adm.Moved)
+				adm = next
+				for _, t := range idx.tracks {
+					t.init = nil // the codec string may change with the encoder
+				}
+				if !j.src.Live {
+					if idx, err = j.freshIndex(plan); err != nil {
+						j.finish(err)
+						return
+					}
+				}
+				continue
+			}
 		}
 		if !j.src.Live && attempt >= maxFileAttempts {
 			j.finish(fmt.Errorf("gave up after %d attempts: %w", attempt, runErr))
@@ -110,8 +224,24 @@ func (j *Job) run(ctx context.Context, info *ladder.SourceInfo) {
 // maxFileAttempts bounds how often a file job's ffmpeg is started.
 const maxFileAttempts = 3
 
-// freshIndex returns an empty index for plan, with empty rendition folders.
-func (j *Job) freshIndex(plan ladder.Plan) (*index, error) {
+// resumeIndex rebuilds the index of a live job from the store and the files on disk.
+func (j *Job) resumeIndex(plan ladder.Plan, st startState) (*index, error) {
+	idx := j.newIndex(plan)
+	idx.ast = st.ast
+	for _, t := range idx.tracks {
+		if err := idx.restore(t, st.segments[t.Name]); err != nil {
+			return nil, err
+		}
+	}
+	if idx.produced == 0 {
+		return nil, fmt.Errorf("no segment of the stored index is on disk")
+	}
+	idx.attempt = 1 // the next run is a restart: new period, discontinuity
+	return idx, nil
+}
+
+// newIndex returns an index with plan's tracks, touching nothing on disk.
+func (j *Job) newIndex(plan ladder.Plan) *index {
 	idx := newIndex(j.src.Live, plan.SegmentDuration, j.ladder.Window, j.m.now)
 	if j.m.cfg.SegmentGrace > 0 {
 		idx.grace = j.m.cfg.SegmentGrace
@@ -122,6 +252,17 @@ func (j *Job) freshIndex(plan ladder.Plan) (*index, error) {
 	}
 	for _, a := range plan.Audio {
 		idx.addTrack(a.Name, manifest.Audio, filepath.Join(j.dir, a.Name), a.Bitrate)
+	}
+	return idx
+}
+
+// freshIndex returns an empty index for plan, with empty rendition folders.
+func (j *Job) freshIndex(plan ladder.Plan) (*index, error) {
+	idx := j.newIndex(plan)
+	if j.m.cfg.Store != nil {
+		if err := j.m.cfg.Store.ClearSegments(j.id); err != nil {
+			return nil, fmt.Errorf("clear stored index: %w", err)
+		}
 	}
 	for _, t := range idx.tracks {
 		if err := os.RemoveAll(t.dir); err != nil {
@@ -157,6 +298,35 @@ func (j *Job) probeLive(ctx context.Context, bo *backoff.Backoff) (ladder.Source
 	}
 }
 
+// checkBehind reports a live job whose ffmpeg has run slower than real time for 10 s:
+// its viewers will stall. It returns when the slow spell began (zero when not slow).
+func (j *Job) checkBehind(now, since time.Time) time.Time {
+	if !j.src.Live {
+		return time.Time{}
+	}
+	j.mu.Lock()
+	speed, behind := j.view.Progress.Speed, j.view.Behind
+	j.mu.Unlock()
+	switch {
+	case speed == 0:
+		return since
+	case speed >= 0.98:
+		if behind {
+			j.update(func(v *View) { v.Behind = false })
+			j.event(Event{Type: "behind", Message: fmt.Sprintf("back to real time (speed %.2fx)", speed)})
+		}
+		return time.Time{}
+	case since.IsZero():
+		return now
+	case !behind && now.Sub(since) >= 10*time.Second:
+		j.update(func(v *View) { v.Behind = true })
+		msg := fmt.Sprintf("slower than real time for %v (speed %.2fx): the box is over capacity", now.Sub(since).Round(time.Second), speed)
+		j.log.Warn().Float64("speed", speed).Msg(msg)
+		j.event(Event{Type: "behind", Message: msg})
+	}
+	return since
+}
+
 // errStalled is returned by runFFmpeg when it killed an ffmpeg that stopped making progress.
 var errStalled = errors.New("ffmpeg stalled")
 
@@ -172,10 +342,16 @@ func stallLimits(segDur time.Duration) (running, starting time.Duration) {
 // appear. Cancelling ctx stops ffmpeg gracefully: SIGINT to its process group, so it
 // closes its last segment, then SIGKILL after the grace period. An ffmpeg that is alive
 // but makes no progress (a hung source, a stopped process) is killed: errStalled.
-func (j *Job) runFFmpeg(ctx context.Context, argv []string, idx *index) error {
+func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) error {
 	cmd := exec.Command(j.m.cfg.FFmpeg, argv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	tail := ffmpeg.NewTail(20)
+	j.mu.Lock()
+	j.tail = tail
+	j.mu.Unlock()
 	cmd.Stderr = io.MultiWriter(tail, newStderrLog(j.log, j.m.now))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -185,6 +361,14 @@ func (j *Job) runFFmpeg(ctx context.Context, argv []string, idx *index) error {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
 	pid := cmd.Process.Pid
+	if cap := j.m.cfg.CPU; cap != nil {
+		if err := cap.Attach(pid); err != nil {
+			j.log.Warn().Err(err).Msg("ffmpeg runs outside the CPU cap")
+		}
+	}
+	meter, _ := cpucap.NewMeter(pid)
+	nextMeter := time.Now().Add(5 * time.Second)
+	var behindSince time.Time
 	j.setPID(pid)
 	defer j.setPID(0)
 	j.log.Info().Int("pid", pid).Msg("ffmpeg started")
@@ -238,6 +422,16 @@ loop:
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		case now := <-tick.C:
 			j.pollAndRender(idx)
+			if meter != nil && now.After(nextMeter) {
+				nextMeter = now.Add(5 * time.Second)
+				if cores, err := meter.Cores(float64(now.UnixNano()) / 1e9); err == nil {
+					j.update(func(v *View) { v.CPU = cores })
+					if j.m.cfg.CPU != nil && j.src.Live {
+						j.m.cfg.CPU.Observe(j.id, cores)
+					}
+				}
+			}
+			behindSince = j.checkBehind(now, behindSince)
 			if idx.produced != produced {
 				produced, lastSegment = idx.produced, now
 			}
@@ -246,12 +440,19 @@ loop:
 			}
 			j.mu.Lock()
 			quiet := now.Sub(j.lastProgress)
+			speed := j.view.Progress.Speed
 			j.mu.Unlock()
 			limit := running
 			if idx.produced == 0 || lastSegment == began {
 				limit = starting
 			}
-			if noSeg := now.Sub(lastSegment); noSeg > limit || quiet > limit {
+			// Segments come slower when ffmpeg runs slower than real time (a big file
+			// under the CPU cap): only progress that stops is a stall at any speed.
+			segLimit := limit
+			if speed > 0 && speed < 1 {
+				segLimit = time.Duration(float64(limit) / max(speed, 0.05))
+			}
+			if noSeg := now.Sub(lastSegment); noSeg > segLimit || quiet > limit {
 				stall = fmt.Errorf("%w: no progress for %v, no new segment for %v", errStalled,
 					quiet.Round(time.Second), noSeg.Round(time.Second))
 				j.log.Warn().Int("pid", pid).Err(stall).Msg("ffmpeg stalled; killing it")
@@ -297,6 +498,9 @@ func (j *Job) pollAndRender(idx *index) {
 	if !changed {
 		return
 	}
+	// Deferred calls run last first: the latency is taken when the manifests are
+	// written, before the store's fsync.
+	defer j.persistSegments(idx)
 	defer j.observeLatency(idx)
 	for _, err := range idx.prune() {
 		j.log.Warn().Err(err).Msg("delete old segment")
@@ -308,6 +512,16 @@ func (j *Job) pollAndRender(idx *index) {
 	if err := j.render(idx, false); err != nil {
 		j.log.Error().Err(err).Msg("render manifests")
 	}
+}
+
+// stderrTail returns the last lines of the last ffmpeg's stderr.
+func (j *Job) stderrTail() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.tail == nil {
+		return nil
+	}
+	return j.tail.Lines()
 }
 
 // observeLatency reports, for the segments indexed by the last poll, the time from
@@ -339,7 +553,7 @@ func (j *Job) render(idx *index, ended bool) error {
 		}
 		data, err := manifest.RenderMedia(p, &tr)
 		if err == nil {
-			err = manifest.WriteAtomic(filepath.Join(j.dir, tr.Name, manifest.MediaName), data)
+			err = j.write(filepath.Join(j.dir, tr.Name, manifest.MediaName), data)
 		}
 		errs = append(errs, err)
 	}
@@ -358,17 +572,33 @@ func (j *Job) render(idx *index, ended bool) error {
 	}
 	data, err := manifest.RenderMaster(p)
 	if err == nil {
-		err = manifest.WriteAtomic(filepath.Join(j.dir, manifest.MasterName), data)
+		err = j.write(filepath.Join(j.dir, manifest.MasterName), data)
 	}
 	errs = append(errs, err)
 	if idx.live || ended {
 		data, err := manifest.RenderMPD(p)
 		if err == nil {
-			err = manifest.WriteAtomic(filepath.Join(j.dir, manifest.MPDName), data)
+			err = j.write(filepath.Join(j.dir, manifest.MPDName), data)
 		}
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// write replaces a manifest atomically, unless it already holds exactly data (a rendition
+// whose playlist did not change, a master whose figures did not move).
+func (j *Job) write(path string, data []byte) error {
+	if j.written == nil {
+		j.written = map[string][]byte{}
+	}
+	if bytes.Equal(j.written[path], data) {
+		return nil
+	}
+	if err := manifest.WriteAtomic(path, data); err != nil {
+		return err
+	}
+	j.written[path] = data
+	return nil
 }
 
 // finish ends the job: finished when err is nil, failed otherwise.

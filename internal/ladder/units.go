@@ -91,6 +91,13 @@ func formatBitrate(v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
+// ParseBitrate reads a bit rate as ladder files write it ("5000k", "1.5M",
+// "800000"), for settings outside ladders such as the daemon's limits.
+func ParseBitrate(s string) (int64, error) { return parseBitrate(s) }
+
+// FormatBitrate writes a bit rate as ladder files do: "5000k", or the plain number.
+func FormatBitrate(v int64) string { return formatBitrate(v) }
+
 // parseDuration reads a Go duration ("2s", "500ms", "15m", "1h30m") or the
 // bare "0". Any other bare number is refused: seconds or minutes would be a
 // guess.

@@ -33,9 +33,14 @@ const minMinBufferTime = 2 * time.Second
 //   - live, running: dynamic, with minimumUpdatePeriod, availabilityStartTime,
 //     publishTime, suggestedPresentationDelay, timeShiftBufferDepth (when there is a
 //     window) and UTCTiming;
-//   - live, ended: still dynamic (players already hold it as such) but without
-//     minimumUpdatePeriod, and with mediaPresentationDuration at the end of the last
-//     segment, so players reach the end and stop;
+//   - live, ended: static, with mediaPresentationDuration at the end of the last
+//     segment, availabilityStartTime and publishTime kept, and nothing that only a
+//     dynamic MPD means (minimumUpdatePeriod, suggestedPresentationDelay,
+//     timeShiftBufferDepth, UTCTiming). This is the transition from live to on-demand of
+//     DASH-IF IOP 4.6.4, which dash.js and Shaka act on: they stop reloading, buffer to
+//     the end and end playback. A dynamic MPD that merely drops minimumUpdatePeriod and
+//     gains a mediaPresentationDuration is not enough: dash.js 5 and Shaka 5 (see
+//     web/test) then stall at the last segment, waiting for more, and never end;
 //   - VOD: static, with mediaPresentationDuration at the end of the last segment of the
 //     longest track. A VOD still being transcoded is rendered the same way with what
 //     exists so far; a reload shows more.
@@ -74,21 +79,22 @@ func RenderMPD(p *Presentation) ([]byte, error) {
 		if p.SegmentDuration <= 0 {
 			return nil, fmt.Errorf("render mpd: live presentation without segment duration: %w", ErrInvalid)
 		}
-		m.Type = mpd.Ptr(mpd.DYNAMIC_TYPE)
 		m.AvailabilityStartTime = mpd.DateTime(formatTime(p.AvailabilityStart))
 		m.PublishTime = mpd.DateTime(formatTime(p.PublishTime))
 		if p.Ended {
+			// The transition to on-demand of DASH-IF IOP 4.6.4; see the doc comment.
 			m.MediaPresentationDuration = durPtr(end)
 		} else {
+			m.Type = mpd.Ptr(mpd.DYNAMIC_TYPE)
 			m.MinimumUpdatePeriod = durPtr(p.SegmentDuration)
-		}
-		m.SuggestedPresentationDelay = durPtr(3 * p.SegmentDuration)
-		if p.Window > 0 {
-			m.TimeShiftBufferDepth = durPtr(p.Window)
-		}
-		m.UTCTimings = []*mpd.DescriptorType{
-			mpd.NewDescriptor(utcHTTPHead, MPDName, ""),
-			mpd.NewDescriptor(utcDirect, formatTime(p.PublishTime), ""),
+			m.SuggestedPresentationDelay = durPtr(3 * p.SegmentDuration)
+			if p.Window > 0 {
+				m.TimeShiftBufferDepth = durPtr(p.Window)
+			}
+			m.UTCTimings = []*mpd.DescriptorType{
+				mpd.NewDescriptor(utcHTTPHead, MPDName, ""),
+				mpd.NewDescriptor(utcDirect, formatTime(p.PublishTime), ""),
+			}
 		}
 	} else {
 		m.MediaPresentationDuration = durPtr(end)

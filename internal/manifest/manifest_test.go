@@ -475,8 +475,8 @@ func checkMPD(t *testing.T, p *Presentation, data []byte) {
 		t.Fatalf("mpd does not parse: %v", err)
 	}
 	wantType := mpd.STATIC_TYPE
-	if p.Live {
-		wantType = mpd.DYNAMIC_TYPE
+	if p.Live && !p.Ended {
+		wantType = mpd.DYNAMIC_TYPE // an ended live presentation turns static (IOP 4.6.4)
 	}
 	if m.GetType() != wantType {
 		t.Errorf("MPD type %s, want %s", m.GetType(), wantType)

@@ -1,0 +1,175 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/store"
+)
+
+// record is what the store keeps of a job: enough to list it after a restart and, for a
+// job that had not ended, to resume it exactly as it ran (same ladder as read then,
+// same plan, same presentation timeline).
+type record struct {
+	Request Request            `json:"request"`
+	Ladder  *ladder.Ladder     `json:"ladder"`
+	Plan    *ladder.Plan       `json:"plan,omitempty"`
+	AST     time.Time          `json:"availability_start,omitzero"`
+	PID     int                `json:"pid,omitempty"` // the ffmpeg running when this was written
+	View    View               `json:"view"`
+	Input   *ladder.SourceInfo `json:"input,omitempty"`
+}
+
+// persist writes the job's record; a failure is logged, never fatal to the stream.
+func (j *Job) persist() {
+	st := j.m.cfg.Store
+	if st == nil {
+		return
+	}
+	j.mu.Lock()
+	rec := record{Request: j.req, Ladder: j.ladder, Plan: j.plan, AST: j.ast, PID: j.pid, View: j.view, Input: j.view.Input}
+	j.mu.Unlock()
+	if err := st.PutJob(j.id, rec); err != nil {
+		j.log.Error().Err(err).Msg("persist job")
+	}
+}
+
+// persistSegments writes what the last poll changed in the index.
+func (j *Job) persistSegments(idx *index) {
+	added, removed := idx.takeChanges()
+	st := j.m.cfg.Store
+	if st == nil || (len(added) == 0 && len(removed) == 0) {
+		return
+	}
+	var changes []store.SegmentChange
+	for _, t := range idx.tracks {
+		if len(added[t.Name]) > 0 || len(removed[t.Name]) > 0 {
+			changes = append(changes, store.SegmentChange{Track: t.Name, Added: added[t.Name], Removed: removed[t.Name]})
+		}
+	}
+	if err := st.UpdateSegments(j.id, changes); err != nil {
+		j.log.Error().Err(err).Msg("persist segment index")
+	}
+	if !idx.ast.IsZero() {
+		j.mu.Lock()
+		changed := !j.ast.Equal(idx.ast)
+		j.ast = idx.ast
+		j.mu.Unlock()
+		if changed {
+			j.persist()
+		}
+	}
+}
+
+// Restore brings back the jobs of a previous run of the daemon: an ffmpeg it left
+// behind is killed, ended jobs are listed as they ended, and jobs that had not ended
+// are started again: a live job continues its presentation in the same folder, a file
+// job starts over.
+func (m *Manager) Restore(ctx context.Context) error {
+	st := m.cfg.Store
+	if st == nil {
+		return nil
+	}
+	recs, err := st.Jobs()
+	if err != nil {
+		return fmt.Errorf("read stored jobs: %w", err)
+	}
+	for id, raw := range recs {
+		var rec record
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			m.cfg.Log.Error().Err(err).Str("job", id).Msg("unreadable stored job: skipped")
+			continue
+		}
+		dir := filepath.Join(m.cfg.Output, id)
+		if rec.PID > 0 && killOrphan(rec.PID, dir) {
+			m.cfg.Log.Warn().Str("job", id).Int("pid", rec.PID).Msg("killed the ffmpeg a previous daemon left running")
+		}
+		if err := m.restoreOne(ctx, id, rec, dir); err != nil {
+			m.cfg.Log.Error().Err(err).Str("job", id).Msg("restore job")
+		}
+	}
+	return nil
+}
+
+func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir string) error {
+	if rec.Ladder == nil {
+		return fmt.Errorf("stored job has no ladder")
+	}
+	src, err := source.Parse(rec.Request.Source, m.cfg.MediaRoot)
+	if err != nil {
+		rec.View.State = Failed
+		rec.View.Error = "not resumed: " + err.Error()
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	j := &Job{
+		id: id, req: rec.Request, src: src, ladder: rec.Ladder, dir: dir,
+		log: m.cfg.Log.With().Str("job", id).Logger(), m: m,
+		cancel: cancel, done: make(chan struct{}),
+		view: rec.View, plan: rec.Plan, ast: rec.AST,
+	}
+	j.view.Progress = Progress{}
+	m.mu.Lock()
+	m.jobs[id] = j
+	m.mu.Unlock()
+	if j.view.State.Ended() {
+		close(j.done)
+		cancel()
+		if err != nil {
+			j.persist()
+		}
+		return nil
+	}
+	j.view.State = Starting // it was running, reconnecting, or stopping for a daemon restart
+	start := startState{info: rec.Input}
+	if src.Live && rec.Plan != nil {
+		segs, err := m.cfg.Store.Segments(id)
+		if err != nil {
+			return err
+		}
+		start = startState{info: rec.Input, plan: rec.Plan, segments: segs, ast: rec.AST}
+	}
+	if cap := m.cfg.CPU; cap != nil && src.Live {
+		if err := cap.Admit(id, cpucap.Estimate(nominalPlan(rec.Ladder), rec.Ladder.Video.Preset)); err != nil {
+			m.cfg.Log.Warn().Err(err).Str("job", id).Msg("resuming a job over the CPU limit: it was admitted before the restart")
+		}
+	}
+	j.event(Event{Type: "restore", Message: "resumed after a daemon restart"})
+	j.log.Info().Bool("live", src.Live).Msg("resuming job after a daemon restart")
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(j.done)
+		defer m.releaseCPU(id)
+		j.run(rctx, start)
+	}()
+	return nil
+}
+
+// killOrphan kills the process group of pid if pid is still an ffmpeg writing into dir
+// (a daemon killed with -9 whose child outlived it). It reports whether it killed one.
+func killOrphan(pid int, dir string) bool {
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	if len(args) == 0 || filepath.Base(args[0]) != "ffmpeg" && !strings.Contains(args[0], "ffmpeg") {
+		return false
+	}
+	if !strings.Contains(string(cmdline), dir+string(filepath.Separator)) {
+		return false
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	return true
+}

@@ -1,0 +1,183 @@
+// Package metrics exposes transcoderd's Prometheus metrics on a registry of its own:
+// jobs by state, and per job its restarts, stalls, segments and live encoding figures
+// (read from the job manager at scrape time), the latency from a segment closing to the
+// manifests naming it (fed by the job manager as it happens), CPU used against the
+// limit, and the Go runtime and process collectors.
+package metrics
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/transcoderd/transcoderd/internal/job"
+)
+
+// Namespace prefixes every metric of transcoderd's own.
+const Namespace = "transcoderd"
+
+// LatencyBuckets are the upper bounds, in seconds, of the manifest latency histogram:
+// fine from 1 ms to 500 ms, closest around the 100 ms target, and coarse above, where
+// only an overloaded box goes.
+var LatencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5, 1, 2.5, 5}
+
+// Lister is what the metrics read jobs from; *job.Manager is one.
+type Lister interface {
+	List() []job.View
+}
+
+// CPUFunc reports the CPU that the jobs use and the limit they run under, both in
+// cores (1.5 is one and a half cores).
+type CPUFunc func() (used, limit float64)
+
+// knownStates are always exported by transcoderd_jobs, at 0 when no job is in them, so
+// that a query for a state has a series to read before the first job reaches it.
+var knownStates = []job.State{job.Starting, job.Running, job.Reconnecting, job.Stopping, job.Finished, job.Failed}
+
+// Metrics is the daemon's metrics: a prometheus.Collector of the jobs' figures, the
+// job.Observer of manifest latency, and the registry and HTTP handler that serve them.
+// Its methods are safe for concurrent use.
+type Metrics struct {
+	reg     *prometheus.Registry
+	latency prometheus.Histogram
+
+	mu   sync.Mutex
+	jobs Lister
+	cpu  CPUFunc
+
+	jobsByState, jobState, restarts, stalls, segments *prometheus.Desc
+	fps, speed, bitrate, cpuUsed, cpuLimit            *prometheus.Desc
+}
+
+// New returns the metrics of jobs, with the CPU figures of cpu. Either may be nil and
+// set later with SetJobs and SetCPU; until then no job and no CPU metrics are exported.
+func New(jobs Lister, cpu CPUFunc) *Metrics {
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
+	}
+	m := &Metrics{
+		reg:  prometheus.NewRegistry(),
+		jobs: jobs,
+		cpu:  cpu,
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "manifest_write_latency_seconds",
+			Help:      "Time from ffmpeg closing a segment to every manifest that names it being written.",
+			Buckets:   LatencyBuckets,
+		}),
+		jobsByState: desc("jobs", "Jobs the daemon knows, by state.", "state"),
+		jobState:    desc("job_state", "The state of each job: 1 for its current state.", "job", "state"),
+		restarts:    desc("job_restarts_total", "Times the job's ffmpeg was started again after it exited or stalled.", "job"),
+		stalls:      desc("job_stalls_total", "Times the job's ffmpeg was killed for making no progress.", "job"),
+		segments:    desc("job_segments_total", "Segments the job has written, all renditions together.", "job"),
+		fps:         desc("job_fps", "Frames per second the job's ffmpeg encodes now; 0 when it is not running.", "job"),
+		speed:       desc("job_speed_ratio", "Encoding speed as a multiple of real time; below 1 a live job falls behind; 0 when it is not running.", "job"),
+		bitrate:     desc("job_bitrate_bits_per_second", "Output bitrate that the job's ffmpeg reports; 0 when it is not running.", "job"),
+		cpuUsed:     desc("cpu_used_cores", "CPU that the jobs use, in cores."),
+		cpuLimit:    desc("cpu_limit_cores", "CPU limit that the jobs run under, in cores."),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.latency,
+		(*jobCollector)(m),
+	)
+	return m
+}
+
+// SetJobs sets where the job metrics are read from.
+func (m *Metrics) SetJobs(jobs Lister) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.jobs = jobs
+}
+
+// SetCPU sets where the CPU metrics are read from; nil stops exporting them.
+func (m *Metrics) SetCPU(cpu CPUFunc) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cpu = cpu
+}
+
+// Registry returns the registry the metrics are served from, for more collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus text format (or OpenMetrics, when the
+// scraper asks for it).
+func (m *Metrics) Handler() http.Handler {
+	// One metric that cannot be collected must not hide the others.
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// ManifestsWritten implements job.Observer.
+func (m *Metrics) ManifestsWritten(_ string, sinceSegmentClosed time.Duration) {
+	// A file's modification time has the kernel's coarse clock: it may read as a
+	// little later than the time.Now after it.
+	m.latency.Observe(max(sinceSegmentClosed, 0).Seconds())
+}
+
+var _ job.Observer = (*Metrics)(nil)
+
+// jobCollector reads the job and CPU figures at scrape time.
+type jobCollector Metrics
+
+// Describe implements prometheus.Collector.
+func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.fps, c.speed, c.bitrate, c.cpuUsed, c.cpuLimit} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	jobs, cpu := c.jobs, c.cpu
+	c.mu.Unlock()
+
+	if cpu != nil {
+		used, limit := cpu()
+		ch <- constMetric(c.cpuUsed, prometheus.GaugeValue, used)
+		ch <- constMetric(c.cpuLimit, prometheus.GaugeValue, limit)
+	}
+	if jobs == nil {
+		return
+	}
+	views := jobs.List()
+	byState := map[job.State]int{}
+	for _, s := range knownStates {
+		byState[s] = 0
+	}
+	for _, v := range views {
+		byState[v.State]++
+		ch <- constMetric(c.jobState, prometheus.GaugeValue, 1, v.ID, string(v.State))
+		ch <- constMetric(c.restarts, prometheus.CounterValue, float64(v.Restarts), v.ID)
+		ch <- constMetric(c.stalls, prometheus.CounterValue, float64(v.Stalls), v.ID)
+		ch <- constMetric(c.segments, prometheus.CounterValue, float64(v.Segments), v.ID)
+		// A job between ffmpeg runs, or ended, keeps the figures of its last run: they
+		// are not what it does now.
+		p := v.Progress
+		if v.State == job.Reconnecting || v.State.Ended() {
+			p = job.Progress{}
+		}
+		ch <- constMetric(c.fps, prometheus.GaugeValue, p.FPS, v.ID)
+		ch <- constMetric(c.speed, prometheus.GaugeValue, p.Speed, v.ID)
+		ch <- constMetric(c.bitrate, prometheus.GaugeValue, p.Bitrate*1000, v.ID) // ffmpeg reports kbit/s
+	}
+	for s, n := range byState {
+		ch <- constMetric(c.jobsByState, prometheus.GaugeValue, float64(n), string(s))
+	}
+}
+
+// constMetric is prometheus.MustNewConstMetric without the panic: a label value that is
+// not valid UTF-8 makes an invalid metric, which fails the scrape with its error.
+func constMetric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
+	m, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
+}

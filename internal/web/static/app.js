@@ -1,0 +1,296 @@
+// transcoderd preview page: the job list (polled from /v1/jobs), a player for the chosen
+// job (hls.js on master.m3u8 or dash.js on manifest.mpd, with a rung selector), and a
+// form that starts a job. Everything comes from this daemon; nothing from elsewhere.
+'use strict';
+
+(function () {
+  const $ = (sel) => document.querySelector(sel);
+  const video = $('#video');
+  const ui = {
+    jobs: $('#jobs tbody'),
+    jobsError: $('#jobs-error'),
+    engine: $('#engine'),
+    rung: $('#rung'),
+    nowPlaying: $('#now-playing'),
+    playingJob: $('#playing-job'),
+    message: $('#player-message'),
+    links: $('#links'),
+    form: $('#new-job'),
+    formMessage: $('#form-message'),
+    ladder: $('#ladder'),
+  };
+  const state = {
+    jobs: [],
+    selected: '',    // id of the job in the player
+    player: null,    // {kind, destroy(), rungs(), select(id), current(), latency()}
+    loading: 0,      // bumped on every play(), so that a stale wait gives up
+  };
+
+  // The API may need a bearer token (transcoderd --api-token); the page and the streams
+  // do not. The token is kept for this browser tab only.
+  const tokenInput = $('#token');
+  tokenInput.value = sessionStorage.getItem('transcoderd-token') || '';
+  tokenInput.addEventListener('change', () => {
+    sessionStorage.setItem('transcoderd-token', tokenInput.value.trim());
+    $('#auth-message').textContent = '';
+    loadLadders();
+    refresh();
+  });
+
+  async function api(method, path, body) {
+    const headers = body ? { 'Content-Type': 'application/json' } : {};
+    const token = tokenInput.value.trim();
+    if (token) headers.Authorization = 'Bearer ' + token;
+    const res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    let data = null;
+    try { data = await res.json(); } catch (e) { /* not JSON */ }
+    if (res.status === 401) {
+      $('#auth-message').textContent = token ? 'the API refused this token' : 'this daemon needs its API token';
+    }
+    return { ok: res.ok, status: res.status, data };
+  }
+
+  // el builds an element; text is set with textContent, never parsed as HTML.
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') e.className = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return e;
+  }
+
+  const kbps = (bps) => `${Math.round(bps / 1000)} kbit/s`;
+
+  // Ladders for the form: the valid ones can be chosen, broken ones show why not.
+  async function loadLadders() {
+    const r = await api('GET', '/v1/ladders');
+    if (!r.ok) {
+      ui.formMessage.textContent = 'cannot list ladders: ' + (r.data && r.data.error || r.status);
+      ui.formMessage.className = 'error';
+      return;
+    }
+    ui.ladder.replaceChildren();
+    for (const l of r.data.ladders) {
+      const o = el('option', { value: l.name }, l.valid ? l.name : `${l.name} (invalid)`);
+      if (!l.valid) {
+        o.disabled = true;
+        o.title = (l.problems || []).join('\n');
+      } else if (l.ladder && l.ladder.description) {
+        o.title = l.ladder.description;
+      }
+      ui.ladder.append(o);
+    }
+    const def = [...ui.ladder.options].find((o) => o.value === 'default' && !o.disabled);
+    if (def) def.selected = true;
+  }
+
+  function renditionsText(j) {
+    return (j.renditions || []).map((r) => r.kind === 'video'
+      ? `${r.name} ${r.width}x${r.height} ${kbps(r.bitrate)}`
+      : `${r.name} ${kbps(r.bitrate)}`).join(', ');
+  }
+
+  function renderJobs() {
+    const rows = state.jobs.map((j) => {
+      const stateCell = el('td', { class: 'state-' + j.state }, j.state);
+      if (j.error) stateCell.append(el('div', { class: 'detail' }, j.error));
+      const actions = el('td', {},
+        el('button', { class: 'play', type: 'button', onclick: () => play(j.id) }, 'Play'));
+      if (j.state !== 'finished' && j.state !== 'failed') {
+        actions.append(' ', el('button', { class: 'stop', type: 'button', onclick: (e) => stop(j.id, e.target) }, 'Stop'));
+      }
+      const speed = j.state === 'running' ? `${(j.speed || 0).toFixed(2)}x, ${(j.fps || 0).toFixed(0)} fps` : '';
+      return el('tr', { 'data-id': j.id, 'data-state': j.state, class: j.id === state.selected ? 'selected' : '' },
+        el('td', {}, j.id, el('div', { class: 'detail' }, j.live ? 'live' : 'VOD')),
+        stateCell,
+        el('td', {}, j.source),
+        el('td', {}, j.ladder),
+        el('td', {}, renditionsText(j)),
+        el('td', {}, String(j.segments || 0)),
+        el('td', {}, speed),
+        el('td', {}, String(j.restarts || 0)),
+        actions);
+    });
+    if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 9, class: 'muted' }, 'no jobs yet')));
+    ui.jobs.replaceChildren(...rows);
+  }
+
+  async function refresh() {
+    try {
+      const r = await api('GET', '/v1/jobs');
+      if (!r.ok) throw new Error(r.data && r.data.error || 'HTTP ' + r.status);
+      state.jobs = r.data.jobs || [];
+      ui.jobsError.textContent = '';
+      renderJobs();
+    } catch (e) {
+      ui.jobsError.textContent = 'cannot list jobs: ' + e.message;
+    }
+  }
+
+  async function stop(id, button) {
+    button.disabled = true;
+    button.textContent = 'Stopping…';
+    const r = await api('DELETE', '/v1/jobs/' + encodeURIComponent(id));
+    if (!r.ok) ui.jobsError.textContent = `stop ${id}: ` + (r.data && r.data.error || r.status);
+    refresh();
+  }
+
+  ui.form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = { source: $('#source').value.trim(), ladder: ui.ladder.value };
+    const id = $('#job-id').value.trim();
+    if (id) body.id = id;
+    ui.formMessage.className = 'muted';
+    ui.formMessage.textContent = 'starting…';
+    const r = await api('POST', '/v1/jobs', body);
+    if (!r.ok) {
+      ui.formMessage.className = 'error';
+      ui.formMessage.textContent = (r.data && r.data.error) || 'HTTP ' + r.status;
+      return;
+    }
+    ui.formMessage.className = 'ok';
+    ui.formMessage.textContent = `started job ${r.data.id}`;
+    await refresh();
+    play(r.data.id);
+  });
+
+  // The player. play() (re)starts it on the selected job with the chosen engine.
+  function destroyPlayer() {
+    if (state.player) {
+      try { state.player.destroy(); } catch (e) { /* already gone */ }
+      state.player = null;
+    }
+    video.removeAttribute('src');
+    video.load();
+    ui.rung.replaceChildren(el('option', { value: 'auto' }, 'auto'));
+    ui.rung.disabled = true;
+    ui.nowPlaying.textContent = '';
+  }
+
+  async function play(id) {
+    const job = state.jobs.find((j) => j.id === id);
+    if (!job) return;
+    const token = ++state.loading;
+    state.selected = id;
+    renderJobs();
+    destroyPlayer();
+    const engine = ui.engine.value;
+    const url = '/out/' + (engine === 'hls' ? job.hls : job.dash);
+    ui.playingJob.textContent = `${id} (${job.live ? 'live' : 'VOD'})`;
+    ui.links.replaceChildren('HLS ', el('a', { href: '/out/' + job.hls }, '/out/' + job.hls),
+      ' · DASH ', el('a', { href: '/out/' + job.dash }, '/out/' + job.dash));
+    // The manifests appear with the first segments; a VOD job's MPD when it has finished.
+    for (let i = 0; ; i++) {
+      const res = await fetch(url, { method: 'HEAD', cache: 'no-store' }).catch(() => null);
+      if (token !== state.loading) return;
+      if (res && res.ok) break;
+      if (i > 600) {
+        ui.message.textContent = `${url} did not appear`;
+        return;
+      }
+      ui.message.textContent = engine === 'dash' && !job.live
+        ? 'waiting for manifest.mpd: a VOD job writes it when it has finished'
+        : 'waiting for the first segments…';
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    ui.message.textContent = '';
+    try {
+      state.player = engine === 'hls' ? hlsPlayer(url) : dashPlayer(url);
+    } catch (e) {
+      ui.message.textContent = e.message;
+    }
+  }
+
+  function fillRungs() {
+    const p = state.player;
+    if (!p) return;
+    const rungs = p.rungs().slice().sort((a, b) => b.height - a.height);
+    ui.rung.replaceChildren(el('option', { value: 'auto' }, 'auto'),
+      ...rungs.map((r) => el('option', { value: r.id }, `${r.height}p · ${r.width}x${r.height} · ${kbps(r.bitrate)}`)));
+    ui.rung.disabled = rungs.length === 0;
+  }
+
+  ui.rung.addEventListener('change', () => {
+    if (state.player) state.player.select(ui.rung.value);
+  });
+  ui.engine.addEventListener('change', () => { if (state.selected) play(state.selected); });
+
+  function startVideo() {
+    const p = video.play();
+    if (p && p.catch) p.catch(() => { /* autoplay refused: the controls are there */ });
+  }
+
+  function hlsPlayer(url) {
+    if (!window.Hls || !Hls.isSupported()) throw new Error('hls.js cannot play in this browser');
+    const hls = new Hls();
+    hls.on(Hls.Events.MANIFEST_PARSED, () => { fillRungs(); startVideo(); });
+    hls.on(Hls.Events.ERROR, (_, d) => {
+      if (d.fatal) ui.message.textContent = `hls.js: ${d.type} ${d.details}`;
+    });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    return {
+      destroy: () => hls.destroy(),
+      rungs: () => hls.levels.map((l, i) => ({ id: String(i), width: l.width, height: l.height, bitrate: l.bitrate })),
+      select: (id) => { hls.currentLevel = id === 'auto' ? -1 : Number(id); },
+      current: () => {
+        const l = hls.levels[hls.currentLevel];
+        return l ? { bitrate: l.bitrate, name: `${l.height}p` } : null;
+      },
+      latency: () => (hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details &&
+        hls.levels[hls.currentLevel].details.live ? hls.latency : NaN),
+    };
+  }
+
+  function dashPlayer(url) {
+    if (!window.dashjs) throw new Error('dash.js did not load');
+    const p = dashjs.MediaPlayer().create();
+    // Clock sync comes from the MPD's UTCTiming; should that fail, ask this server rather
+    // than dash.js's default time server on the internet.
+    p.updateSettings({
+      streaming: {
+        utcSynchronization: { defaultTimingSource: { scheme: 'urn:mpeg:dash:utc:http-head:2014', value: new URL(url, location.href).href } },
+      },
+    });
+    const ev = dashjs.MediaPlayer.events;
+    p.on(ev.STREAM_INITIALIZED, fillRungs);
+    p.on(ev.ERROR, (e) => { ui.message.textContent = 'dash.js: ' + ((e.error && e.error.message) || 'error'); });
+    p.initialize(video, url, true);
+    return {
+      destroy: () => p.destroy(),
+      rungs: () => p.getRepresentationsByType('video').map((r) => ({ id: r.id, width: r.width, height: r.height, bitrate: r.bandwidth })),
+      select: (id) => {
+        const auto = id === 'auto';
+        p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: auto } } } });
+        if (!auto) p.setRepresentationForTypeById('video', id, true);
+      },
+      current: () => {
+        const r = p.getCurrentRepresentationForType('video');
+        return r ? { bitrate: r.bandwidth, name: r.id } : null;
+      },
+      latency: () => (p.isDynamic() ? p.getCurrentLiveLatency() : NaN),
+    };
+  }
+
+  // What is on screen now: the decoded size, and the rung and bitrate the player chose.
+  setInterval(() => {
+    const p = state.player;
+    if (!p || !video.videoWidth) return;
+    let cur = null, lat = NaN;
+    try { cur = p.current(); lat = p.latency(); } catch (e) { /* starting */ }
+    const parts = [`${video.videoWidth}x${video.videoHeight}`];
+    if (cur) parts.push(cur.name, kbps(cur.bitrate));
+    if (Number.isFinite(lat) && lat > 0) parts.push(`latency ${lat.toFixed(1)} s`);
+    ui.nowPlaying.textContent = parts.join(' · ');
+  }, 500);
+
+  api('GET', '/healthz').then((r) => {
+    if (r.ok && r.data) $('#health').textContent = 'version ' + r.data.version;
+  });
+  loadLadders();
+  refresh();
+  setInterval(refresh, 2000);
+})();

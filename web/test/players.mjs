@@ -1,0 +1,383 @@
+// Plays a live job and a VOD job of a running transcoderd in headless Chromium with
+// hls.js (master.m3u8), dash.js (manifest.mpd) and Shaka (both), and checks what a
+// viewer would notice: playback starts and goes on, every rung is listed and plays when
+// forced, live latency stays small, seeking works, and a stopped live stream ends.
+//
+//   node players.mjs '{"base":"http://127.0.0.1:8080","live":"live","vod":"vod","out":"result.json"}'
+//
+// Keys: base (the daemon), live and vod (job ids; either may be left out), out (where the
+// JSON result goes; stdout when empty), only (optional list of "player manifest" names to
+// run, e.g. ["hls.js master.m3u8"]). The live job is stopped (DELETE /v1/jobs/{id}) once
+// every live session is ready to check the end. The exit code is 0 when every check
+// passed, 1 when one failed, 2 when the run itself could not happen.
+import { writeFileSync } from 'node:fs';
+import { api, launch, log, sleep } from './lib.mjs';
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+const base = cfg.base;
+
+const combos = [
+  ['hls.js', 'master.m3u8'],
+  ['dash.js', 'manifest.mpd'],
+  ['shaka', 'master.m3u8'],
+  ['shaka', 'manifest.mpd'],
+];
+
+// Limits. Segment durations come from the job's ladder.
+const PLAY_SECONDS = 10;     // each session plays at least this much before anything else
+const SWITCH_PLAY = 1.5;     // seconds played after each forced switch
+const START_TIMEOUT = 30e3;  // load to first frame moving
+const STEP_TIMEOUT = 25e3;   // any single step
+const END_TIMEOUT = 45e3;    // live stop to 'ended'
+const SEEK_BACK = 30;        // seconds behind the live playhead
+
+class StepError extends Error {}
+
+// Session is one player playing one manifest of one job in its own page.
+class Session {
+  constructor(browser, job, player, manifest) {
+    this.browser = browser;
+    this.job = job;
+    this.player = player;
+    this.manifest = manifest;
+    this.url = `${base}/out/${job.id}/${manifest}`;
+    this.name = `${player} ${job.live ? 'live' : 'VOD'} ${manifest}`;
+    this.measured = () => {};
+    this.started = () => {};
+    this.result = {
+      player, manifest, url: this.url, job: job.id, kind: job.live ? 'live' : 'vod',
+      ok: true, steps: [], latency: null, utcHeadRequests: 0, version: '',
+    };
+  }
+
+  async open() {
+    this.page = await this.browser.context.newPage();
+    this.page.on('request', (r) => {
+      if (r.method() === 'HEAD' && r.url().endsWith('/manifest.mpd')) this.result.utcHeadRequests++;
+    });
+    // Every HTTP error or failed request the page sees, for the report.
+    this.result.httpErrors = [];
+    const httpError = (what) => {
+      if (this.result.httpErrors.length < 20) this.result.httpErrors.push(what);
+      log(this.name, 'HTTP:', what);
+    };
+    this.page.on('response', (r) => { if (r.status() >= 400) httpError(`${r.status()} ${r.request().method()} ${r.url()}`); });
+    this.page.on('requestfailed', (r) => httpError(`${r.failure() && r.failure().errorText} ${r.method()} ${r.url()}`));
+    this.page.on('console', (m) => {
+      if (m.type() === 'error') this.consoleErrors = [...(this.consoleErrors || []), m.text()].slice(-5);
+    });
+    await this.page.goto(`${base}/__harness/harness.html`);
+    this.result.version = await this.page.evaluate(([p, u]) => window.harness.start(p, u), [this.player, this.url]);
+    log(this.name, 'loading', this.url, 'with', this.player, this.result.version);
+  }
+
+  state() { return this.page.evaluate(() => window.harness.state()); }
+
+  // until polls the player until cond(state) is true (or a string, which is also true and
+  // becomes the step's detail). A fatal player error ends the wait at once.
+  async until(what, cond, timeout = STEP_TIMEOUT) {
+    const deadline = Date.now() + timeout;
+    let s;
+    for (;;) {
+      s = await this.state();
+      if (s.fatal.length) throw new StepError(`fatal player error while waiting for ${what}: ${s.fatal.join(' | ')}`);
+      const v = cond(s);
+      if (v) return s;
+      if (Date.now() > deadline) {
+        throw new StepError(`no ${what} after ${timeout / 1000}s: time ${s.time.toFixed(2)}, paused ${s.paused}, ` +
+          `readyState ${s.readyState}, ${s.width}x${s.height}, window ${JSON.stringify(s.window && s.window.map((x) => +x.toFixed(2)))}, seekable ${JSON.stringify(s.seekable.map((r) => r.map((x) => +x.toFixed(2))))}, ` +
+          `buffered ${JSON.stringify(s.buffered.map((r) => r.map((x) => +x.toFixed(2))))}` +
+          (s.warningCount ? `; ${s.warningCount} recoverable errors, last: ${s.warnings.join(' | ')}` : ''));
+      }
+      await sleep(200);
+    }
+  }
+
+  // step runs one check. A failed check ends the session unless soft: the later checks
+  // do not depend on a soft one.
+  async step(name, fn, soft = false) {
+    const began = Date.now();
+    try {
+      const detail = await fn();
+      this.result.steps.push({ name, ok: true, detail: detail || '', seconds: (Date.now() - began) / 1000 });
+      log(this.name, 'ok:', name, detail || '');
+    } catch (e) {
+      const detail = e instanceof StepError ? e.message : `${e.name}: ${e.message}`;
+      this.result.steps.push({ name, ok: false, detail, seconds: (Date.now() - began) / 1000 });
+      this.result.ok = false;
+      this.result.manifestAtFailure = await fetch(this.url).then((r) => r.text()).catch((e) => String(e));
+      log(this.name, 'FAILED:', name, detail);
+      if (!soft) throw e;
+    }
+  }
+
+  // playsFor waits until the playhead has moved on by secs from where it is now.
+  async playsFor(what, secs, timeout = STEP_TIMEOUT) {
+    const from = (await this.state()).time;
+    return this.until(what, (s) => s.time >= from + secs && !s.paused, timeout);
+  }
+
+  async start() {
+    await this.step('start', async () => {
+      const began = Date.now();
+      const s = await this.until('first frames', (s) => s.time > 0.2 && s.readyState >= 2 && !s.paused, START_TIMEOUT);
+      this.result.startup = (Date.now() - began) / 1000;
+      return `playing at ${s.time.toFixed(2)}s, ${s.width}x${s.height}`;
+    });
+  }
+
+  async playAndMeasure() {
+    const seg = this.job.segmentSeconds;
+    const limit = 3 * seg + 1;
+    await this.step(`plays ${PLAY_SECONDS}s`, async () => {
+      const s0 = await this.state();
+      const samples = [];
+      const began = Date.now();
+      let s;
+      for (;;) {
+        s = await this.state();
+        if (s.fatal.length) throw new StepError(`fatal player error: ${s.fatal.join(' | ')}`);
+        if (this.job.live && s.latency != null && Date.now() - began > 2000) samples.push(s.latency);
+        if (s.time >= s0.time + PLAY_SECONDS) break;
+        if (Date.now() - began > (PLAY_SECONDS + 15) * 1000) {
+          throw new StepError(`played only ${(s.time - s0.time).toFixed(2)}s of ${PLAY_SECONDS}s in ${PLAY_SECONDS + 15}s (paused ${s.paused}, readyState ${s.readyState})`);
+        }
+        await sleep(250);
+      }
+      if (this.job.live) {
+        const max = Math.max(...samples);
+        const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
+        this.result.latency = { samples: samples.length, max: +max.toFixed(3), mean: +mean.toFixed(3), limit, target: s.targetLatency,
+          series: samples.map((x) => +x.toFixed(2)) };
+      }
+      return `${(s.time - s0.time).toFixed(2)}s played in ${((Date.now() - began) / 1000).toFixed(1)}s, ${s.warningCount} recoverable errors`;
+    });
+    if (this.job.live) {
+      await this.step('live latency', async () => {
+        const l = this.result.latency;
+        if (!l || !l.samples) throw new StepError(`${this.player} reported no live latency`);
+        const what = `${this.player} latency max ${l.max.toFixed(2)}s, mean ${l.mean.toFixed(2)}s over ${l.samples} samples ` +
+          `(limit ${limit}s = 3 segments + 1s; the player's target ${l.target == null ? '?' : l.target.toFixed(2)}s, ` +
+          `its start-up ${this.result.startup.toFixed(1)}s, which no player makes up for by default)`;
+        if (l.max >= limit) throw new StepError(what);
+        return what;
+      }, true);
+    }
+  }
+
+  async rungs() {
+    let list;
+    await this.step('lists every rung', async () => {
+      const r = await this.page.evaluate(() => window.harness.rungs());
+      const got = r.video.map((v) => v.height).sort((a, b) => a - b);
+      const want = this.job.video.map((v) => v.height).sort((a, b) => a - b);
+      const what = `video ${JSON.stringify(r.video.map((v) => `${v.width}x${v.height}@${v.bitrate}`))}, audio ${JSON.stringify(r.audio)}`;
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new StepError(`video rung heights ${JSON.stringify(got)}, ladder has ${JSON.stringify(want)}: ${what}`);
+      if (r.audio.length !== this.job.audio.length) throw new StepError(`${r.audio.length} audio renditions, ladder has ${this.job.audio.length}: ${what}`);
+      list = r.video.slice().sort((a, b) => a.height - b.height);
+      return what;
+    });
+    return list;
+  }
+
+  async switchAll(list) {
+    // Lowest to highest and back down again.
+    const order = [...list, ...list.slice(0, -1).reverse()];
+    for (const r of order) {
+      await this.step(`switch to ${r.height}p`, async () => {
+        await this.page.evaluate((id) => window.harness.select(id), r.id);
+        const s = await this.until(`${r.height}p frames`, (s) => s.height === r.height && s.current && s.current.height === r.height && !s.paused);
+        const at = s.time;
+        const s2 = await this.playsFor(`playback after the switch to ${r.height}p`, SWITCH_PLAY);
+        if (s2.height !== r.height) throw new StepError(`switched to ${r.height}p but now shows ${s2.height}p`);
+        return `${r.height}p shown at ${at.toFixed(2)}s, playing on to ${s2.time.toFixed(2)}s`;
+      });
+    }
+  }
+
+  async seekTo(name, target, window = 8) {
+    await this.step(name, async () => {
+      await this.page.evaluate((t) => window.harness.seek(t), target);
+      const s = await this.until(`playback from ${target.toFixed(2)}s`, (s) => s.time >= target + SWITCH_PLAY && s.time < target + window && !s.paused);
+      return `seeked to ${target.toFixed(2)}s, playing at ${s.time.toFixed(2)}s`;
+    });
+  }
+
+  async liveSeekBack() {
+    await this.step(`seek back ${SEEK_BACK}s`, async () => {
+      // The job must have run long enough for the window to hold 30 s behind the playhead.
+      // The window is the player's own seek range, not video.seekable, which some
+      // players keep to what they have buffered.
+      const s = await this.until(`${SEEK_BACK + 2}s of DVR window behind the playhead`,
+        (s) => s.window && s.window[0] <= s.time - SEEK_BACK - 2, 60e3);
+      const target = s.time - SEEK_BACK;
+      await this.page.evaluate((t) => window.harness.seek(t), target);
+      const s2 = await this.until(`playback from ${target.toFixed(2)}s`, (x) => x.time >= target + SWITCH_PLAY && x.time < target + 8 && !x.paused);
+      return `window ${s.window[0].toFixed(1)}..${s.window[1].toFixed(1)}s, seeked from ${s.time.toFixed(2)}s to ${target.toFixed(2)}s, playing at ${s2.time.toFixed(2)}s`;
+    });
+    await this.step('back to the live edge', async () => {
+      const edge = await this.page.evaluate(() => window.harness.liveEdge());
+      if (!Number.isFinite(edge)) throw new StepError(`${this.player} reports no live edge (${edge})`);
+      await this.page.evaluate((t) => window.harness.seek(t), edge);
+      const s = await this.until(`playback near the live edge ${edge.toFixed(2)}s`, (x) => x.time >= edge + 1 && !x.paused);
+      return `playing at ${s.time.toFixed(2)}s, latency ${s.latency == null ? '?' : s.latency.toFixed(2)}s`;
+    });
+  }
+
+  async ends(what, timeout) {
+    await this.step(what, async () => {
+      const s = await this.until('the end of the presentation (ended event)', (s) => s.endedEvent || s.ended, timeout);
+      return `ended at ${s.time.toFixed(2)}s (duration ${s.duration.toFixed(2)}s)`;
+    });
+  }
+
+  // crashed records an error that was not a failed check (a step already recorded those).
+  crashed(e) {
+    if (e instanceof StepError) return;
+    this.result.ok = false;
+    this.result.error = e.stack || String(e);
+    log(this.name, 'ERROR:', this.result.error);
+  }
+
+  async close() {
+    try {
+      const s = await this.state();
+      this.result.final = { time: s.time, warnings: s.warningCount, lastWarnings: s.warnings, fatal: s.fatal, notes: s.notes };
+    } catch { /* page gone */ }
+    if (this.consoleErrors) this.result.consoleErrors = this.consoleErrors;
+    if (this.page) await this.page.close().catch(() => {});
+  }
+}
+
+async function runVOD(sess) {
+  try {
+    await sess.open();
+    await sess.start();
+    await sess.playAndMeasure();
+    const list = await sess.rungs();
+    await sess.switchAll(list);
+    const d = (await sess.state()).duration;
+    await sess.seekTo('seek to the middle', d / 2);
+    await sess.seekTo('seek near the end', d - 4);
+    await sess.ends('reaches the end', 15e3);
+  } catch (e) {
+    sess.crashed(e);
+  } finally {
+    await sess.close();
+  }
+}
+
+// runLive plays until the job may be stopped, says so through ready, waits for stopped,
+// then checks that the player reaches the end.
+async function runLive(sess, ready, stopped) {
+  let ok = false;
+  try {
+    await sess.open();
+    await sess.start();
+    sess.started();
+    await sess.playAndMeasure();
+    sess.measured();
+    const list = await sess.rungs();
+    await sess.switchAll(list);
+    await sess.liveSeekBack();
+    ok = true;
+  } catch (e) {
+    sess.crashed(e);
+  }
+  sess.started();
+  sess.measured();
+  ready();
+  try {
+    await stopped;
+    if (ok) await sess.ends('ends after the job is stopped', END_TIMEOUT);
+  } catch (e) {
+    sess.crashed(e);
+  } finally {
+    await sess.close();
+  }
+}
+
+async function jobInfo(id) {
+  const v = await api(base, 'GET', `/v1/jobs/${id}`);
+  const l = await api(base, 'GET', `/v1/ladders/${v.ladder}`);
+  const segNs = l.ladder && (l.ladder.SegmentDuration || l.ladder.segment_duration);
+  return {
+    id,
+    live: v.live,
+    segmentSeconds: typeof segNs === 'number' ? segNs / 1e9 : 1,
+    video: v.renditions.filter((r) => r.kind === 'video'),
+    audio: v.renditions.filter((r) => r.kind === 'audio'),
+  };
+}
+
+async function main() {
+  if (!base) throw new Error('no "base" in the configuration');
+  const began = Date.now();
+  const browser = await launch(base);
+  const out = { sessions: [], blocked: browser.blocked, versions: {}, seconds: 0, stop: null };
+  try {
+    const selected = combos.filter(([p, m]) => !cfg.only || cfg.only.includes(`${p} ${m}`));
+    const tasks = [];
+    // The live sessions start first and measure latency on a quiet machine; the VOD
+    // sessions start once every live session has measured it (or given up).
+    let measured = Promise.resolve();
+    if (cfg.live) {
+      const job = await jobInfo(cfg.live);
+      const live = selected.map(([p, m]) => new Session(browser, job, p, m));
+      let left = live.length;
+      let release;
+      const stopped = new Promise((r) => { release = r; });
+      const ready = async () => {
+        if (--left > 0) return;
+        log('every live session is ready: stopping job', job.id);
+        const t = Date.now();
+        try {
+          const v = await api(base, 'DELETE', `/v1/jobs/${job.id}`);
+          out.stop = { state: v.state, seconds: (Date.now() - t) / 1000 };
+          log('job', job.id, 'is', v.state);
+        } catch (e) {
+          out.stop = { error: e.message };
+        }
+        release();
+      };
+      const marks = live.map((s) => new Promise((r) => { s.measured = r; }));
+      measured = Promise.all(marks);
+      // One viewer joins at a time: a player's start-up time adds to its latency (none of
+      // them catches up by default), and four starting at once on two cores would measure
+      // the machine rather than the stream.
+      let joined = Promise.resolve();
+      for (const s of live) {
+        out.sessions.push(s.result);
+        const prev = joined;
+        let mark;
+        joined = new Promise((r) => { mark = r; });
+        s.started = mark;
+        tasks.push(prev.then(() => runLive(s, ready, stopped)));
+      }
+    }
+    if (cfg.vod) {
+      const job = await jobInfo(cfg.vod);
+      await measured;
+      for (const [p, m] of selected) {
+        const s = new Session(browser, job, p, m);
+        out.sessions.push(s.result);
+        tasks.push(runVOD(s));
+      }
+    }
+    await Promise.all(tasks);
+    for (const s of out.sessions) out.versions[s.player] = s.version;
+  } finally {
+    await browser.close();
+  }
+  out.seconds = (Date.now() - began) / 1000;
+  const json = JSON.stringify(out, null, 2);
+  if (cfg.out) writeFileSync(cfg.out, json); else process.stdout.write(json + '\n');
+  const failed = out.sessions.filter((s) => !s.ok);
+  log(`${out.sessions.length - failed.length} passed, ${failed.length} failed in ${out.seconds.toFixed(1)}s`);
+  return failed.length || out.blocked.length || (out.stop && out.stop.error) ? 1 : 0;
+}
+
+main().then((code) => process.exit(code), (e) => {
+  log('players.mjs:', e.stack || e);
+  process.exit(2);
+});
