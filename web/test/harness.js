@@ -123,7 +123,7 @@
   }
 
   // Shaka: variants pair a video and an audio stream; a forced switch clears the buffer.
-  function shakaDriver(url) {
+  function shakaDriver(url, opts) {
     if (!window.shaka) throw new Error('Shaka did not load');
     shaka.polyfill.installAll();
     if (!shaka.Player.isBrowserSupported()) throw new Error('Shaka: browser not supported');
@@ -132,10 +132,15 @@
     // machine with two cores and no GPU that measures the machine, not the stream, and a
     // banned rung vanishes from the track list: turn the heuristic off.
     p.configure({ abr: { droppedFrames: false } });
+    // Shaka's HLS parser sizes its live seek range from the playlists it has loaded (and
+    // keeps the stale length of a playlist it stopped refreshing), unless the app states
+    // the DVR window, as an app that offers seeking in live HLS does.
+    if (opts.dvrWindow && /\.m3u8(\?|$)/.test(url)) p.configure({ manifest: { availabilityWindowOverride: opts.dvrWindow } });
     p.addEventListener('error', (e) => {
       const d = e.detail || {};
-      const what = 'Shaka error ' + d.code + ' (category ' + d.category + ', severity ' + d.severity + '): ' +
-        JSON.stringify(d.data || []).slice(0, 300);
+      const what = d.code !== undefined
+        ? 'Shaka error ' + d.code + ' (category ' + d.category + ', severity ' + d.severity + '): ' + JSON.stringify(d.data || []).slice(0, 300)
+        : 'Shaka error event: ' + String(d.message || d).slice(0, 300);
       if (d.severity === 2) fatal(what); else warn(what);
     });
     (async () => {
@@ -150,6 +155,14 @@
     const videoTracks = () => p.getVariantTracks().filter((t) => t.height);
     p.addEventListener('trackschanged', () => note('Shaka trackschanged: video heights ' + videoTracks().map((t) => t.height).join(',')));
     p.addEventListener('variantchanged', () => note('Shaka variantchanged'));
+    let lastWidth = -1;
+    setInterval(() => {
+      if (!p.isLive()) return;
+      const r = p.seekRange();
+      const w = Math.round(r.end - r.start);
+      if (Math.abs(w - lastWidth) > 5 && (w < lastWidth || lastWidth < 0)) note('Shaka seek range ' + r.start.toFixed(1) + '..' + r.end.toFixed(1));
+      lastWidth = w;
+    }, 1000);
     return {
       version: shaka.Player.version,
       rungs: () => {
@@ -187,11 +200,12 @@
   const drivers = { 'hls.js': hlsDriver, 'dash.js': dashDriver, shaka: shakaDriver };
 
   window.harness = {
-    start(player, url) {
+    // start plays url with player; opts.dvrWindow is the stream's live window in seconds.
+    start(player, url, opts = {}) {
       H.player = player;
       H.url = url;
       try {
-        H.driver = drivers[player](url);
+        H.driver = drivers[player](url, opts);
       } catch (e) {
         fatal(player + ': ' + e.message);
       }
