@@ -2,13 +2,10 @@ package ffmpeg
 
 import (
 	"context"
-	"go/parser"
-	"go/token"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -54,28 +51,4 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
-}
-
-func TestPackageDoc(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast, err := parser.ParseFile(token.NewFileSet(), f, src, parser.PackageClauseOnly|parser.ParseComments)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ast.Doc != nil && strings.HasPrefix(ast.Doc.Text(), "Package ffmpeg ") {
-			return
-		}
-	}
-	t.Error("package ffmpeg has no doc comment starting with \"Package ffmpeg \"")
 }

@@ -2,10 +2,6 @@ package gpu
 
 import (
 	"errors"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -105,28 +101,4 @@ func TestX264VideoArgs(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestPackageDoc(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast, err := parser.ParseFile(token.NewFileSet(), f, src, parser.PackageClauseOnly|parser.ParseComments)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ast.Doc != nil && strings.HasPrefix(ast.Doc.Text(), "Package gpu ") {
-			return
-		}
-	}
-	t.Error("package gpu has no doc comment starting with \"Package gpu \"")
 }
