@@ -72,6 +72,7 @@
       ui.formMessage.className = 'error';
       return;
     }
+    const chosen = ui.ladder.value; // a reload (after the token is entered) keeps the user's choice
     ui.ladder.replaceChildren();
     for (const l of r.data.ladders) {
       const o = el('option', { value: l.name }, l.valid ? l.name : `${l.name} (invalid)`);
@@ -83,8 +84,9 @@
       }
       ui.ladder.append(o);
     }
-    const def = [...ui.ladder.options].find((o) => o.value === 'default' && !o.disabled);
-    if (def) def.selected = true;
+    const pick = (name) => [...ui.ladder.options].find((o) => o.value === name && !o.disabled);
+    const sel = pick(chosen) || pick('default');
+    if (sel) sel.selected = true;
   }
 
   function renditionsText(j) {
