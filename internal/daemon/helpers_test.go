@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -275,6 +276,32 @@ func checkOutputs(t *testing.T, dir string, v job.View) map[string]*trackInfo {
 	}
 	checkHLSConformance(t, dir, v, tracks)
 	return tracks
+}
+
+// checkContinuous checks that every playlist of a presentation that went through
+// restarts still counts from 0 without a gap, each number naming its own file, and
+// returns how many discontinuities each lists.
+func checkContinuous(t *testing.T, tracks map[string]*trackInfo) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for name, ti := range tracks {
+		segs := ti.playlist.GetAllSegments()
+		for i, s := range segs {
+			if s.Discontinuity {
+				out[name]++
+			}
+			if i > 0 && s.SeqId != segs[i-1].SeqId+1 {
+				t.Errorf("%s: segment %d follows %d", name, s.SeqId, segs[i-1].SeqId)
+			}
+			if want := "seg_" + strconv.FormatUint(s.SeqId, 10) + ".m4s"; s.URI != want {
+				t.Errorf("%s: sequence %d is %s", name, s.SeqId, s.URI)
+			}
+		}
+		if len(segs) > 0 && segs[0].SeqId != 0 {
+			t.Errorf("%s: the playlist starts at sequence %d, want 0 (the window keeps everything here)", name, segs[0].SeqId)
+		}
+	}
+	return out
 }
 
 // checkMPD validates the MPD against the DASH schema and parses it.
