@@ -256,18 +256,7 @@ func TestBuildArgsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			j := validJob()
-			tt.edit(&j)
-			argv, err := BuildArgs(j)
-			if err == nil {
-				t.Fatalf("BuildArgs succeeded with %q", argv)
-			}
-			if !errors.Is(err, ErrInvalidJob) {
-				t.Errorf("error %v does not wrap ErrInvalidJob", err)
-			}
-			if got := errors.Is(err, gpu.ErrUnavailable); got != tt.unavailable {
-				t.Errorf("errors.Is(err, gpu.ErrUnavailable) = %v, want %v", got, tt.unavailable)
-			}
+			err := buildError(t, tt.edit, tt.unavailable)
 			for _, w := range tt.wantErr {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
@@ -275,6 +264,25 @@ func TestBuildArgsErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildError applies edit to validJob, asserts that BuildArgs refuses it with an error
+// wrapping ErrInvalidJob (and gpu.ErrUnavailable exactly when unavailable), and returns it.
+func buildError(t *testing.T, edit func(*Job), unavailable bool) error {
+	t.Helper()
+	j := validJob()
+	edit(&j)
+	argv, err := BuildArgs(j)
+	if err == nil {
+		t.Fatalf("BuildArgs succeeded with %q", argv)
+	}
+	if !errors.Is(err, ErrInvalidJob) {
+		t.Errorf("error %v does not wrap ErrInvalidJob", err)
+	}
+	if got := errors.Is(err, gpu.ErrUnavailable); got != unavailable {
+		t.Errorf("errors.Is(err, gpu.ErrUnavailable) = %v, want %v", got, unavailable)
+	}
+	return err
 }
 
 func TestValidJobBuilds(t *testing.T) {

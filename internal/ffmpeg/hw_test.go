@@ -1,7 +1,6 @@
 package ffmpeg
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -199,18 +198,7 @@ func TestBuildArgsHardwareErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			j := validJob()
-			tt.edit(&j)
-			argv, err := BuildArgs(j)
-			if err == nil {
-				t.Fatalf("BuildArgs succeeded with %q", argv)
-			}
-			if !errors.Is(err, ErrInvalidJob) {
-				t.Errorf("error %v does not wrap ErrInvalidJob", err)
-			}
-			if got := errors.Is(err, gpu.ErrUnavailable); got != tt.unavailable {
-				t.Errorf("errors.Is(err, gpu.ErrUnavailable) = %v, want %v", got, tt.unavailable)
-			}
+			err := buildError(t, tt.edit, tt.unavailable)
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error %q does not contain %q", err, tt.wantErr)
 			}
