@@ -34,6 +34,7 @@ type index struct {
 	now      func() time.Time
 	produced int                           // segments indexed, all tracks
 	fresh    []string                      // paths of the segments indexed since the caller last looked
+	urgent   bool                          // a run's first segment was indexed: store the changes now
 	added    map[string][]manifest.Segment // by track, since the caller last looked
 	removed  map[string][]uint64           // by track, since the caller last looked
 }
@@ -181,6 +182,7 @@ func (x *index) addSegment(t *track, n int64) error {
 	if !t.haveFirst {
 		t.firstTfdt = info.BaseDecodeTime
 		t.haveFirst = true
+		x.urgent = true // a restore continues runs from their stored segments
 	}
 	start := info.BaseDecodeTime
 	if t.runStart > 0 {
@@ -200,33 +202,51 @@ func (x *index) addSegment(t *track, n int64) error {
 		MediaTime:     info.BaseDecodeTime,
 	}
 	t.pendingDisc = false
+	if x.live && x.ast.IsZero() {
+		// Media time 0 was captured one segment-end ago.
+		end := float64(start+info.Duration) / float64(t.Timescale)
+		x.ast = x.now().Add(-time.Duration(end * float64(time.Second))).UTC().Truncate(time.Millisecond)
+	}
+	x.append(t, seg)
+	x.fresh = append(x.fresh, path)
+	return nil
+}
+
+// append adds seg, the track's next segment, to the index and to the changes to store.
+func (x *index) append(t *track, seg manifest.Segment) {
 	if x.live {
-		if x.ast.IsZero() {
-			// Media time 0 was captured one segment-end ago.
-			end := float64(start+info.Duration) / float64(t.Timescale)
-			x.ast = x.now().Add(-time.Duration(end * float64(time.Second))).UTC().Truncate(time.Millisecond)
-		}
-		seg.ProgramDate = x.ast.Add(time.Duration(float64(start) / float64(t.Timescale) * float64(time.Second)))
+		seg.ProgramDate = x.ast.Add(time.Duration(float64(seg.Start) / float64(t.Timescale) * float64(time.Second)))
 	}
 	t.Segments = append(t.Segments, seg)
-	t.last = n
+	t.last = int64(seg.Number)
 	x.produced++
-	x.fresh = append(x.fresh, path)
 	if x.added == nil {
 		x.added = map[string][]manifest.Segment{}
 	}
 	x.added[t.Name] = append(x.added[t.Name], seg)
-	if sec := seg.Seconds(t.Timescale); sec > 0 {
-		bits := float64(seg.Size * 8)
-		t.sumBits += bits
-		t.sumSec += sec
-		// Rounded up: HLS BANDWIDTH must not be below the peak, not even by a fraction.
-		if rate := int64(math.Ceil(bits / sec)); rate > t.PeakBandwidth {
-			t.PeakBandwidth = rate
-		}
-		t.AverageBandwidth = int64(t.sumBits / t.sumSec)
+	t.measure(seg)
+}
+
+// averageSlack is how far the measured average bit rate may drift from the one the
+// manifests declare before they declare it again. The master playlist changes only with
+// these figures; without the slack, a live job would rewrite it with every segment.
+const averageSlack = 0.02
+
+// measure adds s to the track's bit rate figures: the peak (rounded up: HLS BANDWIDTH
+// must not be below it, not even by a fraction) and the average.
+func (t *track) measure(s manifest.Segment) {
+	sec := s.Seconds(t.Timescale)
+	if sec <= 0 {
+		return
 	}
-	return nil
+	bits := float64(s.Size * 8)
+	t.sumBits += bits
+	t.sumSec += sec
+	t.PeakBandwidth = max(t.PeakBandwidth, int64(math.Ceil(bits/sec)))
+	avg := int64(t.sumBits / t.sumSec)
+	if d := t.AverageBandwidth; d == 0 || math.Abs(float64(avg)/float64(d)-1) > averageSlack {
+		t.AverageBandwidth = avg
+	}
 }
 
 // restore puts back the segments a previous daemon indexed for t (from the store), as
@@ -253,15 +273,60 @@ func (x *index) restore(t *track, segs []manifest.Segment) error {
 		t.Segments = append(t.Segments, s)
 		t.last = int64(s.Number)
 		x.produced++
-		if sec := s.Seconds(t.Timescale); sec > 0 {
-			bits := float64(s.Size * 8)
-			t.sumBits += bits
-			t.sumSec += sec
-			t.PeakBandwidth = max(t.PeakBandwidth, int64(math.Ceil(bits/sec)))
-			t.AverageBandwidth = int64(t.sumBits / t.sumSec)
+		t.measure(s)
+	}
+	return x.catchUp(t)
+}
+
+// catchUp indexes the segments that the previous daemon's ffmpeg completed after the
+// newest one in the store (segments are stored every few seconds, see persistEvery):
+// ffmpeg's playlist still names them. Each must continue the media time of the one
+// before it, in the same run; the first that does not, and all after it, are left out
+// (the next run writes over them).
+func (x *index) catchUp(t *track) error {
+	if len(t.Segments) == 0 {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(t.dir, ffmpeg.PrivatePlaylist))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.Name, err)
+	}
+	last := t.Segments[len(t.Segments)-1]
+	for _, n := range completedSegments(data) {
+		if n <= t.last {
+			continue
 		}
+		if n != t.last+1 {
+			break
+		}
+		info, err := media.ParseSegmentFile(filepath.Join(t.dir, segmentName(uint64(n))), t.init)
+		if err != nil || info.BaseDecodeTime != last.MediaTime+last.Duration {
+			break
+		}
+		seg := manifest.Segment{
+			Number:      uint64(n),
+			Start:       last.Start + last.Duration,
+			Duration:    info.Duration,
+			Size:        info.Size,
+			PeriodStart: last.PeriodStart,
+			MediaTime:   info.BaseDecodeTime,
+		}
+		x.append(t, seg)
+		last = seg
 	}
 	return nil
+}
+
+// pending is the most segments of one track indexed since the last takeChanges.
+func (x *index) pending() int {
+	n := 0
+	for _, segs := range x.added {
+		n = max(n, len(segs))
+	}
+	return n
 }
 
 // takeChanges returns what was indexed and pruned since the last call, per track.
@@ -333,14 +398,16 @@ func (x *index) presentation(ended bool) *manifest.Presentation {
 		SegmentDuration:   x.segDur,
 		Window:            x.window,
 	}
-	from := 0.0
-	if x.live && x.window > 0 {
-		from = x.edge() - x.window.Seconds()
-	}
 	var disc uint64
 	for _, t := range x.tracks {
 		if t.init == nil || len(t.Segments) == 0 {
 			continue // nothing to say about it yet; the master waits for ready()
+		}
+		// Each track's window ends at its own newest segment: a track's listing changes
+		// only with its own segments, not when another track's segment closes first.
+		from := 0.0
+		if x.live && x.window > 0 {
+			from = t.endSeconds() - x.window.Seconds()
 		}
 		mt := t.Track
 		k := 0

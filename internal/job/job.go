@@ -102,8 +102,9 @@ type Job struct {
 	plan         *ladder.Plan
 	tail         *ffmpeg.Tail // stderr of the last ffmpeg run
 
-	written map[string][]byte // manifests as last written; used by the runner goroutine only
-	ast     time.Time         // the presentation's availability start, once known
+	written     map[string][]byte // manifests as last written; used by the runner goroutine only
+	persistedAt time.Time         // when the segment index was last stored; runner goroutine only
+	ast         time.Time         // the presentation's availability start, once known
 }
 
 // ID returns the job id.

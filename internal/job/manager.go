@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/dirwatch"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
@@ -43,7 +44,7 @@ type Config struct {
 	Hosts     *source.HostPolicy // the hosts network sources may name; nil allows every host
 
 	// Optional knobs; zero values take the defaults.
-	PollInterval time.Duration    // how often ffmpeg's output is checked for new segments (100ms)
+	PollInterval time.Duration    // how often ffmpeg's output is polled where it cannot be watched (100ms)
 	StopGrace    time.Duration    // SIGINT to SIGKILL (10s)
 	ProbeTimeout time.Duration    // ffprobe limit (20s)
 	SegmentGrace time.Duration    // how long a segment stays on disk after leaving the window (30s + 3 segments)
@@ -77,6 +78,9 @@ type Manager struct {
 	jobs   map[string]*Job
 	closed bool // set by Close: stopping jobs are suspended, not ended
 	wg     sync.WaitGroup
+
+	watchOnce sync.Once
+	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
 }
 
 // NewManager returns a Manager; it starts nothing until Create.
@@ -325,6 +329,24 @@ func (m *Manager) Close() {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+	m.watchOnce.Do(func() {}) // no watcher is started after this
+	if m.watchDirs != nil {
+		_ = m.watchDirs.Close()
+	}
+}
+
+// watcher returns the daemon's one inotify watcher for rendition folders, started on
+// first use; nil where inotify is unavailable, and jobs poll.
+func (m *Manager) watcher() *dirwatch.Watcher {
+	m.watchOnce.Do(func() {
+		w, err := dirwatch.New()
+		if err != nil {
+			m.cfg.Log.Warn().Err(err).Dur("poll", m.cfg.PollInterval).Msg("new segments are found by polling")
+			return
+		}
+		m.watchDirs = w
+	})
+	return m.watchDirs
 }
 
 func newID() string {

@@ -1,7 +1,6 @@
 package job
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -339,7 +338,7 @@ func stallLimits(segDur time.Duration) (running, starting time.Duration) {
 }
 
 // runFFmpeg runs one ffmpeg process to its end, indexing and rendering as segments
-// appear. Cancelling ctx stops ffmpeg gracefully: SIGINT to its process group, so it
+// appear (see publish.go for how it learns of them). Cancelling ctx stops ffmpeg gracefully: SIGINT to its process group, so it
 // closes its last segment, then SIGKILL after the grace period. An ffmpeg that is alive
 // but makes no progress (a hung source, a stopped process) is killed: errStalled.
 func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) error {
@@ -357,6 +356,9 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) err
 	if err != nil {
 		return fmt.Errorf("ffmpeg stdout: %w", err)
 	}
+	wake := make(chan struct{}, 1)
+	stopWatch, watching := j.watch(idx, wake)
+	defer stopWatch()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
@@ -402,8 +404,15 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) err
 	running, starting := stallLimits(idx.segDur)
 	lastSegment := began
 	produced := idx.produced
-	tick := time.NewTicker(j.m.cfg.PollInterval)
+	interval := j.m.cfg.PollInterval
+	if watching {
+		interval = checkInterval
+	}
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	settle := time.NewTimer(settleDelay)
+	settle.Stop()
+	settling := false
 	var waitErr, stall error
 	stopping := ctx.Done()
 	var kill <-chan time.Time
@@ -420,8 +429,16 @@ loop:
 		case <-kill:
 			j.log.Warn().Int("pid", pid).Msg("ffmpeg ignored SIGINT; killing it")
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		case <-wake:
+			if !settling {
+				settling = true
+				settle.Reset(settleDelay)
+			}
+		case <-settle.C:
+			settling = false
+			j.refresh(idx)
 		case now := <-tick.C:
-			j.pollAndRender(idx)
+			j.refresh(idx)
 			if meter != nil && now.After(nextMeter) {
 				nextMeter = now.Add(5 * time.Second)
 				if cores, err := meter.Cores(float64(now.UnixNano()) / 1e9); err == nil {
@@ -464,7 +481,8 @@ loop:
 	}
 	// Whatever the exit, no process of the group may outlive the run.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	j.pollAndRender(idx)
+	j.refresh(idx)
+	j.persistSegments(idx, true)
 
 	code := 0
 	if waitErr != nil {
@@ -490,30 +508,6 @@ loop:
 	return err
 }
 
-func (j *Job) pollAndRender(idx *index) {
-	changed, err := idx.poll()
-	if err != nil {
-		j.log.Warn().Err(err).Msg("index segments")
-	}
-	if !changed {
-		return
-	}
-	// Deferred calls run last first: the latency is taken when the manifests are
-	// written, before the store's fsync.
-	defer j.persistSegments(idx)
-	defer j.observeLatency(idx)
-	for _, err := range idx.prune() {
-		j.log.Warn().Err(err).Msg("delete old segment")
-	}
-	if j.state() == Starting || j.state() == Reconnecting {
-		j.update(func(v *View) { v.Error = "" })
-		j.setState(Running)
-	}
-	if err := j.render(idx, false); err != nil {
-		j.log.Error().Err(err).Msg("render manifests")
-	}
-}
-
 // stderrTail returns the last lines of the last ffmpeg's stderr.
 func (j *Job) stderrTail() []string {
 	j.mu.Lock()
@@ -522,83 +516,6 @@ func (j *Job) stderrTail() []string {
 		return nil
 	}
 	return j.tail.Lines()
-}
-
-// observeLatency reports, for the segments indexed by the last poll, the time from
-// ffmpeg closing each (its file's modification time) to now, when the manifests naming
-// it have been written.
-func (j *Job) observeLatency(idx *index) {
-	obs := j.m.cfg.Observer
-	fresh := idx.fresh
-	idx.fresh = idx.fresh[:0]
-	if obs == nil {
-		return
-	}
-	now := time.Now()
-	for _, path := range fresh {
-		if fi, err := os.Stat(path); err == nil {
-			obs.ManifestsWritten(j.id, now.Sub(fi.ModTime()))
-		}
-	}
-}
-
-// render writes every manifest that has something to say. The MPD of a VOD job is
-// written once, when it ends; a live MPD follows every new segment.
-func (j *Job) render(idx *index, ended bool) error {
-	p := idx.presentation(ended)
-	var errs []error
-	for _, tr := range append(append([]manifest.Track(nil), p.Video...), p.Audio...) {
-		if tr.Codecs == "" || len(tr.Segments) == 0 {
-			continue
-		}
-		data, err := manifest.RenderMedia(p, &tr)
-		if err == nil {
-			err = j.write(filepath.Join(j.dir, tr.Name, manifest.MediaName), data)
-		}
-		errs = append(errs, err)
-	}
-	codecs := map[string]string{}
-	for _, t := range idx.tracks {
-		codecs[t.Name] = t.Codecs
-	}
-	j.update(func(v *View) {
-		v.Segments = idx.produced
-		for i := range v.Renditions {
-			v.Renditions[i].Codecs = codecs[v.Renditions[i].Name]
-		}
-	})
-	if !idx.ready() {
-		return errors.Join(errs...)
-	}
-	data, err := manifest.RenderMaster(p)
-	if err == nil {
-		err = j.write(filepath.Join(j.dir, manifest.MasterName), data)
-	}
-	errs = append(errs, err)
-	if idx.live || ended {
-		data, err := manifest.RenderMPD(p)
-		if err == nil {
-			err = j.write(filepath.Join(j.dir, manifest.MPDName), data)
-		}
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// write replaces a manifest atomically, unless it already holds exactly data (a rendition
-// whose playlist did not change, a master whose figures did not move).
-func (j *Job) write(path string, data []byte) error {
-	if j.written == nil {
-		j.written = map[string][]byte{}
-	}
-	if bytes.Equal(j.written[path], data) {
-		return nil
-	}
-	if err := manifest.WriteAtomic(path, data); err != nil {
-		return err
-	}
-	j.written[path] = data
-	return nil
 }
 
 // finish ends the job: finished when err is nil, failed otherwise.

@@ -1,0 +1,160 @@
+package job
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/manifest"
+)
+
+// How a running job learns of new segments. ffmpeg renames its private playlist into
+// place after closing each segment; the rename wakes the job (internal/dirwatch), which
+// waits settleDelay for the renames that come with it (the other tracks' segments of
+// the same instant, when they close together), indexes what is new and renders the
+// manifests once. Where inotify is unavailable the job polls every Config.PollInterval
+// instead. Either way, checkInterval paces the checks that need no event: stalls, CPU
+// measurement, speed, and a safety poll.
+//
+// Tracks are not waited for beyond settleDelay: behind a network source, video
+// segments often close a few hundred milliseconds after the audio ones, and every
+// segment is to be named within milliseconds of closing.
+const (
+	settleDelay   = 10 * time.Millisecond
+	checkInterval = time.Second
+)
+
+// watch subscribes wake to the renames of ffmpeg's playlist in every rendition folder
+// of idx. It returns false, having subscribed nothing, when the job must poll instead.
+func (j *Job) watch(idx *index, wake chan<- struct{}) (stop func(), ok bool) {
+	w := j.m.watcher()
+	if w == nil {
+		return func() {}, false
+	}
+	var stops []func()
+	stop = func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	for _, t := range idx.tracks {
+		s, err := w.Watch(t.dir, ffmpeg.PrivatePlaylist, wake)
+		if err != nil {
+			stop()
+			j.log.Warn().Err(err).Dur("poll", j.m.cfg.PollInterval).Msg("cannot watch the rendition folders; polling them")
+			return func() {}, false
+		}
+		stops = append(stops, s)
+	}
+	return stop, true
+}
+
+// refresh indexes what ffmpeg has completed and publishes it: manifests, metrics, store.
+func (j *Job) refresh(idx *index) {
+	changed, err := idx.poll()
+	if err != nil {
+		j.log.Warn().Err(err).Msg("index segments")
+	}
+	if changed {
+		j.publish(idx)
+	}
+}
+
+// publish renders the manifests for the segments indexed since the last publish, drops
+// the segments that left the window, and records both.
+func (j *Job) publish(idx *index) {
+	// Deferred calls run last first: the latency is taken when the manifests are
+	// written, before the store's fsync.
+	defer j.persistSegments(idx, false)
+	defer j.observeLatency(idx)
+	for _, err := range idx.prune() {
+		j.log.Warn().Err(err).Msg("delete old segment")
+	}
+	if j.state() == Starting || j.state() == Reconnecting {
+		j.update(func(v *View) { v.Error = "" })
+		j.setState(Running)
+	}
+	if err := j.render(idx, false); err != nil {
+		j.log.Error().Err(err).Msg("render manifests")
+	}
+}
+
+// observeLatency reports, for the segments indexed by the last poll, the time from
+// ffmpeg closing each (its file's modification time) to now, when the manifests naming
+// it have been written.
+func (j *Job) observeLatency(idx *index) {
+	obs := j.m.cfg.Observer
+	fresh := idx.fresh
+	idx.fresh = idx.fresh[:0]
+	if obs == nil {
+		return
+	}
+	now := time.Now()
+	for _, path := range fresh {
+		if fi, err := os.Stat(path); err == nil {
+			obs.ManifestsWritten(j.id, now.Sub(fi.ModTime()))
+		}
+	}
+}
+
+// render writes every manifest that has something to say. The MPD of a VOD job is
+// written once, when it ends; a live MPD follows every new segment.
+func (j *Job) render(idx *index, ended bool) error {
+	p := idx.presentation(ended)
+	var errs []error
+	for _, tr := range append(append([]manifest.Track(nil), p.Video...), p.Audio...) {
+		if tr.Codecs == "" || len(tr.Segments) == 0 {
+			continue
+		}
+		data, err := manifest.RenderMedia(p, &tr)
+		if err == nil {
+			err = j.write(filepath.Join(j.dir, tr.Name, manifest.MediaName), data)
+		}
+		errs = append(errs, err)
+	}
+	codecs := map[string]string{}
+	for _, t := range idx.tracks {
+		codecs[t.Name] = t.Codecs
+	}
+	j.update(func(v *View) {
+		v.Segments = idx.produced
+		for i := range v.Renditions {
+			v.Renditions[i].Codecs = codecs[v.Renditions[i].Name]
+		}
+	})
+	if !idx.ready() {
+		return errors.Join(errs...)
+	}
+	data, err := manifest.RenderMaster(p)
+	if err == nil {
+		err = j.write(filepath.Join(j.dir, manifest.MasterName), data)
+	}
+	errs = append(errs, err)
+	if idx.live || ended {
+		data, err := manifest.RenderMPD(p)
+		if err == nil {
+			err = j.write(filepath.Join(j.dir, manifest.MPDName), data)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// write replaces a manifest atomically, unless it already holds exactly data (a rendition
+// whose playlist did not change, a master whose figures did not move).
+func (j *Job) write(path string, data []byte) error {
+	if j.written == nil {
+		j.written = map[string][]byte{}
+	}
+	if bytes.Equal(j.written[path], data) {
+		return nil
+	}
+	if err := manifest.WriteAtomic(path, data); err != nil {
+		return err
+	}
+	j.written[path] = data
+	return nil
+}
