@@ -105,6 +105,7 @@ func BuildArgs(j Job) ([]string, error) {
 	a.Flag("loglevel", "warning")
 	a.Add("-nostats")
 	a.Flag("progress", "pipe:1")
+	a.Flag("stats_period", "1") // progress once a second: ample for stall and speed checks
 	a.Add(j.HW.InputArgs()...)
 	opts, input := inputArgs(j.Kind, j.Source, j.Live)
 	a.Add(opts...)

@@ -13,19 +13,16 @@ import (
 
 // How a running job learns of new segments. ffmpeg renames its private playlist into
 // place after closing each segment; the rename wakes the job (internal/dirwatch), which
-// waits settleDelay for the renames that come with it (the other tracks' segments of
-// the same instant, when they close together), indexes what is new and renders the
-// manifests once. Where inotify is unavailable the job polls every Config.PollInterval
-// instead. Either way, checkInterval paces the checks that need no event: stalls, CPU
-// measurement, speed, and a safety poll.
+// indexes what is new and renders the manifests at once. Where inotify is unavailable
+// the job polls every Config.PollInterval instead. Either way, checkInterval paces the
+// checks that need no event: stalls, CPU measurement, speed, and a safety poll.
 //
-// Tracks are not waited for beyond settleDelay: behind a network source, video
-// segments often close a few hundred milliseconds after the audio ones, and every
-// segment is to be named within milliseconds of closing.
-const (
-	settleDelay   = 10 * time.Millisecond
-	checkInterval = time.Second
-)
+// A job does not wait for the other tracks' segments of the same instant to render once
+// for all: behind a network source, video segments often close a few hundred
+// milliseconds after the audio ones, and every segment is to be named as soon as it is
+// closed. (Waiting 10 ms for renames that come together cost more CPU in timer
+// wake-ups than the manifest writes it saved.)
+const checkInterval = time.Second
 
 // watch subscribes wake to the renames of ffmpeg's playlist in every rendition folder
 // of idx. It returns false, having subscribed nothing, when the job must poll instead.

@@ -410,9 +410,6 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) err
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	settle := time.NewTimer(settleDelay)
-	settle.Stop()
-	settling := false
 	var waitErr, stall error
 	stopping := ctx.Done()
 	var kill <-chan time.Time
@@ -430,12 +427,6 @@ loop:
 			j.log.Warn().Int("pid", pid).Msg("ffmpeg ignored SIGINT; killing it")
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		case <-wake:
-			if !settling {
-				settling = true
-				settle.Reset(settleDelay)
-			}
-		case <-settle.C:
-			settling = false
 			j.refresh(idx)
 		case now := <-tick.C:
 			j.refresh(idx)
