@@ -173,7 +173,8 @@ func (c *Cap) usedLocked() float64 {
 // Attach puts a freshly started ffmpeg under the cap.
 func (c *Cap) Attach(pid int) error {
 	if c.group == "" {
-		return syscall.Setpriority(syscall.PRIO_PROCESS, pid, 10)
+		// The whole process group (ffmpeg is its leader), every thread of it.
+		return syscall.Setpriority(syscall.PRIO_PGRP, pid, 10)
 	}
 	if err := os.WriteFile(filepath.Join(c.group, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		return fmt.Errorf("move ffmpeg %d into %s: %w", pid, c.group, err)

@@ -123,6 +123,16 @@ func checkLive(t *testing.T, d *daemon, url string) {
 	if pids := processesWriting(t, dir); len(pids) > 0 {
 		t.Errorf("ffmpeg still running after stop: %v", pids)
 	}
+	// ffmpeg's complaints about the output: a packet the muxer refused is media lost.
+	var ev struct{ Events []job.Event }
+	d.call(t, http.MethodGet, "/v1/jobs/live/events", "", &ev)
+	for _, e := range ev.Events {
+		for _, line := range e.Stderr {
+			if strings.Contains(line, "out of range") || strings.Contains(line, "Non-monotonous") {
+				t.Errorf("ffmpeg: %s", line)
+			}
+		}
+	}
 }
 
 // TestBadRequests: a bad request gets a clear 4xx, and nothing starts and nothing is written.

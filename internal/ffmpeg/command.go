@@ -139,6 +139,12 @@ func BuildArgs(j Job) ([]string, error) {
 	}
 	for _, au := range p.Audio {
 		a.Flag("map", "0:a:0")
+		// Audio timestamps follow the sample count, bridging the source's jitter: RTMP
+		// and FLV carry milliseconds, and an AAC frame stamped a few ticks early made the
+		// mp4 muxer drop it ("Packet duration: -8 ... is out of range"), a click in the
+		// audio every few seconds. Real gaps (over 100 ms) are still filled with silence,
+		// so audio stays in sync with video.
+		a.Flag("af", "aresample=async=1")
 		a.Flag("c:a", audioEncoders[au.Codec])
 		a.Flag("b:a", bits(au.Bitrate))
 		a.Flag("ac", strconv.Itoa(au.Channels))

@@ -336,10 +336,11 @@ func (x *index) takeChanges() (added map[string][]manifest.Segment, removed map[
 	return added, removed
 }
 
-// ready reports whether every track has its init segment and at least one segment.
+// ready reports whether every track has its init segment and at least one segment
+// (a shed rung aside: it may have none).
 func (x *index) ready() bool {
 	for _, t := range x.tracks {
-		if t.init == nil || len(t.Segments) == 0 {
+		if !t.Withdrawn && (t.init == nil || len(t.Segments) == 0) {
 			return false
 		}
 	}

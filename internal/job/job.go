@@ -41,13 +41,14 @@ type Rendition struct {
 	Bitrate int64  `json:"bitrate"`
 	Encoder string `json:"encoder"`
 	Codecs  string `json:"codecs,omitempty"`
+	Shed    bool   `json:"shed,omitempty"` // not encoded now: the box is over capacity (video.shed_top_rung)
 }
 
 // Progress is the live figures of the running ffmpeg.
 type Progress struct {
 	Frame      int64   `json:"frame"`
 	FPS        float64 `json:"fps"`
-	Speed      float64 `json:"speed"`
+	Speed      float64 `json:"speed"` // media time per wall-clock time over the last 5 s (see speedMeter)
 	OutTime    string  `json:"out_time"`
 	Bitrate    float64 `json:"bitrate_kbps,omitempty"`
 	DropFrames int64   `json:"drop_frames"`
@@ -75,8 +76,9 @@ type View struct {
 	Segments   int                `json:"segments"`
 	Restarts   int                `json:"restarts"`
 	Stalls     int                `json:"stalls"`
-	CPU        float64            `json:"cpu"`    // cores ffmpeg used over the last 5 s
-	Behind     bool               `json:"behind"` // live, and slower than real time for 10 s
+	CPU        float64            `json:"cpu"`            // cores ffmpeg used over the last 5 s
+	Behind     bool               `json:"behind"`         // live, and slower than real time for 10 s
+	Shed       []string           `json:"shed,omitempty"` // rungs not encoded now (video.shed_top_rung)
 	Created    time.Time          `json:"created"`
 	Ended      *time.Time         `json:"ended,omitempty"`
 }
@@ -104,6 +106,7 @@ type Job struct {
 
 	written     map[string][]byte // manifests as last written; used by the runner goroutine only
 	persistedAt time.Time         // when the segment index was last stored; runner goroutine only
+	shed        shedding          // the rung shed while the box is over capacity; runner goroutine only
 	ast         time.Time         // the presentation's availability start, once known
 }
 
@@ -192,7 +195,7 @@ func progressOf(p ffmpeg.Progress) Progress {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | error
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | fallback | encoder | restore
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal
@@ -217,4 +220,34 @@ func (j *Job) Events() []Event {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return append([]Event(nil), j.events...)
+}
+
+// speedWindow is how far back speedMeter looks.
+const speedWindow = 5 * time.Second
+
+// speedMeter turns ffmpeg's progress into its recent encoding speed. ffmpeg's own speed
+// is media time over wall-clock time since it started: after hours at 1.0x, a live job
+// that drops to 0.8x would take many minutes to show it.
+type speedMeter struct {
+	samples []speedSample
+}
+
+type speedSample struct {
+	wall  time.Time
+	media time.Duration
+}
+
+// add records that ffmpeg had reached media time at wall, and returns the speed over
+// the last speedWindow; ok is false until that much time has been seen.
+func (m *speedMeter) add(wall time.Time, media time.Duration) (speed float64, ok bool) {
+	m.samples = append(m.samples, speedSample{wall, media})
+	for len(m.samples) > 2 && wall.Sub(m.samples[1].wall) >= speedWindow {
+		m.samples = m.samples[1:] // the oldest sample that still spans the window is kept
+	}
+	first := m.samples[0]
+	dt := wall.Sub(first.wall)
+	if dt < speedWindow {
+		return 0, false
+	}
+	return max(media-first.media, 0).Seconds() / dt.Seconds(), true
 }

@@ -48,6 +48,7 @@ type Config struct {
 	StopGrace    time.Duration    // SIGINT to SIGKILL (10s)
 	ProbeTimeout time.Duration    // ffprobe limit (20s)
 	SegmentGrace time.Duration    // how long a segment stays on disk after leaving the window (30s + 3 segments)
+	ShedHoldOff  time.Duration    // how long a shed rung stays off before it is tried again (5m, doubling)
 	Now          func() time.Time // clock for manifests
 	Observer     Observer         // measurements for metrics; nil for none
 	Store        *store.Store     // where jobs survive a restart; nil keeps them in memory only
@@ -96,6 +97,9 @@ func NewManager(cfg Config) *Manager {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ShedHoldOff <= 0 {
+		cfg.ShedHoldOff = shedHoldOff
 	}
 	return &Manager{cfg: cfg, jobs: map[string]*Job{}}
 }

@@ -3,6 +3,7 @@ package job
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -103,6 +104,11 @@ func (j *Job) render(idx *index, ended bool) error {
 	p := idx.presentation(ended)
 	var errs []error
 	for _, tr := range append(append([]manifest.Track(nil), p.Video...), p.Audio...) {
+		if tr.Withdrawn {
+			// Players on a shed rung get a 404 at their next reload and switch.
+			errs = append(errs, j.remove(filepath.Join(j.dir, tr.Name, manifest.MediaName)))
+			continue
+		}
 		if tr.Codecs == "" || len(tr.Segments) == 0 {
 			continue
 		}
@@ -153,5 +159,17 @@ func (j *Job) write(path string, data []byte) error {
 		return err
 	}
 	j.written[path] = data
+	return nil
+}
+
+// remove deletes a manifest the job wrote, once.
+func (j *Job) remove(path string) error {
+	if _, ok := j.written[path]; !ok {
+		return nil
+	}
+	delete(j.written, path)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	return nil
 }

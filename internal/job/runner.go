@@ -131,7 +131,7 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 			Source:       j.src.URL,
 			Kind:         j.src.Kind,
 			Live:         j.src.Live,
-			Plan:         adm.Plan,
+			Plan:         without(adm.Plan, j.shed.rung),
 			HW:           adm.HW,
 			Preset:       j.ladder.Video.Preset,
 			Dir:          j.dir,
@@ -152,10 +152,13 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 			v.Restarts = attempt - 1
 		})
 		began := time.Now()
-		runErr := j.runFFmpeg(ctx, argv, adm.Env(), idx)
+		runErr := j.runFFmpeg(ctx, argv, adm.Env(), adm.Plan, idx)
 		ran := time.Since(began)
 
 		stopped := ctx.Err() != nil
+		if !stopped && errors.Is(runErr, errReshape) {
+			continue // at once: the source is fine, only the rungs change
+		}
 		if stopped && j.m.closing() && j.m.cfg.Store != nil {
 			j.log.Info().Msg("daemon stopping: the job resumes when it starts again")
 			return
@@ -219,6 +222,9 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 		}
 	}
 }
+
+// fileNice is the nice value of a file job's ffmpeg.
+const fileNice = 19
 
 // maxFileAttempts bounds how often a file job's ffmpeg is started.
 const maxFileAttempts = 3
@@ -340,8 +346,9 @@ func stallLimits(segDur time.Duration) (running, starting time.Duration) {
 // runFFmpeg runs one ffmpeg process to its end, indexing and rendering as segments
 // appear (see publish.go for how it learns of them). Cancelling ctx stops ffmpeg gracefully: SIGINT to its process group, so it
 // closes its last segment, then SIGKILL after the grace period. An ffmpeg that is alive
-// but makes no progress (a hung source, a stopped process) is killed: errStalled.
-func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) error {
+// but makes no progress (a hung source, a stopped process) is killed: errStalled. One
+// that must restart with other rungs of plan (shed.go) is stopped: errReshape.
+func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Plan, idx *index) error {
 	cmd := exec.Command(j.m.cfg.FFmpeg, argv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if len(env) > 0 {
@@ -368,6 +375,13 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) err
 			j.log.Warn().Err(err).Msg("ffmpeg runs outside the CPU cap")
 		}
 	}
+	if !j.src.Live {
+		// A file job yields to live ones: its viewers do not watch it being made. Under
+		// the same cgroup, CFS weighs nice 19 at 15 against 1024 for nice 0.
+		if err := syscall.Setpriority(syscall.PRIO_PGRP, pid, fileNice); err != nil {
+			j.log.Warn().Err(err).Msg("file job runs at the priority of live jobs")
+		}
+	}
 	meter, _ := cpucap.NewMeter(pid)
 	nextMeter := time.Now().Add(5 * time.Second)
 	var behindSince time.Time
@@ -385,8 +399,13 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) err
 	go func() {
 		defer close(progressDone)
 		var last time.Duration = -1
+		var speed speedMeter
 		_ = ffmpeg.ReadProgress(stdout, func(p ffmpeg.Progress) {
-			j.update(func(v *View) { v.Progress = progressOf(p) })
+			pr := progressOf(p)
+			if s, ok := speed.add(time.Now(), p.OutTime); ok {
+				pr.Speed = s
+			}
+			j.update(func(v *View) { v.Progress = pr })
 			if p.OutTime != last {
 				last = p.OutTime
 				j.mu.Lock()
@@ -410,7 +429,7 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, idx *index) err
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	var waitErr, stall error
+	var waitErr, stall, reshape error
 	stopping := ctx.Done()
 	var kill <-chan time.Time
 loop:
@@ -443,7 +462,12 @@ loop:
 			if idx.produced != produced {
 				produced, lastSegment = idx.produced, now
 			}
-			if stall != nil || stopping == nil {
+			if stall != nil || reshape != nil || stopping == nil {
+				continue
+			}
+			if reshape = j.reshape(now, behindSince, plan, idx); reshape != nil {
+				_ = syscall.Kill(-pid, syscall.SIGINT) // it closes its segments, then exits
+				kill = time.After(j.m.cfg.StopGrace)
 				continue
 			}
 			j.mu.Lock()
@@ -488,6 +512,8 @@ loop:
 	switch {
 	case stall != nil:
 		return stall
+	case reshape != nil && ctx.Err() == nil:
+		return reshape
 	case waitErr == nil:
 		j.log.Info().Int("pid", pid).Msg("ffmpeg exited")
 		return nil

@@ -43,7 +43,7 @@ var (
 	sampleRates  = []int{44100, 48000}
 
 	topKeys       = []string{"description", "segment_duration", "window", "encoder", "fallback", "video", "audio", "audio_only"}
-	videoKeys     = []string{"codec", "preset", "max_fps", "renditions"}
+	videoKeys     = []string{"codec", "preset", "max_fps", "shed_top_rung", "renditions"}
 	renditionKeys = []string{"name", "height", "bitrate", "maxrate", "bufsize", "profile", "encoder"}
 	audioKeys     = []string{"name", "codec", "bitrate", "channels", "sample_rate"}
 )

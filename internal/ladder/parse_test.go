@@ -266,6 +266,16 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "shed_top_rung with one rung",
+			yaml: "video:\n  shed_top_rung: true\n  renditions:\n    - {name: hi, height: 720, bitrate: 2800k}\n",
+			want: []want{{2, "video.shed_top_rung", "needs at least two video renditions"}},
+		},
+		{
+			name: "shed_top_rung not a boolean",
+			yaml: strings.Replace(base, "video:\n", "video:\n  shed_top_rung: sometimes\n", 1),
+			want: []want{{3, "video.shed_top_rung", "want true or false, got a string"}},
+		},
+		{
 			name: "audio_only without audio",
 			yaml: "audio_only: true\nvideo:\n  renditions:\n    - {name: hi, height: 720, bitrate: 2800k}\n",
 			want: []want{{1, "audio_only", "needs at least one audio rendition"}},
@@ -313,7 +323,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "wrong type: list for video",
 			yaml: "video:\n  - {name: hi, height: 720, bitrate: 2M}\n",
-			want: []want{{1, "video", "want a mapping of keys (codec, preset, max_fps, renditions), got a list"}},
+			want: []want{{1, "video", "want a mapping of keys (codec, preset, max_fps, shed_top_rung, renditions), got a list"}},
 		},
 		{
 			name: "wrong type: scalar as a rendition",

@@ -18,10 +18,14 @@ type Ladder struct {
 
 // Video holds the video part of a ladder.
 type Video struct {
-	Codec      string      `json:"codec"`  // h264
-	Preset     string      `json:"preset"` // x264 preset name, mapped for hardware encoders
-	MaxFPS     float64     `json:"max_fps,omitempty"`
-	Renditions []Rendition `json:"renditions"`
+	Codec  string  `json:"codec"`  // h264
+	Preset string  `json:"preset"` // x264 preset name, mapped for hardware encoders
+	MaxFPS float64 `json:"max_fps,omitempty"`
+	// ShedTopRung lets a live job that runs slower than real time stop encoding its
+	// top rung, so that the others keep up, rather than stutter in every rung. The
+	// rung comes back when the box has room for it again.
+	ShedTopRung bool        `json:"shed_top_rung,omitempty"`
+	Renditions  []Rendition `json:"renditions"`
 }
 
 // Rendition is one video rung as written in the ladder.

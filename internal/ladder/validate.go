@@ -71,6 +71,8 @@ func (d *decoder) validate(l *Ladder) {
 
 	rungs := l.Video.Renditions
 	base := "video.renditions"
+	d.check(!l.Video.ShedTopRung || len(rungs) >= 2, "video.shed_top_rung",
+		"needs at least two video renditions: shedding the top one must leave one")
 	d.check(len(rungs) <= maxVideoRungs, base, "%d renditions, at most %d are allowed", len(rungs), maxVideoRungs)
 	for i, r := range rungs {
 		p := index(base, i)

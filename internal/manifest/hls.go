@@ -187,6 +187,9 @@ func RenderMaster(p *Presentation) ([]byte, error) {
 	mp.SetIndependentSegments(true)
 	for i := range p.Video {
 		v := &p.Video[i]
+		if v.Withdrawn {
+			continue
+		}
 		params, err := variantParams(bandwidth(v)+audioPeak, averageOf(v.AverageBandwidth, audioAvg, audioMeasured),
 			strings.Join(append([]string{v.Codecs}, audioCodecs...), ","), group, alts)
 		if err != nil {

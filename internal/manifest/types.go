@@ -56,6 +56,11 @@ type Track struct {
 	// including ones that have left the window; 0 when nothing was measured yet.
 	PeakBandwidth    int64
 	AverageBandwidth int64
+	// Withdrawn marks a video rung that is no longer encoded (shed while the box was
+	// over capacity): the master playlist leaves it out, and the caller removes its
+	// media playlist so that HLS players on it switch to another. The MPD keeps it in
+	// the Periods where it has segments, so DASH players can still seek back into it.
+	Withdrawn bool
 }
 
 // Presentation is everything the two manifests are rendered from.

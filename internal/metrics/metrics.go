@@ -1,5 +1,6 @@
 // Package metrics exposes transcoderd's Prometheus metrics on a registry of its own:
-// jobs by state, and per job its restarts, stalls, segments and live encoding figures
+// jobs by state, and per job its restarts, stalls, segments, live encoding figures,
+// whether it is behind real time and how many rungs it has shed
 // (read from the job manager at scrape time), the latency from a segment closing to the
 // manifests naming it (fed by the job manager as it happens), CPU used against the
 // limit, and the Go runtime and process collectors.
@@ -49,8 +50,8 @@ type Metrics struct {
 	jobs Lister
 	cpu  CPUFunc
 
-	jobsByState, jobState, restarts, stalls, segments *prometheus.Desc
-	fps, speed, bitrate, cpuUsed, cpuLimit            *prometheus.Desc
+	jobsByState, jobState, restarts, stalls, segments    *prometheus.Desc
+	fps, speed, bitrate, behind, shed, cpuUsed, cpuLimit *prometheus.Desc
 }
 
 // New returns the metrics of jobs, with the CPU figures of cpu. Either may be nil and
@@ -77,6 +78,8 @@ func New(jobs Lister, cpu CPUFunc) *Metrics {
 		fps:         desc("job_fps", "Frames per second the job's ffmpeg encodes now; 0 when it is not running.", "job"),
 		speed:       desc("job_speed_ratio", "Encoding speed as a multiple of real time; below 1 a live job falls behind; 0 when it is not running.", "job"),
 		bitrate:     desc("job_bitrate_bits_per_second", "Output bitrate that the job's ffmpeg reports; 0 when it is not running.", "job"),
+		behind:      desc("job_behind", "1 while a live job has run slower than real time for 10 s, else 0.", "job"),
+		shed:        desc("job_rungs_shed", "Video rungs a live job does not encode now to keep up (video.shed_top_rung).", "job"),
 		cpuUsed:     desc("cpu_used_cores", "CPU that the jobs use, in cores."),
 		cpuLimit:    desc("cpu_limit_cores", "CPU limit that the jobs run under, in cores."),
 	}
@@ -127,7 +130,7 @@ type jobCollector Metrics
 
 // Describe implements prometheus.Collector.
 func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.fps, c.speed, c.bitrate, c.cpuUsed, c.cpuLimit} {
+	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.fps, c.speed, c.bitrate, c.behind, c.shed, c.cpuUsed, c.cpuLimit} {
 		ch <- d
 	}
 }
@@ -166,6 +169,12 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- constMetric(c.fps, prometheus.GaugeValue, p.FPS, v.ID)
 		ch <- constMetric(c.speed, prometheus.GaugeValue, p.Speed, v.ID)
 		ch <- constMetric(c.bitrate, prometheus.GaugeValue, p.Bitrate*1000, v.ID) // ffmpeg reports kbit/s
+		behind := 0.0
+		if v.Behind && !v.State.Ended() {
+			behind = 1
+		}
+		ch <- constMetric(c.behind, prometheus.GaugeValue, behind, v.ID)
+		ch <- constMetric(c.shed, prometheus.GaugeValue, float64(len(v.Shed)), v.ID)
 	}
 	for s, n := range byState {
 		ch <- constMetric(c.jobsByState, prometheus.GaugeValue, float64(n), string(s))

@@ -23,6 +23,7 @@ var jobNames = []string{
 	"transcoderd_jobs", "transcoderd_job_state", "transcoderd_job_restarts_total",
 	"transcoderd_job_stalls_total", "transcoderd_job_segments_total", "transcoderd_job_fps",
 	"transcoderd_job_speed_ratio", "transcoderd_job_bitrate_bits_per_second",
+	"transcoderd_job_behind", "transcoderd_job_rungs_shed",
 	"transcoderd_cpu_used_cores", "transcoderd_cpu_limit_cores",
 }
 
@@ -43,6 +44,10 @@ const help = `
 # TYPE transcoderd_job_speed_ratio gauge
 # HELP transcoderd_job_bitrate_bits_per_second Output bitrate that the job's ffmpeg reports; 0 when it is not running.
 # TYPE transcoderd_job_bitrate_bits_per_second gauge
+# HELP transcoderd_job_behind 1 while a live job has run slower than real time for 10 s, else 0.
+# TYPE transcoderd_job_behind gauge
+# HELP transcoderd_job_rungs_shed Video rungs a live job does not encode now to keep up (video.shed_top_rung).
+# TYPE transcoderd_job_rungs_shed gauge
 # HELP transcoderd_cpu_used_cores CPU that the jobs use, in cores.
 # TYPE transcoderd_cpu_used_cores gauge
 # HELP transcoderd_cpu_limit_cores CPU limit that the jobs run under, in cores.
@@ -83,8 +88,8 @@ transcoderd_cpu_limit_cores 1.5
 		{
 			name: "a job in every kind of state",
 			jobs: fakeJobs{
-				{ID: "cam1", State: job.Running, Segments: 42, Restarts: 2, Stalls: 1,
-					Progress: job.Progress{FPS: 29.97, Speed: 1.01, Bitrate: 812.5}},
+				{ID: "cam1", State: job.Running, Segments: 42, Restarts: 2, Stalls: 1, Behind: true, Shed: []string{"1080p"},
+					Progress: job.Progress{FPS: 29.97, Speed: 0.91, Bitrate: 812.5}},
 				{ID: "cam2", State: job.Running, Segments: 7},
 				{ID: "cam3", State: job.Reconnecting, Segments: 30, Restarts: 5,
 					Progress: job.Progress{FPS: 30, Speed: 1, Bitrate: 700}}, // of its last run
@@ -124,7 +129,7 @@ transcoderd_job_fps{job="cam2"} 0
 transcoderd_job_fps{job="cam3"} 0
 transcoderd_job_fps{job="vod"} 0
 transcoderd_job_fps{job="bad"} 0
-transcoderd_job_speed_ratio{job="cam1"} 1.01
+transcoderd_job_speed_ratio{job="cam1"} 0.91
 transcoderd_job_speed_ratio{job="cam2"} 0
 transcoderd_job_speed_ratio{job="cam3"} 0
 transcoderd_job_speed_ratio{job="vod"} 0
@@ -134,6 +139,16 @@ transcoderd_job_bitrate_bits_per_second{job="cam2"} 0
 transcoderd_job_bitrate_bits_per_second{job="cam3"} 0
 transcoderd_job_bitrate_bits_per_second{job="vod"} 0
 transcoderd_job_bitrate_bits_per_second{job="bad"} 0
+transcoderd_job_behind{job="cam1"} 1
+transcoderd_job_behind{job="cam2"} 0
+transcoderd_job_behind{job="cam3"} 0
+transcoderd_job_behind{job="vod"} 0
+transcoderd_job_behind{job="bad"} 0
+transcoderd_job_rungs_shed{job="cam1"} 1
+transcoderd_job_rungs_shed{job="cam2"} 0
+transcoderd_job_rungs_shed{job="cam3"} 0
+transcoderd_job_rungs_shed{job="vod"} 0
+transcoderd_job_rungs_shed{job="bad"} 0
 `,
 		},
 		{
@@ -154,6 +169,8 @@ transcoderd_job_segments_total{job="q"} 0
 transcoderd_job_fps{job="q"} 0
 transcoderd_job_speed_ratio{job="q"} 0
 transcoderd_job_bitrate_bits_per_second{job="q"} 0
+transcoderd_job_behind{job="q"} 0
+transcoderd_job_rungs_shed{job="q"} 0
 `,
 		},
 	}

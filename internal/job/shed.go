@@ -1,0 +1,128 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/ladder"
+)
+
+// Shedding the top rung (a ladder's video.shed_top_rung). A live job whose ffmpeg runs
+// slower than real time stutters in every rung: each segment comes late. A ladder that
+// opts in gives up its top rung instead, which is most of the encoding work: ffmpeg is
+// restarted without it, its rendition leaves the master playlist and its media playlist
+// is removed (HLS players on it get a 404 and switch to another variant), and its
+// Representation is left out of the new DASH Period. The rest go on in real time.
+//
+// The rung is tried again once it has been shed for a hold-off, when the CPU cap has
+// room for it; if the job falls behind again, it is shed again and the hold-off doubles.
+const (
+	shedAfter      = 20 * time.Second // slower than real time this long: shed (10 s after "behind")
+	shedHoldOff    = 5 * time.Minute  // first wait before the rung is tried again
+	shedHoldOffMax = time.Hour
+)
+
+// errReshape ends an ffmpeg run that must start again at once with another set of rungs.
+var errReshape = errors.New("ladder reshaped")
+
+// shedding is a live job's record of its shed rung. The runner goroutine owns it.
+type shedding struct {
+	rung    string        // the rung not encoded now; "" when every rung is
+	since   time.Time     // when it was shed
+	holdOff time.Duration // how long it stays shed before it is tried again
+}
+
+// shedRung is the rung that shedding gives up: the plan's tallest, highest bitrate.
+func shedRung(p ladder.Plan) (ladder.PlannedVideo, bool) {
+	if len(p.Video) < 2 {
+		return ladder.PlannedVideo{}, false // a single rung is never shed: nothing would be left
+	}
+	top := p.Video[0]
+	for _, v := range p.Video[1:] {
+		if v.Height > top.Height || (v.Height == top.Height && v.Bitrate > top.Bitrate) {
+			top = v
+		}
+	}
+	return top, true
+}
+
+// without returns p without the video rung called name.
+func without(p ladder.Plan, name string) ladder.Plan {
+	if name == "" {
+		return p
+	}
+	out := p
+	out.Video = nil
+	for _, v := range p.Video {
+		if v.Name != name {
+			out.Video = append(out.Video, v)
+		}
+	}
+	return out
+}
+
+// reshape decides, at one of the runner's checks, whether the running ffmpeg must be
+// restarted with another set of rungs: it sheds the top rung of plan when the job has
+// been slower than real time since slowSince for shedAfter, and takes it back once the
+// hold-off has passed and the CPU cap has room for it. It returns errReshape (wrapped,
+// with the reason) or nil.
+func (j *Job) reshape(now, slowSince time.Time, plan ladder.Plan, idx *index) error {
+	if !j.src.Live || !j.ladder.Video.ShedTopRung {
+		return nil
+	}
+	top, ok := shedRung(plan)
+	if !ok {
+		return nil
+	}
+	s := &j.shed
+	switch {
+	case s.rung == "" && !slowSince.IsZero() && now.Sub(slowSince) >= shedAfter:
+		s.rung, s.since = top.Name, now
+		s.holdOff = min(max(2*s.holdOff, j.m.cfg.ShedHoldOff), shedHoldOffMax)
+		j.mu.Lock()
+		speed := j.view.Progress.Speed
+		j.mu.Unlock()
+		msg := fmt.Sprintf("slower than real time for %v (speed %.2fx): shedding the top rung %s so the others keep up; it is tried again in %v",
+			now.Sub(slowSince).Round(time.Second), speed, top.Name, s.holdOff)
+		j.log.Warn().Str("rung", top.Name).Float64("speed", speed).Msg(msg)
+		j.event(Event{Type: "shed", Message: msg})
+		j.withdraw(idx, top.Name, true)
+		return fmt.Errorf("%w: %s shed", errReshape, top.Name)
+	case s.rung != "" && now.Sub(s.since) >= s.holdOff:
+		need := cpucap.Estimate(ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, j.ladder.Video.Preset)
+		if c := j.m.cfg.CPU; c != nil && c.Limit()-c.Reserved() < need {
+			s.since = now // no room yet: look again after another hold-off
+			j.log.Info().Str("rung", top.Name).Msg("the shed rung stays off: the CPU cap has no room for it")
+			return nil
+		}
+		msg := fmt.Sprintf("trying the top rung %s again after %v", top.Name, now.Sub(s.since).Round(time.Second))
+		j.log.Info().Str("rung", top.Name).Msg(msg)
+		j.event(Event{Type: "unshed", Message: msg})
+		s.rung = ""
+		j.withdraw(idx, top.Name, false)
+		return fmt.Errorf("%w: %s back", errReshape, top.Name)
+	}
+	return nil
+}
+
+// withdraw marks the rung called name shed (or back) in the index and the job's view.
+func (j *Job) withdraw(idx *index, name string, shed bool) {
+	for _, t := range idx.tracks {
+		if t.Name == name {
+			t.Withdrawn = shed
+		}
+	}
+	j.update(func(v *View) {
+		v.Shed = nil
+		for i := range v.Renditions {
+			if v.Renditions[i].Name == name {
+				v.Renditions[i].Shed = shed
+			}
+			if v.Renditions[i].Shed {
+				v.Shed = append(v.Shed, v.Renditions[i].Name)
+			}
+		}
+	})
+}
