@@ -100,7 +100,12 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/jobs/"+j.ID())
-	writeJSON(w, http.StatusCreated, j.View())
+	v := j.View()
+	if v.State == job.Queued {
+		writeJSON(w, http.StatusAccepted, v) // waits for room under the CPU cap
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {

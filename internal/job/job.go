@@ -21,6 +21,7 @@ type State string
 
 // Job states.
 const (
+	Queued       State = "queued"       // a live job waiting for room under the CPU cap (Request.Queue)
 	Starting     State = "starting"     // probing the source, launching ffmpeg
 	Running      State = "running"      // ffmpeg is producing segments
 	Reconnecting State = "reconnecting" // a live source went away; waiting to retry
@@ -79,6 +80,7 @@ type View struct {
 	CPU        float64            `json:"cpu"`            // cores ffmpeg used over the last 5 s
 	Behind     bool               `json:"behind"`         // live, and slower than real time for 10 s
 	Shed       []string           `json:"shed,omitempty"` // rungs not encoded now (video.shed_top_rung)
+	Waiting    string             `json:"waiting,omitempty"` // queued: what the job waits for
 	Created    time.Time          `json:"created"`
 	Ended      *time.Time         `json:"ended,omitempty"`
 }
@@ -107,6 +109,8 @@ type Job struct {
 	written     map[string][]byte // manifests as last written; used by the runner goroutine only
 	persistedAt time.Time         // when the segment index was last stored; runner goroutine only
 	shed        shedding          // the rung shed while the box is over capacity; runner goroutine only
+	cost        float64           // cores the job was admitted (or waits) for; live jobs under a CPU cap
+	ctx         context.Context   // the runner's context; cancel ends it
 	ast         time.Time         // the presentation's availability start, once known
 }
 

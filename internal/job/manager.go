@@ -69,6 +69,10 @@ type Request struct {
 	Source string `json:"source"`
 	Ladder string `json:"ladder"`
 	ID     string `json:"id,omitempty"`
+	// Queue asks that a live job the CPU cap has no room for wait in line (state
+	// queued) rather than be refused; it starts when room frees up, first come first
+	// served.
+	Queue bool `json:"queue,omitempty"`
 }
 
 // Manager owns every job of the daemon.
@@ -77,7 +81,8 @@ type Manager struct {
 
 	mu     sync.Mutex
 	jobs   map[string]*Job
-	closed bool // set by Close: stopping jobs are suspended, not ended
+	closed bool   // set by Close: stopping jobs are suspended, not ended
+	queue  []*Job // live jobs waiting for room under the CPU cap, oldest first
 	wg     sync.WaitGroup
 
 	watchOnce sync.Once
@@ -181,6 +186,8 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("%w: output folder %s is not empty: delete it or choose another id", ErrConflict, dir)
 	}
+	var cost float64
+	waiting := ""
 	if cap := m.cfg.CPU; cap != nil && src.Live {
 		// A live job must keep up with real time: it is admitted only if its estimated
 		// cost fits beside what the running live jobs reserve (measured once they run).
@@ -190,8 +197,12 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 				plan = p
 			}
 		}
-		if err := cap.Admit(id, cpucap.Estimate(plan, l.Video.Preset)); err != nil {
-			return nil, err
+		cost = cpucap.Estimate(plan, l.Video.Preset)
+		if err := m.admitLocked(id, cost); err != nil {
+			if !req.Queue || !errors.Is(err, cpucap.ErrOverCapacity) {
+				return nil, err
+			}
+			waiting = err.Error()
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -199,39 +210,56 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 		return nil, fmt.Errorf("create job folder: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	state := Starting
+	if waiting != "" {
+		state = Queued
+	}
 	j := &Job{
 		id:     id,
-		req:    Request{Source: req.Source, Ladder: l.Name, ID: id},
+		req:    Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue},
 		src:    src,
 		ladder: l,
 		dir:    dir,
 		log:    m.cfg.Log.With().Str("job", id).Logger(),
 		m:      m,
+		ctx:    rctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
+		cost:   cost,
 		view: View{
 			ID:      id,
-			State:   Starting,
+			State:   state,
 			Source:  src.Display,
 			Ladder:  l.Name,
 			Live:    src.Live,
 			Input:   info,
 			HLS:     id + "/" + manifest.MasterName,
 			DASH:    id + "/" + manifest.MPDName,
+			Waiting: waiting,
 			Created: m.now().UTC(),
 		},
 	}
 	m.jobs[id] = j
 	j.persist()
+	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Str("state", string(state)).Msg("job created")
+	if state == Queued {
+		m.queue = append(m.queue, j)
+		j.event(Event{Type: "queued", Message: "waiting for room under the CPU cap: " + waiting})
+		return j, nil
+	}
+	m.launchLocked(j, startState{info: info})
+	return j, nil
+}
+
+// launchLocked starts the runner of j. m.mu is held.
+func (m *Manager) launchLocked(j *Job, st startState) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		defer close(j.done)
-		defer m.releaseCPU(id)
-		j.run(rctx, startState{info: info})
+		defer m.releaseCPU(j.id)
+		j.run(j.ctx, st)
 	}()
-	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Msg("job created")
-	return j, nil
 }
 
 // Get returns the job with that id.
@@ -273,6 +301,9 @@ func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
+	if m.unqueue(j) {
+		return j.View(), nil
+	}
 	if j.state().Ended() {
 		m.mu.Lock()
 		delete(m.jobs, id)
@@ -311,9 +342,11 @@ func nominalPlan(l *ladder.Ladder) ladder.Plan {
 	return p
 }
 
+// releaseCPU gives a job's cores back, and the queue a chance at them.
 func (m *Manager) releaseCPU(id string) {
 	if m.cfg.CPU != nil {
 		m.cfg.CPU.Release(id)
+		m.admitQueued()
 	}
 }
 

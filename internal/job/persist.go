@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -112,6 +113,10 @@ func (m *Manager) Restore(ctx context.Context) error {
 			m.cfg.Log.Error().Err(err).Str("job", id).Msg("restore job")
 		}
 	}
+	m.mu.Lock()
+	slices.SortFunc(m.queue, func(a, b *Job) int { return a.view.Created.Compare(b.view.Created) })
+	m.mu.Unlock()
+	m.admitQueued()
 	return nil
 }
 
@@ -128,7 +133,7 @@ func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir str
 	j := &Job{
 		id: id, req: rec.Request, src: src, ladder: rec.Ladder, dir: dir,
 		log: m.cfg.Log.With().Str("job", id).Logger(), m: m,
-		cancel: cancel, done: make(chan struct{}),
+		ctx: rctx, cancel: cancel, done: make(chan struct{}),
 		view: rec.View, plan: rec.Plan, ast: rec.AST,
 	}
 	j.view.Progress = Progress{}
@@ -143,7 +148,22 @@ func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir str
 		}
 		return nil
 	}
-	j.view.State = Starting // it was running, reconnecting, or stopping for a daemon restart
+	if j.view.State == Queued && src.Live && m.cfg.CPU != nil {
+		plan := nominalPlan(rec.Ladder)
+		if rec.Input != nil {
+			if p, err := rec.Ladder.Plan(*rec.Input); err == nil {
+				plan = p
+			}
+		}
+		j.cost = cpucap.Estimate(plan, rec.Ladder.Video.Preset)
+		m.mu.Lock()
+		m.queue = append(m.queue, j) // in order of creation once all are restored
+		m.mu.Unlock()
+		j.event(Event{Type: "restore", Message: "still queued after a daemon restart"})
+		return nil
+	}
+	j.view.State = Starting // it was running, reconnecting, stopping for a daemon restart, or queued without a cap now
+	j.view.Waiting = ""
 	start := startState{info: rec.Input}
 	if src.Live && rec.Plan != nil {
 		segs, err := m.cfg.Store.Segments(id)
@@ -159,13 +179,9 @@ func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir str
 	}
 	j.event(Event{Type: "restore", Message: "resumed after a daemon restart"})
 	j.log.Info().Bool("live", src.Live).Msg("resuming job after a daemon restart")
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(j.done)
-		defer m.releaseCPU(id)
-		j.run(rctx, start)
-	}()
+	m.mu.Lock()
+	m.launchLocked(j, start)
+	m.mu.Unlock()
 	return nil
 }
 

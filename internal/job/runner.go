@@ -44,6 +44,10 @@ func (j *Job) run(ctx context.Context, st startState) {
 	info := st.info
 	if info == nil {
 		in, err := j.probeLive(ctx, bo)
+		if ctx.Err() != nil && j.m.closing() && j.m.cfg.Store != nil {
+			j.log.Info().Msg("daemon stopping: the job probes its source again when it starts again")
+			return
+		}
 		if err != nil || ctx.Err() != nil {
 			j.finish(err) // stopped before the source was ever reached: nothing to end
 			return
@@ -455,6 +459,7 @@ loop:
 					j.update(func(v *View) { v.CPU = cores })
 					if j.m.cfg.CPU != nil && j.src.Live {
 						j.m.cfg.CPU.Observe(j.id, cores)
+						j.m.admitQueued() // the measure may free part of the estimate
 					}
 				}
 			}

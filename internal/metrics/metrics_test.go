@@ -71,6 +71,7 @@ func TestJobMetrics(t *testing.T) {
 			want: `
 transcoderd_jobs{state="failed"} 0
 transcoderd_jobs{state="finished"} 0
+transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 0
@@ -100,6 +101,7 @@ transcoderd_cpu_limit_cores 1.5
 			want: `
 transcoderd_jobs{state="failed"} 1
 transcoderd_jobs{state="finished"} 1
+transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 1
 transcoderd_jobs{state="running"} 2
 transcoderd_jobs{state="starting"} 0
@@ -153,16 +155,17 @@ transcoderd_job_rungs_shed{job="bad"} 0
 		},
 		{
 			name: "a state the metrics do not know yet is counted too",
-			jobs: fakeJobs{{ID: "q", State: job.State("queued")}},
+			jobs: fakeJobs{{ID: "q", State: job.State("paused")}},
 			want: `
 transcoderd_jobs{state="failed"} 0
 transcoderd_jobs{state="finished"} 0
-transcoderd_jobs{state="queued"} 1
+transcoderd_jobs{state="paused"} 1
+transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 0
 transcoderd_jobs{state="stopping"} 0
-transcoderd_job_state{job="q",state="queued"} 1
+transcoderd_job_state{job="q",state="paused"} 1
 transcoderd_job_restarts_total{job="q"} 0
 transcoderd_job_stalls_total{job="q"} 0
 transcoderd_job_segments_total{job="q"} 0
@@ -204,6 +207,7 @@ transcoderd_cpu_used_cores 1.25
 transcoderd_cpu_limit_cores 2
 transcoderd_jobs{state="failed"} 0
 transcoderd_jobs{state="finished"} 0
+transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 1
