@@ -5,7 +5,7 @@
 // It builds the daemon with `go build`, runs it as a separate process with folders of its
 // own, serves -jobs live RTSP test sources from this process (testmedia: a gortsplib
 // relay per source, fed by an ffmpeg of testsrc2 and a sine), and starts one job per
-// source with a tiny ladder: one 96p rung at 100 kbit/s, ultrafast, 1 s segments, and
+// source with a tiny ladder: one 96p rung at 100 kbit/s, ultrafast, 1 s segments (-segment), and
 // 32 kbit/s mono AAC. Once every job runs and a warm-up has passed, for -duration:
 //
 //   - the daemon's own RSS (VmRSS of /proc/<pid>/status, every second) and CPU
@@ -21,7 +21,7 @@
 // The daemon's CPU is mostly the kernel's: every manifest is replaced atomically (a new
 // temporary file, renamed), so the file system under -dir weighs on it.
 //
-// Usage: go run ./scripts/overhead [-jobs 10] [-warmup 30s] [-duration 60s] [-window 30s] [-dir /tmp] [-keep] [-daemon-args "--flag=value ..."]
+// Usage: go run ./scripts/overhead [-jobs 10] [-segment 1s] [-warmup 30s] [-duration 60s] [-window 30s] [-dir /tmp] [-keep] [-daemon-args "--flag=value ..."]
 package main
 
 import (
@@ -63,6 +63,7 @@ type options struct {
 	jobs             int
 	warmup, duration time.Duration
 	window           string
+	segment          string
 	keep             bool
 	dir              string
 	daemonArgs       []string
@@ -88,6 +89,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 30*time.Second, "wait after every job runs, before measuring")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "measurement window")
 	flag.StringVar(&o.window, "window", "30s", "the ladder's live window (manifests grow with it)")
+	flag.StringVar(&o.segment, "segment", "1s", "the ladder's segment duration (the daemon's work is per segment)")
 	flag.IntVar(&o.sourceW, "source-width", 192, "test source width")
 	flag.IntVar(&o.sourceH, "source-height", 108, "test source height")
 	flag.IntVar(&o.sourceFPS, "source-fps", 25, "test source frame rate")
@@ -129,7 +131,7 @@ func run(ctx context.Context, o options, tb *scriptTB) error {
 	if err := os.MkdirAll(profiles, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(profiles, "tiny.yaml"), []byte(tinyLadder(o.window)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(profiles, "tiny.yaml"), []byte(tinyLadder(o.segment, o.window)), 0o644); err != nil {
 		return err
 	}
 	port, err := freePort()
@@ -266,7 +268,7 @@ func run(ctx context.Context, o options, tb *scriptTB) error {
 			kidsCPU += t1 - t0
 		}
 	}
-	fmt.Printf("\n== transcoderd overhead: %d live jobs, ladder tiny (96p 100k ultrafast + aac 32k, 1 s segments, window %s)\n", len(ids), o.window)
+	fmt.Printf("\n== transcoderd overhead: %d live jobs, ladder tiny (96p 100k ultrafast + aac 32k, %s segments, window %s)\n", len(ids), o.segment, o.window)
 	fmt.Printf("output on %s (%s)\n", work, fsType(work))
 	fmt.Printf("machine: %d cores; load average %s at start, %s at end; all processes kept %.2f cores busy\n",
 		runtime.NumCPU(), load0, load1, (busy1-busy0)/elapsed.Seconds())
@@ -294,9 +296,9 @@ func run(ctx context.Context, o options, tb *scriptTB) error {
 }
 
 // tinyLadder is the benchmark's ladder: as light as a live job gets.
-func tinyLadder(window string) string {
+func tinyLadder(segment, window string) string {
 	return `description: overhead benchmark, one tiny rung
-segment_duration: 1s
+segment_duration: ` + segment + `
 window: ` + window + `
 encoder: x264
 fallback: none
