@@ -139,6 +139,25 @@ func (c *Cap) Admit(job string, cores float64) error {
 	return nil
 }
 
+// Reserve sets a job's reservation whether it fits or not: a job that was running
+// before the daemon restarted is not refused, but what it uses must be counted.
+func (c *Cap) Reserve(job string, cores float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reserved[job] = cores
+}
+
+// Grow adds cores to a job's reservation if they fit under the limit.
+func (c *Cap) Grow(job string, cores float64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if used := c.usedLocked(); used+cores > c.limit {
+		return fmt.Errorf("%w: %.2f of %.2f cores are reserved and %.2f more are needed", ErrOverCapacity, used, c.limit, cores)
+	}
+	c.reserved[job] += cores
+	return nil
+}
+
 // Observe replaces a job's reservation with what its ffmpeg was measured to use.
 func (c *Cap) Observe(job string, cores float64) {
 	c.mu.Lock()

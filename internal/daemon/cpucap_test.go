@@ -49,7 +49,7 @@ func TestCPUCap(t *testing.T) {
 	// Admission: a live 1080p ladder needs about 3.3 cores; 1 is allowed.
 	var e map[string]string
 	if code := d.call(t, http.MethodPost, "/v1/jobs", `{"source":"rtmp://127.0.0.1:1/live/x","ladder":"default"}`, &e); code != http.StatusServiceUnavailable ||
-		!strings.Contains(e["error"], "of 1.00 cores") || !strings.Contains(e["error"], "needs about") {
+		!strings.Contains(e["error"], "limit of 1.00") || !strings.Contains(e["error"], "needs about") {
 		t.Errorf("live job over the cap: %d %v", code, e)
 	}
 

@@ -32,6 +32,7 @@ type Watcher struct {
 
 	mu   sync.Mutex
 	subs map[int32]*sub // by watch descriptor
+	err  error          // why the reader stopped; Watch fails from then on
 	done chan struct{}
 }
 
@@ -61,6 +62,9 @@ func (w *Watcher) Watch(dir, name string, ch chan<- struct{}) (stop func(), err 
 	defer w.mu.Unlock()
 	if w.subs == nil {
 		return nil, errors.New("dirwatch: watcher closed")
+	}
+	if w.err != nil {
+		return nil, fmt.Errorf("dirwatch: inotify stopped: %w", w.err)
 	}
 	wd, err := unix.InotifyAddWatch(w.fd, dir, unix.IN_MOVED_TO|unix.IN_ONLYDIR)
 	if err != nil {
@@ -96,7 +100,10 @@ func (w *Watcher) read() {
 		n, err := w.f.Read(buf)
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
-				w.wakeAll() // let the subscribers poll; they do not depend on us
+				w.mu.Lock()
+				w.err = err
+				w.wakeAllLocked() // their safety polls go on; new subscriptions fail, so jobs poll
+				w.mu.Unlock()
 			}
 			return
 		}
@@ -130,12 +137,6 @@ func (w *Watcher) dispatch(buf []byte) {
 			}
 		}
 	}
-}
-
-func (w *Watcher) wakeAll() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.wakeAllLocked()
 }
 
 func (w *Watcher) wakeAllLocked() {

@@ -35,6 +35,8 @@ type index struct {
 	produced int                           // segments indexed, all tracks
 	fresh    []string                      // paths of the segments indexed since the caller last looked
 	urgent   bool                          // a run's first segment was indexed: store the changes now
+	disc     uint64                        // discontinuities so far: the Disc of the current run's segments
+	newRun   bool                          // a restart happened; the next segment indexed begins a discontinuity
 	added    map[string][]manifest.Segment // by track, since the caller last looked
 	removed  map[string][]uint64           // by track, since the caller last looked
 }
@@ -46,7 +48,6 @@ type track struct {
 	init        *media.Init
 	last        int64 // highest segment number indexed; -1 before the first
 	pruned      uint64
-	discSeen    uint64 // discontinuity flags among pruned segments
 	sumBits     float64
 	sumSec      float64
 	base        uint64 // timeline offset of the current ffmpeg run, in the track timescale
@@ -54,6 +55,7 @@ type track struct {
 	haveFirst   bool
 	pendingDisc bool
 	runStart    time.Duration // where the current ffmpeg run begins on the presentation timeline
+	returning   bool          // a shed rung encoded again: withdrawn until its first new segment
 	seen        os.FileInfo   // ffmpeg's playlist as of the last read: unchanged means nothing new
 }
 
@@ -93,6 +95,7 @@ func (x *index) beginAttempt() map[string]uint64 {
 		at = max(at, x.now().Sub(x.ast))
 	}
 	at = at.Round(time.Millisecond)
+	x.newRun = true // counted when it writes a segment: runs that wrote none are no break
 	for _, t := range x.tracks {
 		t.pendingDisc = true
 		t.runStart = at
@@ -201,7 +204,15 @@ func (x *index) addSegment(t *track, n int64) error {
 		PeriodStart:   t.runStart,
 		MediaTime:     info.BaseDecodeTime,
 	}
+	if x.newRun {
+		x.disc++
+		x.newRun = false
+	}
+	seg.Disc = x.disc
 	t.pendingDisc = false
+	if t.Withdrawn && t.returning {
+		t.Withdrawn, t.returning = false, false // a rung back from shedding: listed again from now on
+	}
 	if x.live && x.ast.IsZero() {
 		// Media time 0 was captured one segment-end ago.
 		end := float64(start+info.Duration) / float64(t.Timescale)
@@ -273,6 +284,7 @@ func (x *index) restore(t *track, segs []manifest.Segment) error {
 		t.Segments = append(t.Segments, s)
 		t.last = int64(s.Number)
 		x.produced++
+		x.disc = max(x.disc, s.Disc)
 		t.measure(s)
 	}
 	return x.catchUp(t)
@@ -313,6 +325,7 @@ func (x *index) catchUp(t *track) error {
 			Size:        info.Size,
 			PeriodStart: last.PeriodStart,
 			MediaTime:   info.BaseDecodeTime,
+			Disc:        last.Disc,
 		}
 		x.append(t, seg)
 		last = seg
@@ -374,9 +387,6 @@ func (x *index) prune() []error {
 			if err := os.Remove(filepath.Join(t.dir, segmentName(s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}
-			if s.Discontinuity {
-				t.discSeen++
-			}
 			t.pruned++
 			if x.removed == nil {
 				x.removed = map[string][]uint64{}
@@ -399,40 +409,45 @@ func (x *index) presentation(ended bool) *manifest.Presentation {
 		SegmentDuration:   x.segDur,
 		Window:            x.window,
 	}
-	var disc uint64
 	for _, t := range x.tracks {
 		if t.init == nil || len(t.Segments) == 0 {
 			continue // nothing to say about it yet; the master waits for ready()
 		}
 		// Each track's window ends at its own newest segment: a track's listing changes
 		// only with its own segments, not when another track's segment closes first.
+		// A withdrawn rung has no new segments: its window follows the others.
 		from := 0.0
 		if x.live && x.window > 0 {
-			from = t.endSeconds() - x.window.Seconds()
-		}
-		mt := t.Track
-		k := 0
-		d := t.discSeen
-		for k < len(t.Segments) && segEnd(t.Segments[k], t.Timescale) <= from {
-			if t.Segments[k].Discontinuity {
-				d++
+			end := t.endSeconds()
+			if t.Withdrawn {
+				end = x.edge()
 			}
+			from = end - x.window.Seconds()
+		}
+		k := 0
+		for k < len(t.Segments) && segEnd(t.Segments[k], t.Timescale) <= from {
 			k++
 		}
-		if k < len(t.Segments) && t.Segments[k].Discontinuity {
-			d++ // the first listed segment carries no tag; the sequence counts it
+		// A track that sat out a whole run (a shed rung) cannot say so in HLS: one
+		// EXT-X-DISCONTINUITY counts one. Its listing starts after the gap.
+		for i := len(t.Segments) - 1; i > k; i-- {
+			if t.Segments[i].Disc > t.Segments[i-1].Disc+1 {
+				k = i
+				break
+			}
 		}
-		if d > disc {
-			disc = d
+		if k == len(t.Segments) {
+			continue
 		}
+		mt := t.Track
 		mt.Segments = append([]manifest.Segment(nil), t.Segments[k:]...)
+		mt.DiscontinuitySequence = mt.Segments[0].Disc // its own tag is not written
 		if mt.Kind == manifest.Video {
 			p.Video = append(p.Video, mt)
 		} else {
 			p.Audio = append(p.Audio, mt)
 		}
 	}
-	p.DiscontinuitySequence = disc
 	return p
 }
 

@@ -49,8 +49,12 @@ func TestPresentationWindow(t *testing.T) {
 	x := newIndex(true, time.Second, 3*time.Second, func() time.Time { return now })
 	v := fakeTrack(x, "v", manifest.Video, 0, 10)
 	a := fakeTrack(x, "a", manifest.Audio, 0, 11) // audio one segment ahead
-	v.Segments[7].Discontinuity = true
-	a.Segments[2].Discontinuity = true
+	for _, tr := range []*track{v, a} {
+		tr.Segments[7].Discontinuity = true // ffmpeg restarted at 7 s
+		for k := 7; k < len(tr.Segments); k++ {
+			tr.Segments[k].Disc = 1
+		}
+	}
 
 	p := x.presentation(false)
 	// Each track's window of 3 s ends at its own newest segment: video at 10 s, audio
@@ -61,9 +65,21 @@ func TestPresentationWindow(t *testing.T) {
 	if got := numbers(p.Audio[0].Segments); !reflect.DeepEqual(got, []uint64{8, 9, 10}) {
 		t.Errorf("audio listed %v", got)
 	}
-	if p.DiscontinuitySequence != 1 {
-		t.Errorf("discontinuity sequence %d, want 1 (audio's left the window, video's is the first listed)", p.DiscontinuitySequence)
+	// Video lists the restart's first segment (7), audio starts after it (8): both are
+	// in discontinuity sequence 1.
+	if p.Video[0].DiscontinuitySequence != 1 || p.Audio[0].DiscontinuitySequence != 1 {
+		t.Errorf("discontinuity sequences: video %d, audio %d, want 1 and 1", p.Video[0].DiscontinuitySequence, p.Audio[0].DiscontinuitySequence)
 	}
+
+	// A track that sat out a run (a shed rung back after two restarts) is listed from
+	// after the gap: HLS cannot count two discontinuities with one tag.
+	v.Segments[9].Disc = 3
+	v.Segments[9].Discontinuity = true
+	p = x.presentation(false)
+	if got := numbers(p.Video[0].Segments); !reflect.DeepEqual(got, []uint64{9}) || p.Video[0].DiscontinuitySequence != 3 {
+		t.Errorf("after a gap: listed %v, discontinuity sequence %d, want [9] and 3", got, p.Video[0].DiscontinuitySequence)
+	}
+	v.Segments[9].Disc, v.Segments[9].Discontinuity = 1, false
 
 	// After a restart, each track continues its own numbering and the timeline its end.
 	next := x.beginAttempt()

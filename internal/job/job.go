@@ -77,9 +77,9 @@ type View struct {
 	Segments   int                `json:"segments"`
 	Restarts   int                `json:"restarts"`
 	Stalls     int                `json:"stalls"`
-	CPU        float64            `json:"cpu"`            // cores ffmpeg used over the last 5 s
-	Behind     bool               `json:"behind"`         // live, and slower than real time for 10 s
-	Shed       []string           `json:"shed,omitempty"` // rungs not encoded now (video.shed_top_rung)
+	CPU        float64            `json:"cpu"`               // cores ffmpeg used over the last 5 s
+	Behind     bool               `json:"behind"`            // live, and slower than real time for 10 s
+	Shed       []string           `json:"shed,omitempty"`    // rungs not encoded now (video.shed_top_rung)
 	Waiting    string             `json:"waiting,omitempty"` // queued: what the job waits for
 	Created    time.Time          `json:"created"`
 	Ended      *time.Time         `json:"ended,omitempty"`
@@ -199,7 +199,7 @@ func progressOf(p ffmpeg.Progress) Progress {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | fallback | encoder | restore
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal

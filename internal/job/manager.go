@@ -83,7 +83,9 @@ type Manager struct {
 	jobs   map[string]*Job
 	closed bool   // set by Close: stopping jobs are suspended, not ended
 	queue  []*Job // live jobs waiting for room under the CPU cap, oldest first
-	wg     sync.WaitGroup
+	// restoring holds the queue while Restore brings back the jobs that held cores.
+	restoring bool
+	wg        sync.WaitGroup
 
 	watchOnce sync.Once
 	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
@@ -198,6 +200,9 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 			}
 		}
 		cost = cpucap.Estimate(plan, l.Video.Preset)
+		if cost > cap.Limit() {
+			return nil, fmt.Errorf("%w: this job needs about %.2f cores, more than the whole limit of %.2f: it could never start", cpucap.ErrOverCapacity, cost, cap.Limit())
+		}
 		if err := m.admitLocked(id, cost); err != nil {
 			if !req.Queue || !errors.Is(err, cpucap.ErrOverCapacity) {
 				return nil, err
@@ -206,7 +211,9 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		m.releaseCPU(id)
+		if m.cfg.CPU != nil {
+			m.cfg.CPU.Release(id) // not releaseCPU: m.mu is held, and no room was freed
+		}
 		return nil, fmt.Errorf("create job folder: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -302,6 +309,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
 		return View{}, err
 	}
 	if m.unqueue(j) {
+		m.admitQueued() // the jobs behind it may fit
 		return j.View(), nil
 	}
 	if j.state().Ended() {

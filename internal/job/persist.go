@@ -54,7 +54,8 @@ func (j *Job) persist() {
 const persistEvery = 5 * time.Second
 
 // persistSegments writes what was indexed and pruned since the last write, when it is
-// time to (persistEvery, or a run's first segment), or now with force.
+// time to (persistEvery, a run's first segment, or half of ffmpeg's playlist waiting),
+// or now with force.
 func (j *Job) persistSegments(idx *index, force bool) {
 	st := j.m.cfg.Store
 	if st != nil && !force && !idx.urgent && time.Since(j.persistedAt) < persistEvery && idx.pending() < ffmpeg.PlaylistSize/2 {
@@ -99,6 +100,9 @@ func (m *Manager) Restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read stored jobs: %w", err)
 	}
+	m.mu.Lock()
+	m.restoring = true // the queue waits until every running job holds its cores again
+	m.mu.Unlock()
 	for id, raw := range recs {
 		var rec record
 		if err := json.Unmarshal(raw, &rec); err != nil {
@@ -114,7 +118,13 @@ func (m *Manager) Restore(ctx context.Context) error {
 		}
 	}
 	m.mu.Lock()
-	slices.SortFunc(m.queue, func(a, b *Job) int { return a.view.Created.Compare(b.view.Created) })
+	slices.SortFunc(m.queue, func(a, b *Job) int {
+		if c := a.view.Created.Compare(b.view.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	m.restoring = false
 	m.mu.Unlock()
 	m.admitQueued()
 	return nil
@@ -136,7 +146,11 @@ func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir str
 		ctx: rctx, cancel: cancel, done: make(chan struct{}),
 		view: rec.View, plan: rec.Plan, ast: rec.AST,
 	}
-	j.view.Progress = Progress{}
+	// What the last ffmpeg run was doing does not hold for the next one.
+	j.view.Progress, j.view.Behind, j.view.Shed = Progress{}, false, nil
+	for i := range j.view.Renditions {
+		j.view.Renditions[i].Shed = false
+	}
 	m.mu.Lock()
 	m.jobs[id] = j
 	m.mu.Unlock()
@@ -173,8 +187,10 @@ func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir str
 		start = startState{info: rec.Input, plan: rec.Plan, segments: segs, ast: rec.AST}
 	}
 	if cap := m.cfg.CPU; cap != nil && src.Live {
-		if err := cap.Admit(id, cpucap.Estimate(nominalPlan(rec.Ladder), rec.Ladder.Video.Preset)); err != nil {
+		j.cost = cpucap.Estimate(nominalPlan(rec.Ladder), rec.Ladder.Video.Preset)
+		if err := cap.Admit(id, j.cost); err != nil {
 			m.cfg.Log.Warn().Err(err).Str("job", id).Msg("resuming a job over the CPU limit: it was admitted before the restart")
+			cap.Reserve(id, j.cost)
 		}
 	}
 	j.event(Event{Type: "restore", Message: "resumed after a daemon restart"})

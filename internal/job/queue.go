@@ -27,21 +27,34 @@ func (m *Manager) admitLocked(id string, cost float64) error {
 func (m *Manager) admitQueued() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || m.cfg.CPU == nil {
+	if m.closed || m.restoring || m.cfg.CPU == nil {
 		return
 	}
 	for len(m.queue) > 0 {
 		j := m.queue[0]
 		if err := m.cfg.CPU.Admit(j.id, j.cost); err != nil {
 			j.update(func(v *View) { v.Waiting = err.Error() })
+			for i, k := range m.queue[1:] {
+				k.update(func(v *View) {
+					v.Waiting = fmt.Sprintf("%d live job(s) are queued before this one, waiting for room", i+1)
+				})
+			}
 			return
 		}
 		m.queue = m.queue[1:]
 		j.update(func(v *View) { v.Waiting = "" })
 		j.event(Event{Type: "admitted", Message: fmt.Sprintf("room for %.2f cores under the CPU cap: starting", j.cost)})
 		j.setState(Starting)
-		m.launchLocked(j, startState{info: j.View().Input})
+		// Probed again: the source may have changed while the job waited.
+		m.launchLocked(j, startState{})
 	}
+}
+
+// queued reports how many live jobs wait for room.
+func (m *Manager) queued() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queue)
 }
 
 // unqueue ends j if it is waiting in the queue, and reports whether it was.

@@ -128,3 +128,52 @@ func TestQueue(t *testing.T) {
 		t.Errorf("d still listed: %v", err)
 	}
 }
+
+// TestQueueWakes checks that removing the job at the head of the queue lets the ones
+// behind it start at once, and that a job bigger than the whole limit is refused
+// rather than queued forever in front of the others.
+func TestQueueWakes(t *testing.T) {
+	ladders := ladder.NewStore(filepath.Join(t.TempDir(), "none"), profiles.FS)
+	l, _ := ladders.Get("test")
+	small := cpucap.Estimate(nominalPlan(l), l.Video.Preset)
+	l, _ = ladders.Get("default")
+	big := cpucap.Estimate(nominalPlan(l), l.Video.Preset)
+	ctx := context.Background()
+	newManager := func(limit float64) *Manager {
+		m := NewManager(Config{
+			Output: t.TempDir(), MediaRoot: t.TempDir(), FFmpeg: "ffmpeg", FFprobe: "ffprobe",
+			Ladders: ladders, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
+			CPU: cpucap.New(limit, t.TempDir()),
+		})
+		t.Cleanup(m.Close)
+		return m
+	}
+	create := func(m *Manager, id, ladderName string) (*Job, error) {
+		return m.Create(ctx, Request{Source: "rtmp://127.0.0.1:1/live/" + id, Ladder: ladderName, ID: id, Queue: true})
+	}
+
+	m := newManager(big + small/2)
+	for _, c := range []struct{ id, ladder string }{{"s1", "test"}, {"b", "default"}, {"s2", "test"}} {
+		if _, err := create(m, c.id, c.ladder); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, _ := m.Get("s2")
+	if s2.View().State != Queued || !strings.Contains(s2.View().Waiting, "1 live job(s) are queued before") {
+		t.Fatalf("s2 behind b: %+v", s2.View())
+	}
+	if _, err := m.Stop(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if s := s2.View().State; s == Queued || s.Ended() {
+		t.Errorf("s2 after b left the queue: %s", s)
+	}
+
+	m = newManager(small * 1.5)
+	if _, err := create(m, "huge", "default"); !errors.Is(err, cpucap.ErrOverCapacity) || !strings.Contains(err.Error(), "more than the whole limit") {
+		t.Errorf("a job bigger than the limit, queued: %v", err)
+	}
+	if len(m.List()) != 0 {
+		t.Errorf("the refused job is listed")
+	}
+}

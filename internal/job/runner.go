@@ -37,6 +37,7 @@ func (j *Job) run(ctx context.Context, st startState) {
 		if err != nil {
 			j.log.Warn().Err(err).Msg("cannot resume the stored index: starting the presentation again")
 		} else {
+			j.persistSegments(idx, true) // what catchUp found, before anything can overwrite it
 			j.loop(ctx, bo, *st.plan, idx, st.info)
 			return
 		}
@@ -457,7 +458,8 @@ loop:
 				nextMeter = now.Add(5 * time.Second)
 				if cores, err := meter.Cores(float64(now.UnixNano()) / 1e9); err == nil {
 					j.update(func(v *View) { v.CPU = cores })
-					if j.m.cfg.CPU != nil && j.src.Live {
+					// Once segments flow: a job still connecting uses less than it will.
+					if j.m.cfg.CPU != nil && j.src.Live && j.state() == Running {
 						j.m.cfg.CPU.Observe(j.id, cores)
 						j.m.admitQueued() // the measure may free part of the estimate
 					}

@@ -91,11 +91,18 @@ func (j *Job) reshape(now, slowSince time.Time, plan ladder.Plan, idx *index) er
 		j.withdraw(idx, top.Name, true)
 		return fmt.Errorf("%w: %s shed", errReshape, top.Name)
 	case s.rung != "" && now.Sub(s.since) >= s.holdOff:
-		need := cpucap.Estimate(ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, j.ladder.Video.Preset)
-		if c := j.m.cfg.CPU; c != nil && c.Limit()-c.Reserved() < need {
-			s.since = now // no room yet: look again after another hold-off
-			j.log.Info().Str("rung", top.Name).Msg("the shed rung stays off: the CPU cap has no room for it")
-			return nil
+		if c := j.m.cfg.CPU; c != nil {
+			// Queued jobs go first; then the rung's cores are reserved before it starts.
+			need := cpucap.Estimate(ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, j.ladder.Video.Preset)
+			err := errors.New("live jobs are queued")
+			if j.m.queued() == 0 {
+				err = c.Grow(j.id, need)
+			}
+			if err != nil {
+				s.since = now // no room yet: look again after another hold-off
+				j.log.Info().Err(err).Str("rung", top.Name).Msg("the shed rung stays off: the CPU cap has no room for it")
+				return nil
+			}
 		}
 		msg := fmt.Sprintf("trying the top rung %s again after %v", top.Name, now.Sub(s.since).Round(time.Second))
 		j.log.Info().Str("rung", top.Name).Msg(msg)
@@ -108,10 +115,12 @@ func (j *Job) reshape(now, slowSince time.Time, plan ladder.Plan, idx *index) er
 }
 
 // withdraw marks the rung called name shed (or back) in the index and the job's view.
+// A rung that comes back stays out of the manifests until its first new segment.
 func (j *Job) withdraw(idx *index, name string, shed bool) {
 	for _, t := range idx.tracks {
 		if t.Name == name {
-			t.Withdrawn = shed
+			t.Withdrawn = true
+			t.returning = !shed
 		}
 	}
 	j.update(func(v *View) {

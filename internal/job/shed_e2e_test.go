@@ -122,8 +122,10 @@ audio:
 	// After the hold-off, with the box idle again, 720p comes back.
 	waitView(t, j, 60*time.Second, "720p back", func(v View) bool { return len(v.Shed) == 0 })
 	waitFile(t, 30*time.Second, "master with 720p", master, func(s string) bool { return strings.Contains(s, "720p/") })
+	// It lists only its new run: after two restarts (shed, back), in discontinuity
+	// sequence 2 like the new segments of the other rungs.
 	waitFile(t, 30*time.Second, "720p playlist", filepath.Join(dir, "720p", manifest.MediaName),
-		func(s string) bool { return strings.Contains(s, "#EXT-X-DISCONTINUITY\n") })
+		func(s string) bool { return strings.Contains(s, "#EXT-X-DISCONTINUITY-SEQUENCE:2\n") })
 	reps = periodReps(t, filepath.Join(dir, manifest.MPDName))
 	if n := len(reps); n < 3 || !slices.Contains(reps[n-1], "720p") {
 		t.Errorf("MPD periods after the rung came back: %v; want 720p in the last", reps)

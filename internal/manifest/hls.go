@@ -38,7 +38,7 @@ const audioGroup = "audio"
 // EXT-X-PLAYLIST-TYPE (none for a live sliding window, EVENT for a live event or a VOD
 // still being transcoded, VOD for a finished VOD), EXT-X-INDEPENDENT-SEGMENTS,
 // EXT-X-MAP, then per segment EXT-X-DISCONTINUITY (except on the first listed segment,
-// whose discontinuity the caller counts in DiscontinuitySequence),
+// whose discontinuity the caller counts in the track's DiscontinuitySequence),
 // EXT-X-PROGRAM-DATE-TIME on every segment whose wall-clock time is known, EXTINF with
 // millisecond precision and the segment URI; EXT-X-ENDLIST once ended.
 //
@@ -72,8 +72,8 @@ func RenderMedia(p *Presentation, t *Track) ([]byte, error) {
 	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", hlsVersion)
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", t.Segments[0].Number)
-	if p.DiscontinuitySequence != 0 {
-		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", p.DiscontinuitySequence)
+	if t.DiscontinuitySequence != 0 {
+		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", t.DiscontinuitySequence)
 	}
 	switch {
 	case p.Live && p.Window > 0:

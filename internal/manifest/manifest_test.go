@@ -144,7 +144,7 @@ func goldenCases() []goldenCase {
 	as = then(as, 0, audioTS, segs(0, 3, 0, audioTS, true, aac4s...))
 	p.Video = []Track{video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_100_000, 2_800_000, vs)}
 	p.Audio = []Track{audio("audio", "en", 128_000, 130_000, 127_000, as)}
-	p.DiscontinuitySequence = 1
+	p.Video[0].DiscontinuitySequence, p.Audio[0].DiscontinuitySequence = 1, 1
 	p.PublishTime = ast.Add(190 * time.Second)
 	add("live_discontinuity", p)
 
@@ -460,7 +460,7 @@ func checkMedia(t *testing.T, p *Presentation, files map[string][]byte) {
 		if media.Version() != hlsVersion || media.Map == nil || media.Map.URI != InitName || !media.IndependentSegments() {
 			t.Errorf("%s: version %d, map %+v, independent %v", tr.Name, media.Version(), media.Map, media.IndependentSegments())
 		}
-		if media.SeqNo != tr.Segments[0].Number || media.DiscontinuitySeq != p.DiscontinuitySequence {
+		if media.SeqNo != tr.Segments[0].Number || media.DiscontinuitySeq != tr.DiscontinuitySequence {
 			t.Errorf("%s: media sequence %d, discontinuity sequence %d", tr.Name, media.SeqNo, media.DiscontinuitySeq)
 		}
 		if media.Closed != p.Ended {

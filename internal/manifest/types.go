@@ -28,6 +28,9 @@ type Segment struct {
 	// It equals Start in the first run; in later runs Start = the run's offset + MediaTime
 	// - the run's first MediaTime. Only read for segments with PeriodStart > 0.
 	MediaTime uint64
+	// Disc is the segment's HLS discontinuity sequence number: how many ffmpeg restarts
+	// came before its run. It is the same for the same run in every track.
+	Disc uint64 `json:",omitempty"`
 }
 
 // Seconds returns the segment duration in seconds for a timescale.
@@ -56,6 +59,11 @@ type Track struct {
 	// including ones that have left the window; 0 when nothing was measured yet.
 	PeakBandwidth    int64
 	AverageBandwidth int64
+	// DiscontinuitySequence is the HLS EXT-X-DISCONTINUITY-SEQUENCE of the track's
+	// playlist: the discontinuities before its first listed segment. Every track counts
+	// the same ffmpeg runs, so the same content has the same number in every variant
+	// (RFC 8216 §6.2.2) even when their windows start a segment apart.
+	DiscontinuitySequence uint64
 	// Withdrawn marks a video rung that is no longer encoded (shed while the box was
 	// over capacity): the master playlist leaves it out, and the caller removes its
 	// media playlist so that HLS players on it switch to another. The MPD keeps it in
@@ -75,8 +83,6 @@ type Presentation struct {
 
 	SegmentDuration time.Duration // target segment length from the ladder
 	Window          time.Duration // live time-shift depth; 0 keeps everything
-	// DiscontinuitySequence counts discontinuities that have left the window (HLS).
-	DiscontinuitySequence uint64
 
 	Video     []Track // highest rung first
 	Audio     []Track // usually one
