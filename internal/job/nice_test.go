@@ -9,11 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/testmedia"
-	"github.com/transcoderd/transcoderd/profiles"
 )
 
 // TestFileJobYields checks that every thread of a file job's ffmpeg runs at nice 19, so
@@ -22,12 +18,7 @@ func TestFileJobYields(t *testing.T) {
 	testmedia.RequireFFmpeg(t)
 	media := t.TempDir()
 	testmedia.WriteSample(t, filepath.Join(media, "clip.mp4"), testmedia.SampleOptions{Width: 1280, Height: 720, Duration: 20 * time.Second})
-	m := NewManager(Config{
-		Output: t.TempDir(), MediaRoot: media, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
-		Ladders: ladder.NewStore(filepath.Join(t.TempDir(), "none"), profiles.FS), // the embedded ladders
-		Log:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-	})
-	defer m.Close()
+	m := testManager(t, Config{MediaRoot: media})
 	j, err := m.Create(context.Background(), Request{Source: "clip.mp4", Ladder: "test", ID: "vod"})
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/store"
@@ -40,11 +38,7 @@ func TestQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	newManager := func(st *store.Store) *Manager {
-		return NewManager(Config{
-			Output: filepath.Join(data, "out"), MediaRoot: t.TempDir(), FFmpeg: "ffmpeg", FFprobe: "ffprobe",
-			Ladders: ladders, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-			CPU: cpucap.New(limit, t.TempDir()), Store: st,
-		})
+		return testManager(t, Config{Output: filepath.Join(data, "out"), Ladders: ladders, CPU: cpucap.New(limit, t.TempDir()), Store: st})
 	}
 	m := newManager(st)
 	ctx := context.Background()
@@ -140,13 +134,7 @@ func TestQueueWakes(t *testing.T) {
 	big := cpucap.Estimate(nominalPlan(l), l.Video.Preset)
 	ctx := context.Background()
 	newManager := func(limit float64) *Manager {
-		m := NewManager(Config{
-			Output: t.TempDir(), MediaRoot: t.TempDir(), FFmpeg: "ffmpeg", FFprobe: "ffprobe",
-			Ladders: ladders, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
-			CPU: cpucap.New(limit, t.TempDir()),
-		})
-		t.Cleanup(m.Close)
-		return m
+		return testManager(t, Config{Ladders: ladders, CPU: cpucap.New(limit, t.TempDir())})
 	}
 	create := func(m *Manager, id, ladderName string) (*Job, error) {
 		return m.Create(ctx, Request{Source: "rtmp://127.0.0.1:1/live/" + id, Ladder: ladderName, ID: id, Queue: true})

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
-	"github.com/rs/zerolog"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
@@ -49,13 +48,7 @@ audio:
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	m := NewManager(Config{
-		Output: out, MediaRoot: t.TempDir(), FFmpeg: "ffmpeg", FFprobe: "ffprobe",
-		Ladders:     ladder.NewStore(profiles, nil),
-		Log:         zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-		ShedHoldOff: 10 * time.Second,
-	})
-	defer m.Close()
+	m := testManager(t, Config{Output: out, Ladders: ladder.NewStore(profiles, nil), ShedHoldOff: 10 * time.Second})
 	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 1280, Height: 720, FPS: 30})
 	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "shed", ID: "shed"})
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
-	"github.com/rs/zerolog"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
@@ -26,13 +25,7 @@ func TestWindowEnforced(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	m := NewManager(Config{
-		Output: out, MediaRoot: t.TempDir(), FFmpeg: "ffmpeg", FFprobe: "ffprobe",
-		Ladders:      ladder.NewStore(profiles, nil),
-		Log:          zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-		SegmentGrace: time.Second,
-	})
-	defer m.Close()
+	m := testManager(t, Config{Output: out, Ladders: ladder.NewStore(profiles, nil), SegmentGrace: time.Second})
 	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 25})
 	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "short", ID: "win"})
 	if err != nil {
