@@ -89,6 +89,7 @@ type browserResult struct {
 	Sessions []browserSession `json:"sessions"`
 	Blocked  []string         `json:"blocked"`
 	Seconds  float64          `json:"seconds"`
+	Error    string           `json:"error"` // the script itself failed
 	Stop     *struct {
 		State   string  `json:"state"`
 		Seconds float64 `json:"seconds"`

@@ -1,0 +1,126 @@
+// Plays a live job whose ladder sheds its top rung (video.shed_top_rung) with hls.js
+// (master.m3u8), dash.js and Shaka (manifest.mpd), all left on automatic rung choice,
+// and checks that viewers keep watching when the daemon sheds the rung they are on.
+//
+//   node shed.mjs '{"base":"http://127.0.0.1:8080","job":"shed","ready":"/tmp/x","out":"result.json"}'
+//
+// Once both players show the top rung, the script creates the file named by "ready":
+// the Go test then takes CPU from the job's ffmpeg until it falls behind and sheds. The
+// script waits for the job to list the rung as shed and for the manifests to follow,
+// then each player must play on for PLAY_AFTER seconds, with no fatal error, on a rung
+// below the shed one. Exit code and result file as in players.mjs; the Go test decides
+// which failures are known problems.
+import { writeFileSync } from 'node:fs';
+import { api, launch, log, sleep } from './lib.mjs';
+
+const cfg = JSON.parse(process.argv[2] || '{}');
+const base = cfg.base;
+const PLAY_AFTER = 8;        // seconds each player must play after the shed
+const TOP_TIMEOUT = 40e3;    // to reach the top rung on automatic choice
+const SHED_TIMEOUT = 150e3;  // from ready to the job listing the rung as shed
+const AFTER_TIMEOUT = 40e3;  // from the shed to PLAY_AFTER seconds played
+
+const result = { sessions: [], blocked: [], seconds: 0 };
+const began = Date.now();
+
+async function main() {
+  const job = await api(base, 'GET', `/v1/jobs/${cfg.job}`);
+  const video = job.renditions.filter((r) => r.kind === 'video');
+  const top = Math.max(...video.map((r) => r.height));
+  const browser = await launch(base);
+  const sessions = [];
+  try {
+    for (const [player, manifest] of [['hls.js', 'master.m3u8'], ['dash.js', 'manifest.mpd'], ['shaka', 'manifest.mpd']]) {
+      const page = await browser.context.newPage();
+      const r = { player, manifest, kind: 'live', url: `${base}/out/${job.id}/${manifest}`, ok: true, steps: [], httpErrors: [] };
+      page.on('response', (res) => { if (res.status() >= 400 && r.httpErrors.length < 20) r.httpErrors.push(`${res.status()} ${res.url()}`); });
+      await page.goto(`${base}/__harness/harness.html`);
+      r.version = await page.evaluate(([p, u]) => window.harness.start(p, u, {}), [player, r.url]);
+      sessions.push({ page, r });
+      result.sessions.push(r);
+    }
+    const state = (s) => s.page.evaluate(() => window.harness.state());
+    const step = (s, name, ok, detail) => {
+      s.r.steps.push({ name, ok, detail });
+      if (!ok) s.r.ok = false;
+      log(s.r.player, ok ? 'ok:' : 'FAILED:', name, detail);
+    };
+    const until = async (s, what, cond, timeout) => {
+      const deadline = Date.now() + timeout;
+      for (;;) {
+        const st = await state(s);
+        if (st.fatal.length) throw new Error(`fatal player error while waiting for ${what}: ${st.fatal.join(' | ')}`);
+        if (cond(st)) return st;
+        if (Date.now() > deadline) {
+          s.r.manifestAtFailure = await fetch(s.r.url).then((res) => res.text()).catch((e) => String(e));
+          throw new Error(`no ${what} in ${timeout / 1000}s: time ${st.time.toFixed(2)}, ${st.width}x${st.height}, paused ${st.paused}, ` +
+            `buffered ${JSON.stringify(st.buffered.map((r) => r.map((x) => +x.toFixed(2))))}, seekable ${JSON.stringify(st.seekable.map((r) => r.map((x) => +x.toFixed(2))))}` +
+            (st.warningCount ? `; ${st.warningCount} recoverable errors, last: ${st.warnings.join(' | ')}` : ''));
+        }
+        await sleep(250);
+      }
+    };
+
+    for (const s of sessions) {
+      try {
+        const st = await until(s, `frames of the top rung (${top}p)`, (st) => st.height === top && st.time > 1 && !st.paused, TOP_TIMEOUT);
+        step(s, 'plays the top rung', true, `${st.width}x${st.height} at ${st.time.toFixed(2)}s`);
+      } catch (e) {
+        step(s, 'plays the top rung', false, e.message);
+      }
+    }
+    if (!sessions.every((s) => s.r.ok)) return;
+    writeFileSync(cfg.ready, 'ready');
+    log('ready: the test now takes CPU from the job');
+
+    // The job sheds; the new run's manifests follow.
+    const deadline = Date.now() + SHED_TIMEOUT;
+    let shedAt = 0;
+    for (;;) {
+      const j = await api(base, 'GET', `/v1/jobs/${job.id}`);
+      if (j.shed && j.shed.length) {
+        const master = await fetch(`${base}/out/${job.id}/master.m3u8`).then((res) => res.text());
+        if (!master.includes(`${j.shed[0]}/`)) {
+          shedAt = Date.now();
+          log('shed', j.shed.join(','), `after ${((Date.now() - began) / 1000).toFixed(1)}s; master no longer lists it`);
+          break;
+        }
+      }
+      if (Date.now() > deadline) {
+        for (const s of sessions) step(s, 'job sheds its top rung', false, `not shed in ${SHED_TIMEOUT / 1000}s: behind ${j.behind}, speed ${j.progress.speed}`);
+        return;
+      }
+      await sleep(500);
+    }
+    result.shedSeconds = (shedAt - began) / 1000;
+
+    for (const s of sessions) {
+      try {
+        const from = (await state(s)).time;
+        const st = await until(s, `${PLAY_AFTER}s of playback after the shed, below ${top}p`,
+          (st) => st.time >= from + PLAY_AFTER && !st.paused && st.height > 0 && st.height < top, AFTER_TIMEOUT);
+        step(s, 'plays on after the shed', true, `${(st.time - from).toFixed(2)}s more, now ${st.width}x${st.height}, ` +
+          `${st.warningCount} recoverable errors${st.warnings.length ? ` (last: ${st.warnings.join(' | ')})` : ''}`);
+      } catch (e) {
+        step(s, 'plays on after the shed', false, e.message);
+      }
+    }
+  } finally {
+    result.blocked = browser.blocked;
+    await browser.close();
+  }
+}
+
+let code = 0;
+try {
+  await main();
+  if (!result.sessions.length || !result.sessions.every((s) => s.ok) || result.blocked.length) code = 1;
+} catch (e) {
+  result.error = `${e.name}: ${e.message}`;
+  log('error:', result.error);
+  code = 2;
+}
+result.seconds = (Date.now() - began) / 1000;
+const text = JSON.stringify(result, null, 2);
+if (cfg.out) writeFileSync(cfg.out, text); else process.stdout.write(text + '\n');
+process.exit(code);
