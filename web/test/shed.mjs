@@ -1,14 +1,15 @@
-// Plays a live job whose ladder sheds its top rung (video.shed_top_rung) with hls.js
-// (master.m3u8), dash.js and Shaka (manifest.mpd), all left on automatic rung choice,
-// and checks that viewers keep watching when the daemon sheds the rung they are on.
+// Plays a live job with hls.js (master.m3u8), dash.js and Shaka (manifest.mpd), all left
+// on automatic rung choice, and checks that viewers keep watching when the job's ffmpeg
+// is restarted under them: because its ladder sheds the top rung they are on
+// (video.shed_top_rung), or, with "restart": true, because it was killed.
 //
 //   node shed.mjs '{"base":"http://127.0.0.1:8080","job":"shed","ready":"/tmp/x","out":"result.json"}'
 //
-// Once both players show the top rung, the script creates the file named by "ready":
-// the Go test then takes CPU from the job's ffmpeg until it falls behind and sheds. The
-// script waits for the job to list the rung as shed and for the manifests to follow,
-// then each player must play on for PLAY_AFTER seconds, with no fatal error, on a rung
-// below the shed one. Exit code and result file as in players.mjs; the Go test decides
+// Once every player shows the top rung, the script creates the file named by "ready":
+// the Go test then takes CPU from the job's ffmpeg until it falls behind and sheds (or
+// kills it). The script waits for the job to list the rung as shed and for the master
+// to follow (or for the job to run again after a restart), then each player must play
+// on for PLAY_AFTER seconds, with no fatal error, on a rung below the shed one. Exit code and result file as in players.mjs; the Go test decides
 // which failures are known problems.
 import { writeFileSync } from 'node:fs';
 import { api, launch, log, sleep } from './lib.mjs';
@@ -21,6 +22,7 @@ const SHED_TIMEOUT = 150e3;  // from ready to the job listing the rung as shed
 const AFTER_TIMEOUT = 40e3;  // from the shed to PLAY_AFTER seconds played
 
 const result = { sessions: [], blocked: [], seconds: 0 };
+const event = cfg.restart ? 'restart' : 'shed';
 const began = Date.now();
 
 async function main() {
@@ -71,14 +73,21 @@ async function main() {
     }
     if (!sessions.every((s) => s.r.ok)) return;
     writeFileSync(cfg.ready, 'ready');
-    log('ready: the test now takes CPU from the job');
+    log(`ready: the test now ${cfg.restart ? 'kills the job\'s ffmpeg' : 'takes CPU from the job'}`);
 
-    // The job sheds; the new run's manifests follow.
+    // The job sheds (or, with cfg.restart, its ffmpeg is killed and started again); the
+    // new run's manifests follow.
     const deadline = Date.now() + SHED_TIMEOUT;
     let shedAt = 0;
+    const restarts = job.restarts;
     for (;;) {
       const j = await api(base, 'GET', `/v1/jobs/${job.id}`);
-      if (j.shed && j.shed.length) {
+      if (cfg.restart && j.restarts > restarts && j.state === 'running') {
+        shedAt = Date.now();
+        log('restarted: restarts', j.restarts);
+        break;
+      }
+      if (!cfg.restart && j.shed && j.shed.length) {
         const master = await fetch(`${base}/out/${job.id}/master.m3u8`).then((res) => res.text());
         if (!master.includes(`${j.shed[0]}/`)) {
           shedAt = Date.now();
@@ -97,12 +106,12 @@ async function main() {
     for (const s of sessions) {
       try {
         const from = (await state(s)).time;
-        const st = await until(s, `${PLAY_AFTER}s of playback after the shed, below ${top}p`,
-          (st) => st.time >= from + PLAY_AFTER && !st.paused && st.height > 0 && st.height < top, AFTER_TIMEOUT);
-        step(s, 'plays on after the shed', true, `${(st.time - from).toFixed(2)}s more, now ${st.width}x${st.height}, ` +
+        const st = await until(s, `${PLAY_AFTER}s of playback after the ${cfg.restart ? 'restart' : `shed, below ${top}p`}`,
+          (st) => st.time >= from + PLAY_AFTER && !st.paused && st.height > 0 && (cfg.restart || st.height < top), AFTER_TIMEOUT);
+        step(s, `plays on after the ${event}`, true, `${(st.time - from).toFixed(2)}s more, now ${st.width}x${st.height}, ` +
           `${st.warningCount} recoverable errors${st.warnings.length ? ` (last: ${st.warnings.join(' | ')})` : ''}`);
       } catch (e) {
-        step(s, 'plays on after the shed', false, e.message);
+        step(s, `plays on after the ${event}`, false, e.message);
       }
     }
   } finally {
