@@ -52,33 +52,7 @@ audio:
 		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
 	})
 
-	ready := filepath.Join(t.TempDir(), "ready")
-	var res browserResult
-	done := make(chan error, 1)
-	go func() {
-		done <- runNode(t, 5*time.Minute, "shed.mjs", map[string]any{"base": d.api, "job": "shed", "ready": ready}, &res)
-	}()
-	var err error
-wait:
-	for {
-		select {
-		case err = <-done:
-			break wait
-		case <-time.After(200 * time.Millisecond):
-			if _, statErr := os.Stat(ready); statErr == nil {
-				setQuota(t, 0.15)
-				ready = "" // once
-				err = <-done
-				break wait
-			}
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Error != "" {
-		t.Errorf("shed.mjs: %s", res.Error)
-	}
+	res := runShedScript(t, map[string]any{"base": d.api, "job": "shed"}, func() { setQuota(t, 0.15) })
 	for i, s := range res.Sessions {
 		if s.Manifest != "manifest.mpd" || s.OK {
 			continue
@@ -136,12 +110,23 @@ func TestRestartPlayers(t *testing.T) {
 	d.waitFor(t, "live", time.Minute, "3 segments per rendition", func(v job.View) bool {
 		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
 	})
+	res := runShedScript(t, map[string]any{"base": d.api, "job": "live", "restart": true}, func() {
+		if err := syscall.Kill(ffmpegPID(t, filepath.Join(d.out, "live")), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	})
+	reportSessions(t, res)
+}
+
+// runShedScript runs web/test/shed.mjs with cfg and calls act once the players are
+// ready (the script creates the file it is given as "ready"), then returns its result.
+func runShedScript(t *testing.T, cfg map[string]any, act func()) browserResult {
+	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
+	cfg["ready"] = ready
 	var res browserResult
 	done := make(chan error, 1)
-	go func() {
-		done <- runNode(t, 5*time.Minute, "shed.mjs", map[string]any{"base": d.api, "job": "live", "ready": ready, "restart": true}, &res)
-	}()
+	go func() { done <- runNode(t, 5*time.Minute, "shed.mjs", cfg, &res) }()
 	var err error
 wait:
 	for {
@@ -150,10 +135,7 @@ wait:
 			break wait
 		case <-time.After(200 * time.Millisecond):
 			if _, statErr := os.Stat(ready); statErr == nil {
-				pid := ffmpegPID(t, filepath.Join(d.out, "live"))
-				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-					t.Fatal(err)
-				}
+				act()
 				err = <-done
 				break wait
 			}
@@ -165,5 +147,5 @@ wait:
 	if res.Error != "" {
 		t.Errorf("shed.mjs: %s", res.Error)
 	}
-	reportSessions(t, res)
+	return res
 }
