@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,16 +17,9 @@ import (
 
 // TestShedPlayers plays a live job whose ladder sheds its top rung, in headless
 // Chromium with hls.js, dash.js and Shaka, then takes CPU from the job's ffmpeg (the
-// daemon's cgroup quota drops to 0.15 of a core, as when the box gets busy) until it
-// falls behind and sheds 360p. hls.js must play on, on the 90p rung. See
-// web/test/shed.mjs.
-//
-// The DASH players are reported, not checked, because they do not play on: dash.js
-// 5.2.1 stalls at the end of the Period before the shed, and Shaka 5.2.12 jumps ahead
-// but buffers nothing. The Representation they were on is absent from the new Period.
-// The gap between the Periods is not the cause: placing the new run right after the
-// last one (tried) changed nothing, an early-terminating Period@duration neither, and
-// after a plain restart (TestRestartPlayers) both play on. Issue 4 stays open on it.
+// daemon's cgroup quota drops to shedShare of what the job was using, as when the box
+// gets busy) until it falls behind and sheds 360p. Every player must play on, on the
+// 90p rung. See web/test/shed.mjs.
 func TestShedPlayers(t *testing.T) {
 	requireBrowser(t)
 	if cpucap.New(1, "/sys/fs/cgroup").Mode() == "priority" {
@@ -52,21 +47,44 @@ audio:
 		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
 	})
 
-	res := runShedScript(t, map[string]any{"base": d.api, "job": "shed"}, func() { setQuota(t, 0.15) })
+	if dir := os.Getenv("SHED_TRACE"); dir != "" {
+		// Debugging aid (see web/test/shed.mjs): keep every file the job writes.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(500 * time.Millisecond):
+					_ = exec.Command("cp", "-rn", filepath.Join(d.out, "shed"), dir).Run()
+				}
+			}
+		}()
+	}
+	res := runShedScript(t, map[string]any{"base": d.api, "job": "shed"}, func() {
+		// A share of what the job uses, so that it falls behind on any machine; before
+		// the first measurement, a figure that does on this one.
+		quota := 0.15
+		if used := d.job(t, "shed").CPU; used > 0 {
+			quota = shedShare * used
+		}
+		t.Logf("the job's ffmpeg used %.2f cores; its quota is now %.2f", d.job(t, "shed").CPU, quota)
+		setQuota(t, quota)
+	})
 	for i, s := range res.Sessions {
-		if s.Manifest != "manifest.mpd" || s.OK {
+		if s.Player != "dash.js" || s.OK {
 			continue
 		}
-		ok, kept := true, s.Steps[:0:0]
-		for _, st := range s.Steps {
-			if !st.OK && st.Name == "plays on after the shed" {
-				t.Logf("KNOWN PROBLEM, not checked: %s %s: %s", s.Player, st.Name, st.Detail)
-				continue
+		ok := true
+		for k, st := range s.Steps {
+			if !st.OK && st.Name == "plays on after the shed" && strings.HasPrefix(st.Detail, "stuck inside its buffer") {
+				t.Logf("KNOWN PROBLEM, not failed (see shedShare): dash.js %s", st.Detail)
+				s.Steps[k].OK = true
 			}
-			ok = ok && st.OK
-			kept = append(kept, st)
+			ok = ok && s.Steps[k].OK
 		}
-		res.Sessions[i].OK, res.Sessions[i].Steps = ok, kept
+		res.Sessions[i].OK = ok
 	}
 	reportSessions(t, res)
 	if len(res.Sessions) != 3 {
@@ -75,6 +93,19 @@ audio:
 	v := d.job(t, "shed")
 	t.Logf("job after the test: shed %v, behind %v, speed %.2f, restarts %d", v.Shed, v.Behind, v.Progress.Speed, v.Restarts)
 }
+
+// shedShare is the share of its CPU that TestShedPlayers leaves the job: enough that,
+// without its top rung, it keeps up, and little enough that it falls clearly behind
+// with it. (The speed does not follow the share: 0.6 gives about 0.45x real time.)
+//
+// In that slow spell every player stalls again and again, and dash.js 5.2.1 in Chromium
+// sometimes never resumes (3 runs of 4): stalled in the last segments of the run before
+// the shed, its throughput rule switches up to 360p, fast switching replaces the
+// segment under the playhead, and the element then waits for ever, 0.4 to 0.7 s before
+// the end of a buffer it has (see web/test/shed.mjs, "stuck inside its buffer"). That
+// failure, and only that one, is logged as a known problem rather than failed: the
+// segments are all there, and hls.js and Shaka play on from them.
+const shedShare = 0.6
 
 // setQuota sets the CPU quota of this daemon's cgroup (the test runs the daemon in its
 // own process) to cores.

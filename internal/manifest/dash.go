@@ -60,13 +60,20 @@ func RenderMPD(p *Presentation) ([]byte, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("render mpd: %w", err)
 	}
-	var end time.Duration
 	for _, t := range p.allTracks() {
 		if err := t.validateSegments(); err != nil {
 			return nil, fmt.Errorf("render mpd: %w", err)
 		}
-		last := t.Segments[len(t.Segments)-1]
-		end = max(end, toDuration(last.Start+last.Duration, t.Timescale))
+	}
+	starts := periodStarts(p)
+	var end time.Duration
+	for _, t := range p.allTracks() {
+		for _, s := range slices.Backward(t.Segments) {
+			if s.PeriodStart <= starts[len(starts)-1] {
+				end = max(end, toDuration(s.Start+s.Duration, t.Timescale))
+				break
+			}
+		}
 	}
 
 	m := mpd.NewMPD(mpd.STATIC_TYPE)
@@ -100,7 +107,7 @@ func RenderMPD(p *Presentation) ([]byte, error) {
 		m.MediaPresentationDuration = durPtr(end)
 	}
 
-	for _, ps := range periodStarts(p) {
+	for _, ps := range starts {
 		period, err := renderPeriod(p, ps)
 		if err != nil {
 			return nil, fmt.Errorf("render mpd: %w", err)
@@ -118,6 +125,17 @@ func RenderMPD(p *Presentation) ([]byte, error) {
 
 // periodStarts lists the distinct PeriodStart values of the listed segments, in order:
 // one DASH Period per ffmpeg run still in the window.
+//
+// The newest Period is left out while it is incomplete: while a track that is still
+// encoded (not Withdrawn) has no segment in it yet, and no track has holdBack segments
+// in it. After a restart, the tracks' first segments close one by one (behind a network
+// source, video a few hundred milliseconds after audio), and a Period that a player
+// first sees without its video is one it never plays: dash.js 5 builds the Period's
+// stream from the AdaptationSets it first lists and fails on the video set that comes
+// later ("Cannot read properties of null (reading 'id')" in its video StreamProcessor),
+// stalling at the end of the Period before. The wait ends after holdBack segments so
+// that a track which produces nothing in a run (a rung whose encoder fails) does not
+// hold the others back for ever.
 func periodStarts(p *Presentation) []time.Duration {
 	seen := map[time.Duration]bool{}
 	var out []time.Duration
@@ -130,7 +148,34 @@ func periodStarts(p *Presentation) []time.Duration {
 		}
 	}
 	slices.Sort(out)
+	if n := len(out); n > 1 && !periodComplete(p, out[n-1]) {
+		out = out[:n-1]
+	}
 	return out
+}
+
+// holdBack is how many segments a track may have in a new Period before the Period is
+// listed without the tracks that have none yet.
+const holdBack = 3
+
+// periodComplete reports whether every track still encoded has a segment in the Period
+// that starts at ps, or some track already has holdBack segments in it.
+func periodComplete(p *Presentation, ps time.Duration) bool {
+	complete, most := true, 0
+	for _, t := range p.allTracks() {
+		n := 0
+		for _, s := range slices.Backward(t.Segments) {
+			if s.PeriodStart != ps {
+				break
+			}
+			n++
+		}
+		most = max(most, n)
+		if n == 0 && !t.Withdrawn {
+			complete = false
+		}
+	}
+	return complete || most >= holdBack
 }
 
 // renderPeriod renders the Period of the run that starts at ps, with the tracks' segments

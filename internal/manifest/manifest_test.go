@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -562,15 +563,99 @@ func checkMPD(t *testing.T, p *Presentation, data []byte) {
 			}
 		}
 	}
+	starts := periodStarts(p)
 	for _, tr := range p.allTracks() {
 		got := timelines[tr.Name]
-		want := make([]Segment, len(tr.Segments))
-		for i, s := range tr.Segments {
-			want[i] = Segment{Number: s.Number, Start: s.Start, Duration: s.Duration}
+		var want []Segment
+		for _, s := range tr.Segments {
+			if s.PeriodStart <= starts[len(starts)-1] { // a held-back Period is not listed yet
+				want = append(want, Segment{Number: s.Number, Start: s.Start, Duration: s.Duration})
+			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: timeline expands to\n%v\nwant\n%v", tr.Name, got, want)
 		}
+	}
+}
+
+// TestNewPeriodWaitsForEveryTrack renders a restart whose new run has, so far, segments
+// in some tracks only: the MPD leaves the new Period out until every track still encoded
+// has one, or one track has holdBack.
+func TestNewPeriodWaitsForEveryTrack(t *testing.T) {
+	var restart Presentation
+	for _, tc := range goldenCases() {
+		if tc.name == "live_restart_period" {
+			restart = tc.p
+		}
+	}
+	// keep returns p with the segments of the second run beyond the first n removed from
+	// the track at i (0: video, 1: audio).
+	keep := func(p Presentation, i, n int) Presentation {
+		tracks := []*[]Track{&p.Video, &p.Audio}[i]
+		*tracks = slices.Clone(*tracks)
+		tr := &(*tracks)[0]
+		var segs []Segment
+		run2 := 0
+		for _, s := range tr.Segments {
+			if s.PeriodStart > 0 {
+				if run2 >= n {
+					continue
+				}
+				run2++
+			}
+			segs = append(segs, s)
+		}
+		tr.Segments = segs
+		return p
+	}
+	audioOnly := keep(restart, 0, 0)
+	withdrawn := keep(restart, 0, 0)
+	withdrawn.Video = slices.Clone(withdrawn.Video)
+	withdrawn.Video[0].Withdrawn = true
+	threeAudio := keep(restart, 0, 0)
+	threeAudio.Audio = slices.Clone(threeAudio.Audio)
+	a := &threeAudio.Audio[0]
+	next := a.Segments[len(a.Segments)-1]
+	next.Number++
+	next.Start += next.Duration
+	next.MediaTime += next.Duration
+	next.Discontinuity = false
+	a.Segments = append(slices.Clone(a.Segments), next)
+	ended := audioOnly
+	ended.Ended = true
+
+	for _, tc := range []struct {
+		name    string
+		p       Presentation
+		periods int
+	}{
+		{"both tracks", restart, 2},
+		{"audio alone, 2 segments", audioOnly, 1},
+		{"video alone, 1 segment", keep(restart, 1, 0), 1},
+		{"audio alone, video shed", withdrawn, 2},
+		{"audio alone, 3 segments", threeAudio, 2},
+		{"audio alone, ended", ended, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := RenderMPD(&tc.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkMPD(t, &tc.p, data)
+			testmedia.ValidateMPDBytes(t, data)
+			m, err := mpd.MPDFromBytes(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Periods) != tc.periods {
+				t.Errorf("%d Periods, want %d:\n%s", len(m.Periods), tc.periods, data)
+			}
+			// An ended presentation lasts to the end of the Periods it lists: the first
+			// run ends at 52 s, the held-back one starts at 62 s.
+			if d := m.MediaPresentationDuration; tc.p.Ended && (d == nil || time.Duration(*d) < 52*time.Second || time.Duration(*d) > 53*time.Second) {
+				t.Errorf("mediaPresentationDuration %v, want the end of the first run, 52 s", d)
+			}
+		})
 	}
 }
 

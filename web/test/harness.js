@@ -81,7 +81,7 @@
   }
 
   // dash.js: representations per type; a forced switch replaces the buffer.
-  function dashDriver(url) {
+  function dashDriver(url, opts) {
     if (!window.dashjs) throw new Error('dash.js did not load');
     const p = dashjs.MediaPlayer().create();
     const ev = dashjs.MediaPlayer.events;
@@ -91,6 +91,7 @@
     });
     p.on(ev.PLAYBACK_ERROR, (e) => fatal('dash.js playback error: ' + JSON.stringify(e.error || e).slice(0, 300)));
     p.on(ev.PLAYBACK_ENDED, () => { H.endedEvent = true; });
+    if (opts.debug) p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_INFO } });
     p.initialize(video, url, true);
     p.setMute(true);
     return {

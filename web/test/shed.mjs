@@ -11,7 +11,8 @@
 // to follow (or for the job to run again after a restart), then each player must play
 // on for PLAY_AFTER seconds, with no fatal error, on a rung below the shed one. Exit code and result file as in players.mjs; the Go test decides
 // which failures are known problems.
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { api, launch, log, sleep } from './lib.mjs';
 
 const cfg = JSON.parse(process.argv[2] || '{}');
@@ -22,8 +23,11 @@ const SHED_TIMEOUT = 150e3;  // from ready to the job listing the rung as shed
 const AFTER_TIMEOUT = 40e3;  // from the shed to PLAY_AFTER seconds played
 
 const result = { sessions: [], blocked: [], seconds: 0 };
+const stuckInBuffer = 'stuck inside its buffer';
 const event = cfg.restart ? 'restart' : 'shed';
 const began = Date.now();
+const traceDir = process.env.SHED_TRACE; // a folder for MPD snapshots, player traces and console logs
+if (traceDir) mkdirSync(traceDir, { recursive: true });
 
 async function main() {
   const job = await api(base, 'GET', `/v1/jobs/${cfg.job}`);
@@ -36,8 +40,9 @@ async function main() {
       const page = await browser.context.newPage();
       const r = { player, manifest, kind: 'live', url: `${base}/out/${job.id}/${manifest}`, ok: true, steps: [], httpErrors: [] };
       page.on('response', (res) => { if (res.status() >= 400 && r.httpErrors.length < 20) r.httpErrors.push(`${res.status()} ${res.url()}`); });
+      if (traceDir) page.on('console', (m) => appendFileSync(join(traceDir, `${player}.console`), `${((Date.now() - began) / 1000).toFixed(1)} ${m.type()} ${m.text()}\n`));
       await page.goto(`${base}/__harness/harness.html`);
-      r.version = await page.evaluate(([p, u]) => window.harness.start(p, u, {}), [player, r.url]);
+      r.version = await page.evaluate(([p, u, debug]) => window.harness.start(p, u, { debug }), [player, r.url, !!traceDir]);
       sessions.push({ page, r });
       result.sessions.push(r);
     }
@@ -72,6 +77,18 @@ async function main() {
       }
     }
     if (!sessions.every((s) => s.r.ok)) return;
+    if (traceDir) {
+      let n = 0;
+      setInterval(async () => {
+        const at = ((Date.now() - began) / 1000).toFixed(1);
+        const mpd = await fetch(`${base}/out/${job.id}/manifest.mpd`).then((res) => res.text()).catch(() => '');
+        writeFileSync(join(traceDir, `mpd-${String(n++).padStart(4, '0')}-${at}.mpd`), mpd);
+        for (const s of sessions) {
+          const st = await state(s).catch(() => null);
+          if (st) appendFileSync(join(traceDir, `${s.r.player}.trace`), JSON.stringify({ at, time: st.time, h: st.height, paused: st.paused, buffered: st.buffered, seekable: st.seekable, notes: st.notes.slice(-3) }) + '\n');
+        }
+      }, 1000).unref();
+    }
     writeFileSync(cfg.ready, 'ready');
     log(`ready: the test now ${cfg.restart ? 'kills the job\'s ffmpeg' : 'takes CPU from the job'}`);
 
@@ -111,7 +128,15 @@ async function main() {
         step(s, `plays on after the ${event}`, true, `${(st.time - from).toFixed(2)}s more, now ${st.width}x${st.height}, ` +
           `${st.warningCount} recoverable errors${st.warnings.length ? ` (last: ${st.warnings.join(' | ')})` : ''}`);
       } catch (e) {
-        step(s, `plays on after the ${event}`, false, e.message);
+        // A player whose playhead does not move although its buffer goes on (by more
+        // than dash.js's gap threshold of 0.3 s) is stuck in the media element, not
+        // waiting for anything the server has yet to send: say so, for the Go test to
+        // tell this failure from the others.
+        const before = await state(s);
+        await sleep(3000);
+        const st = await state(s);
+        const stuck = st.time === before.time && !st.paused && st.buffered.some(([a, b]) => a <= st.time && b - st.time > 0.3);
+        step(s, `plays on after the ${event}`, false, (stuck ? `${stuckInBuffer}; ` : '') + e.message);
       }
     }
   } finally {
