@@ -105,7 +105,9 @@ func BuildArgs(j Job) ([]string, error) {
 	a.Flag("loglevel", "warning")
 	a.Add("-nostats")
 	a.Flag("progress", "pipe:1")
-	a.Flag("stats_period", "1") // progress once a second: ample for stall and speed checks
+	// Progress every 2 s: ample for the stall checks (8 s at least) and the speed over
+	// 5 s, and each report wakes the daemon, which counts with ten jobs.
+	a.Flag("stats_period", "2")
 	a.Add(j.HW.InputArgs()...)
 	opts, input := inputArgs(j.Kind, j.Source, j.Live)
 	a.Add(opts...)

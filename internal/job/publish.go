@@ -26,6 +26,33 @@ import (
 // wake-ups than the manifest writes it saved.)
 const checkInterval = time.Second
 
+// beat ticks at the multiples of its interval on the wall clock (whole seconds for
+// checkInterval): the same instants in every job. Ten jobs with tickers of their own,
+// started at scattered times, wake the daemon ten times a second, and each wake-up of an
+// idle Go process costs far more than the check it runs (a context switch, and the
+// runtime's sysmon thread polling at its shortest period for a while after); on a beat
+// the runtime fires their timers in one pass.
+type beat struct {
+	every time.Duration
+	t     *time.Timer
+	C     <-chan time.Time
+}
+
+func newBeat(every time.Duration) *beat {
+	t := time.NewTimer(untilBeat(time.Now(), every))
+	return &beat{every: every, t: t, C: t.C}
+}
+
+// next arms the beat for the next multiple of its interval; call it after each tick.
+func (b *beat) next() { b.t.Reset(untilBeat(time.Now(), b.every)) }
+
+func (b *beat) stop() { b.t.Stop() }
+
+// untilBeat returns the time from now to the next multiple of every.
+func untilBeat(now time.Time, every time.Duration) time.Duration {
+	return now.Truncate(every).Add(every).Sub(now)
+}
+
 // watch subscribes wake to the renames of ffmpeg's playlist in every rendition folder
 // of idx. It returns false, having subscribed nothing, when the job must poll instead.
 func (j *Job) watch(idx *index, wake chan<- struct{}) (stop func(), ok bool) {

@@ -432,8 +432,8 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	if watching {
 		interval = checkInterval
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	tick := newBeat(interval)
+	defer tick.stop()
 	var waitErr, stall, reshape error
 	stopping := ctx.Done()
 	var kill <-chan time.Time
@@ -453,6 +453,7 @@ loop:
 		case <-wake:
 			j.refresh(idx)
 		case now := <-tick.C:
+			tick.next()
 			j.refresh(idx)
 			if meter != nil && now.After(nextMeter) {
 				nextMeter = now.Add(5 * time.Second)

@@ -86,3 +86,22 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestUntilBeat(t *testing.T) {
+	base := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		now   time.Duration // after base
+		every time.Duration
+		want  time.Duration
+	}{
+		{0, time.Second, time.Second}, // on a beat: the next one
+		{1, time.Second, time.Second - 1},
+		{300 * time.Millisecond, time.Second, 700 * time.Millisecond},
+		{999 * time.Millisecond, time.Second, time.Millisecond},
+		{1250 * time.Millisecond, 100 * time.Millisecond, 50 * time.Millisecond},
+	} {
+		if got := untilBeat(base.Add(tc.now), tc.every); got != tc.want {
+			t.Errorf("untilBeat(+%v, %v) = %v, want %v", tc.now, tc.every, got, tc.want)
+		}
+	}
+}
