@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/media"
 )
@@ -139,7 +140,7 @@ func (x *index) pollTrack(t *track) (bool, error) {
 	if t.seen != nil && fi.ModTime().Equal(t.seen.ModTime()) && fi.Size() == t.seen.Size() && os.SameFile(fi, t.seen) {
 		return false, nil // ffmpeg replaces the file after each segment: same file, nothing new
 	}
-	data, err := os.ReadFile(path)
+	data, err := fileio.ReadFile(path)
 	if err != nil {
 		return false, err
 	}
@@ -299,7 +300,7 @@ func (x *index) catchUp(t *track) error {
 	if len(t.Segments) == 0 {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(t.dir, ffmpeg.PrivatePlaylist))
+	data, err := fileio.ReadFile(filepath.Join(t.dir, ffmpeg.PrivatePlaylist))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

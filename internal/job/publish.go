@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 )
 
@@ -183,7 +184,7 @@ func (j *Job) write(path string, data []byte) error {
 	if bytes.Equal(j.written[path], data) {
 		return nil
 	}
-	if err := manifest.WriteAtomic(path, data); err != nil {
+	if err := fileio.WriteAtomic(path, data); err != nil {
 		return err
 	}
 	j.written[path] = data

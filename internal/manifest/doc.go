@@ -1,7 +1,7 @@
 // Package manifest renders the manifests of a job folder from the daemon's own index of
 // segments: the HLS multivariant playlist (master.m3u8), one HLS media playlist per
-// rendition (<name>/index.m3u8) and the DASH MPD (manifest.mpd), and writes them so
-// that a web server never sees a half-written file.
+// rendition (<name>/index.m3u8) and the DASH MPD (manifest.mpd). The job writes them
+// with fileio.WriteAtomic, so that a web server never sees a half-written file.
 //
 // Every manifest is rendered whole from a Presentation each time it changes; nothing is
 // patched and no library-side sliding window is used. All URIs are relative to the job

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/Eyevinn/mp4ff/aac"
@@ -17,6 +16,8 @@ import (
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/hevc"
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/transcoderd/transcoderd/internal/fileio"
 )
 
 // ErrUnsupported is returned (wrapped) for well-formed input this package
@@ -54,7 +55,7 @@ type sampleDefaults struct {
 
 // ParseInitFile reads the init segment at path and parses it with ParseInit.
 func ParseInitFile(path string) (Init, error) {
-	data, err := os.ReadFile(path)
+	data, err := fileio.ReadFile(path)
 	if err != nil {
 		return Init{}, fmt.Errorf("read init segment: %w", err)
 	}

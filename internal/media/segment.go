@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 
 	"github.com/Eyevinn/mp4ff/bits"
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/transcoderd/transcoderd/internal/fileio"
 )
 
 // ErrTruncated is returned (wrapped) when the data ends inside a box, or a
@@ -42,7 +43,7 @@ func (s Segment) End() uint64 { return s.BaseDecodeTime + s.Duration }
 // ParseSegmentFile reads the media segment at path and parses it with
 // ParseSegment.
 func ParseSegmentFile(path string, init *Init) (Segment, error) {
-	data, err := os.ReadFile(path)
+	data, err := fileio.ReadFile(path)
 	if err != nil {
 		return Segment{}, fmt.Errorf("read media segment: %w", err)
 	}

@@ -1,10 +1,13 @@
-package manifest
+package fileio
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -22,7 +25,7 @@ func TestWriteAtomic(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := filepath.Join(dir, MasterName)
+			path := filepath.Join(dir, "master.m3u8")
 			if tc.old != nil {
 				if err := os.WriteFile(path, tc.old, 0o600); err != nil {
 					t.Fatal(err)
@@ -45,7 +48,7 @@ func TestWriteAtomic(t *testing.T) {
 			if mode := info.Mode().Perm(); mode != 0o644 {
 				t.Errorf("mode %v, want 0644", mode)
 			}
-			onlyFiles(t, dir, MasterName)
+			onlyFiles(t, dir, "master.m3u8")
 		})
 	}
 }
@@ -58,7 +61,7 @@ func TestWriteAtomicErrors(t *testing.T) {
 	}{
 		{
 			name:  "folder does not exist",
-			setup: func(dir string) string { return filepath.Join(dir, "missing", MPDName) },
+			setup: func(dir string) string { return filepath.Join(dir, "missing", "manifest.mpd") },
 			left:  nil,
 		},
 		{
@@ -89,7 +92,7 @@ func TestWriteAtomicErrors(t *testing.T) {
 // every read must give one whole version, never a mix or a truncated one.
 func TestWriteAtomicReaderNeverSeesPart(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, MPDName)
+	path := filepath.Join(dir, "manifest.mpd")
 	a := bytes.Repeat([]byte("a"), 1<<20)
 	b := bytes.Repeat([]byte("b"), 1<<19)
 	if err := WriteAtomic(path, a); err != nil {
@@ -128,7 +131,75 @@ func TestWriteAtomicReaderNeverSeesPart(t *testing.T) {
 	if bad > 0 {
 		t.Errorf("%d of %d reads saw a missing or partial file", bad, reads)
 	}
-	onlyFiles(t, dir, MPDName)
+	onlyFiles(t, dir, "manifest.mpd")
+}
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", []byte{}},
+		{"one byte", []byte("x")},
+		{"a playlist", []byte("#EXTM3U\n#EXT-X-VERSION:7\n")},
+		{"bigger than a page", bytes.Repeat([]byte("0123456789"), 70000)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(path, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.data) {
+				t.Errorf("read %d bytes, want %d", len(got), len(tc.data))
+			}
+		})
+	}
+	t.Run("a file stat gives no size of", func(t *testing.T) {
+		want, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			t.Skip(err)
+		}
+		got, err := ReadFile("/proc/self/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || !bytes.HasPrefix(got, want[:bytes.IndexByte(want, '\n')]) {
+			t.Errorf("read %q", got)
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		_, err := ReadFile(filepath.Join(dir, "missing"))
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("err = %v, want one that is fs.ErrNotExist", err)
+		}
+	})
+	t.Run("a folder", func(t *testing.T) {
+		if _, err := ReadFile(dir); err == nil {
+			t.Error("read a folder")
+		}
+	})
+}
+
+// TestUmask checks that a umask which would make the manifests unreadable to a web server
+// is noticed, so that WriteAtomic sets their mode itself.
+func TestUmask(t *testing.T) {
+	for _, tc := range []struct {
+		mask  int
+		hides bool
+	}{{0o022, false}, {0o002, false}, {0o000, false}, {0o027, true}, {0o077, true}, {0o044, true}} {
+		old := syscall.Umask(tc.mask)
+		got := readUmaskHides0644()
+		syscall.Umask(old)
+		if got != tc.hides {
+			t.Errorf("umask %03o: hides 0644 = %v, want %v", tc.mask, got, tc.hides)
+		}
+	}
 }
 
 // onlyFiles fails unless dir holds exactly the given names: no temporary file is left.

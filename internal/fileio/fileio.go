@@ -1,0 +1,149 @@
+// Package fileio reads and replaces the small files on a job's hot path (ffmpeg's
+// playlists, the segments' boxes, our manifests) with plain system calls.
+//
+// The os package registers every file it opens with the runtime's network poller: on
+// Linux that is four fcntl calls and an epoll_ctl that fails with EPERM for a regular
+// file, five system calls for nothing on each open. A live job opens four or five files
+// per segment, twenty segments a second with ten light jobs, and the daemon is otherwise
+// idle: those calls, and the runtime's sysmon thread polling while they run, were a
+// measurable share of its CPU (scripts/overhead). Reads and writes of regular files block
+// either way; what the os package adds is only the attempt to poll them.
+package fileio
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// ReadFile reads the whole file at path, like os.ReadFile. Its errors are *fs.PathError
+// values, so errors.Is(err, fs.ErrNotExist) works as with the os package.
+func ReadFile(path string) ([]byte, error) {
+	fd, err := open(path, syscall.O_RDONLY, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	data := make([]byte, 0, max(st.Size, 0)+512)
+	for {
+		if len(data) == cap(data) {
+			data = slices.Grow(data, 4096)
+		}
+		n, err := syscall.Read(fd, data[len(data):cap(data)])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		data = data[:len(data)+n]
+		// The whole file as it was when opened needs no further read to see its end; a
+		// file whose size stat does not tell (in /proc) is read to its end.
+		if n == 0 || (st.Size > 0 && int64(len(data)) == st.Size) {
+			return data, nil
+		}
+	}
+}
+
+// WriteAtomic replaces the file at path with data so that a reader (a web server) sees
+// either the old file or the new one, never a part: it writes a temporary file in the
+// same folder, with mode 0644, and renames it over path, which is atomic within one file
+// system. On failure the temporary file is removed and path is left as it was.
+//
+// It does not fsync. Manifests are rewritten every few seconds and rendered from the
+// daemon's index, so one lost to a power cut is simply rendered again; an fsync per
+// manifest per segment would cost far more than it protects. Readers are protected by the
+// rename alone: it never exposes a file that is still being written.
+func WriteAtomic(path string, data []byte) error {
+	dir, base := filepath.Split(path)
+	var (
+		tmp string
+		fd  int
+		err error
+	)
+	// A name of its own, as os.CreateTemp makes: two writers of one path (two daemons
+	// on one output folder, by mistake) must not write into each other's file.
+	for range 100 {
+		tmp = dir + "." + base + ".tmp-" + strconv.FormatUint(uint64(rand.Uint32()), 10)
+		fd, err = open(tmp, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, 0o644)
+		if err != syscall.EEXIST {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "open", Path: tmp, Err: err})
+	}
+	err = writeAll(fd, data)
+	if err == nil && umaskHides0644() {
+		err = syscall.Fchmod(fd, 0o644)
+	}
+	if cerr := syscall.Close(fd); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syscall.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = syscall.Unlink(tmp)
+		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "write", Path: tmp, Err: err})
+	}
+	return nil
+}
+
+func open(path string, flags int, perm uint32) (int, error) {
+	for {
+		fd, err := syscall.Open(path, flags|syscall.O_CLOEXEC, perm)
+		if err != syscall.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := syscall.Write(fd, data)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// umaskHides0644 reports whether the process's umask takes any bit of 0644 from the
+// files it creates (a umask of 027 or 077, say), so that WriteAtomic must set the mode
+// itself for the web server to read them. It is read once, from /proc/self/status,
+// since setting the umask to learn it would race with other goroutines creating files;
+// where it cannot be read, the answer is yes.
+var umaskHides0644 = sync.OnceValue(readUmaskHides0644)
+
+func readUmaskHides0644() bool {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return err != nil || mask&0o644 != 0
+		}
+	}
+	return true
+}
