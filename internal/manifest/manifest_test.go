@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
+	"github.com/Eyevinn/dash-mpd/xml"
 	"github.com/Eyevinn/hls-m3u8/m3u8"
 
 	"github.com/transcoderd/transcoderd/internal/testmedia"
@@ -578,10 +579,17 @@ func checkMPD(t *testing.T, p *Presentation, data []byte) {
 	}
 }
 
-// TestNewPeriodWaitsForEveryTrack renders a restart whose new run has, so far, segments
-// in some tracks only: the MPD leaves the new Period out until every track still encoded
-// has one, or one track has holdBack.
-func TestNewPeriodWaitsForEveryTrack(t *testing.T) {
+// newPeriodCase is a restart whose new run has, so far, segments in some tracks only,
+// and how many Periods its MPD must list.
+type newPeriodCase struct {
+	name    string
+	p       Presentation
+	periods int
+}
+
+// newPeriodCases are the cases of TestNewPeriodWaitsForEveryTrack, made from the golden
+// case live_restart_period.
+func newPeriodCases() []newPeriodCase {
 	var restart Presentation
 	for _, tc := range goldenCases() {
 		if tc.name == "live_restart_period" {
@@ -624,18 +632,21 @@ func TestNewPeriodWaitsForEveryTrack(t *testing.T) {
 	ended := audioOnly
 	ended.Ended = true
 
-	for _, tc := range []struct {
-		name    string
-		p       Presentation
-		periods int
-	}{
+	return []newPeriodCase{
 		{"both tracks", restart, 2},
 		{"audio alone, 2 segments", audioOnly, 1},
 		{"video alone, 1 segment", keep(restart, 1, 0), 1},
 		{"audio alone, video shed", withdrawn, 2},
 		{"audio alone, 3 segments", threeAudio, 2},
 		{"audio alone, ended", ended, 1},
-	} {
+	}
+}
+
+// TestNewPeriodWaitsForEveryTrack renders a restart whose new run has, so far, segments
+// in some tracks only: the MPD leaves the new Period out until every track still encoded
+// has one, or one track has holdBack.
+func TestNewPeriodWaitsForEveryTrack(t *testing.T) {
+	for _, tc := range newPeriodCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			data, err := RenderMPD(&tc.p)
 			if err != nil {
@@ -685,6 +696,8 @@ func expand(number uint64, tl *mpd.SegmentTimelineType) []Segment {
 	return out
 }
 
+// TestTimeline checks the S elements that appendTimeline writes, parsed back with
+// dash-mpd: t, d and r, and that they expand to the input segments.
 func TestTimeline(t *testing.T) {
 	tests := []struct {
 		name string
@@ -701,7 +714,11 @@ func TestTimeline(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tl := timeline(tc.segs)
+			var tl mpd.SegmentTimelineType
+			data := appendTimeline(nil, tc.segs, 0)
+			if err := xml.Unmarshal(data, &tl); err != nil {
+				t.Fatalf("timeline does not parse: %v\n%s", err, data)
+			}
 			var parts []string
 			for _, s := range tl.S {
 				var p []string
@@ -717,7 +734,7 @@ func TestTimeline(t *testing.T) {
 			if got := strings.Join(parts, " "); got != tc.want {
 				t.Errorf("timeline %q, want %q", got, tc.want)
 			}
-			for i, s := range expand(0, tl) {
+			for i, s := range expand(0, &tl) {
 				if s.Start != tc.segs[i].Start || s.Duration != tc.segs[i].Duration {
 					t.Errorf("segment %d expands to %+v, want %+v", i, s, tc.segs[i])
 				}
