@@ -558,8 +558,8 @@ func appendDurationAttr(b []byte, name string, d time.Duration) []byte {
 }
 
 // appendEscaped appends s escaped as dash-mpd's XML printer escapes attribute values
-// (printer.EscapeString in github.com/Eyevinn/dash-mpd/xml): the characters '"', '\'',
-// '&', '<' and '>', tab, newline and carriage return as references, and what is not an
+// (printer.EscapeString in github.com/Eyevinn/dash-mpd/xml): the characters ", ', &,
+// < and >, tab, newline and carriage return as references, and what is not an
 // XML character (a control character, invalid UTF-8) as U+FFFD.
 func appendEscaped(b []byte, s string) []byte {
 	last := 0
