@@ -542,7 +542,7 @@ func appendTimeAttr(b []byte, name string, t time.Time) []byte {
 	b = append(b, ' ')
 	b = append(b, name...)
 	b = append(b, `="`...)
-	b = t.UTC().AppendFormat(b, dateTimeLayout)
+	b = appendTime(b, t)
 	return append(b, '"')
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -924,4 +925,29 @@ func (r *recordingTB) Fatalf(format string, args ...any) {
 
 func (r *recordingTB) Skipf(format string, args ...any) {
 	r.skipped, r.msg = true, fmt.Sprintf(format, args...)
+}
+
+// TestAppendTime checks the date-time formatter of the manifests against the time
+// package's own formatting of the same layout.
+func TestAppendTime(t *testing.T) {
+	times := []time.Time{
+		ast,
+		time.Date(2026, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2000, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600)),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(5, 6, 7, 8, 9, 10, 11_000_000, time.UTC),
+		{},
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		times = append(times, time.Unix(r.Int64N(1<<35)-1<<34, r.Int64N(1e9)))
+	}
+	for _, tm := range times {
+		want := tm.UTC().Format(dateTimeLayout)
+		if got := formatTime(tm); got != want {
+			t.Errorf("formatTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
 }
