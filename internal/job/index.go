@@ -441,7 +441,10 @@ func (x *index) presentation(ended bool) *manifest.Presentation {
 			continue
 		}
 		mt := t.Track
-		mt.Segments = append([]manifest.Segment(nil), t.Segments[k:]...)
+		// Not copied: the manifests are rendered from p at once, and the index only
+		// ever appends to a track's segments or reslices them. The capacity is cut so
+		// that an append to one cannot write into the other.
+		mt.Segments = t.Segments[k:len(t.Segments):len(t.Segments)]
 		mt.DiscontinuitySequence = mt.Segments[0].Disc // its own tag is not written
 		if mt.Kind == manifest.Video {
 			p.Video = append(p.Video, mt)
