@@ -2,9 +2,9 @@
 // that manifests follow a closed segment within milliseconds instead of a poll period.
 //
 // It is a thin layer over Linux inotify, watching for IN_MOVED_TO only: ffmpeg writes
-// its playlists and segments under a temporary name and renames them into place
-// (-hls_flags temp_file), so one rename is one finished file, and the kernel filters out
-// the many writes in between. One Watcher (one inotify instance) serves every job of the
+// its live playlist under a temporary name and renames it into place after each segment
+// it closes, so one rename is one new version of the playlist, and the kernel filters
+// out the many writes in between (the segments', written in place, included). One Watcher (one inotify instance) serves every job of the
 // daemon: the per-user limit on instances (fs.inotify.max_user_instances, often 128) is
 // far lower than the limit on watches.
 //

@@ -471,8 +471,8 @@ func segEnd(s manifest.Segment, timescale uint32) float64 {
 func segmentName(n uint64) string { return "seg_" + strconv.FormatUint(n, 10) + ".m4s" }
 
 // completedSegments lists the segment numbers of an ffmpeg HLS playlist, in order.
-// ffmpeg rewrites that playlist (atomically, with temp_file) after closing a segment,
-// so every file it names is complete.
+// ffmpeg rewrites that playlist (atomically: a temporary file renamed into place) after
+// closing a segment, so every file it names is complete.
 func completedSegments(playlist []byte) []int64 {
 	var out []int64
 	sc := bufio.NewScanner(bytes.NewReader(playlist))
