@@ -79,7 +79,7 @@ http {
 		{"180p/index.m3u8", "200", "application/vnd.apple.mpegurl", "no-cache"},
 		{"180p/init.mp4", "200", "video/mp4", "no-cache"},
 		{"180p/seg_0.m4s", "200", "video/iso.segment", "immutable"},
-		{"180p/.ffmpeg.m3u8", "404", "", ""},
+		{".ffmpeg/180p.m3u8", "404", "", ""},
 		{"180p/", "403", "", ""}, // no listings: nginx answers 403 for a folder without index
 	}
 	for _, tc := range tests {

@@ -37,7 +37,7 @@ type Watcher struct {
 }
 
 type sub struct {
-	name string // the file name that wakes ch
+	name string // the file name that wakes ch; empty: any
 	ch   chan<- struct{}
 }
 
@@ -55,7 +55,7 @@ func New() (*Watcher, error) {
 }
 
 // Watch wakes ch (without blocking: a wake-up already pending is enough) each time a
-// file called name is renamed into dir. The returned function ends the subscription.
+// file called name (any file, when name is empty) is renamed into dir. The returned function ends the subscription.
 // A folder has at most one subscription: watching it again replaces the first.
 func (w *Watcher) Watch(dir, name string, ch chan<- struct{}) (stop func(), err error) {
 	w.mu.Lock()
@@ -132,7 +132,7 @@ func (w *Watcher) dispatch(buf []byte) {
 		case ev.Mask&unix.IN_IGNORED != 0:
 			delete(w.subs, ev.Wd) // the folder was removed: the kernel dropped the watch
 		default:
-			if s := w.subs[ev.Wd]; s != nil && string(name) == s.name {
+			if s := w.subs[ev.Wd]; s != nil && (s.name == "" || string(name) == s.name) {
 				wake(s.ch)
 			}
 		}

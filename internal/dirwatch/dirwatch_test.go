@@ -70,6 +70,19 @@ func TestWatch(t *testing.T) {
 	renameInto(t, dir, "list.m3u8")
 	expect("rename after stop", false)
 	stop() // a second stop is harmless
+
+	// No name: every rename into the folder wakes, and still nothing else.
+	if _, err := w.Watch(dir, "", ch); err != nil {
+		t.Fatal(err)
+	}
+	renameInto(t, dir, "360p.m3u8")
+	expect("any name: a rename", true)
+	renameInto(t, dir, "aac.m3u8")
+	expect("any name: a rename of another name", true)
+	if err := os.WriteFile(filepath.Join(dir, "aac.m3u8"), []byte("in place"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expect("any name: a write in place", false)
 }
 
 // TestRemovedFolder checks that a folder removed while watched (a file job starting a

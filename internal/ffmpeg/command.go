@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -35,18 +36,27 @@ const (
 	File SourceKind = "file"
 )
 
-// File names ffmpeg writes inside each rendition folder, next to manifest.InitName.
+// Where ffmpeg writes: segments and manifest.InitName inside each rendition folder, its
+// own playlists in PrivateDir.
 const (
-	// PrivatePlaylist is ffmpeg's own media playlist. It is not served: it tells
-	// the job which segments are complete (ffmpeg rewrites it atomically after
-	// closing each one). transcoderd renders the public playlists itself.
-	PrivatePlaylist = ".ffmpeg.m3u8"
+	// PrivateDir is the folder, inside the job folder, of ffmpeg's own media
+	// playlists (see PrivatePlaylist). It is not served: they tell the job which
+	// segments are complete (ffmpeg rewrites each atomically, a temporary file renamed
+	// into place, after closing a segment); transcoderd renders the public playlists
+	// itself. They live apart from the rendition folders so that the job watches one
+	// folder in which only ffmpeg's renames happen: the job's own index.m3u8 renames in
+	// a rendition folder would wake it for nothing.
+	PrivateDir = ".ffmpeg"
 	// SegmentPattern is the segment file name, %d being the segment number.
 	SegmentPattern = "seg_%d.m4s"
-	// PlaylistSize is how many segments PrivatePlaylist lists. ffmpeg deletes no
+	// PlaylistSize is how many segments a private playlist lists. ffmpeg deletes no
 	// segment files; the job does.
 	PlaylistSize = 10
 )
+
+// PrivatePlaylist returns the path, relative to the job folder, of ffmpeg's own media
+// playlist of rendition name: PrivateDir/<name>.m3u8.
+func PrivatePlaylist(name string) string { return filepath.Join(PrivateDir, name+".m3u8") }
 
 // ioTimeout is the socket timeout for network sources, in microseconds (10 s).
 const ioTimeout = "10000000"
@@ -90,8 +100,9 @@ var audioEncoders = map[string]string{"aac": "aac"}
 // BuildArgs returns the ffmpeg argv for j, without the program name. One ffmpeg
 // decodes the source once, splits the video to one scaler per rung and writes
 // one fMP4 HLS output per video and audio rendition into Dir/<name>/:
-// manifest.InitName, seg_N.m4s and PrivatePlaylist. ffmpeg does not create those
-// folders; the caller must (see OutputDirs). Progress goes to stdout (-progress
+// manifest.InitName and seg_N.m4s, with its playlist in Dir/PrivateDir (see
+// PrivatePlaylist). ffmpeg does not create those folders; the caller must (see
+// OutputDirs). Progress goes to stdout (-progress
 // pipe:1), warnings and errors to stderr.
 func BuildArgs(j Job) ([]string, error) {
 	if err := validate(j); err != nil {
@@ -157,9 +168,14 @@ func BuildArgs(j Job) ([]string, error) {
 	return a.Strings(), nil
 }
 
-// OutputDirs returns the rendition folders BuildArgs writes to, video rungs
-// first, in plan order. They must exist before ffmpeg starts.
+// OutputDirs returns the folders BuildArgs writes to: the rendition folders, video
+// rungs first, in plan order, then PrivateDir. They must exist before ffmpeg starts.
 func OutputDirs(j Job) []string {
+	return append(renditionDirs(j), filepath.Join(j.Dir, PrivateDir))
+}
+
+// renditionDirs returns the rendition folders, video rungs first, in plan order.
+func renditionDirs(j Job) []string {
 	var dirs []string
 	for _, v := range j.Plan.Video {
 		dirs = append(dirs, filepath.Join(j.Dir, v.Name))
@@ -213,7 +229,8 @@ func hlsOutput(a *Args, dir, name, seg string, start uint64) {
 	a.Flag("f", "hls")
 	a.Flag("hls_time", seg)
 	a.Flag("hls_segment_type", "fmp4")
-	a.Flag("hls_fmp4_init_filename", manifest.InitName)
+	// Relative to the playlist's folder: ffmpeg writes the init segment there.
+	a.Flag("hls_fmp4_init_filename", path.Join("..", name, manifest.InitName))
 	a.Flag("hls_segment_filename", filepath.Join(out, SegmentPattern))
 	a.Flag("hls_list_size", strconv.Itoa(PlaylistSize))
 	// No temp_file: ffmpeg writes a playlist that has no playlist type (ours) under a
@@ -225,7 +242,7 @@ func hlsOutput(a *Args, dir, name, seg string, start uint64) {
 	// the next run, which continues the numbering, writes over it.
 	a.Flag("hls_flags", "+independent_segments")
 	a.Flag("start_number", strconv.FormatUint(start, 10))
-	a.Add(filepath.Join(out, PrivatePlaylist))
+	a.Add(filepath.Join(dir, PrivatePlaylist(name)))
 }
 
 func validate(j Job) error {

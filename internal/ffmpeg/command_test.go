@@ -293,7 +293,7 @@ func TestValidJobBuilds(t *testing.T) {
 
 func TestOutputDirs(t *testing.T) {
 	got := OutputDirs(validJob())
-	want := []string{jobDir + "/720p", jobDir + "/360p", jobDir + "/aac"}
+	want := []string{jobDir + "/720p", jobDir + "/360p", jobDir + "/aac", jobDir + "/.ffmpeg"}
 	if !slices.Equal(got, want) {
 		t.Errorf("OutputDirs = %q, want %q", got, want)
 	}

@@ -70,7 +70,7 @@ func TestSmokeEncode(t *testing.T) {
 	// A restart writes over the same folders, numbering on from next.
 	job.StartNumber = next
 	runFFmpeg(t, ff, job)
-	for _, d := range OutputDirs(job) {
+	for _, d := range renditionDirs(job) {
 		segs := checkRendition(t, d, next)
 		if len(segs) < 3 {
 			t.Errorf("%s after restart: %d segments, want at least 3", d, len(segs))
@@ -128,7 +128,7 @@ func checkRendition(t *testing.T, dir string, start uint64) []listedSegment {
 	if fi, err := os.Stat(filepath.Join(dir, manifest.InitName)); err != nil || fi.Size() == 0 {
 		t.Errorf("%s: no %s: %v", name, manifest.InitName, err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, PrivatePlaylist))
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(dir), PrivatePlaylist(name)))
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -250,7 +250,7 @@ func TestSmokeHLSPull(t *testing.T) {
 		}
 	}
 	runFFmpeg(t, ff, job)
-	for _, d := range OutputDirs(job) {
+	for _, d := range renditionDirs(job) {
 		if segs := checkRendition(t, d, 0); len(segs) < 3 {
 			t.Errorf("%s: %d segments, want at least 3", d, len(segs))
 		}

@@ -17,12 +17,13 @@ import (
 func TestRestoreCatchUp(t *testing.T) {
 	testmedia.RequireFFmpeg(t)
 	dir := t.TempDir()
+	playlist := dir + "/ffmpeg.m3u8"
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error",
 		"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=5",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
 		"-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "10",
 		"-hls_fmp4_init_filename", manifest.InitName, "-hls_segment_filename", dir+"/"+ffmpeg.SegmentPattern,
-		"-hls_flags", "+independent_segments", dir+"/"+ffmpeg.PrivatePlaylist).CombinedOutput()
+		"-hls_flags", "+independent_segments", playlist).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
@@ -34,7 +35,7 @@ func TestRestoreCatchUp(t *testing.T) {
 	prev := newIndex(true, time.Second, time.Minute, clock)
 	prev.ast = ast
 	prev.attempt = 1
-	pt := prev.addTrack("v", manifest.Video, dir, 0)
+	pt := prev.addTrack("v", manifest.Video, dir, playlist, 0)
 	prev.produced = 1 // as if an earlier run had written segments
 	prev.beginAttempt()
 	if _, err := prev.poll(); err != nil {
@@ -61,7 +62,7 @@ func TestRestoreCatchUp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			x := newIndex(true, time.Second, time.Minute, clock)
 			x.ast = ast
-			tr := x.addTrack("v", manifest.Video, dir, 0)
+			tr := x.addTrack("v", manifest.Video, dir, playlist, 0)
 			if err := x.restore(tr, tc.stored); err != nil {
 				t.Fatal(err)
 			}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/media"
@@ -45,7 +44,8 @@ type index struct {
 type track struct {
 	manifest.Track // Segments holds every segment still on disk, listed or in grace
 
-	dir         string
+	dir         string // the rendition folder: init segment and segments
+	playlist    string // ffmpeg's own playlist of the track (ffmpeg.PrivatePlaylist)
 	init        *media.Init
 	last        int64 // highest segment number indexed; -1 before the first
 	pruned      uint64
@@ -65,8 +65,8 @@ func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *in
 	return &index{live: live, segDur: segDur, window: window, grace: grace, now: now}
 }
 
-func (x *index) addTrack(name string, kind manifest.Kind, dir string, declared int64) *track {
-	t := &track{Track: manifest.Track{Name: name, Kind: kind, Declared: declared}, dir: dir, last: -1}
+func (x *index) addTrack(name string, kind manifest.Kind, dir, playlist string, declared int64) *track {
+	t := &track{Track: manifest.Track{Name: name, Kind: kind, Declared: declared}, dir: dir, playlist: playlist, last: -1}
 	x.tracks = append(x.tracks, t)
 	return t
 }
@@ -129,7 +129,7 @@ func (x *index) poll() (bool, error) {
 }
 
 func (x *index) pollTrack(t *track) (bool, error) {
-	path := filepath.Join(t.dir, ffmpeg.PrivatePlaylist)
+	path := t.playlist
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -300,7 +300,7 @@ func (x *index) catchUp(t *track) error {
 	if len(t.Segments) == 0 {
 		return nil
 	}
-	data, err := fileio.ReadFile(filepath.Join(t.dir, ffmpeg.PrivatePlaylist))
+	data, err := fileio.ReadFile(t.playlist)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

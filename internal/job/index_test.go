@@ -32,7 +32,7 @@ func TestCompletedSegments(t *testing.T) {
 
 // fakeTrack adds a track with n segments of 1 s (timescale 1000) numbered from first.
 func fakeTrack(x *index, name string, kind manifest.Kind, first uint64, n int) *track {
-	t := x.addTrack(name, kind, "", 1000)
+	t := x.addTrack(name, kind, "", "", 1000)
 	t.init = &media.Init{Timescale: 1000}
 	t.Timescale = 1000
 	for i := 0; i < n; i++ {

@@ -54,27 +54,18 @@ func untilBeat(now time.Time, every time.Duration) time.Duration {
 	return now.Truncate(every).Add(every).Sub(now)
 }
 
-// watch subscribes wake to the renames of ffmpeg's playlist in every rendition folder
-// of idx. It returns false, having subscribed nothing, when the job must poll instead.
-func (j *Job) watch(idx *index, wake chan<- struct{}) (stop func(), ok bool) {
+// watch subscribes wake to the renames of ffmpeg's playlists, all in the job's
+// ffmpeg.PrivateDir. It returns false, having subscribed nothing, when the job must
+// poll instead.
+func (j *Job) watch(wake chan<- struct{}) (stop func(), ok bool) {
 	w := j.m.watcher()
 	if w == nil {
 		return func() {}, false
 	}
-	var stops []func()
-	stop = func() {
-		for _, s := range stops {
-			s()
-		}
-	}
-	for _, t := range idx.tracks {
-		s, err := w.Watch(t.dir, ffmpeg.PrivatePlaylist, wake)
-		if err != nil {
-			stop()
-			j.log.Warn().Err(err).Dur("poll", j.m.cfg.PollInterval).Msg("cannot watch the rendition folders; polling them")
-			return func() {}, false
-		}
-		stops = append(stops, s)
+	stop, err := w.Watch(filepath.Join(j.dir, ffmpeg.PrivateDir), "", wake)
+	if err != nil {
+		j.log.Warn().Err(err).Dur("poll", j.m.cfg.PollInterval).Msg("cannot watch ffmpeg's playlists; polling them")
+		return func() {}, false
 	}
 	return stop, true
 }

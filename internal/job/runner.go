@@ -257,11 +257,11 @@ func (j *Job) newIndex(plan ladder.Plan) *index {
 		idx.grace = j.m.cfg.SegmentGrace
 	}
 	for _, v := range plan.Video {
-		t := idx.addTrack(v.Name, manifest.Video, filepath.Join(j.dir, v.Name), v.MaxRate)
+		t := idx.addTrack(v.Name, manifest.Video, filepath.Join(j.dir, v.Name), filepath.Join(j.dir, ffmpeg.PrivatePlaylist(v.Name)), v.MaxRate)
 		t.FrameRate = ffmpeg.FrameRate(plan.FPS)
 	}
 	for _, a := range plan.Audio {
-		idx.addTrack(a.Name, manifest.Audio, filepath.Join(j.dir, a.Name), a.Bitrate)
+		idx.addTrack(a.Name, manifest.Audio, filepath.Join(j.dir, a.Name), filepath.Join(j.dir, ffmpeg.PrivatePlaylist(a.Name)), a.Bitrate)
 	}
 	return idx
 }
@@ -273,6 +273,11 @@ func (j *Job) freshIndex(plan ladder.Plan) (*index, error) {
 		if err := j.m.cfg.Store.ClearSegments(j.id); err != nil {
 			return nil, fmt.Errorf("clear stored index: %w", err)
 		}
+	}
+	// ffmpeg's playlists of an earlier attempt would name segments this index has not
+	// seen, and the folders are made again before ffmpeg starts.
+	if err := os.RemoveAll(filepath.Join(j.dir, ffmpeg.PrivateDir)); err != nil {
+		return nil, fmt.Errorf("clear folder of ffmpeg's playlists: %w", err)
 	}
 	for _, t := range idx.tracks {
 		if err := os.RemoveAll(t.dir); err != nil {
@@ -349,10 +354,11 @@ func stallLimits(segDur time.Duration) (running, starting time.Duration) {
 }
 
 // runFFmpeg runs one ffmpeg process to its end, indexing and rendering as segments
-// appear (see publish.go for how it learns of them). Cancelling ctx stops ffmpeg gracefully: SIGINT to its process group, so it
-// closes its last segment, then SIGKILL after the grace period. An ffmpeg that is alive
-// but makes no progress (a hung source, a stopped process) is killed: errStalled. One
-// that must restart with other rungs of plan (shed.go) is stopped: errReshape.
+// appear (see publish.go for how it learns of them). Cancelling ctx stops ffmpeg
+// gracefully: SIGINT to its process group, so it closes its last segment, then SIGKILL
+// after the grace period. An ffmpeg that is alive but makes no progress (a hung source,
+// a stopped process) is killed: errStalled. One that must restart with other rungs of
+// plan (shed.go) is stopped: errReshape.
 func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Plan, idx *index) error {
 	cmd := exec.Command(j.m.cfg.FFmpeg, argv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -368,8 +374,13 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	if err != nil {
 		return fmt.Errorf("ffmpeg stdout: %w", err)
 	}
+	// Made on every run, not only with a fresh index: a job resumed from a store
+	// written by a version that kept ffmpeg's playlists in the rendition folders.
+	if err := os.MkdirAll(filepath.Join(j.dir, ffmpeg.PrivateDir), 0o755); err != nil {
+		return fmt.Errorf("create folder of ffmpeg's playlists: %w", err)
+	}
 	wake := make(chan struct{}, 1)
-	stopWatch, watching := j.watch(idx, wake)
+	stopWatch, watching := j.watch(wake)
 	defer stopWatch()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start ffmpeg: %w", err)

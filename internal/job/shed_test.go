@@ -35,7 +35,7 @@ func TestReshape(t *testing.T) {
 		j.view.Renditions = renditionsOf(plan)
 		idx := newIndex(live, time.Second, time.Minute, time.Now)
 		for _, v := range plan.Video {
-			idx.addTrack(v.Name, manifest.Video, "", v.Bitrate)
+			idx.addTrack(v.Name, manifest.Video, "", "", v.Bitrate)
 		}
 		return j, idx
 	}
