@@ -9,8 +9,13 @@
 // the Go test then takes CPU from the job's ffmpeg until it falls behind and sheds (or
 // kills it). The script waits for the job to list the rung as shed and for the master
 // to follow (or for the job to run again after a restart), then each player must play
-// on for PLAY_AFTER seconds, with no fatal error, on a rung below the shed one. Exit code and result file as in players.mjs; the Go test decides
-// which failures are known problems.
+// on for PLAY_AFTER seconds, with no fatal error, on a rung below the shed one. Exit code
+// and result file as in players.mjs; the Go test decides which failures are known
+// problems.
+//
+// Debugging aids, from the environment: SHED_TRACE=dir saves MPD snapshots, player traces
+// and console logs; SHED_DASH_STALLFIX=1 turns on dash.js's streaming.gaps.enableStallFix
+// (off by default), to see what dash.js does past its "stuck inside its buffer" stall.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, launch, log, sleep } from './lib.mjs';
@@ -27,6 +32,7 @@ const stuckInBuffer = 'stuck inside its buffer';
 const event = cfg.restart ? 'restart' : 'shed';
 const began = Date.now();
 const traceDir = process.env.SHED_TRACE; // a folder for MPD snapshots, player traces and console logs
+const dashStallFix = !!process.env.SHED_DASH_STALLFIX;
 if (traceDir) mkdirSync(traceDir, { recursive: true });
 
 async function main() {
@@ -42,7 +48,8 @@ async function main() {
       page.on('response', (res) => { if (res.status() >= 400 && r.httpErrors.length < 20) r.httpErrors.push(`${res.status()} ${res.url()}`); });
       if (traceDir) page.on('console', (m) => appendFileSync(join(traceDir, `${player}.console`), `${((Date.now() - began) / 1000).toFixed(1)} ${m.type()} ${m.text()}\n`));
       await page.goto(`${base}/__harness/harness.html`);
-      r.version = await page.evaluate(([p, u, debug]) => window.harness.start(p, u, { debug }), [player, r.url, !!traceDir]);
+      r.version = await page.evaluate(([p, u, debug, stallFix]) => window.harness.start(p, u, { debug, stallFix }),
+        [player, r.url, !!traceDir, dashStallFix]);
       sessions.push({ page, r });
       result.sessions.push(r);
     }
