@@ -511,50 +511,37 @@ func appendDescriptor(b []byte, indent, name, scheme, value string) []byte {
 
 // appendAttr appends the attribute name="value", with value escaped.
 func appendAttr(b []byte, name, value string) []byte {
-	b = append(b, ' ')
-	b = append(b, name...)
-	b = append(b, `="`...)
-	b = appendEscaped(b, value)
-	return append(b, '"')
+	return append(appendEscaped(attrStart(b, name), value), '"')
 }
 
 // appendUintAttr appends the attribute name="v".
 func appendUintAttr(b []byte, name string, v uint64) []byte {
-	b = append(b, ' ')
-	b = append(b, name...)
-	b = append(b, `="`...)
-	b = strconv.AppendUint(b, v, 10)
-	return append(b, '"')
+	return append(strconv.AppendUint(attrStart(b, name), v, 10), '"')
 }
 
 // appendIntAttr appends the attribute name="v".
 func appendIntAttr(b []byte, name string, v int64) []byte {
-	b = append(b, ' ')
-	b = append(b, name...)
-	b = append(b, `="`...)
-	b = strconv.AppendInt(b, v, 10)
-	return append(b, '"')
+	return append(strconv.AppendInt(attrStart(b, name), v, 10), '"')
 }
 
 // appendTimeAttr appends the attribute name="t" with t as formatTime writes it, which
 // needs no escaping.
 func appendTimeAttr(b []byte, name string, t time.Time) []byte {
-	b = append(b, ' ')
-	b = append(b, name...)
-	b = append(b, `="`...)
-	b = appendTime(b, t)
-	return append(b, '"')
+	return append(appendTime(attrStart(b, name), t), '"')
 }
 
 // appendDurationAttr appends the attribute name="d" with d as an xs:duration, formatted
 // by dash-mpd (its Duration.String), whose digits and letters need no escaping.
 func appendDurationAttr(b []byte, name string, d time.Duration) []byte {
+	v := mpd.Duration(d)
+	return append(append(attrStart(b, name), v.String()...), '"')
+}
+
+// attrStart appends the start of an attribute, up to the opening quote of its value.
+func attrStart(b []byte, name string) []byte {
 	b = append(b, ' ')
 	b = append(b, name...)
-	b = append(b, `="`...)
-	v := mpd.Duration(d)
-	b = append(b, v.String()...)
-	return append(b, '"')
+	return append(b, `="`...)
 }
 
 // appendEscaped appends s escaped as dash-mpd's XML printer escapes attribute values
