@@ -2,11 +2,11 @@
 // that manifests follow a closed segment within milliseconds instead of a poll period.
 //
 // It is a thin layer over Linux inotify, watching for IN_MOVED_TO only: ffmpeg writes
-// its live playlist under a temporary name and renames it into place after each segment
-// it closes, so one rename is one new version of the playlist, and the kernel filters
-// out the many writes in between (the segments', written in place, included). One Watcher (one inotify instance) serves every job of the
-// daemon: the per-user limit on instances (fs.inotify.max_user_instances, often 128) is
-// far lower than the limit on watches.
+// its live playlists under a temporary name and renames them into place after each
+// segment it closes, so one rename is one new version of a playlist, and the kernel
+// filters out the many writes in between. One Watcher (one inotify instance) serves
+// every job of the daemon: the per-user limit on instances
+// (fs.inotify.max_user_instances, often 128) is far lower than the limit on watches.
 //
 // Notifications are hints, not a log: a subscriber's channel holds at most one pending
 // wake-up, and a queue overflow wakes every subscriber. Callers re-read the file and
@@ -55,8 +55,9 @@ func New() (*Watcher, error) {
 }
 
 // Watch wakes ch (without blocking: a wake-up already pending is enough) each time a
-// file called name (any file, when name is empty) is renamed into dir. The returned function ends the subscription.
-// A folder has at most one subscription: watching it again replaces the first.
+// file called name (any file, when name is empty) is renamed into dir. The returned
+// function ends the subscription. A folder has at most one subscription: watching it
+// again replaces the first.
 func (w *Watcher) Watch(dir, name string, ch chan<- struct{}) (stop func(), err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

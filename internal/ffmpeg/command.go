@@ -233,14 +233,12 @@ func hlsOutput(a *Args, dir, name, seg string, start uint64) {
 	a.Flag("hls_fmp4_init_filename", path.Join("..", name, manifest.InitName))
 	a.Flag("hls_segment_filename", filepath.Join(out, SegmentPattern))
 	a.Flag("hls_list_size", strconv.Itoa(PlaylistSize))
-	// No temp_file: ffmpeg writes a playlist that has no playlist type (ours) under a
-	// temporary name and renames it into place whatever the flag says, and the job
-	// reads a segment only once that playlist lists it, closed. The flag would rename
-	// each segment too: one more rename per segment for ffmpeg, and one more event for
-	// the daemon's inotify reader, which wakes it when it comes apart from the
-	// playlist's. A segment cut short by a kill keeps its final name, unlisted, and
-	// the next run, which continues the numbering, writes over it.
-	a.Flag("hls_flags", "+independent_segments")
+	// temp_file: each segment is written under a temporary name and renamed when
+	// closed, so that no request (a player ahead of the manifests, a cache) can get a
+	// part of one under its final name, which is served as immutable. (ffmpeg renames
+	// its live playlist into place with or without the flag.) The renames happen in
+	// the rendition folders, which the job does not watch.
+	a.Flag("hls_flags", "+independent_segments+temp_file")
 	a.Flag("start_number", strconv.FormatUint(start, 10))
 	a.Add(filepath.Join(dir, PrivatePlaylist(name)))
 }

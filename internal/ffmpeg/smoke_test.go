@@ -172,7 +172,8 @@ func checkRendition(t *testing.T, dir string, start uint64) []listedSegment {
 		}
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
-	if len(leftovers) > 0 {
+	private, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), PrivateDir, name+".m3u8.tmp"))
+	if leftovers = append(leftovers, private...); len(leftovers) > 0 {
 		t.Errorf("%s: temporary files left: %q", name, leftovers)
 	}
 	return segs

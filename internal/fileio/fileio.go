@@ -84,19 +84,19 @@ func WriteAtomic(path string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "open", Path: tmp, Err: err})
 	}
-	err = writeAll(fd, data)
+	op, err := "write", writeAll(fd, data)
 	if err == nil && umaskHides0644() {
-		err = syscall.Fchmod(fd, 0o644)
+		op, err = "chmod", syscall.Fchmod(fd, 0o644)
 	}
-	if cerr := syscall.Close(fd); err == nil {
-		err = cerr
+	if cerr := syscall.Close(fd); err == nil && cerr != nil {
+		op, err = "close", cerr
 	}
 	if err == nil {
-		err = syscall.Rename(tmp, path)
+		op, err = "rename", syscall.Rename(tmp, path)
 	}
 	if err != nil {
 		_ = syscall.Unlink(tmp)
-		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "write", Path: tmp, Err: err})
+		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: op, Path: tmp, Err: err})
 	}
 	return nil
 }

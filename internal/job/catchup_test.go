@@ -23,7 +23,7 @@ func TestRestoreCatchUp(t *testing.T) {
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
 		"-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "10",
 		"-hls_fmp4_init_filename", manifest.InitName, "-hls_segment_filename", dir+"/"+ffmpeg.SegmentPattern,
-		"-hls_flags", "+independent_segments", playlist).CombinedOutput()
+		"-hls_flags", "+independent_segments+temp_file", playlist).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}

@@ -280,7 +280,7 @@ func (x *index) restore(t *track, segs []manifest.Segment) error {
 			continue
 		}
 		if len(t.Segments) > 0 && s.Number != uint64(t.last)+1 {
-			t.Segments = t.Segments[:0] // keep the newest unbroken run of numbers
+			t.Segments = nil // keep the newest unbroken run of numbers (a new array: see presentation)
 		}
 		t.Segments = append(t.Segments, s)
 		t.last = int64(s.Number)

@@ -380,8 +380,9 @@ func (m *Manager) Close() {
 	}
 }
 
-// watcher returns the daemon's one inotify watcher for rendition folders, started on
-// first use; nil where inotify is unavailable, and jobs poll.
+// watcher returns the daemon's one inotify watcher for the jobs' folders of ffmpeg's
+// playlists (ffmpeg.PrivateDir), started on first use; nil where inotify is
+// unavailable, and jobs poll.
 func (m *Manager) watcher() *dirwatch.Watcher {
 	m.watchOnce.Do(func() {
 		w, err := dirwatch.New()

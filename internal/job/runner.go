@@ -274,11 +274,6 @@ func (j *Job) freshIndex(plan ladder.Plan) (*index, error) {
 			return nil, fmt.Errorf("clear stored index: %w", err)
 		}
 	}
-	// ffmpeg's playlists of an earlier attempt would name segments this index has not
-	// seen, and the folders are made again before ffmpeg starts.
-	if err := os.RemoveAll(filepath.Join(j.dir, ffmpeg.PrivateDir)); err != nil {
-		return nil, fmt.Errorf("clear folder of ffmpeg's playlists: %w", err)
-	}
 	for _, t := range idx.tracks {
 		if err := os.RemoveAll(t.dir); err != nil {
 			return nil, fmt.Errorf("clear rendition folder: %w", err)
@@ -374,9 +369,15 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	if err != nil {
 		return fmt.Errorf("ffmpeg stdout: %w", err)
 	}
-	// Made on every run, not only with a fresh index: a job resumed from a store
-	// written by a version that kept ffmpeg's playlists in the rendition folders.
-	if err := os.MkdirAll(filepath.Join(j.dir, ffmpeg.PrivateDir), 0o755); err != nil {
+	// ffmpeg's playlists of the run before have been read to the end (the refresh after
+	// it exited, or a restore's catch-up): left in place, they would be read again as
+	// this run's before it writes its own (the index forgets what it last saw of them at
+	// each attempt), with an init segment being rewritten under them.
+	priv := filepath.Join(j.dir, ffmpeg.PrivateDir)
+	if err := os.RemoveAll(priv); err != nil {
+		return fmt.Errorf("clear folder of ffmpeg's playlists: %w", err)
+	}
+	if err := os.MkdirAll(priv, 0o755); err != nil {
 		return fmt.Errorf("create folder of ffmpeg's playlists: %w", err)
 	}
 	wake := make(chan struct{}, 1)

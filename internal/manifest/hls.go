@@ -144,9 +144,6 @@ func targetDuration(p *Presentation, extra *Track) (uint64, error) {
 	return max(target, roundSeconds(p.SegmentDuration), 1), nil
 }
 
-// segmentName is the file name of segment n inside its rendition folder.
-func segmentName(n uint64) string { return "seg_" + strconv.FormatUint(n, 10) + ".m4s" }
-
 // mediaURI is the URI of a track's media playlist relative to the job folder.
 func mediaURI(t *Track) string { return path.Join(t.Name, MediaName) }
 
