@@ -35,7 +35,7 @@ func Probe(ctx context.Context, ffprobe string, source string, kind SourceKind) 
 	if ffprobe == "" {
 		ffprobe = "ffprobe"
 	}
-	shown := redact(source)
+	shown := Redact(source)
 	opts, input := inputArgs(kind, source, false)
 	var a Args
 	a.Flag("v", "error")
@@ -189,10 +189,15 @@ func ratio(s, sep string) (num, den int64, ok bool) {
 	return n, d, err1 == nil && err2 == nil
 }
 
-// redact masks the password and every query value of a URL, which may hold
-// credentials (an SRT passphrase, a token), so the source can go in errors and
-// logs. A string that is not a URL with a scheme is returned as it is.
-func redact(source string) string {
+// Mask is what Redact puts in place of a secret.
+const Mask = "xxxxx"
+
+// Redact masks what in a source URL may be a secret, so the source can go in
+// errors, logs and API answers: the password, every query value (an SRT
+// passphrase, a token) and the fragment. Any other place the password appears,
+// as it is or path-escaped, is masked too. A string that is not a URL with a
+// scheme is returned as it is.
+func Redact(source string) string {
 	u, err := url.Parse(source)
 	if err != nil || u.Scheme == "" || u.Opaque != "" {
 		return source
@@ -200,9 +205,22 @@ func redact(source string) string {
 	if u.RawQuery != "" {
 		q := u.Query()
 		for k := range q {
-			q[k] = []string{"xxxxx"}
+			q[k] = []string{Mask}
 		}
 		u.RawQuery = q.Encode()
 	}
-	return u.Redacted()
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = Mask, ""
+	}
+	shown := u.Redacted()
+	if pw, ok := u.User.Password(); ok {
+		for _, s := range []string{pw, url.PathEscape(pw)} {
+			// Each replacement removes a character other than the mask's own,
+			// or shortens a run of them, so the loop ends.
+			for s != "" && !strings.Contains(Mask, s) && strings.Contains(shown, s) {
+				shown = strings.ReplaceAll(shown, s, Mask)
+			}
+		}
+	}
+	return shown
 }

@@ -224,11 +224,17 @@ func TestRedact(t *testing.T) {
 		{name: "plain url", in: "rtmp://cam.example/live/cam", want: "rtmp://cam.example/live/cam"},
 		{name: "password", in: "rtsp://admin:hunter2@10.0.0.9:554/s", want: "rtsp://admin:xxxxx@10.0.0.9:554/s"},
 		{name: "query values", in: "srt://h:9000?mode=caller&passphrase=sekrit123", want: "srt://h:9000?mode=xxxxx&passphrase=xxxxx"},
+		{name: "fragment", in: "rtmp://:aa!00aa@0#:aa!00aa@", want: "rtmp://:xxxxx@0#xxxxx"},
+		{name: "password in the path", in: "rtmp://u:s3cret@h/live/s3cret", want: "rtmp://u:xxxxx@h/live/xxxxx"},
+		{name: "password as user name", in: "rtsp://admin:admin@h/s", want: "rtsp://xxxxx:xxxxx@h/s"},
+		{name: "escaped password in the path", in: "rtmp://u:a%2Fb@h/x/a%2Fb", want: "rtmp://u:xxxxx@h/x/xxxxx"},
+		{name: "password inside the mask", in: "rtmp://u:xx@h/xx", want: "rtmp://u:xxxxx@h/xx"},
+		{name: "replacement makes a new match", in: "rtmp://u:xa@h/xxaa", want: "rtmp://u:xxxxx@h/xxxxxxxxxx"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := redact(tt.in); got != tt.want {
-				t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
+			if got := Redact(tt.in); got != tt.want {
+				t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}

@@ -25,7 +25,8 @@ var ErrInvalid = errors.New("invalid source")
 type Source struct {
 	// URL is what ffmpeg opens: the URL as given, or the absolute resolved path of a file.
 	URL string
-	// Display is what the user gave, with any password in the URL masked; safe to log and return.
+	// Display is what the user gave, with what may be a secret masked (see
+	// [ffmpeg.Redact]); safe to log and return.
 	Display string
 	Kind    ffmpeg.SourceKind
 	// Live is true for every network source: it has no end, and a drop is retried.
@@ -80,7 +81,7 @@ func parseURL(raw string) (Source, error) {
 	if u.Host == "" || u.Hostname() == "" {
 		return Source{}, invalid("%s URL has no host", scheme)
 	}
-	return Source{URL: raw, Display: u.Redacted(), Kind: kind, Live: true}, nil
+	return Source{URL: raw, Display: ffmpeg.Redact(raw), Kind: kind, Live: true}, nil
 }
 
 func parseFile(raw, mediaRoot string) (Source, error) {
