@@ -39,6 +39,9 @@ type index struct {
 	newRun   bool                          // a restart happened; the next segment indexed begins a discontinuity
 	added    map[string][]manifest.Segment // by track, since the caller last looked
 	removed  map[string][]uint64           // by track, since the caller last looked
+	// holdAudio is set while the job runs slower than real time: audio segments are
+	// then listed only as far as the video has come (see audioLimit).
+	holdAudio bool
 }
 
 type track struct {
@@ -58,6 +61,7 @@ type track struct {
 	runStart    time.Duration // where the current ffmpeg run begins on the presentation timeline
 	returning   bool          // a shed rung encoded again: withdrawn until its first new segment
 	seen        os.FileInfo   // ffmpeg's playlist as of the last read: unchanged means nothing new
+	listedNext  uint64        // the number after the newest segment the manifests list
 }
 
 func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *index {
@@ -410,41 +414,52 @@ func (x *index) presentation(ended bool) *manifest.Presentation {
 		SegmentDuration:   x.segDur,
 		Window:            x.window,
 	}
+	limit := x.audioLimit(ended)
 	for _, t := range x.tracks {
 		if t.init == nil || len(t.Segments) == 0 {
 			continue // nothing to say about it yet; the master waits for ready()
 		}
-		// Each track's window ends at its own newest segment: a track's listing changes
-		// only with its own segments, not when another track's segment closes first.
-		// A withdrawn rung has no new segments: its window follows the others.
+		n := len(t.Segments)
+		if t.Kind == manifest.Audio && limit > 0 {
+			for n > 0 && t.Segments[n-1].Number >= t.listedNext && segEnd(t.Segments[n-1], t.Timescale) > limit {
+				n--
+			}
+			if n == 0 {
+				continue
+			}
+		}
+		// Each track's window ends at its own newest listed segment: a track's listing
+		// changes only with its own segments, not when another track's segment closes
+		// first. A withdrawn rung has no new segments: its window follows the others.
 		from := 0.0
 		if x.live && x.window > 0 {
-			end := t.endSeconds()
+			end := segEnd(t.Segments[n-1], t.Timescale)
 			if t.Withdrawn {
 				end = x.edge()
 			}
 			from = end - x.window.Seconds()
 		}
 		k := 0
-		for k < len(t.Segments) && segEnd(t.Segments[k], t.Timescale) <= from {
+		for k < n && segEnd(t.Segments[k], t.Timescale) <= from {
 			k++
 		}
 		// A track that sat out a whole run (a shed rung) cannot say so in HLS: one
 		// EXT-X-DISCONTINUITY counts one. Its listing starts after the gap.
-		for i := len(t.Segments) - 1; i > k; i-- {
+		for i := n - 1; i > k; i-- {
 			if t.Segments[i].Disc > t.Segments[i-1].Disc+1 {
 				k = i
 				break
 			}
 		}
-		if k == len(t.Segments) {
+		if k == n {
 			continue
 		}
+		t.listedNext = max(t.listedNext, t.Segments[n-1].Number+1)
 		mt := t.Track
 		// Not copied: the manifests are rendered from p at once, and the index only
 		// ever appends to a track's segments or reslices them. The capacity is cut so
 		// that an append to one cannot write into the other.
-		mt.Segments = t.Segments[k:len(t.Segments):len(t.Segments)]
+		mt.Segments = t.Segments[k:n:n]
 		mt.DiscontinuitySequence = mt.Segments[0].Disc // its own tag is not written
 		if mt.Kind == manifest.Video {
 			p.Video = append(p.Video, mt)
@@ -453,6 +468,37 @@ func (x *index) presentation(ended bool) *manifest.Presentation {
 		}
 	}
 	return p
+}
+
+// audioLimit returns, while holdAudio is set (the job runs slower than real time), the
+// latest end an audio segment not yet listed may have to be listed: half a segment
+// past the end of the video track furthest behind. It returns 0 when audio is not held.
+//
+// ffmpeg encodes audio with little delay and video with a look-ahead of a second or
+// two; at real time that lead costs nothing, but when ffmpeg runs slow it grows to
+// seconds, and players fetch audio that far ahead of any video. Chromium then plays on
+// with the audio alone for up to 3 s when the video runs dry, and dash.js 5 sometimes
+// never resumes after that: the playhead sits past the video it stopped at, inside the
+// buffered range, for good (see TestShedPlayers). Held to the video, audio and video
+// run dry together, and every player waits for both and plays on. The hold never
+// takes back a segment a manifest already lists.
+func (x *index) audioLimit(ended bool) float64 {
+	if !x.holdAudio || !x.live || ended {
+		return 0
+	}
+	end := 0.0
+	for _, t := range x.tracks {
+		if t.Kind != manifest.Video || t.Withdrawn || len(t.Segments) == 0 {
+			continue
+		}
+		if e := t.endSeconds(); end == 0 || e < end {
+			end = e
+		}
+	}
+	if end == 0 {
+		return 0 // no video (an audio-only ladder, or none yet): nothing to wait for
+	}
+	return end + x.segDur.Seconds()/2
 }
 
 func (t *track) endSeconds() float64 {

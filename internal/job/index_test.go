@@ -118,3 +118,45 @@ func numbers(segs []manifest.Segment) []uint64 {
 	}
 	return out
 }
+
+// TestPresentationHoldsAudio checks that, while the job runs slower than real time,
+// audio segments are listed only as far as the video has come, that the hold never
+// takes back a listed segment, and that it lets the held ones go when it ends.
+func TestPresentationHoldsAudio(t *testing.T) {
+	x := newIndex(true, time.Second, 0, time.Now)
+	fakeTrack(x, "v", manifest.Video, 0, 4)      // video to 4 s
+	a := fakeTrack(x, "a", manifest.Audio, 0, 5) // audio a segment ahead: listed
+	listed := func() []uint64 { return numbers(x.presentation(false).Audio[0].Segments) }
+	if got := listed(); !reflect.DeepEqual(got, []uint64{0, 1, 2, 3, 4}) {
+		t.Fatalf("not holding: audio listed %v", got)
+	}
+
+	x.holdAudio = true
+	for i := 5; i < 9; i++ { // ffmpeg slows down: audio runs on to 9 s, video stays at 4 s
+		a.Segments = append(a.Segments, manifest.Segment{Number: uint64(i), Start: uint64(i) * 1000, Duration: 1000, Size: 100})
+	}
+	if got := listed(); !reflect.DeepEqual(got, []uint64{0, 1, 2, 3, 4}) {
+		t.Errorf("holding, video at 4 s: audio listed %v, want 0 to 4 (4 was listed before the hold)", got)
+	}
+	v := x.tracks[0]
+	v.Segments = append(v.Segments, manifest.Segment{Number: 4, Start: 4000, Duration: 1000, Size: 100},
+		manifest.Segment{Number: 5, Start: 5000, Duration: 1000, Size: 100})
+	if got := listed(); !reflect.DeepEqual(got, []uint64{0, 1, 2, 3, 4, 5}) {
+		t.Errorf("holding, video at 6 s: audio listed %v, want 0 to 5 (ends up to 6.5 s)", got)
+	}
+	if p := x.presentation(true); len(p.Audio[0].Segments) != 9 {
+		t.Errorf("the ended job's manifests list %d audio segments, want all 9", len(p.Audio[0].Segments))
+	}
+
+	x.holdAudio = false
+	if got := listed(); len(got) != 9 {
+		t.Errorf("hold over: audio listed %v, want all 9", got)
+	}
+	// A ladder without video has nothing to wait for.
+	y := newIndex(true, time.Second, 0, time.Now)
+	fakeTrack(y, "a", manifest.Audio, 0, 3)
+	y.holdAudio = true
+	if got := numbers(y.presentation(false).Audio[0].Segments); len(got) != 3 {
+		t.Errorf("audio-only, holding: listed %v, want all 3", got)
+	}
+}

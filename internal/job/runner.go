@@ -479,6 +479,7 @@ loop:
 				}
 			}
 			behindSince = j.checkBehind(now, behindSince)
+			idx.holdAudio = !behindSince.IsZero()
 			if idx.produced != produced {
 				produced, lastSegment = idx.produced, now
 			}
@@ -516,6 +517,7 @@ loop:
 	}
 	// Whatever the exit, no process of the group may outlive the run.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	idx.holdAudio = false // the run's last segments are all listed
 	j.refresh(idx)
 	j.persistSegments(idx, true)
 

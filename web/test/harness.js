@@ -92,8 +92,8 @@
     p.on(ev.PLAYBACK_ERROR, (e) => fatal('dash.js playback error: ' + JSON.stringify(e.error || e).slice(0, 300)));
     p.on(ev.PLAYBACK_ENDED, () => { H.endedEvent = true; });
     if (opts.debug) p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_INFO } });
-    // Off by default in dash.js: a stall inside a buffered range is broken by a 0.1 s seek.
-    if (opts.stallFix) p.updateSettings({ streaming: { gaps: { enableStallFix: true } } });
+    // Settings for investigating (shed.mjs, SHED_DASH_SETTINGS): the tests play with dash.js's defaults.
+    if (opts.dashSettings) p.updateSettings(opts.dashSettings);
     p.initialize(video, url, true);
     p.setMute(true);
     return {

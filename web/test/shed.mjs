@@ -14,8 +14,9 @@
 // problems.
 //
 // Debugging aids, from the environment: SHED_TRACE=dir saves MPD snapshots, player traces
-// and console logs; SHED_DASH_STALLFIX=1 turns on dash.js's streaming.gaps.enableStallFix
-// (off by default), to see what dash.js does past its "stuck inside its buffer" stall.
+// and console logs; SHED_DASH_SETTINGS='{"streaming":{...}}' hands dash.js settings to
+// updateSettings (for example {"streaming":{"gaps":{"enableStallFix":true}}}), to see what
+// dash.js does past its "stuck inside its buffer" stall.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, launch, log, sleep } from './lib.mjs';
@@ -25,14 +26,14 @@ const base = cfg.base;
 const PLAY_AFTER = 8;        // seconds each player must play after the shed
 const TOP_TIMEOUT = 40e3;    // to reach the top rung on automatic choice
 const SHED_TIMEOUT = 150e3;  // from ready to the job listing the rung as shed
-const AFTER_TIMEOUT = 40e3;  // from the shed to PLAY_AFTER seconds played
+const AFTER_TIMEOUT = 60e3;  // from the shed to PLAY_AFTER seconds played (dash.js waits out the gap first)
 
 const result = { sessions: [], blocked: [], seconds: 0 };
 const stuckInBuffer = 'stuck inside its buffer';
 const event = cfg.restart ? 'restart' : 'shed';
 const began = Date.now();
 const traceDir = process.env.SHED_TRACE; // a folder for MPD snapshots, player traces and console logs
-const dashStallFix = !!process.env.SHED_DASH_STALLFIX;
+const dashSettings = process.env.SHED_DASH_SETTINGS ? JSON.parse(process.env.SHED_DASH_SETTINGS) : null;
 if (traceDir) mkdirSync(traceDir, { recursive: true });
 
 async function main() {
@@ -48,8 +49,8 @@ async function main() {
       page.on('response', (res) => { if (res.status() >= 400 && r.httpErrors.length < 20) r.httpErrors.push(`${res.status()} ${res.url()}`); });
       if (traceDir) page.on('console', (m) => appendFileSync(join(traceDir, `${player}.console`), `${((Date.now() - began) / 1000).toFixed(1)} ${m.type()} ${m.text()}\n`));
       await page.goto(`${base}/__harness/harness.html`);
-      r.version = await page.evaluate(([p, u, debug, stallFix]) => window.harness.start(p, u, { debug, stallFix }),
-        [player, r.url, !!traceDir, dashStallFix]);
+      r.version = await page.evaluate(([p, u, debug, dashSettings]) => window.harness.start(p, u, { debug, dashSettings }),
+        [player, r.url, !!traceDir, dashSettings]);
       sessions.push({ page, r });
       result.sessions.push(r);
     }
