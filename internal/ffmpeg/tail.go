@@ -19,11 +19,20 @@ type Tail struct {
 	lines     []string
 	partial   []byte // the line being written, up to MaxLineLength bytes
 	truncated bool   // the line being written was longer than MaxLineLength
+	redact    func(string) string
 }
 
 // NewTail returns a Tail that keeps the last n lines (at least one).
 func NewTail(n int) *Tail {
 	return &Tail{n: max(n, 1)}
+}
+
+// SetRedactor makes Lines and Last pass every line through f (see Redactor), so
+// that a source's password printed by ffmpeg is never shown. Call it before use.
+func (t *Tail) SetRedactor(f func(string) string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.redact = f
 }
 
 // Write implements io.Writer. It never fails.
@@ -86,6 +95,11 @@ func (t *Tail) Lines() []string {
 	}
 	if len(out) > t.n {
 		out = out[len(out)-t.n:]
+	}
+	if t.redact != nil {
+		for i := range out {
+			out[i] = t.redact(out[i])
+		}
 	}
 	return out
 }
