@@ -292,7 +292,11 @@ func (x *index) restore(t *track, segs []manifest.Segment) error {
 		x.disc = max(x.disc, s.Disc)
 		t.measure(s)
 	}
-	return x.catchUp(t)
+	err = x.catchUp(t)
+	// What the previous daemon listed is not known; what it may have listed must not be
+	// taken back (see audioLimit).
+	t.listedNext = uint64(t.last + 1)
+	return err
 }
 
 // catchUp indexes the segments that the previous daemon's ffmpeg completed after the
@@ -488,7 +492,8 @@ func (x *index) audioLimit(ended bool) float64 {
 	}
 	end := 0.0
 	for _, t := range x.tracks {
-		if t.Kind != manifest.Video || t.Withdrawn || len(t.Segments) == 0 {
+		// A rung with nothing in the current run yet (or for good) holds nothing back.
+		if t.Kind != manifest.Video || t.Withdrawn || len(t.Segments) == 0 || t.Segments[len(t.Segments)-1].Disc != x.disc {
 			continue
 		}
 		if e := t.endSeconds(); end == 0 || e < end {
@@ -496,7 +501,7 @@ func (x *index) audioLimit(ended bool) float64 {
 		}
 	}
 	if end == 0 {
-		return 0 // no video (an audio-only ladder, or none yet): nothing to wait for
+		return 0 // no video in this run (an audio-only ladder, or none yet): nothing to wait for
 	}
 	return end + x.segDur.Seconds()/2
 }

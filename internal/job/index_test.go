@@ -148,6 +148,15 @@ func TestPresentationHoldsAudio(t *testing.T) {
 		t.Errorf("the ended job's manifests list %d audio segments, want all 9", len(p.Audio[0].Segments))
 	}
 
+	// After a restart, a video rung with nothing in the new run yet holds nothing back.
+	x.disc = 1
+	a.Segments = append(a.Segments, manifest.Segment{Number: 9, Start: 9000, Duration: 1000, Size: 100, Disc: 1})
+	if got := listed(); len(got) != 10 {
+		t.Errorf("holding, no video in the new run: audio listed %v, want all 10", got)
+	}
+	a.Segments = a.Segments[:9]
+	x.disc = 0
+
 	x.holdAudio = false
 	if got := listed(); len(got) != 9 {
 		t.Errorf("hold over: audio listed %v, want all 9", got)

@@ -337,6 +337,17 @@ func (j *Job) checkBehind(now, since time.Time) time.Time {
 	return since
 }
 
+// holdAudio sets whether the manifests hold audio to the video (index.audioLimit).
+// When the hold ends, they list the held segments at once rather than with the next
+// segment.
+func (j *Job) holdAudio(idx *index, on bool) {
+	was := idx.holdAudio
+	idx.holdAudio = on
+	if was && !on {
+		j.publish(idx)
+	}
+}
+
 // errStalled is returned by runFFmpeg when it killed an ffmpeg that stopped making progress.
 var errStalled = errors.New("ffmpeg stalled")
 
@@ -360,11 +371,15 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
+	// ffmpeg names its input in errors: never with its password in a log, an event or
+	// the API.
+	redact := ffmpeg.Redactor(j.src.URL)
 	tail := ffmpeg.NewTail(20)
+	tail.SetRedactor(redact)
 	j.mu.Lock()
 	j.tail = tail
 	j.mu.Unlock()
-	cmd.Stderr = io.MultiWriter(tail, newStderrLog(j.log, j.m.now))
+	cmd.Stderr = io.MultiWriter(tail, newStderrLog(j.log, j.m.now, redact))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("ffmpeg stdout: %w", err)
@@ -479,7 +494,7 @@ loop:
 				}
 			}
 			behindSince = j.checkBehind(now, behindSince)
-			idx.holdAudio = !behindSince.IsZero()
+			j.holdAudio(idx, !behindSince.IsZero())
 			if idx.produced != produced {
 				produced, lastSegment = idx.produced, now
 			}
@@ -517,7 +532,7 @@ loop:
 	}
 	// Whatever the exit, no process of the group may outlive the run.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	idx.holdAudio = false // the run's last segments are all listed
+	j.holdAudio(idx, false) // the run's last segments are all listed
 	j.refresh(idx)
 	j.persistSegments(idx, true)
 

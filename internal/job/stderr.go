@@ -14,6 +14,7 @@ import (
 type stderrLog struct {
 	log    zerolog.Logger
 	now    func() time.Time
+	redact func(string) string // masks the source's secrets (ffmpeg.Redactor)
 	burst  int
 	period time.Duration
 
@@ -24,8 +25,8 @@ type stderrLog struct {
 	dropped int
 }
 
-func newStderrLog(log zerolog.Logger, now func() time.Time) *stderrLog {
-	return &stderrLog{log: log, now: now, burst: 10, period: 10 * time.Second}
+func newStderrLog(log zerolog.Logger, now func() time.Time, redact func(string) string) *stderrLog {
+	return &stderrLog{log: log, now: now, redact: redact, burst: 10, period: 10 * time.Second}
 }
 
 func (s *stderrLog) Write(p []byte) (int, error) {
@@ -66,5 +67,5 @@ func (s *stderrLog) line(line string) {
 	if len(line) > 1024 {
 		line = line[:1024]
 	}
-	s.log.Warn().Str("stderr", line).Msg("ffmpeg")
+	s.log.Warn().Str("stderr", s.redact(line)).Msg("ffmpeg")
 }
