@@ -213,7 +213,9 @@ func Redact(source string) string {
 	if hasPW {
 		u.User = url.UserPassword(hide(u.User.Username()), Mask)
 	}
-	u.Path, u.RawPath = hide(u.Path), "" // re-escaped from the masked path
+	if p := hide(u.Path); p != u.Path {
+		u.Path, u.RawPath = p, "" // re-escaped from the masked path
+	}
 	if u.RawQuery != "" {
 		q := url.Values{}
 		for k := range u.Query() {

@@ -230,6 +230,7 @@ func TestRedact(t *testing.T) {
 		{name: "password as user name", in: "rtsp://admin:admin@h/s", want: "rtsp://xxxxx:xxxxx@h/s"},
 		{name: "escaped password in the path", in: "rtmp://u:a%2Fb@h/x/a%2Fb", want: "rtmp://u:xxxxx@h/x/xxxxx"},
 		{name: "password inside the mask", in: "rtmp://u:xx@h/xx", want: "rtmp://u:xxxxx@h/xx"},
+		{name: "escaped path kept as given", in: "rtmp://h/live%2Fkey", want: "rtmp://h/live%2Fkey"},
 		{name: "replacement makes a new match", in: "rtmp://u:xa@h/xxaa", want: "rtmp://u:xxxxx@h/xxxxxxxxxx"},
 	}
 	for _, tt := range tests {
