@@ -21,20 +21,29 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ReadFile reads the whole file at path, like os.ReadFile. Its errors are *fs.PathError
 // values, so errors.Is(err, fs.ErrNotExist) works as with the os package.
 func ReadFile(path string) ([]byte, error) {
+	data, _, err := ReadFileModTime(path)
+	return data, err
+}
+
+// ReadFileModTime is ReadFile that also returns the file's modification time, from the
+// same open file (a media segment's: when ffmpeg closed it), for no extra system call.
+func ReadFileModTime(path string) ([]byte, time.Time, error) {
 	fd, err := open(path, syscall.O_RDONLY, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return nil, time.Time{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer syscall.Close(fd)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+		return nil, time.Time{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
+	mod := time.Unix(st.Mtim.Unix())
 	data := make([]byte, 0, max(st.Size, 0)+512)
 	for {
 		if len(data) == cap(data) {
@@ -45,13 +54,13 @@ func ReadFile(path string) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+			return nil, time.Time{}, &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		data = data[:len(data)+n]
 		// The whole file as it was when opened needs no further read to see its end; a
 		// file whose size stat does not tell (in /proc) is read to its end.
 		if n == 0 || (st.Size > 0 && int64(len(data)) == st.Size) {
-			return data, nil
+			return data, mod, nil
 		}
 	}
 }

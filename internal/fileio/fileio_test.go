@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestWriteAtomic(t *testing.T) {
@@ -151,12 +152,19 @@ func TestReadFile(t *testing.T) {
 			if err := os.WriteFile(path, tc.data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			got, err := ReadFile(path)
+			mod := time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC)
+			if err := os.Chtimes(path, mod, mod); err != nil {
+				t.Fatal(err)
+			}
+			got, gotMod, err := ReadFileModTime(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, tc.data) {
 				t.Errorf("read %d bytes, want %d", len(got), len(tc.data))
+			}
+			if !gotMod.Equal(mod) {
+				t.Errorf("modification time %v, want %v", gotMod, mod)
 			}
 		})
 	}
