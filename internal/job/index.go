@@ -33,7 +33,7 @@ type index struct {
 	attempt  int       // ffmpeg runs so far; >1 means later segments follow a restart
 	now      func() time.Time
 	produced int                           // segments indexed, all tracks
-	fresh    []string                      // paths of the segments indexed since the caller last looked
+	fresh    []time.Time                   // when ffmpeg closed the segments indexed since the caller last looked
 	urgent   bool                          // a run's first segment was indexed: store the changes now
 	disc     uint64                        // discontinuities so far: the Disc of the current run's segments
 	newRun   bool                          // a restart happened; the next segment indexed begins a discontinuity
@@ -183,9 +183,13 @@ func (x *index) pollTrack(t *track) (bool, error) {
 
 func (x *index) addSegment(t *track, n int64) error {
 	path := filepath.Join(t.dir, segmentName(uint64(n)))
-	info, err := media.ParseSegmentFile(path, t.init)
+	data, closed, err := fileio.ReadFileModTime(path)
 	if err != nil {
 		return fmt.Errorf("segment %d: %w", n, err)
+	}
+	info, err := media.ParseSegment(data, t.init)
+	if err != nil {
+		return fmt.Errorf("segment %d: %s: %w", n, path, err)
 	}
 	if !t.haveFirst {
 		t.firstTfdt = info.BaseDecodeTime
@@ -224,7 +228,7 @@ func (x *index) addSegment(t *track, n int64) error {
 		x.ast = x.now().Add(-time.Duration(end * float64(time.Second))).UTC().Truncate(time.Millisecond)
 	}
 	x.append(t, seg)
-	x.fresh = append(x.fresh, path)
+	x.fresh = append(x.fresh, closed)
 	return nil
 }
 

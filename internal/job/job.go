@@ -106,12 +106,13 @@ type Job struct {
 	plan         *ladder.Plan
 	tail         *ffmpeg.Tail // stderr of the last ffmpeg run
 
-	written     map[string][]byte // manifests as last written; used by the runner goroutine only
-	persistedAt time.Time         // when the segment index was last stored; runner goroutine only
-	shed        shedding          // the rung shed while the box is over capacity; runner goroutine only
-	cost        float64           // cores the job was admitted (or waits) for; live jobs under a CPU cap
-	ctx         context.Context   // the runner's context; cancel ends it
-	ast         time.Time         // the presentation's availability start, once known
+	written     map[string][]byte      // manifests as last written; used by the runner goroutine only
+	master      *manifest.Presentation // what the master playlist was last written from; likewise
+	persistedAt time.Time              // when the segment index was last stored; runner goroutine only
+	shed        shedding               // the rung shed while the box is over capacity; runner goroutine only
+	cost        float64                // cores the job was admitted (or waits) for; live jobs under a CPU cap
+	ctx         context.Context        // the runner's context; cancel ends it
+	ast         time.Time              // the presentation's availability start, once known
 }
 
 // ID returns the job id.

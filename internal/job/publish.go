@@ -16,7 +16,8 @@ import (
 // How a running job learns of new segments. ffmpeg renames its private playlist into
 // place after closing each segment; the rename wakes the job (internal/dirwatch), which
 // indexes what is new and renders the manifests at once; checkInterval paces the checks
-// that need no event (stalls, CPU measurement, speed) and a safety poll. Where inotify is
+// that need no event (stalls, CPU measurement, speed), and a safety poll when no rename
+// woke the job since the last check. Where inotify is
 // unavailable, the job polls every Config.PollInterval instead and makes those checks
 // at the same pace.
 //
@@ -111,10 +112,8 @@ func (j *Job) observeLatency(idx *index) {
 		return
 	}
 	now := time.Now()
-	for _, path := range fresh {
-		if fi, err := os.Stat(path); err == nil {
-			obs.ManifestsWritten(j.id, now.Sub(fi.ModTime()))
-		}
+	for _, closed := range fresh {
+		obs.ManifestsWritten(j.id, now.Sub(closed))
 	}
 }
 
@@ -151,11 +150,16 @@ func (j *Job) render(idx *index, ended bool) error {
 	if !idx.ready() {
 		return errors.Join(errs...)
 	}
-	data, err := manifest.RenderMaster(p)
-	if err == nil {
-		err = j.write(filepath.Join(j.dir, manifest.MasterName), data)
+	if !manifest.SameMaster(j.master, p) {
+		data, err := manifest.RenderMaster(p)
+		if err == nil {
+			err = j.write(filepath.Join(j.dir, manifest.MasterName), data)
+		}
+		if err == nil {
+			j.master = p
+		}
+		errs = append(errs, err)
 	}
-	errs = append(errs, err)
 	if idx.live || ended {
 		data, err := manifest.RenderMPD(p)
 		if err == nil {

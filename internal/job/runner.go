@@ -462,6 +462,7 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	tick := newBeat(interval)
 	defer tick.stop()
 	var waitErr, stall, reshape error
+	woken := false // by a rename since the last beat
 	stopping := ctx.Done()
 	var kill <-chan time.Time
 loop:
@@ -479,9 +480,15 @@ loop:
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		case <-wake:
 			j.refresh(idx)
+			woken = true
 		case now := <-tick.C:
 			tick.next()
-			j.refresh(idx)
+			// A wake-up since the last beat polled every track: the safety poll is for
+			// a beat without one.
+			if !woken {
+				j.refresh(idx)
+			}
+			woken = false
 			if meter != nil && now.After(nextMeter) {
 				nextMeter = now.Add(5 * time.Second)
 				if cores, err := meter.Cores(float64(now.UnixNano()) / 1e9); err == nil {

@@ -228,6 +228,41 @@ func RenderMaster(p *Presentation) ([]byte, error) {
 	return bytes.Clone(mp.Encode().Bytes()), nil
 }
 
+// SameMaster reports whether RenderMaster renders a and b alike: whether they differ
+// only in what the master playlist does not show (segments, times, the discontinuity
+// sequence). A live job, which renders with every segment, renders the master only when
+// this reports a change: its figures move far less often than its segments come.
+func SameMaster(a, b *Presentation) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.AudioOnly != b.AudioOnly || len(a.Video) != len(b.Video) || len(a.Audio) != len(b.Audio) ||
+		a.SegmentDuration < 0 != (b.SegmentDuration < 0) || a.Window < 0 != (b.Window < 0) { // validate's checks
+		return false
+	}
+	for i := range a.Video {
+		if !sameOutline(&a.Video[i], &b.Video[i]) {
+			return false
+		}
+	}
+	for i := range a.Audio {
+		if !sameOutline(&a.Audio[i], &b.Audio[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameOutline compares every field of two tracks but their segments and discontinuity
+// sequence (TestSameMaster checks that no field is forgotten).
+func sameOutline(a, b *Track) bool {
+	return a.Name == b.Name && a.Kind == b.Kind && a.Codecs == b.Codecs && a.Timescale == b.Timescale &&
+		a.Width == b.Width && a.Height == b.Height && a.FrameRate == b.FrameRate &&
+		a.Channels == b.Channels && a.SampleRate == b.SampleRate && a.Language == b.Language &&
+		a.Declared == b.Declared && a.PeakBandwidth == b.PeakBandwidth &&
+		a.AverageBandwidth == b.AverageBandwidth && a.Withdrawn == b.Withdrawn
+}
+
 // averageOf is a variant's AVERAGE-BANDWIDTH: the video average plus the audio one, or 0
 // (left out) unless both were measured.
 func averageOf(video, audio int64, audioMeasured bool) int64 {
