@@ -1,5 +1,6 @@
 // Package fileio reads and replaces the small files on a job's hot path (ffmpeg's
-// playlists, the segments' boxes, our manifests) with plain system calls.
+// playlists, the segments' boxes, our manifests) with plain system calls, made raw where
+// the files are in memory (see For).
 //
 // The os package registers every file it opens with the runtime's network poller: on
 // Linux that is four fcntl calls and an epoll_ctl that fails with EPERM for a regular
@@ -24,23 +25,69 @@ import (
 	"time"
 )
 
+// FS makes the hot path's system calls for the files under one folder: blocking ones,
+// or raw ones on a file system in memory (see For). The zero FS makes blocking calls
+// and suits any folder.
+type FS struct {
+	raw bool
+}
+
+// For returns the FS for the files under dir (or its nearest existing ancestor).
+//
+// On tmpfs or ramfs, which never wait for a device, it makes its calls raw: without
+// telling the Go runtime that the thread may block. Each call the runtime is told of
+// wakes its sysmon thread when the process was idle, and sysmon then polls every 20 µs
+// until the process is idle again: for a daemon that wakes twenty times a second to
+// read a few hundred bytes and rename two files, that polling was a sixth of its CPU
+// (scripts/overhead). On any other file system a call may wait for the disk, and a
+// thread in a raw call holds its processor (and the garbage collector's
+// stop-the-world) until it returns, so For keeps the calls blocking there.
+func For(dir string) FS {
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		var st syscall.Statfs_t
+		err := syscall.Statfs(p, &st)
+		if err == nil {
+			return FS{raw: rawSupported && inMemory(uint32(st.Type))}
+		}
+		if p == filepath.Dir(p) {
+			return FS{}
+		}
+	}
+}
+
+// InMemory reports whether f makes raw calls: its folder is on tmpfs or ramfs.
+func (f FS) InMemory() bool { return f.raw }
+
+// File system magic numbers (statfs(2)).
+const (
+	tmpfsMagic = 0x01021994
+	ramfsMagic = 0x858458f6
+)
+
+func inMemory(fsType uint32) bool { return fsType == tmpfsMagic || fsType == ramfsMagic }
+
+// ReadFile reads the whole file at path, like os.ReadFile, with blocking calls. Its
+// errors are *fs.PathError values, so errors.Is(err, fs.ErrNotExist) works as with the
+// os package.
+func ReadFile(path string) ([]byte, error) { return FS{}.ReadFile(path) }
+
 // ReadFile reads the whole file at path, like os.ReadFile. Its errors are *fs.PathError
 // values, so errors.Is(err, fs.ErrNotExist) works as with the os package.
-func ReadFile(path string) ([]byte, error) {
-	data, _, err := ReadFileModTime(path)
+func (f FS) ReadFile(path string) ([]byte, error) {
+	data, _, err := f.ReadFileModTime(path)
 	return data, err
 }
 
 // ReadFileModTime is ReadFile that also returns the file's modification time, from the
 // same open file (a media segment's: when ffmpeg closed it), for no extra system call.
-func ReadFileModTime(path string) ([]byte, time.Time, error) {
-	fd, err := open(path, syscall.O_RDONLY, 0)
+func (f FS) ReadFileModTime(path string) ([]byte, time.Time, error) {
+	fd, err := f.open(path, syscall.O_RDONLY, 0)
 	if err != nil {
 		return nil, time.Time{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer syscall.Close(fd)
+	defer f.close(fd)
 	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
+	if err := f.fstat(fd, &st); err != nil {
 		return nil, time.Time{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	mod := time.Unix(st.Mtim.Unix())
@@ -49,7 +96,7 @@ func ReadFileModTime(path string) ([]byte, time.Time, error) {
 		if len(data) == cap(data) {
 			data = slices.Grow(data, 4096)
 		}
-		n, err := syscall.Read(fd, data[len(data):cap(data)])
+		n, err := f.read(fd, data[len(data):cap(data)])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -65,6 +112,43 @@ func ReadFileModTime(path string) ([]byte, time.Time, error) {
 	}
 }
 
+// Version identifies one state of a file: which file it is (device and inode), its size
+// and its modification time. A file replaced by a rename, or written, has another
+// version. The zero Version is no file's.
+type Version struct {
+	dev, ino uint64
+	size     int64
+	mtime    syscall.Timespec
+}
+
+// Version returns the version of the file at path (following symbolic links). Its
+// errors are *fs.PathError values.
+func (f FS) Version(path string) (Version, error) {
+	var st syscall.Stat_t
+	if err := f.stat(path, &st); err != nil {
+		return Version{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return Version{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim}, nil
+}
+
+// Remove removes the file at path. Its errors are *fs.PathError values.
+func (f FS) Remove(path string) error {
+	for {
+		err := f.unlink(path)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "remove", Path: path, Err: err}
+		}
+		return nil
+	}
+}
+
+// WriteAtomic replaces the file at path with data, with blocking calls; see
+// FS.WriteAtomic.
+func WriteAtomic(path string, data []byte) error { return FS{}.WriteAtomic(path, data) }
+
 // WriteAtomic replaces the file at path with data so that a reader (a web server) sees
 // either the old file or the new one, never a part: it writes a temporary file in the
 // same folder, with mode 0644, and renames it over path, which is atomic within one file
@@ -74,7 +158,7 @@ func ReadFileModTime(path string) ([]byte, time.Time, error) {
 // daemon's index, so one lost to a power cut is simply rendered again; an fsync per
 // manifest per segment would cost far more than it protects. Readers are protected by the
 // rename alone: it never exposes a file that is still being written.
-func WriteAtomic(path string, data []byte) error {
+func (f FS) WriteAtomic(path string, data []byte) error {
 	dir, base := filepath.Split(path)
 	var (
 		tmp string
@@ -85,7 +169,7 @@ func WriteAtomic(path string, data []byte) error {
 	// on one output folder, by mistake) must not write into each other's file.
 	for range 100 {
 		tmp = dir + "." + base + ".tmp-" + strconv.FormatUint(uint64(rand.Uint32()), 10)
-		fd, err = open(tmp, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, 0o644)
+		fd, err = f.open(tmp, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, 0o644)
 		if err != syscall.EEXIST {
 			break
 		}
@@ -93,35 +177,26 @@ func WriteAtomic(path string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "open", Path: tmp, Err: err})
 	}
-	op, err := "write", writeAll(fd, data)
+	op, err := "write", f.writeAll(fd, data)
 	if err == nil && umaskHides0644() {
-		op, err = "chmod", syscall.Fchmod(fd, 0o644)
+		op, err = "chmod", f.fchmod(fd, 0o644)
 	}
-	if cerr := syscall.Close(fd); err == nil && cerr != nil {
+	if cerr := f.close(fd); err == nil && cerr != nil {
 		op, err = "close", cerr
 	}
 	if err == nil {
-		op, err = "rename", syscall.Rename(tmp, path)
+		op, err = "rename", f.rename(tmp, path)
 	}
 	if err != nil {
-		_ = syscall.Unlink(tmp)
+		_ = f.unlink(tmp)
 		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: op, Path: tmp, Err: err})
 	}
 	return nil
 }
 
-func open(path string, flags int, perm uint32) (int, error) {
-	for {
-		fd, err := syscall.Open(path, flags|syscall.O_CLOEXEC, perm)
-		if err != syscall.EINTR {
-			return fd, err
-		}
-	}
-}
-
-func writeAll(fd int, data []byte) error {
+func (f FS) writeAll(fd int, data []byte) error {
 	for len(data) > 0 {
-		n, err := syscall.Write(fd, data)
+		n, err := f.write(fd, data)
 		if err == syscall.EINTR {
 			continue
 		}

@@ -3,6 +3,7 @@ package fileio
 import (
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,35 +24,37 @@ func TestWriteAtomic(t *testing.T) {
 		{name: "replaces a shorter file", old: []byte("a"), data: bytes.Repeat([]byte("y"), 70000)},
 		{name: "writes an empty file", old: []byte("something"), data: []byte{}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "master.m3u8")
-			if tc.old != nil {
-				if err := os.WriteFile(path, tc.old, 0o600); err != nil {
+	eachFS(t, func(t *testing.T, f FS) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "master.m3u8")
+				if tc.old != nil {
+					if err := os.WriteFile(path, tc.old, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := f.WriteAtomic(path, tc.data); err != nil {
+					t.Fatalf("WriteAtomic: %v", err)
+				}
+				got, err := os.ReadFile(path)
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			if err := WriteAtomic(path, tc.data); err != nil {
-				t.Fatalf("WriteAtomic: %v", err)
-			}
-			got, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, tc.data) {
-				t.Errorf("file holds %d bytes, want %d", len(got), len(tc.data))
-			}
-			info, err := os.Stat(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if mode := info.Mode().Perm(); mode != 0o644 {
-				t.Errorf("mode %v, want 0644", mode)
-			}
-			onlyFiles(t, dir, "master.m3u8")
-		})
-	}
+				if !bytes.Equal(got, tc.data) {
+					t.Errorf("file holds %d bytes, want %d", len(got), len(tc.data))
+				}
+				info, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if mode := info.Mode().Perm(); mode != 0o644 {
+					t.Errorf("mode %v, want 0644", mode)
+				}
+				onlyFiles(t, dir, "master.m3u8")
+			})
+		}
+	})
 }
 
 func TestWriteAtomicErrors(t *testing.T) {
@@ -77,26 +80,32 @@ func TestWriteAtomicErrors(t *testing.T) {
 			left: []string{"taken"},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := tc.setup(dir)
-			if err := WriteAtomic(path, []byte("data")); err == nil {
-				t.Fatal("WriteAtomic succeeded")
-			}
-			onlyFiles(t, dir, tc.left...)
-		})
-	}
+	eachFS(t, func(t *testing.T, f FS) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				path := tc.setup(dir)
+				if err := f.WriteAtomic(path, []byte("data")); err == nil {
+					t.Fatal("WriteAtomic succeeded")
+				}
+				onlyFiles(t, dir, tc.left...)
+			})
+		}
+	})
 }
 
 // TestWriteAtomicReaderNeverSeesPart reads the file while it is replaced over and over:
 // every read must give one whole version, never a mix or a truncated one.
 func TestWriteAtomicReaderNeverSeesPart(t *testing.T) {
+	eachFS(t, testWriteAtomicReaderNeverSeesPart)
+}
+
+func testWriteAtomicReaderNeverSeesPart(t *testing.T, f FS) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "manifest.mpd")
 	a := bytes.Repeat([]byte("a"), 1<<20)
 	b := bytes.Repeat([]byte("b"), 1<<19)
-	if err := WriteAtomic(path, a); err != nil {
+	if err := f.WriteAtomic(path, a); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -123,7 +132,7 @@ func TestWriteAtomicReaderNeverSeesPart(t *testing.T) {
 		if i%2 == 0 {
 			data = b
 		}
-		if err := WriteAtomic(path, data); err != nil {
+		if err := f.WriteAtomic(path, data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,6 +145,10 @@ func TestWriteAtomicReaderNeverSeesPart(t *testing.T) {
 }
 
 func TestReadFile(t *testing.T) {
+	eachFS(t, testReadFile)
+}
+
+func testReadFile(t *testing.T, f FS) {
 	dir := t.TempDir()
 	tests := []struct {
 		name string
@@ -156,7 +169,7 @@ func TestReadFile(t *testing.T) {
 			if err := os.Chtimes(path, mod, mod); err != nil {
 				t.Fatal(err)
 			}
-			got, gotMod, err := ReadFileModTime(path)
+			got, gotMod, err := f.ReadFileModTime(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +186,7 @@ func TestReadFile(t *testing.T) {
 		if err != nil {
 			t.Skip(err)
 		}
-		got, err := ReadFile("/proc/self/status")
+		got, err := f.ReadFile("/proc/self/status")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,13 +195,13 @@ func TestReadFile(t *testing.T) {
 		}
 	})
 	t.Run("missing", func(t *testing.T) {
-		_, err := ReadFile(filepath.Join(dir, "missing"))
+		_, err := f.ReadFile(filepath.Join(dir, "missing"))
 		if !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("err = %v, want one that is fs.ErrNotExist", err)
 		}
 	})
 	t.Run("a folder", func(t *testing.T) {
-		if _, err := ReadFile(dir); err == nil {
+		if _, err := f.ReadFile(dir); err == nil {
 			t.Error("read a folder")
 		}
 	})
@@ -229,5 +242,130 @@ func onlyFiles(t *testing.T, dir string, names ...string) {
 	}
 	for n := range want {
 		t.Errorf("%s lacks %s", dir, n)
+	}
+}
+
+// eachFS runs fn with an FS of each kind: blocking calls, and raw ones (which work on
+// any file system; For picks them only for file systems in memory).
+func eachFS(t *testing.T, fn func(t *testing.T, f FS)) {
+	t.Run("blocking", func(t *testing.T) { fn(t, FS{}) })
+	if rawSupported {
+		t.Run("raw", func(t *testing.T) { fn(t, FS{raw: true}) })
+	}
+}
+
+func TestVersion(t *testing.T) {
+	eachFS(t, func(t *testing.T, f FS) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "p.m3u8")
+		if _, err := f.Version(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("missing file: err = %v, want one that is fs.ErrNotExist", err)
+		}
+		if err := f.WriteAtomic(path, []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		v1, err := f.Version(path)
+		if err != nil || v1 == (Version{}) {
+			t.Fatalf("Version = %v, %v", v1, err)
+		}
+		if again, _ := f.Version(path); again != v1 {
+			t.Errorf("unchanged file: version %v, then %v", v1, again)
+		}
+		// Same size, same modification time: only the rename tells.
+		mod := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(path, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+		v1, _ = f.Version(path)
+		if err := f.WriteAtomic(path, []byte("two")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+		if v2, _ := f.Version(path); v2 == v1 {
+			t.Errorf("a replaced file has the version of the old one: %v", v2)
+		}
+		v2, _ := f.Version(path)
+		defer func() {
+			if err := f.Remove(path); err != nil {
+				t.Error(err)
+			}
+			if err := f.Remove(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("removed twice: err = %v, want one that is fs.ErrNotExist", err)
+			}
+		}()
+		if err := os.WriteFile(path, []byte("three!"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if v3, _ := f.Version(path); v3 == v2 {
+			t.Errorf("a file written in place keeps its version: %v", v3)
+		}
+	})
+}
+
+// TestFor checks that For picks raw calls for a folder in memory (or under one, not yet
+// made) and blocking calls elsewhere.
+func TestFor(t *testing.T) {
+	if !rawSupported {
+		t.Skip("no raw calls on this architecture")
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || !inMemory(uint32(st.Type)) {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	if !For("/dev/shm").InMemory() || !For("/dev/shm/not/made/yet").InMemory() {
+		t.Error("/dev/shm is tmpfs, yet For makes blocking calls there")
+	}
+	if err := syscall.Statfs(".", &st); err == nil && !inMemory(uint32(st.Type)) && For(".").InMemory() {
+		t.Error("the source folder is on disk, yet For makes raw calls there")
+	}
+}
+
+func TestPollReader(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	r, err := NewPollReader(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte("progress=continue\n"), 10000) // more than a pipe holds
+	go func() {
+		time.Sleep(50 * time.Millisecond) // the first read waits in the poller
+		_, _ = pw.Write(want)
+		pw.Close()
+	}()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes (err %v), want %d", len(got), err, len(want))
+	}
+
+	// A reader blocked when its file is closed returns os.ErrClosed.
+	pr2, pw2, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw2.Close()
+	r2, err := NewPollReader(pr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r2.Read(make([]byte, 10))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	pr2.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("err = %v, want one that is os.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the read did not return when its file was closed")
 	}
 }

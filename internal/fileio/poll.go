@@ -1,0 +1,56 @@
+package fileio
+
+import (
+	"io"
+	"os"
+	"syscall"
+)
+
+// PollReader reads a descriptor the runtime polls (a pipe, an inotify descriptor) with
+// raw read calls, waiting for data in the runtime's poller. Such a descriptor is
+// non-blocking: a read with nothing to give returns EAGAIN at once, so a raw call never
+// holds its thread, and the runtime's sysmon thread is not woken for it (see For). An
+// idle daemon wakes for ffmpeg's progress reports and for the renames of its playlists:
+// each read of them is the first system call after the wake-up.
+type PollReader struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+// NewPollReader returns a PollReader of f, which must be pollable (from os.Pipe, or
+// os.NewFile of a non-blocking descriptor).
+func NewPollReader(f *os.File) (*PollReader, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &PollReader{f: f, rc: rc}, nil
+}
+
+// Read reads like f.Read: io.EOF at the end, and an error that is os.ErrClosed once f
+// is closed.
+func (r *PollReader) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	var n int
+	var errno error
+	err := r.rc.Read(func(fd uintptr) bool {
+		for {
+			n, errno = rawRead(int(fd), b)
+			if errno != syscall.EINTR {
+				return errno != syscall.EAGAIN
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		// The poller's own errors: with no deadline set on f, only that it was closed.
+		return 0, &os.PathError{Op: "read", Path: r.f.Name(), Err: os.ErrClosed}
+	case errno != nil:
+		return 0, &os.PathError{Op: "read", Path: r.f.Name(), Err: errno}
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
