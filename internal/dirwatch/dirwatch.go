@@ -23,6 +23,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/transcoderd/transcoderd/internal/fileio"
 )
 
 // Watcher is one inotify instance shared by every subscription.
@@ -97,8 +99,18 @@ func (w *Watcher) Close() error {
 func (w *Watcher) read() {
 	defer close(w.done)
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+	// Raw reads: the first system call after each wake-up need not wake the runtime's
+	// sysmon (fileio.PollReader).
+	r, err := fileio.NewPollReader(w.f)
+	if err != nil {
+		w.mu.Lock()
+		w.err = err
+		w.wakeAllLocked()
+		w.mu.Unlock()
+		return
+	}
 	for {
-		n, err := w.f.Read(buf)
+		n, err := r.Read(buf)
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
 				w.mu.Lock()

@@ -32,6 +32,7 @@ type index struct {
 	ast      time.Time // wall-clock time of media time 0 (live)
 	attempt  int       // ffmpeg runs so far; >1 means later segments follow a restart
 	now      func() time.Time
+	fs       fileio.FS                     // reads ffmpeg's playlists and segments
 	produced int                           // segments indexed, all tracks
 	fresh    []time.Time                   // when ffmpeg closed the segments indexed since the caller last looked
 	urgent   bool                          // a run's first segment was indexed: store the changes now
@@ -58,10 +59,10 @@ type track struct {
 	firstTfdt   uint64
 	haveFirst   bool
 	pendingDisc bool
-	runStart    time.Duration // where the current ffmpeg run begins on the presentation timeline
-	returning   bool          // a shed rung encoded again: withdrawn until its first new segment
-	seen        os.FileInfo   // ffmpeg's playlist as of the last read: unchanged means nothing new
-	listedNext  uint64        // the number after the newest segment the manifests list
+	runStart    time.Duration  // where the current ffmpeg run begins on the presentation timeline
+	returning   bool           // a shed rung encoded again: withdrawn until its first new segment
+	seen        fileio.Version // of ffmpeg's playlist at the last read: unchanged means nothing new
+	listedNext  uint64         // the number after the newest segment the manifests list
 }
 
 func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *index {
@@ -90,7 +91,7 @@ func (x *index) beginAttempt() map[string]uint64 {
 	for _, t := range x.tracks {
 		next[t.Name] = uint64(t.last + 1)
 		t.haveFirst = false
-		t.seen = nil
+		t.seen = fileio.Version{}
 	}
 	if x.attempt == 1 || x.produced == 0 {
 		return next // nothing on the timeline yet: the run starts it
@@ -134,21 +135,21 @@ func (x *index) poll() (bool, error) {
 
 func (x *index) pollTrack(t *track) (bool, error) {
 	path := t.playlist
-	fi, err := os.Stat(path)
+	v, err := x.fs.Version(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if t.seen != nil && fi.ModTime().Equal(t.seen.ModTime()) && fi.Size() == t.seen.Size() && os.SameFile(fi, t.seen) {
+	if v == t.seen {
 		return false, nil // ffmpeg replaces the file after each segment: same file, nothing new
 	}
-	data, err := fileio.ReadFile(path)
+	data, err := x.fs.ReadFile(path)
 	if err != nil {
 		return false, err
 	}
-	t.seen = fi
+	t.seen = v
 	done := completedSegments(data)
 	if len(done) == 0 {
 		return false, nil
@@ -183,7 +184,7 @@ func (x *index) pollTrack(t *track) (bool, error) {
 
 func (x *index) addSegment(t *track, n int64) error {
 	path := filepath.Join(t.dir, segmentName(uint64(n)))
-	data, closed, err := fileio.ReadFileModTime(path)
+	data, closed, err := x.fs.ReadFileModTime(path)
 	if err != nil {
 		return fmt.Errorf("segment %d: %w", n, err)
 	}
@@ -312,7 +313,7 @@ func (x *index) catchUp(t *track) error {
 	if len(t.Segments) == 0 {
 		return nil
 	}
-	data, err := fileio.ReadFile(t.playlist)
+	data, err := x.fs.ReadFile(t.playlist)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -397,7 +398,7 @@ func (x *index) prune() []error {
 		k := 0
 		for k < len(t.Segments) && segEnd(t.Segments[k], t.Timescale) < limit {
 			s := t.Segments[k]
-			if err := os.Remove(filepath.Join(t.dir, segmentName(s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := x.fs.Remove(filepath.Join(t.dir, segmentName(s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}
 			t.pruned++

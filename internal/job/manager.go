@@ -17,6 +17,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/dirwatch"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
@@ -89,6 +90,8 @@ type Manager struct {
 
 	watchOnce sync.Once
 	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
+
+	fs fileio.FS // for the hot path's files under cfg.Output
 }
 
 // NewManager returns a Manager; it starts nothing until Create.
@@ -108,7 +111,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.ShedHoldOff <= 0 {
 		cfg.ShedHoldOff = shedHoldOff
 	}
-	return &Manager{cfg: cfg, jobs: map[string]*Job{}}
+	return &Manager{cfg: cfg, jobs: map[string]*Job{}, fs: fileio.For(cfg.Output)}
 }
 
 func (m *Manager) now() time.Time { return m.cfg.Now() }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
-	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 )
 
@@ -179,7 +178,7 @@ func (j *Job) write(path string, data []byte) error {
 	if bytes.Equal(j.written[path], data) {
 		return nil
 	}
-	if err := fileio.WriteAtomic(path, data); err != nil {
+	if err := j.m.fs.WriteAtomic(path, data); err != nil {
 		return err
 	}
 	j.written[path] = data

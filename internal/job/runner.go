@@ -14,6 +14,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/backoff"
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
@@ -253,6 +254,7 @@ func (j *Job) resumeIndex(plan ladder.Plan, st startState) (*index, error) {
 // newIndex returns an index with plan's tracks, touching nothing on disk.
 func (j *Job) newIndex(plan ladder.Plan) *index {
 	idx := newIndex(j.src.Live, plan.SegmentDuration, j.ladder.Window, j.m.now)
+	idx.fs = j.m.fs
 	if j.m.cfg.SegmentGrace > 0 {
 		idx.grace = j.m.cfg.SegmentGrace
 	}
@@ -384,6 +386,12 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	if err != nil {
 		return fmt.Errorf("ffmpeg stdout: %w", err)
 	}
+	progress := io.Reader(stdout)
+	if f, ok := stdout.(*os.File); ok { // it is: a pipe from os.Pipe
+		if r, err := fileio.NewPollReader(f); err == nil {
+			progress = r
+		}
+	}
 	// ffmpeg's playlists of the run before have been read to the end (the refresh after
 	// it exited, or a restore's catch-up): left in place, they would be read again as
 	// this run's before it writes its own (the index forgets what it last saw of them at
@@ -432,7 +440,7 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 		defer close(progressDone)
 		var last time.Duration = -1
 		var speed speedMeter
-		_ = ffmpeg.ReadProgress(stdout, func(p ffmpeg.Progress) {
+		_ = ffmpeg.ReadProgress(progress, func(p ffmpeg.Progress) {
 			pr := progressOf(p)
 			if s, ok := speed.add(time.Now(), p.OutTime); ok {
 				pr.Speed = s
