@@ -76,14 +76,6 @@ func ParseSegment(data []byte, init *Init) (seg Segment, err error) {
 	if err := checkBoxes(data); err != nil {
 		return Segment{}, err
 	}
-	f, err := mp4.DecodeFileSR(bits.NewFixedSliceReader(data))
-	if err != nil {
-		return Segment{}, fmt.Errorf("decode media segment: %w", err)
-	}
-	if f.Moov != nil {
-		return Segment{}, errors.New("media segment holds a moov box: parse the init segment with ParseInit")
-	}
-
 	var defaults *mp4.TrexBox
 	var trackID uint32
 	haveTrack := false
@@ -100,17 +92,34 @@ func ParseSegment(data []byte, init *Init) (seg Segment, err error) {
 	seg.Size = int64(len(data))
 	seg.EarliestPresentation = math.MaxInt64
 	fragments, trafs := 0, 0
-	for _, ms := range f.Segments {
-		for _, frag := range ms.Fragments {
-			if frag.Moof == nil {
-				continue // an emsg or prft with no moof after it
+	// Only the moof boxes are decoded: of an mdat, only its size counts. (Decoding the
+	// whole file built a box for every top-level box, the mdat's included, and was most
+	// of the cost of indexing a segment.)
+	var moof *mp4.MoofBox
+	for pos := uint64(0); pos < uint64(len(data)); {
+		size, header := boxSize(data[pos:]) // checkBoxes made sure they tile data
+		switch string(data[pos+4 : pos+8]) {
+		case "moov":
+			return Segment{}, errors.New("media segment holds a moov box: parse the init segment with ParseInit")
+		case "moof":
+			if moof != nil {
+				return Segment{}, fmt.Errorf("fragment %d: moof without mdat: %w", fragments+1, ErrTruncated)
+			}
+			box, err := mp4.DecodeBoxSR(pos, bits.NewFixedSliceReader(data[pos:pos+size]))
+			if err != nil {
+				return Segment{}, fmt.Errorf("decode media segment: %w", err)
+			}
+			var ok bool
+			if moof, ok = box.(*mp4.MoofBox); !ok {
+				return Segment{}, fmt.Errorf("decode media segment: moof decoded as %T", box)
+			}
+		case "mdat":
+			if moof == nil {
+				break // not ours to read: no moof describes it
 			}
 			fragments++
-			if frag.Mdat == nil {
-				return Segment{}, fmt.Errorf("fragment %d: moof without mdat: %w", fragments, ErrTruncated)
-			}
 			var sampleBytes uint64
-			for _, traf := range frag.Moof.Trafs {
+			for _, traf := range moof.Trafs {
 				if traf.Tfhd == nil {
 					return Segment{}, fmt.Errorf("fragment %d: traf without tfhd", fragments)
 				}
@@ -135,11 +144,16 @@ func ParseSegment(data []byte, init *Init) (seg Segment, err error) {
 					addTrun(&seg, trun, traf.Tfhd, defaults, &decodeTime, &sampleBytes)
 				}
 			}
-			if have := frag.Mdat.DataLength(); sampleBytes > have {
+			if have := size - header; sampleBytes > have {
 				return Segment{}, fmt.Errorf("fragment %d: mdat holds %d bytes but its samples need %d",
 					fragments, have, sampleBytes)
 			}
+			moof = nil
 		}
+		pos += size
+	}
+	if moof != nil {
+		return Segment{}, fmt.Errorf("fragment %d: moof without mdat: %w", fragments+1, ErrTruncated)
 	}
 	switch {
 	case fragments == 0:
@@ -218,6 +232,15 @@ func isSync(flags uint32) bool {
 var topLevelBoxes = map[string]bool{
 	"ftyp": true, "styp": true, "moov": true, "moof": true, "mdat": true, "sidx": true, "ssix": true,
 	"prft": true, "emsg": true, "free": true, "skip": true, "uuid": true, "meta": true, "mfra": true,
+}
+
+// boxSize returns the size and header size of the box at the start of b, whose header
+// checkBoxes has checked.
+func boxSize(b []byte) (size, header uint64) {
+	if size = uint64(binary.BigEndian.Uint32(b)); size == 1 {
+		return binary.BigEndian.Uint64(b[8:]), 16
+	}
+	return size, 8
 }
 
 // checkBoxes checks that the top-level boxes of data tile it exactly, so
