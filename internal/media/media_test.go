@@ -402,3 +402,25 @@ func TestParseSegmentSeveralFragments(t *testing.T) {
 		t.Errorf("ParseSegment(seg_0+seg_1) = %+v, want %+v", got, want)
 	}
 }
+
+// BenchmarkParseSegment times indexing one segment of a live job's: a 1 s segment of
+// H.264 from ffmpeg, read from memory.
+func BenchmarkParseSegment(b *testing.B) {
+	dir := b.TempDir()
+	r := encode(b, dir, append(append([]string{}, x264...), hlsFMP4(dir)...)...)
+	in, err := ParseInitFile(r.init)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile(r.segments[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseSegment(data, &in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
