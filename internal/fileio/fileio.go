@@ -39,9 +39,12 @@ type FS struct {
 // wakes its sysmon thread when the process was idle, and sysmon then polls every 20 µs
 // until the process is idle again: for a daemon that wakes twenty times a second to
 // read a few hundred bytes and rename two files, that polling was a sixth of its CPU
-// (scripts/overhead). On any other file system a call may wait for the disk, and a
-// thread in a raw call holds its processor (and the garbage collector's
-// stop-the-world) until it returns, so For keeps the calls blocking there.
+// (scripts/overhead). A thread in a raw call holds its processor, and the garbage
+// collector's stop-the-world waits for it. On any other file system a call may wait for
+// the disk, so For keeps the calls blocking there; on tmpfs a call can still wait, but
+// only for memory (pages swapped out, reclaim under a memory limit), as the rest of the
+// daemon would. Files are opened with O_NONBLOCK, so a FIFO at a path read cannot hold
+// an open.
 func For(dir string) FS {
 	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
 		var st syscall.Statfs_t
@@ -81,7 +84,7 @@ func (f FS) ReadFile(path string) ([]byte, error) {
 // ReadFileModTime is ReadFile that also returns the file's modification time, from the
 // same open file (a media segment's: when ffmpeg closed it), for no extra system call.
 func (f FS) ReadFileModTime(path string) ([]byte, time.Time, error) {
-	fd, err := f.open(path, syscall.O_RDONLY, 0)
+	fd, err := f.open(path, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, time.Time{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -295,11 +295,26 @@ func TestVersion(t *testing.T) {
 				t.Errorf("removed twice: err = %v, want one that is fs.ErrNotExist", err)
 			}
 		}()
-		if err := os.WriteFile(path, []byte("three!"), 0o644); err != nil {
+		// Same file, same size: only the modification time tells.
+		if err := os.WriteFile(path, []byte("six"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mod.Add(time.Second), mod.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		if v3, _ := f.Version(path); v3 == v2 {
 			t.Errorf("a file written in place keeps its version: %v", v3)
+		}
+		// Same file, same time: only the size tells.
+		v3, _ := f.Version(path)
+		if err := os.WriteFile(path, []byte("seven"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mod.Add(time.Second), mod.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if v4, _ := f.Version(path); v4 == v3 {
+			t.Errorf("a file grown in place keeps its version: %v", v4)
 		}
 	})
 }
@@ -341,6 +356,18 @@ func TestPollReader(t *testing.T) {
 	got, err := io.ReadAll(r)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes (err %v), want %d", len(got), err, len(want))
+	}
+
+	// A descriptor that blocks is refused: a raw read would hold its thread.
+	fds := make([]int, 2)
+	if err := syscall.Pipe(fds); err != nil {
+		t.Fatal(err)
+	}
+	blocking := os.NewFile(uintptr(fds[0]), "blocking pipe")
+	defer blocking.Close()
+	defer syscall.Close(fds[1])
+	if _, err := NewPollReader(blocking); err == nil {
+		t.Error("NewPollReader took a blocking descriptor")
 	}
 
 	// A reader blocked when its file is closed returns os.ErrClosed.

@@ -1,9 +1,13 @@
 package fileio
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // PollReader reads a descriptor the runtime polls (a pipe, an inotify descriptor) with
@@ -19,10 +23,27 @@ type PollReader struct {
 
 // NewPollReader returns a PollReader of f, which must be pollable (from os.Pipe, or
 // os.NewFile of a non-blocking descriptor).
+// It refuses a file the poller does not watch or whose descriptor blocks: a raw read of
+// that would hold its thread. (f.Fd makes the descriptor blocking: do not call it on f
+// afterwards.)
 func NewPollReader(f *os.File) (*PollReader, error) {
+	if err := f.SetReadDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("read %s with raw calls: not pollable: %w", f.Name(), err)
+	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, err
+	}
+	var nonblock bool
+	if err := rc.Control(func(fd uintptr) {
+		var flags int
+		flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0)
+		nonblock = flags&unix.O_NONBLOCK != 0
+	}); err != nil {
+		return nil, err
+	}
+	if err != nil || !nonblock {
+		return nil, fmt.Errorf("read %s with raw calls: its descriptor blocks (%v)", f.Name(), err)
 	}
 	return &PollReader{f: f, rc: rc}, nil
 }
@@ -45,7 +66,8 @@ func (r *PollReader) Read(b []byte) (int, error) {
 	})
 	switch {
 	case err != nil:
-		// The poller's own errors: with no deadline set on f, only that it was closed.
+		// The poller's own errors: f is pollable (NewPollReader checked) and has no
+		// deadline, so the one left is that it was closed.
 		return 0, &os.PathError{Op: "read", Path: r.f.Name(), Err: os.ErrClosed}
 	case errno != nil:
 		return 0, &os.PathError{Op: "read", Path: r.f.Name(), Err: errno}

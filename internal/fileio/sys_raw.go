@@ -1,4 +1,4 @@
-//go:build amd64 || arm64
+//go:build linux && (amd64 || arm64)
 
 package fileio
 
@@ -91,7 +91,7 @@ func rawRename(from, to string) error {
 	if err != nil {
 		return err
 	}
-	_, _, e := syscall.RawSyscall6(unix.SYS_RENAMEAT2, atFDCWD, uintptr(unsafe.Pointer(p1)), atFDCWD, uintptr(unsafe.Pointer(p2)), 0, 0)
+	_, _, e := syscall.RawSyscall6(unix.SYS_RENAMEAT, atFDCWD, uintptr(unsafe.Pointer(p1)), atFDCWD, uintptr(unsafe.Pointer(p2)), 0, 0)
 	return errno(e)
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
@@ -71,7 +72,8 @@ func (j *Job) watch(wake chan<- struct{}) (stop func(), ok bool) {
 }
 
 // refresh indexes what ffmpeg has completed and publishes it: manifests, metrics, store.
-func (j *Job) refresh(idx *index) {
+// It reports whether every track was polled without error.
+func (j *Job) refresh(idx *index) bool {
 	changed, err := idx.poll()
 	if err != nil {
 		j.log.Warn().Err(err).Msg("index segments")
@@ -79,6 +81,7 @@ func (j *Job) refresh(idx *index) {
 	if changed {
 		j.publish(idx)
 	}
+	return err == nil
 }
 
 // publish renders the manifests for the segments indexed since the last publish, drops
@@ -155,7 +158,7 @@ func (j *Job) render(idx *index, ended bool) error {
 			err = j.write(filepath.Join(j.dir, manifest.MasterName), data)
 		}
 		if err == nil {
-			j.master = p
+			j.master = outline(p)
 		}
 		errs = append(errs, err)
 	}
@@ -167,6 +170,19 @@ func (j *Job) render(idx *index, ended bool) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// outline is p without its segments: all manifest.SameMaster compares, without holding
+// on to the segment lists of the index as it was.
+func outline(p *manifest.Presentation) *manifest.Presentation {
+	o := *p
+	o.Video, o.Audio = slices.Clone(p.Video), slices.Clone(p.Audio)
+	for _, tracks := range [][]manifest.Track{o.Video, o.Audio} {
+		for i := range tracks {
+			tracks[i].Segments = nil
+		}
+	}
+	return &o
 }
 
 // write replaces a manifest atomically, unless it already holds exactly data (a rendition

@@ -470,7 +470,7 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	tick := newBeat(interval)
 	defer tick.stop()
 	var waitErr, stall, reshape error
-	woken := false // by a rename since the last beat
+	woken := false // by a rename since the last beat, and polled every track
 	stopping := ctx.Done()
 	var kill <-chan time.Time
 loop:
@@ -487,8 +487,7 @@ loop:
 			j.log.Warn().Int("pid", pid).Msg("ffmpeg ignored SIGINT; killing it")
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		case <-wake:
-			j.refresh(idx)
-			woken = true
+			woken = j.refresh(idx) // a poll that failed is tried again at the beat
 		case now := <-tick.C:
 			tick.next()
 			// A wake-up since the last beat polled every track: the safety poll is for
