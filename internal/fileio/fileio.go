@@ -88,9 +88,9 @@ func (f FS) ReadFileModTime(path string) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.close(fd)
+	defer f.sys().close(fd)
 	var st syscall.Stat_t
-	if err := f.fstat(fd, &st); err != nil {
+	if err := f.sys().fstat(fd, &st); err != nil {
 		return nil, time.Time{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	mod := time.Unix(st.Mtim.Unix())
@@ -99,7 +99,7 @@ func (f FS) ReadFileModTime(path string) ([]byte, time.Time, error) {
 		if len(data) == cap(data) {
 			data = slices.Grow(data, 4096)
 		}
-		n, err := f.read(fd, data[len(data):cap(data)])
+		n, err := f.sys().read(fd, data[len(data):cap(data)])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -128,7 +128,7 @@ type Version struct {
 // errors are *fs.PathError values.
 func (f FS) Version(path string) (Version, error) {
 	var st syscall.Stat_t
-	if err := f.stat(path, &st); err != nil {
+	if err := f.sys().stat(path, &st); err != nil {
 		return Version{}, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
 	return Version{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim}, nil
@@ -137,7 +137,7 @@ func (f FS) Version(path string) (Version, error) {
 // Remove removes the file at path. Its errors are *fs.PathError values.
 func (f FS) Remove(path string) error {
 	for {
-		err := f.unlink(path)
+		err := f.sys().unlink(path)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -182,16 +182,16 @@ func (f FS) WriteAtomic(path string, data []byte) error {
 	}
 	op, err := "write", f.writeAll(fd, data)
 	if err == nil && umaskHides0644() {
-		op, err = "chmod", f.fchmod(fd, 0o644)
+		op, err = "chmod", f.sys().fchmod(fd, 0o644)
 	}
-	if cerr := f.close(fd); err == nil && cerr != nil {
+	if cerr := f.sys().close(fd); err == nil && cerr != nil {
 		op, err = "close", cerr
 	}
 	if err == nil {
-		op, err = "rename", f.rename(tmp, path)
+		op, err = "rename", f.sys().rename(tmp, path)
 	}
 	if err != nil {
-		_ = f.unlink(tmp)
+		_ = f.sys().unlink(tmp)
 		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: op, Path: tmp, Err: err})
 	}
 	return nil
@@ -199,7 +199,7 @@ func (f FS) WriteAtomic(path string, data []byte) error {
 
 func (f FS) writeAll(fd int, data []byte) error {
 	for len(data) > 0 {
-		n, err := f.write(fd, data)
+		n, err := f.sys().write(fd, data)
 		if err == syscall.EINTR {
 			continue
 		}

@@ -2,76 +2,38 @@ package fileio
 
 import "syscall"
 
-// The system calls an FS makes: raw ones (sys_raw.go) when f.raw, else the syscall
-// package's, which tell the runtime that the thread may block.
+// calls are the system calls an FS makes: the syscall package's, which tell the runtime
+// that the thread may block, or raw ones (sys_raw.go).
+type calls struct {
+	open        func(path string, flags int, perm uint32) (int, error)
+	read, write func(fd int, b []byte) (int, error)
+	close       func(fd int) error
+	fstat       func(fd int, st *syscall.Stat_t) error
+	stat        func(path string, st *syscall.Stat_t) error
+	fchmod      func(fd int, mode uint32) error
+	rename      func(from, to string) error
+	unlink      func(path string) error
+}
 
+var blockingCalls = calls{
+	open: syscall.Open, read: syscall.Read, write: syscall.Write, close: syscall.Close,
+	fstat: syscall.Fstat, stat: syscall.Stat, fchmod: syscall.Fchmod,
+	rename: syscall.Rename, unlink: syscall.Unlink,
+}
+
+func (f FS) sys() *calls {
+	if f.raw {
+		return &rawCalls
+	}
+	return &blockingCalls
+}
+
+// open opens path, close-on-exec, again when a signal interrupts it.
 func (f FS) open(path string, flags int, perm uint32) (int, error) {
 	for {
-		var fd int
-		var err error
-		if f.raw {
-			fd, err = rawOpen(path, flags|syscall.O_CLOEXEC, perm)
-		} else {
-			fd, err = syscall.Open(path, flags|syscall.O_CLOEXEC, perm)
-		}
+		fd, err := f.sys().open(path, flags|syscall.O_CLOEXEC, perm)
 		if err != syscall.EINTR {
 			return fd, err
 		}
 	}
-}
-
-func (f FS) read(fd int, b []byte) (int, error) {
-	if f.raw {
-		return rawRead(fd, b)
-	}
-	return syscall.Read(fd, b)
-}
-
-func (f FS) write(fd int, b []byte) (int, error) {
-	if f.raw {
-		return rawWrite(fd, b)
-	}
-	return syscall.Write(fd, b)
-}
-
-func (f FS) close(fd int) error {
-	if f.raw {
-		return rawClose(fd)
-	}
-	return syscall.Close(fd)
-}
-
-func (f FS) fstat(fd int, st *syscall.Stat_t) error {
-	if f.raw {
-		return rawFstat(fd, st)
-	}
-	return syscall.Fstat(fd, st)
-}
-
-func (f FS) stat(path string, st *syscall.Stat_t) error {
-	if f.raw {
-		return rawStat(path, st)
-	}
-	return syscall.Stat(path, st)
-}
-
-func (f FS) fchmod(fd int, mode uint32) error {
-	if f.raw {
-		return rawFchmod(fd, mode)
-	}
-	return syscall.Fchmod(fd, mode)
-}
-
-func (f FS) rename(from, to string) error {
-	if f.raw {
-		return rawRename(from, to)
-	}
-	return syscall.Rename(from, to)
-}
-
-func (f FS) unlink(path string) error {
-	if f.raw {
-		return rawUnlink(path)
-	}
-	return syscall.Unlink(path)
 }

@@ -12,6 +12,12 @@ import (
 // rawSupported: these architectures have every call below under one number.
 const rawSupported = true
 
+var rawCalls = calls{
+	open: rawOpen, read: rawRead, write: rawWrite, close: rawClose,
+	fstat: rawFstat, stat: rawStat, fchmod: rawFchmod,
+	rename: rawRename, unlink: rawUnlink,
+}
+
 // atFDCWD is AT_FDCWD (-100) as a system call argument: converted from a variable, as a
 // negative constant cannot be.
 var atFDCWD = func() uintptr { fd := unix.AT_FDCWD; return uintptr(fd) }()
