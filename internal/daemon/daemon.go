@@ -18,6 +18,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/api"
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/ladder"
@@ -158,7 +159,9 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		return fmt.Errorf("listen: %w", err)
 	}
 	ln = sec.serve(hs, ln, log)
-	log.Info().Str("listen", ln.Addr().String()).Str("output", output).Msg("transcoderd ready")
+	// On tmpfs the jobs' file calls are the cheap raw ones (fileio.For): say which it is.
+	log.Info().Str("listen", ln.Addr().String()).Str("output", output).
+		Bool("output_in_memory", fileio.For(output).InMemory()).Msg("transcoderd ready")
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
