@@ -17,9 +17,8 @@ import (
 // place after closing each segment; the rename wakes the job (internal/dirwatch), which
 // indexes what is new and renders the manifests at once; checkInterval paces the checks
 // that need no event (stalls, CPU measurement, speed), and a safety poll when no rename
-// woke the job since the last check. Where inotify is
-// unavailable, the job polls every Config.PollInterval instead and makes those checks
-// at the same pace.
+// woke the job since the last check. Where inotify is unavailable, the job polls every
+// Config.PollInterval instead and makes those checks at the same pace.
 //
 // A job does not wait for the other tracks' segments of the same instant to render once
 // for all: behind a network source, video segments often close a few hundred
