@@ -50,6 +50,7 @@ type Progress struct {
 	Frame      int64   `json:"frame"`
 	FPS        float64 `json:"fps"`
 	Speed      float64 `json:"speed"` // media time per wall-clock time over the last 5 s (see speedMeter)
+	Lag        float64 `json:"lag"`   // live: seconds of real time lost since ffmpeg last kept up
 	OutTime    string  `json:"out_time"`
 	Bitrate    float64 `json:"bitrate_kbps,omitempty"`
 	DropFrames int64   `json:"drop_frames"`
@@ -230,11 +231,19 @@ func (j *Job) Events() []Event {
 // speedWindow is how far back speedMeter looks.
 const speedWindow = 5 * time.Second
 
-// speedMeter turns ffmpeg's progress into its recent encoding speed. ffmpeg's own speed
-// is media time over wall-clock time since it started: after hours at 1.0x, a live job
-// that drops to 0.8x would take many minutes to show it.
+// realTime is the speed at or above which a live job keeps up: ffmpeg's reports jitter
+// by a frame or two.
+const realTime = 0.98
+
+// speedMeter turns ffmpeg's progress into its recent encoding speed, and into the lag:
+// the real time it has lost since it last kept up. ffmpeg's own speed is media time
+// over wall-clock time since it started: after hours at 1.0x, a live job that drops to
+// 0.8x would take many minutes to show it.
 type speedMeter struct {
 	samples []speedSample
+	origin  time.Time     // the first report
+	ahead   time.Duration // wall-clock time since origin less media time, when it last kept up
+	lag     time.Duration
 }
 
 type speedSample struct {
@@ -250,9 +259,17 @@ func (m *speedMeter) add(wall time.Time, media time.Duration) (speed float64, ok
 		m.samples = m.samples[1:] // the oldest sample that still spans the window is kept
 	}
 	first := m.samples[0]
-	dt := wall.Sub(first.wall)
-	if dt < speedWindow {
-		return 0, false
+	if dt := wall.Sub(first.wall); dt >= speedWindow {
+		speed, ok = max(media-first.media, 0).Seconds()/dt.Seconds(), true
 	}
-	return max(media-first.media, 0).Seconds() / dt.Seconds(), true
+	// Until a speed is known, and whenever it keeps up, the lag starts again from here.
+	if m.origin.IsZero() {
+		m.origin = wall
+	}
+	off := wall.Sub(m.origin) - media
+	if !ok || speed >= realTime || off < m.ahead {
+		m.ahead = off
+	}
+	m.lag = off - m.ahead
+	return speed, ok
 }

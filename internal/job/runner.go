@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -310,33 +311,59 @@ func (j *Job) probeLive(ctx context.Context, bo *backoff.Backoff) (ladder.Source
 	}
 }
 
+// measure records the cores ffmpeg used since the last call; for a running live job
+// under the CPU cap, the measure replaces its reservation.
+func (j *Job) measure(meter *cpucap.Meter, now time.Time) {
+	cores, err := meter.Cores(float64(now.UnixNano()) / 1e9)
+	if err != nil {
+		return
+	}
+	j.update(func(v *View) { v.CPU = cores })
+	// Once segments flow: a job still connecting uses less than it will.
+	if j.m.cfg.CPU != nil && j.src.Live && j.state() == Running {
+		j.m.cfg.CPU.Observe(j.id, cores)
+		j.m.admitQueued() // the measure may free part of the estimate
+	}
+}
+
 // checkBehind reports a live job whose ffmpeg has run slower than real time for 10 s:
-// its viewers will stall. It returns when the slow spell began (zero when not slow).
-func (j *Job) checkBehind(now, since time.Time) time.Time {
+// its viewers will stall. It returns p with slowSince set to when the slow spell began
+// (zero when not slow).
+func (j *Job) checkBehind(now time.Time, p pace) pace {
 	if !j.src.Live {
-		return time.Time{}
+		return pace{cpu: p.cpu, cpuKnown: p.cpuKnown}
 	}
 	j.mu.Lock()
 	speed, behind := j.view.Progress.Speed, j.view.Behind
+	p.lag = time.Duration(j.view.Progress.Lag * float64(time.Second))
 	j.mu.Unlock()
 	switch {
 	case speed == 0:
-		return since
-	case speed >= 0.98:
+		return p
+	case speed >= realTime:
 		if behind {
 			j.update(func(v *View) { v.Behind = false })
 			j.event(Event{Type: "behind", Message: fmt.Sprintf("back to real time (speed %.2fx)", speed)})
 		}
-		return time.Time{}
-	case since.IsZero():
-		return now
-	case !behind && now.Sub(since) >= 10*time.Second:
+		p.slowSince = time.Time{}
+		return p
+	case p.slowSince.IsZero():
+		p.slowSince = now
+	case !behind && now.Sub(p.slowSince) >= 10*time.Second:
 		j.update(func(v *View) { v.Behind = true })
-		msg := fmt.Sprintf("slower than real time for %v (speed %.2fx): the box is over capacity", now.Sub(since).Round(time.Second), speed)
-		j.log.Warn().Float64("speed", speed).Msg(msg)
+		why := "the box is over capacity: ffmpeg is short of CPU"
+		if !p.shortOfCPU() {
+			why = "ffmpeg waits for its source"
+		}
+		if p.cpuKnown {
+			why += " (" + p.cpu.String() + ")"
+		}
+		msg := fmt.Sprintf("slower than real time for %v (speed %.2fx, %.1f s behind): %s",
+			now.Sub(p.slowSince).Round(time.Second), speed, p.lag.Seconds(), why)
+		j.log.Warn().Float64("speed", speed).Float64("lag", p.lag.Seconds()).Msg(msg)
 		j.event(Event{Type: "behind", Message: msg})
 	}
-	return since
+	return p
 }
 
 // holdAudio sets whether the manifests hold audio to the video (index.audioLimit).
@@ -423,8 +450,9 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 		}
 	}
 	meter, _ := cpucap.NewMeter(pid)
+	threads := cpucap.NewThreads(pid)
 	nextMeter := time.Now().Add(5 * time.Second)
-	var behindSince time.Time
+	var pc pace
 	j.setPID(pid)
 	defer j.setPID(0)
 	j.log.Info().Int("pid", pid).Msg("ffmpeg started")
@@ -444,6 +472,9 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 			pr := progressOf(p)
 			if s, ok := speed.add(time.Now(), p.OutTime); ok {
 				pr.Speed = s
+			}
+			if j.src.Live {
+				pr.Lag = math.Round(speed.lag.Seconds()*100) / 100
 			}
 			j.update(func(v *View) { v.Progress = pr })
 			if p.OutTime != last {
@@ -496,26 +527,22 @@ loop:
 				j.refresh(idx)
 			}
 			woken = false
-			if meter != nil && now.After(nextMeter) {
+			if now.After(nextMeter) {
 				nextMeter = now.Add(5 * time.Second)
-				if cores, err := meter.Cores(float64(now.UnixNano()) / 1e9); err == nil {
-					j.update(func(v *View) { v.CPU = cores })
-					// Once segments flow: a job still connecting uses less than it will.
-					if j.m.cfg.CPU != nil && j.src.Live && j.state() == Running {
-						j.m.cfg.CPU.Observe(j.id, cores)
-						j.m.admitQueued() // the measure may free part of the estimate
-					}
+				pc.cpu, pc.cpuKnown = threads.Sample(now)
+				if meter != nil {
+					j.measure(meter, now)
 				}
 			}
-			behindSince = j.checkBehind(now, behindSince)
-			j.holdAudio(idx, !behindSince.IsZero())
+			pc = j.checkBehind(now, pc)
+			j.holdAudio(idx, !pc.slowSince.IsZero())
 			if idx.produced != produced {
 				produced, lastSegment = idx.produced, now
 			}
 			if stall != nil || reshape != nil || stopping == nil {
 				continue
 			}
-			if reshape = j.reshape(now, behindSince, plan, idx); reshape != nil {
+			if reshape = j.reshape(now, pc, plan, idx); reshape != nil {
 				_ = syscall.Kill(-pid, syscall.SIGINT) // it closes its segments, then exits
 				kill = time.After(j.m.cfg.StopGrace)
 				continue

@@ -16,13 +16,38 @@ import (
 // is removed (HLS players on it get a 404 and switch to another variant), and its
 // Representation is left out of the new DASH Period. The rest go on in real time.
 //
+// It is shed as soon as the job has lost shedLag to real time for want of CPU: the
+// sooner, the less its viewers stall, and the shorter the gap in the presentation
+// before the new run (players wait out a gap, or jump it). A job slow because its
+// source sends slowly keeps its rungs: encoding less would not help it.
+//
 // The rung is tried again once it has been shed for a hold-off, when the CPU cap has
 // room for it; if the job falls behind again, it is shed again and the hold-off doubles.
 const (
-	shedAfter      = 20 * time.Second // slower than real time this long: shed (10 s after "behind")
-	shedHoldOff    = 5 * time.Minute  // first wait before the rung is tried again
+	shedHoldOff    = 5 * time.Minute // first wait before the rung is tried again
 	shedHoldOffMax = time.Hour
 )
+
+// shedLag is how much real time a job whose segments last segDur may lose before it
+// sheds: two segments. Players start about three segments behind the live edge (the
+// HLS hold-back, the MPD's suggested presentation delay), so by then they are close to
+// running dry.
+func shedLag(segDur time.Duration) time.Duration {
+	return max(2*segDur, 2*time.Second)
+}
+
+// pace is how a live job's ffmpeg keeps up with real time, at one of the runner's checks.
+type pace struct {
+	slowSince time.Time     // when it fell below real time; zero while it keeps up
+	lag       time.Duration // real time lost since it last kept up (speedMeter)
+	cpu       cpucap.Usage  // what ffmpeg's threads did over the last 5 s
+	cpuKnown  bool          // cpu was measured
+}
+
+// shortOfCPU tells whether ffmpeg is slow for want of CPU rather than because it waits
+// for its source (cpucap.Usage). Unknown counts as short of CPU: shedding is what the
+// ladder asked for.
+func (p pace) shortOfCPU() bool { return !p.cpuKnown || p.cpu.ShortOfCPU() }
 
 // errReshape ends an ffmpeg run that must start again at once with another set of rungs.
 var errReshape = errors.New("ladder reshaped")
@@ -64,11 +89,11 @@ func without(p ladder.Plan, name string) ladder.Plan {
 }
 
 // reshape decides, at one of the runner's checks, whether the running ffmpeg must be
-// restarted with another set of rungs: it sheds the top rung of plan when the job has
-// been slower than real time since slowSince for shedAfter, and takes it back once the
+// restarted with another set of rungs: it sheds the top rung of plan when the job is
+// slower than real time, short of CPU, and has lost shedLag, and takes it back once the
 // hold-off has passed and the CPU cap has room for it. It returns errReshape (wrapped,
 // with the reason) or nil.
-func (j *Job) reshape(now, slowSince time.Time, plan ladder.Plan, idx *index) error {
+func (j *Job) reshape(now time.Time, p pace, plan ladder.Plan, idx *index) error {
 	if !j.src.Live || !j.ladder.Video.ShedTopRung {
 		return nil
 	}
@@ -78,15 +103,19 @@ func (j *Job) reshape(now, slowSince time.Time, plan ladder.Plan, idx *index) er
 	}
 	s := &j.shed
 	switch {
-	case s.rung == "" && !slowSince.IsZero() && now.Sub(slowSince) >= shedAfter:
+	case s.rung == "" && !p.slowSince.IsZero() && p.lag >= shedLag(idx.segDur) && p.shortOfCPU():
 		s.rung, s.since = top.Name, now
 		s.holdOff = min(max(2*s.holdOff, j.m.cfg.ShedHoldOff), shedHoldOffMax)
 		j.mu.Lock()
 		speed := j.view.Progress.Speed
 		j.mu.Unlock()
-		msg := fmt.Sprintf("slower than real time for %v (speed %.2fx): shedding the top rung %s so the others keep up; it is tried again in %v",
-			now.Sub(slowSince).Round(time.Second), speed, top.Name, s.holdOff)
-		j.log.Warn().Str("rung", top.Name).Float64("speed", speed).Msg(msg)
+		why := "not measured"
+		if p.cpuKnown {
+			why = p.cpu.String()
+		}
+		msg := fmt.Sprintf("short of CPU (%s), %.1f s behind real time after %v (speed %.2fx): shedding the top rung %s so the others keep up; it is tried again in %v",
+			why, p.lag.Seconds(), now.Sub(p.slowSince).Round(time.Second), speed, top.Name, s.holdOff)
+		j.log.Warn().Str("rung", top.Name).Float64("speed", speed).Float64("lag", p.lag.Seconds()).Msg(msg)
 		j.event(Event{Type: "shed", Message: msg})
 		j.withdraw(idx, top.Name, true)
 		return fmt.Errorf("%w: %s shed", errReshape, top.Name)

@@ -198,3 +198,60 @@ func periodReps(t *testing.T, path string) [][]string {
 	}
 	return out
 }
+
+// TestSlowSourceKeepsRungs runs a live job whose ladder opts into shedding from an RTMP
+// source that sends at half real time, as a camera on a poor uplink would. The job falls
+// behind and says so, but its ffmpeg waits for input rather than for a CPU: it must say
+// that the source is slow, and keep its top rung, which encoding less would not help.
+func TestSlowSourceKeepsRungs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a live job for half a minute or more")
+	}
+	testmedia.RequireFFmpeg(t)
+	profiles := t.TempDir()
+	yaml := `segment_duration: 1s
+window: 30s
+video:
+  preset: veryfast
+  shed_top_rung: true
+  renditions:
+    - {name: 180p, height: 180, bitrate: 300k}
+    - {name: 90p, height: 90, bitrate: 100k}
+audio:
+  - {name: aac, codec: aac, bitrate: 64k}
+`
+	if err := os.WriteFile(filepath.Join(profiles, "shed.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := testManager(t, Config{Output: t.TempDir(), Ladders: ladder.NewStore(profiles, nil)})
+	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 30, Rate: 0.5})
+	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "shed", ID: "slowsrc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := waitView(t, j, 90*time.Second, "flagged behind", func(v View) bool { return v.Behind })
+	var msg string
+	for _, e := range j.Events() {
+		if e.Type == "behind" {
+			msg = e.Message
+		}
+	}
+	t.Logf("behind: %s", msg)
+	if !strings.Contains(msg, "waits for its source") {
+		t.Errorf("behind event %q: want it to say that ffmpeg waits for its source", msg)
+	}
+	// Shedding would have come at 2 s lost; give it well past that.
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if hasEvent(j, "shed") {
+			t.Fatalf("shed a rung behind a slow source: %+v", j.Events())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	v = j.View()
+	t.Logf("speed %.2f, %.1f s behind", v.Progress.Speed, v.Progress.Lag)
+	if v.Progress.Speed > 0.7 || v.Progress.Lag < 5 || len(v.Shed) != 0 {
+		t.Errorf("at half real time after 25 s or more: speed %.2f, lag %.1f s, shed %v; want about 0.5x, over 5 s, none",
+			v.Progress.Speed, v.Progress.Lag, v.Shed)
+	}
+}

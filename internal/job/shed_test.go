@@ -23,7 +23,7 @@ func TestReshape(t *testing.T) {
 		{Name: "720p", Width: 1280, Height: 720, Bitrate: 2_800_000},
 	}}
 	t0 := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
-	slow := t0 // slower than real time since t0
+	slow := pace{slowSince: t0, lag: time.Minute} // far behind; CPU not measured, so short of it
 	holdOff := time.Minute
 	// 1080p at veryfast needs about 1.9 cores; the cap has 4.
 	cap := cpucap.New(4, t.TempDir())
@@ -67,30 +67,43 @@ func TestReshape(t *testing.T) {
 	})
 
 	j, idx := newJob(true, true)
+	// The index's segments last 1 s: the job sheds once it has lost 2 s for want of CPU.
+	var (
+		short   = &cpucap.Usage{Run: 0.6, Wait: 0.9, Busiest: 0.7} // waits for a CPU more than it runs
+		waiting = &cpucap.Usage{Run: 0.3, Busiest: 0.3}            // waits for its source
+		unknown *cpucap.Usage                                      // not measured: counts as short
+	)
 	steps := []struct {
 		name      string
 		at        time.Duration // after t0
 		slowFor   time.Duration // how long the job has been slower than real time; 0: it is not
-		reserved  float64       // cores the other jobs hold
+		lag       time.Duration
+		cpu       *cpucap.Usage
+		reserved  float64 // cores the other jobs hold
 		reshape   bool
 		shed      string
 		withdrawn []string // in the index: a rung taken back stays out until its first new segment
 	}{
-		{"slow for 19 s: only behind", 19 * time.Second, 19 * time.Second, 0, false, "", nil},
-		{"slow for 20 s: shed the tallest", 20 * time.Second, 20 * time.Second, 0, true, "1080p", []string{"1080p"}},
-		{"still within the hold-off", 20*time.Second + holdOff - time.Second, 0, 0, false, "1080p", []string{"1080p"}},
-		{"hold-off over, no room", 20*time.Second + holdOff, 0, 3, false, "1080p", []string{"1080p"}},
-		{"another hold-off, still no room", 20*time.Second + 2*holdOff - time.Second, 0, 0, false, "1080p", []string{"1080p"}},
-		{"room again: take it back", 20*time.Second + 2*holdOff, 0, 0, true, "", []string{"1080p"}},
-		{"slow again: shed again", 20*time.Second + 2*holdOff + shedAfter, shedAfter, 0, true, "1080p", []string{"1080p"}},
-		{"the hold-off doubled", 20*time.Second + 4*holdOff + shedAfter - time.Second, 0, 0, false, "1080p", []string{"1080p"}},
-		{"after the doubled hold-off", 20*time.Second + 4*holdOff + shedAfter, 0, 0, true, "", []string{"1080p"}},
+		{"slow, 1.9 s lost: not yet", 4 * time.Second, 4 * time.Second, 1900 * time.Millisecond, short, 0, false, "", nil},
+		{"slow, far behind, waiting for the source", 30 * time.Second, 30 * time.Second, 15 * time.Second, waiting, 0, false, "", nil},
+		{"2 s lost but keeping up again", 31 * time.Second, 0, 2 * time.Second, short, 0, false, "", nil},
+		{"slow, 2 s lost, short of CPU: shed the tallest", 40 * time.Second, 5 * time.Second, 2 * time.Second, short, 0, true, "1080p", []string{"1080p"}},
+		{"still within the hold-off", 40*time.Second + holdOff - time.Second, 0, 0, short, 0, false, "1080p", []string{"1080p"}},
+		{"hold-off over, no room", 40*time.Second + holdOff, 0, 0, short, 3, false, "1080p", []string{"1080p"}},
+		{"another hold-off, still no room", 40*time.Second + 2*holdOff - time.Second, 0, 0, short, 0, false, "1080p", []string{"1080p"}},
+		{"room again: take it back", 40*time.Second + 2*holdOff, 0, 0, short, 0, true, "", []string{"1080p"}},
+		{"slow again, no figures: shed again", 50*time.Second + 2*holdOff, 10 * time.Second, 3 * time.Second, unknown, 0, true, "1080p", []string{"1080p"}},
+		{"the hold-off doubled", 50*time.Second + 4*holdOff - time.Second, 0, 0, short, 0, false, "1080p", []string{"1080p"}},
+		{"after the doubled hold-off", 50*time.Second + 4*holdOff, 0, 0, short, 0, true, "", []string{"1080p"}},
 	}
 	for _, s := range steps {
 		now := t0.Add(s.at)
-		var since time.Time
+		p := pace{lag: s.lag}
+		if s.cpu != nil {
+			p.cpu, p.cpuKnown = *s.cpu, true
+		}
 		if s.slowFor > 0 {
-			since = now.Add(-s.slowFor)
+			p.slowSince = now.Add(-s.slowFor)
 		}
 		cap.Release("others")
 		if s.reserved > 0 {
@@ -98,7 +111,7 @@ func TestReshape(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		err := j.reshape(now, since, plan, idx)
+		err := j.reshape(now, p, plan, idx)
 		if got := errors.Is(err, errReshape); got != s.reshape {
 			t.Fatalf("%s: reshape %v (%v), want %v", s.name, got, err, s.reshape)
 		}
@@ -141,27 +154,49 @@ func TestWithout(t *testing.T) {
 func TestSpeedMeter(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 	var m speedMeter
-	// An hour at 1.0x, one report a second, then 0.8x.
+	// One report a second, each second of wall-clock time encoding rate seconds of media.
 	media := time.Duration(0)
 	var speed float64
 	var ok bool
-	for i := 0; i <= 3600; i++ {
-		speed, ok = m.add(t0.Add(time.Duration(i)*time.Second), media)
-		media += time.Second
+	sec := 0
+	run := func(seconds int, rate float64) {
+		for range seconds {
+			sec++
+			media += time.Duration(rate * float64(time.Second))
+			speed, ok = m.add(t0.Add(time.Duration(sec)*time.Second), media)
+		}
 	}
+	lagIs := func(when string, want time.Duration) {
+		t.Helper()
+		if d := m.lag - want; d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("%s: lag %v, want %v", when, m.lag, want)
+		}
+	}
+	m.add(t0, 0)
+	run(3600, 1)
 	if !ok || speed != 1 {
 		t.Fatalf("after an hour at 1.0x: %v %v", speed, ok)
 	}
 	if len(m.samples) > 7 {
 		t.Errorf("%d samples kept for a 5 s window of 1 s reports", len(m.samples))
 	}
-	for i := 3601; i <= 3606; i++ {
-		media += 800 * time.Millisecond
-		speed, _ = m.add(t0.Add(time.Duration(i)*time.Second), media)
-	}
+	lagIs("after an hour at 1.0x", 0)
+	run(6, 0.8)
 	if speed < 0.79 || speed > 0.81 {
 		t.Errorf("6 s after dropping to 0.8x, speed %.3f", speed)
 	}
+	// Over 5 s, the first second at 0.8x still averages 0.96x: it lost 0.2 s a second
+	// since the drop.
+	lagIs("6 s after dropping to 0.8x", 1200*time.Millisecond)
+	run(3, 1)
+	lagIs("3 s back at 1.0x", 1200*time.Millisecond)
+	run(2, 1)
+	lagIs("5 s back at 1.0x, keeping up over the window", 0)
+	// Ahead of real time (a live source's buffer read at once), then at 0.5x: the window
+	// still keeps up for 2 s, then it loses 0.5 s a second.
+	run(2, 1.5)
+	run(5, 0.5)
+	lagIs("2 s at 1.5x, then 5 s at 0.5x", 1500*time.Millisecond)
 
 	var fresh speedMeter
 	if _, ok := fresh.add(t0, 0); ok {

@@ -50,8 +50,8 @@ type Metrics struct {
 	jobs Lister
 	cpu  CPUFunc
 
-	jobsByState, jobState, restarts, stalls, segments    *prometheus.Desc
-	fps, speed, bitrate, behind, shed, cpuUsed, cpuLimit *prometheus.Desc
+	jobsByState, jobState, restarts, stalls, segments         *prometheus.Desc
+	fps, speed, lag, bitrate, behind, shed, cpuUsed, cpuLimit *prometheus.Desc
 }
 
 // New returns the metrics of jobs, with the CPU figures of cpu. Either may be nil and
@@ -77,6 +77,7 @@ func New(jobs Lister, cpu CPUFunc) *Metrics {
 		segments:    desc("job_segments_total", "Segments the job has written, all renditions together.", "job"),
 		fps:         desc("job_fps", "Frames per second the job's ffmpeg encodes now; 0 when it is not running.", "job"),
 		speed:       desc("job_speed_ratio", "Encoding speed as a multiple of real time; below 1 a live job falls behind; 0 when it is not running.", "job"),
+		lag:         desc("job_lag_seconds", "Real time a live job's ffmpeg has lost since it last kept up; viewers stall once it passes their buffer. 0 when it is not running.", "job"),
 		bitrate:     desc("job_bitrate_bits_per_second", "Output bitrate that the job's ffmpeg reports; 0 when it is not running.", "job"),
 		behind:      desc("job_behind", "1 while a live job has run slower than real time for 10 s, else 0.", "job"),
 		shed:        desc("job_rungs_shed", "Video rungs a live job does not encode now to keep up (video.shed_top_rung).", "job"),
@@ -130,7 +131,7 @@ type jobCollector Metrics
 
 // Describe implements prometheus.Collector.
 func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.fps, c.speed, c.bitrate, c.behind, c.shed, c.cpuUsed, c.cpuLimit} {
+	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.fps, c.speed, c.lag, c.bitrate, c.behind, c.shed, c.cpuUsed, c.cpuLimit} {
 		ch <- d
 	}
 }
@@ -168,6 +169,7 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- constMetric(c.fps, prometheus.GaugeValue, p.FPS, v.ID)
 		ch <- constMetric(c.speed, prometheus.GaugeValue, p.Speed, v.ID)
+		ch <- constMetric(c.lag, prometheus.GaugeValue, p.Lag, v.ID)
 		ch <- constMetric(c.bitrate, prometheus.GaugeValue, p.Bitrate*1000, v.ID) // ffmpeg reports kbit/s
 		behind := 0.0
 		if v.Behind && !v.State.Ended() {

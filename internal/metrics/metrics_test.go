@@ -22,7 +22,7 @@ func (f fakeJobs) List() []job.View { return f }
 var jobNames = []string{
 	"transcoderd_jobs", "transcoderd_job_state", "transcoderd_job_restarts_total",
 	"transcoderd_job_stalls_total", "transcoderd_job_segments_total", "transcoderd_job_fps",
-	"transcoderd_job_speed_ratio", "transcoderd_job_bitrate_bits_per_second",
+	"transcoderd_job_speed_ratio", "transcoderd_job_lag_seconds", "transcoderd_job_bitrate_bits_per_second",
 	"transcoderd_job_behind", "transcoderd_job_rungs_shed",
 	"transcoderd_cpu_used_cores", "transcoderd_cpu_limit_cores",
 }
@@ -42,6 +42,8 @@ const help = `
 # TYPE transcoderd_job_fps gauge
 # HELP transcoderd_job_speed_ratio Encoding speed as a multiple of real time; below 1 a live job falls behind; 0 when it is not running.
 # TYPE transcoderd_job_speed_ratio gauge
+# HELP transcoderd_job_lag_seconds Real time a live job's ffmpeg has lost since it last kept up; viewers stall once it passes their buffer. 0 when it is not running.
+# TYPE transcoderd_job_lag_seconds gauge
 # HELP transcoderd_job_bitrate_bits_per_second Output bitrate that the job's ffmpeg reports; 0 when it is not running.
 # TYPE transcoderd_job_bitrate_bits_per_second gauge
 # HELP transcoderd_job_behind 1 while a live job has run slower than real time for 10 s, else 0.
@@ -90,10 +92,10 @@ transcoderd_cpu_limit_cores 1.5
 			name: "a job in every kind of state",
 			jobs: fakeJobs{
 				{ID: "cam1", State: job.Running, Segments: 42, Restarts: 2, Stalls: 1, Behind: true, Shed: []string{"1080p"},
-					Progress: job.Progress{FPS: 29.97, Speed: 0.91, Bitrate: 812.5}},
+					Progress: job.Progress{FPS: 29.97, Speed: 0.91, Lag: 2.5, Bitrate: 812.5}},
 				{ID: "cam2", State: job.Running, Segments: 7},
 				{ID: "cam3", State: job.Reconnecting, Segments: 30, Restarts: 5,
-					Progress: job.Progress{FPS: 30, Speed: 1, Bitrate: 700}}, // of its last run
+					Progress: job.Progress{FPS: 30, Speed: 1, Lag: 4, Bitrate: 700}}, // of its last run
 				{ID: "vod", State: job.Finished, Segments: 12,
 					Progress: job.Progress{FPS: 300, Speed: 10, Bitrate: 2000}},
 				{ID: "bad", State: job.Failed, Restarts: 2},
@@ -136,6 +138,11 @@ transcoderd_job_speed_ratio{job="cam2"} 0
 transcoderd_job_speed_ratio{job="cam3"} 0
 transcoderd_job_speed_ratio{job="vod"} 0
 transcoderd_job_speed_ratio{job="bad"} 0
+transcoderd_job_lag_seconds{job="cam1"} 2.5
+transcoderd_job_lag_seconds{job="cam2"} 0
+transcoderd_job_lag_seconds{job="cam3"} 0
+transcoderd_job_lag_seconds{job="vod"} 0
+transcoderd_job_lag_seconds{job="bad"} 0
 transcoderd_job_bitrate_bits_per_second{job="cam1"} 812500
 transcoderd_job_bitrate_bits_per_second{job="cam2"} 0
 transcoderd_job_bitrate_bits_per_second{job="cam3"} 0
@@ -171,6 +178,7 @@ transcoderd_job_stalls_total{job="q"} 0
 transcoderd_job_segments_total{job="q"} 0
 transcoderd_job_fps{job="q"} 0
 transcoderd_job_speed_ratio{job="q"} 0
+transcoderd_job_lag_seconds{job="q"} 0
 transcoderd_job_bitrate_bits_per_second{job="q"} 0
 transcoderd_job_behind{job="q"} 0
 transcoderd_job_rungs_shed{job="q"} 0

@@ -3,6 +3,7 @@ package testmedia
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,6 +17,9 @@ type SourceOptions struct {
 	Width, Height int
 	// FPS is the frame rate and the GOP length in frames; 30 when zero.
 	FPS int
+	// Rate is the pace the stream is sent at, as a multiple of real time; 1 when zero.
+	// Below 1 it stands for a source whose network cannot keep up.
+	Rate float64
 }
 
 func (o SourceOptions) withDefaults() SourceOptions {
@@ -35,22 +39,31 @@ func (o SourceOptions) validate() error {
 	if o.FPS <= 0 {
 		return fmt.Errorf("fps %d: want positive", o.FPS)
 	}
+	if o.Rate < 0 {
+		return fmt.Errorf("rate %v: want positive", o.Rate)
+	}
 	return nil
 }
 
 // liveArgs is ffmpeg's argv (without "ffmpeg") up to the output options:
-// endless real-time test video and audio, encoded for live streaming.
+// endless test video and audio at o.Rate (real time), encoded for live streaming.
 func liveArgs(o SourceOptions) []string {
 	fps := strconv.Itoa(o.FPS)
-	return []string{
-		"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-		"-re", "-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", o.Width, o.Height, o.FPS),
-		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-map", "0:v", "-map", "1:a",
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-		"-g", fps, "-keyint_min", fps, "-bf", "0",
-		"-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2",
+	pace := []string{"-re"}
+	if o.Rate > 0 && o.Rate != 1 {
+		pace = []string{"-readrate", strconv.FormatFloat(o.Rate, 'f', -1, 64)}
 	}
+	return slices.Concat(
+		[]string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"},
+		pace, []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", o.Width, o.Height, o.FPS)},
+		pace, []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"},
+		[]string{
+			"-map", "0:v", "-map", "1:a",
+			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+			"-g", fps, "-keyint_min", fps, "-bf", "0",
+			"-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2",
+		},
+	)
 }
 
 // Source is a live stream served on 127.0.0.1 for the length of a test.
