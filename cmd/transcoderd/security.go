@@ -26,7 +26,7 @@ func securityFlags(fs *flag.FlagSet, c *daemon.Config, str func(p *string, name,
 	c.Limits.MaxBitrate = lim.MaxBitrate // the default of the bitrate flag below
 	fs.BoolVar(&c.MetricsAuth, "metrics-auth", true, "/metrics needs the API token too (when one is set)")
 	fs.BoolVar(&c.SourceDenyPrivate, "source-deny-private", false, "refuse sources on loopback, private, link-local and other non-public addresses (SSRF)")
-	fs.IntVar(&c.Limits.MaxJobs, "max-jobs", lim.MaxJobs, "most jobs running at once; 0: no limit")
+	fs.IntVar(&c.Limits.MaxJobs, "max-jobs", lim.MaxJobs, "most jobs running or queued at once; 0: no limit")
 	fs.IntVar(&c.Limits.MaxRenditions, "max-renditions", lim.MaxRenditions, "most video plus audio renditions in a job's ladder; 0: no limit")
 	fs.IntVar(&c.Limits.MaxHeight, "max-height", lim.MaxHeight, "tallest video rung a job's ladder may have, in pixels; 0: no limit")
 	fs.Var((*bitrate)(&c.Limits.MaxBitrate), "max-bitrate", "highest bitrate (or maxrate) of any rendition, e.g. 25M; 0: no limit")

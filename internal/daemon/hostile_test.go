@@ -316,7 +316,7 @@ func TestHostileLiveSource(t *testing.T) {
 
 	// The retrying job counts against max-jobs; stopped, it does not.
 	var e map[string]string
-	if code := d.call(t, http.MethodPost, "/v1/jobs", `{"source":"rtmp://127.0.0.1:1/live","ladder":"test"}`, &e); code != http.StatusTooManyRequests || !strings.Contains(e["error"], "1 jobs are running, the limit is 1") {
+	if code := d.call(t, http.MethodPost, "/v1/jobs", `{"source":"rtmp://127.0.0.1:1/live","ladder":"test"}`, &e); code != http.StatusTooManyRequests || !strings.Contains(e["error"], "1 jobs are running or queued, the limit is 1") {
 		t.Errorf("second job: %d %v", code, e)
 	}
 	if code := d.call(t, http.MethodDelete, "/v1/jobs/pull?purge=true", "", &v); code != http.StatusOK {

@@ -22,7 +22,7 @@ var (
 // Limits bound what one request can make the daemon do. They are checked when a
 // job is created, before any process starts; a zero field is not checked.
 type Limits struct {
-	MaxJobs       int           // jobs that have not ended
+	MaxJobs       int           // jobs that have not ended, queued ones included
 	MaxRenditions int           // video plus audio renditions of the ladder
 	MaxHeight     int           // height of any video rung, in pixels
 	MaxBitrate    int64         // bitrate (and maxrate) of any rendition, bits per second
@@ -65,7 +65,8 @@ func (lim Limits) checkLadder(l *ladder.Ladder, live bool) error {
 	return fmt.Errorf("%w: ladder %q: %s", ErrLimit, l.Name, strings.Join(probs, "; "))
 }
 
-// checkJobs refuses a new job when MaxJobs jobs have not ended. m.mu must be held.
+// checkJobs refuses a new job when MaxJobs jobs have not ended, queued ones included:
+// the limit bounds what the daemon holds. m.mu must be held.
 func (lim Limits) checkJobs(jobs map[string]*Job) error {
 	if lim.MaxJobs <= 0 {
 		return nil
@@ -77,7 +78,7 @@ func (lim Limits) checkJobs(jobs map[string]*Job) error {
 		}
 	}
 	if active >= lim.MaxJobs {
-		return fmt.Errorf("%w: %d jobs are running, the limit is %d (max-jobs): stop one first", ErrTooManyJobs, active, lim.MaxJobs)
+		return fmt.Errorf("%w: %d jobs are running or queued, the limit is %d (max-jobs): stop one first", ErrTooManyJobs, active, lim.MaxJobs)
 	}
 	return nil
 }

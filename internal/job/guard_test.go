@@ -80,7 +80,7 @@ func TestLimitsCheckJobs(t *testing.T) {
 		t.Errorf("1 running of 2: %v", err)
 	}
 	jobs["d"] = &Job{view: View{State: Reconnecting}}
-	if err := (Limits{MaxJobs: 2}).checkJobs(jobs); !errors.Is(err, ErrTooManyJobs) || !strings.Contains(err.Error(), "2 jobs are running, the limit is 2") {
+	if err := (Limits{MaxJobs: 2}).checkJobs(jobs); !errors.Is(err, ErrTooManyJobs) || !strings.Contains(err.Error(), "2 jobs are running or queued, the limit is 2") {
 		t.Errorf("2 running of 2: %v", err)
 	}
 	if err := (Limits{}).checkJobs(jobs); err != nil {
