@@ -9,10 +9,15 @@ import (
 	"time"
 )
 
-// Threads tells whether one process is short of CPU, from the scheduler's account of
-// each of its threads (/proc/<pid>/task/<tid>/schedstat): the time a thread ran, and
-// the time it was ready to run but waited for a CPU, because the cgroup's quota was
-// spent or other processes held every core.
+// SerialBound is the share of the time a process's busiest thread must be ready to run
+// for the process to count as held back by that thread: one stage (decoding and scaling,
+// say) that one core cannot carry, however many cores are free.
+const SerialBound = 0.9
+
+// Threads watches how busy the threads of one process are, from the scheduler's account
+// of each (/proc/<pid>/task/<tid>/schedstat): the time a thread ran, and the time it was
+// ready to run but waited for a CPU. A thread that always has work is ready nearly all
+// the time; one that waits for something else, such as its input, sleeps.
 type Threads struct {
 	dir  string                // /proc/<pid>/task
 	last map[string]threadTime // by thread id, at the last call
@@ -21,41 +26,21 @@ type Threads struct {
 
 type threadTime struct{ run, wait float64 } // seconds
 
-// Usage is what the threads of a process did between two calls of Threads.Sample.
-type Usage struct {
-	Run     float64 // cores: time on a CPU per wall-clock time, all threads together
-	Wait    float64 // cores: time waiting for a CPU while ready to run, likewise
-	Busiest float64 // share of the time the busiest thread was ready to run or running
-}
-
-// ShortOfCPU tells whether the process runs slower than it would with more CPU: its
-// threads wait for a CPU a quarter as long as they run or more, and a quarter of a
-// core at least (the cgroup's quota is spent, or other processes hold the cores), or
-// one thread has work all the time (a stage that one core cannot carry). A process
-// that waits for something else, such as its input, does neither: its threads sleep,
-// and wait for a CPU only for a moment when they wake.
-func (u Usage) ShortOfCPU() bool {
-	return u.Wait >= max(0.25*u.Run, 0.25) || u.Busiest >= 0.9
-}
-
-func (u Usage) String() string {
-	return fmt.Sprintf("its threads ran %.2f cores and waited %.2f for a CPU, the busiest ready %.0f%% of the time", u.Run, u.Wait, 100*u.Busiest)
-}
-
 // NewThreads starts watching the threads of pid.
 func NewThreads(pid int) *Threads {
 	t := &Threads{dir: filepath.Join("/proc", strconv.Itoa(pid), "task")}
-	t.Sample(time.Now())
+	t.Busiest(time.Now())
 	return t
 }
 
-// Sample returns what the threads did since the last call. ok is false on the first
-// call, when less than a second has passed, and where the kernel keeps no schedstat
-// figures: the caller cannot tell then.
-func (t *Threads) Sample(now time.Time) (u Usage, ok bool) {
+// Busiest returns the share of the time since the last call that the busiest thread of
+// the process was ready to run (running or waiting for a CPU): 0 to 1, a little over
+// with rounding. ok is false on the first call, when less than half a second has
+// passed, and where the kernel keeps no schedstat figures.
+func (t *Threads) Busiest(now time.Time) (busiest float64, ok bool) {
 	tids, err := os.ReadDir(t.dir)
 	if err != nil {
-		return Usage{}, false
+		return 0, false
 	}
 	cur := make(map[string]threadTime, len(tids))
 	var ran bool // some thread has run at all: the kernel keeps the figures
@@ -68,17 +53,16 @@ func (t *Threads) Sample(now time.Time) (u Usage, ok bool) {
 		cur[e.Name()] = c
 		ran = ran || c.run > 0
 		p, seen := t.last[e.Name()]
-		if !seen || dt <= 0 {
-			continue // a new thread: from the next call
+		if !seen || c.run < p.run || c.wait < p.wait {
+			p = threadTime{} // started since the last call (or a new thread with an old id)
 		}
-		run, wait := c.run-p.run, c.wait-p.wait
-		u.Run += run / dt
-		u.Wait += wait / dt
-		u.Busiest = max(u.Busiest, (run+wait)/dt)
+		if dt > 0 {
+			busiest = max(busiest, (c.run+c.wait-p.run-p.wait)/dt)
+		}
 	}
-	ok = t.last != nil && dt >= 1 && ran
+	ok = t.last != nil && dt >= 0.5 && ran
 	t.last, t.at = cur, now
-	return u, ok
+	return busiest, ok
 }
 
 // schedstat reads a thread's time on a CPU and time waiting for one.

@@ -1,6 +1,7 @@
 package cpucap
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,9 +10,9 @@ import (
 	"time"
 )
 
-// TestThreads measures real processes: one that computes all the time is short of CPU
-// (and still is when a cgroup holds it to a tenth of a core), one that mostly waits is
-// not.
+// TestThreads measures real processes: one that computes all the time has its thread
+// ready all the time, also when a cgroup holds it to a tenth of a core (the time it is
+// throttled counts as waiting for a CPU); one that mostly waits has not.
 func TestThreads(t *testing.T) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
 		t.Skip("no /proc")
@@ -20,7 +21,7 @@ func TestThreads(t *testing.T) {
 		name   string
 		script string
 		cap    float64 // cores; 0: none
-		short  bool
+		bound  bool
 	}{
 		{"computes", "while :; do :; done", 0, true},
 		{"computes under a cap of 0.1 core", "while :; do :; done", 0.1, true},
@@ -28,14 +29,14 @@ func TestThreads(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command("sh", "-c", tc.script)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			var c *Cap
 			if tc.cap > 0 {
 				if c = New(tc.cap, "/sys/fs/cgroup"); c.Mode() == "priority" {
 					t.Skip("no writable cgroup")
 				}
 			}
+			cmd := exec.Command("sh", "-c", tc.script)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -52,26 +53,78 @@ func TestThreads(t *testing.T) {
 				}
 			}
 			th := NewThreads(cmd.Process.Pid)
-			if _, ok := th.Sample(time.Now()); ok {
-				t.Error("a figure over less than a second")
+			if _, ok := th.Busiest(time.Now()); ok {
+				t.Error("a figure over less than half a second")
 			}
 			time.Sleep(1500 * time.Millisecond)
-			u, ok := th.Sample(time.Now())
+			busiest, ok := th.Busiest(time.Now())
 			if !ok {
 				t.Skip("the kernel keeps no schedstat figures")
 			}
-			t.Logf("%v", u)
-			if got := u.ShortOfCPU(); got != tc.short {
-				t.Errorf("short of CPU: %v (%v), want %v", got, u, tc.short)
+			t.Logf("busiest thread ready %.0f%% of the time", 100*busiest)
+			if got := busiest >= SerialBound; got != tc.bound {
+				t.Errorf("busiest thread ready %.2f of the time: held back by it %v, want %v", busiest, got, tc.bound)
 			}
 		})
 	}
 	t.Run("gone", func(t *testing.T) {
 		th := &Threads{dir: filepath.Join(t.TempDir(), "task")}
-		if _, ok := th.Sample(time.Now()); ok {
+		if _, ok := th.Busiest(time.Now()); ok {
 			t.Error("a figure for a process that is not there")
 		}
 	})
+}
+
+// TestThreadsCount follows threads through a fake /proc/<pid>/task: a thread that
+// appears between two calls counts from zero (ffmpeg starts its encoder threads after
+// the first call), and a thread id used again does not make a negative figure.
+func TestThreadsCount(t *testing.T) {
+	dir := t.TempDir()
+	set := func(tid string, run, wait float64) {
+		t.Helper()
+		p := filepath.Join(dir, tid)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		text := fmt.Sprintf("%d %d 7\n", int64(run*1e9), int64(wait*1e9))
+		if err := os.WriteFile(filepath.Join(p, "schedstat"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	th := &Threads{dir: dir}
+	set("100", 5, 1) // the main thread
+	if _, ok := th.Busiest(t0); ok {
+		t.Fatal("a figure from one call")
+	}
+	steps := []struct {
+		name string
+		do   func()
+		want float64
+	}{
+		{"main thread 0.2 s in 2 s", func() { set("100", 5.3, 1.1) }, 0.2},
+		{"an encoder thread started since, ready 1.8 s", func() { set("100", 5.5, 1.1); set("101", 1.2, 0.6) }, 0.9},
+		{"its id used again by a new thread, ready 0.4 s", func() { set("101", 0.3, 0.1) }, 0.2},
+	}
+	for i, s := range steps {
+		s.do()
+		got, ok := th.Busiest(t0.Add(time.Duration(2*(i+1)) * time.Second))
+		if !ok || got < s.want-1e-9 || got > s.want+1e-9 {
+			t.Errorf("%s: busiest %.3f (ok %v), want %.3f", s.name, got, ok, s.want)
+		}
+	}
+	// A kernel without the figures shows zeros.
+	zero := &Threads{dir: t.TempDir()}
+	if err := os.MkdirAll(filepath.Join(zero.dir, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(zero.dir, "1", "schedstat"), []byte("0 0 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero.Busiest(t0)
+	if _, ok := zero.Busiest(t0.Add(2 * time.Second)); ok {
+		t.Error("a figure where the kernel keeps none")
+	}
 }
 
 func TestSchedstat(t *testing.T) {
@@ -95,27 +148,6 @@ func TestSchedstat(t *testing.T) {
 		got, err := schedstat(p)
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("%q: %+v %v", tc.text, got, err)
-		}
-	}
-}
-
-func TestShortOfCPU(t *testing.T) {
-	tests := []struct {
-		name string
-		u    Usage
-		want bool
-	}{
-		{"idle", Usage{}, false},
-		{"waits for its input", Usage{Run: 0.4, Wait: 0.02, Busiest: 0.3}, false},
-		{"waits for its input, wakes often on a busy box", Usage{Run: 0.04, Wait: 0.06, Busiest: 0.03}, false},
-		{"a little scheduling delay", Usage{Run: 1.5, Wait: 0.2, Busiest: 0.6}, false},
-		{"throttled by the cgroup", Usage{Run: 0.6, Wait: 1.8, Busiest: 0.7}, true},
-		{"neighbours hold the cores", Usage{Run: 0.8, Wait: 0.3, Busiest: 0.5}, true},
-		{"one thread cannot keep up, cores to spare", Usage{Run: 1.2, Wait: 0.01, Busiest: 0.97}, true},
-	}
-	for _, tc := range tests {
-		if got := tc.u.ShortOfCPU(); got != tc.want {
-			t.Errorf("%s (%v): %v, want %v", tc.name, tc.u, got, tc.want)
 		}
 	}
 }

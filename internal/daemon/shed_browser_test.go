@@ -100,7 +100,7 @@ audio:
 //
 // In that slow spell, until the job has lost two segments (about 5 s), every player
 // stalls. hls.js and Shaka play on every time. dash.js 5.2.1 in Chromium sometimes
-// never resumed after such a stall when the job shed only after 20 s slow (1 run of 5
+// never resumed after such a stall when the job shed only after 20 s slow (2 runs of 8
 // with audio held to the video, 3 of 4 before): the element waited for ever 0.05 to
 // 2.8 s before the end of a buffer it had. Since the job sheds on lag, it has played on
 // in every run. That failure, and only that one, is logged as a known problem rather

@@ -251,8 +251,8 @@ type speedSample struct {
 	media time.Duration
 }
 
-// add records that ffmpeg had reached media time at wall, and returns the speed over
-// the last speedWindow; ok is false until that much time has been seen.
+// add records that ffmpeg had reached media time at wall, updates the lag, and returns
+// the speed over the last speedWindow; ok is false until that much time has been seen.
 func (m *speedMeter) add(wall time.Time, media time.Duration) (speed float64, ok bool) {
 	m.samples = append(m.samples, speedSample{wall, media})
 	for len(m.samples) > 2 && wall.Sub(m.samples[1].wall) >= speedWindow {

@@ -92,6 +92,8 @@ type Manager struct {
 	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
 
 	fs fileio.FS // for the hot path's files under cfg.Output
+
+	pressure *cpucap.Pressure // whether the jobs as a whole are short of CPU (shedding)
 }
 
 // NewManager returns a Manager; it starts nothing until Create.
@@ -111,7 +113,7 @@ func NewManager(cfg Config) *Manager {
 	if cfg.ShedHoldOff <= 0 {
 		cfg.ShedHoldOff = shedHoldOff
 	}
-	return &Manager{cfg: cfg, jobs: map[string]*Job{}, fs: fileio.For(cfg.Output)}
+	return &Manager{cfg: cfg, jobs: map[string]*Job{}, fs: fileio.For(cfg.Output), pressure: cpucap.NewPressure(cfg.CPU)}
 }
 
 func (m *Manager) now() time.Time { return m.cfg.Now() }

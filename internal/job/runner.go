@@ -331,7 +331,7 @@ func (j *Job) measure(meter *cpucap.Meter, now time.Time) {
 // (zero when not slow).
 func (j *Job) checkBehind(now time.Time, p pace) pace {
 	if !j.src.Live {
-		return pace{cpu: p.cpu, cpuKnown: p.cpuKnown}
+		return pace{}
 	}
 	j.mu.Lock()
 	speed, behind := j.view.Progress.Speed, j.view.Behind
@@ -352,11 +352,14 @@ func (j *Job) checkBehind(now time.Time, p pace) pace {
 	case !behind && now.Sub(p.slowSince) >= 10*time.Second:
 		j.update(func(v *View) { v.Behind = true })
 		why := "the box is over capacity: ffmpeg is short of CPU"
-		if !p.shortOfCPU() {
+		switch {
+		case !p.loadKnown && !p.busiestKnown:
+			why = "CPU not measured"
+		case !p.shortOfCPU():
 			why = "ffmpeg waits for its source"
 		}
-		if p.cpuKnown {
-			why += " (" + p.cpu.String() + ")"
+		if p.loadKnown || p.busiestKnown {
+			why += " (" + p.cpu() + ")"
 		}
 		msg := fmt.Sprintf("slower than real time for %v (speed %.2fx, %.1f s behind): %s",
 			now.Sub(p.slowSince).Round(time.Second), speed, p.lag.Seconds(), why)
@@ -450,7 +453,10 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 		}
 	}
 	meter, _ := cpucap.NewMeter(pid)
-	threads := cpucap.NewThreads(pid)
+	var threads *cpucap.Threads // whether one thread holds ffmpeg back; live jobs only
+	if j.src.Live {
+		threads = cpucap.NewThreads(pid)
+	}
 	nextMeter := time.Now().Add(5 * time.Second)
 	var pc pace
 	j.setPID(pid)
@@ -527,9 +533,14 @@ loop:
 				j.refresh(idx)
 			}
 			woken = false
+			// What holds ffmpeg back, every 5 s, and at every beat while it is slow: a
+			// shed must not wait for figures.
+			if threads != nil && (now.After(nextMeter) || !pc.slowSince.IsZero()) {
+				pc.busiest, pc.busiestKnown = threads.Busiest(now)
+				pc.load, pc.loadKnown = j.m.pressure.Sample(now)
+			}
 			if now.After(nextMeter) {
 				nextMeter = now.Add(5 * time.Second)
-				pc.cpu, pc.cpuKnown = threads.Sample(now)
 				if meter != nil {
 					j.measure(meter, now)
 				}

@@ -3,6 +3,7 @@ package job
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/cpucap"
@@ -40,14 +41,38 @@ func shedLag(segDur time.Duration) time.Duration {
 type pace struct {
 	slowSince time.Time     // when it fell below real time; zero while it keeps up
 	lag       time.Duration // real time lost since it last kept up (speedMeter)
-	cpu       cpucap.Usage  // what ffmpeg's threads did over the last 5 s
-	cpuKnown  bool          // cpu was measured
+
+	load         cpucap.Load // the box and the CPU cap over the last 5 s
+	loadKnown    bool
+	busiest      float64 // share of the last 5 s its busiest thread was ready to run
+	busiestKnown bool
 }
 
 // shortOfCPU tells whether ffmpeg is slow for want of CPU rather than because it waits
-// for its source (cpucap.Usage). Unknown counts as short of CPU: shedding is what the
-// ladder asked for.
-func (p pace) shortOfCPU() bool { return !p.cpuKnown || p.cpu.ShortOfCPU() }
+// for its source: the cap's quota keeps running out or every core is busy, or one of
+// its threads has work all the time. Unmeasured counts as short of CPU: shedding is
+// what the ladder asked for.
+func (p pace) shortOfCPU() bool {
+	if !p.loadKnown && !p.busiestKnown {
+		return true
+	}
+	return (p.loadKnown && p.load.Short()) || (p.busiestKnown && p.busiest >= cpucap.SerialBound)
+}
+
+// cpu says what the figures behind shortOfCPU were.
+func (p pace) cpu() string {
+	var parts []string
+	if p.loadKnown {
+		parts = append(parts, p.load.String())
+	}
+	if p.busiestKnown {
+		parts = append(parts, fmt.Sprintf("ffmpeg's busiest thread had work %.0f%% of the time", 100*p.busiest))
+	}
+	if len(parts) == 0 {
+		return "CPU not measured"
+	}
+	return strings.Join(parts, ", ")
+}
 
 // errReshape ends an ffmpeg run that must start again at once with another set of rungs.
 var errReshape = errors.New("ladder reshaped")
@@ -109,12 +134,8 @@ func (j *Job) reshape(now time.Time, p pace, plan ladder.Plan, idx *index) error
 		j.mu.Lock()
 		speed := j.view.Progress.Speed
 		j.mu.Unlock()
-		why := "not measured"
-		if p.cpuKnown {
-			why = p.cpu.String()
-		}
 		msg := fmt.Sprintf("short of CPU (%s), %.1f s behind real time after %v (speed %.2fx): shedding the top rung %s so the others keep up; it is tried again in %v",
-			why, p.lag.Seconds(), now.Sub(p.slowSince).Round(time.Second), speed, top.Name, s.holdOff)
+			p.cpu(), p.lag.Seconds(), now.Sub(p.slowSince).Round(time.Second), speed, top.Name, s.holdOff)
 		j.log.Warn().Str("rung", top.Name).Float64("speed", speed).Float64("lag", p.lag.Seconds()).Msg(msg)
 		j.event(Event{Type: "shed", Message: msg})
 		j.withdraw(idx, top.Name, true)

@@ -68,40 +68,42 @@ func TestReshape(t *testing.T) {
 
 	j, idx := newJob(true, true)
 	// The index's segments last 1 s: the job sheds once it has lost 2 s for want of CPU.
+	// What the figures said over the last 5 s (nil: not measured).
 	var (
-		short   = &cpucap.Usage{Run: 0.6, Wait: 0.9, Busiest: 0.7} // waits for a CPU more than it runs
-		waiting = &cpucap.Usage{Run: 0.3, Busiest: 0.3}            // waits for its source
-		unknown *cpucap.Usage                                      // not measured: counts as short
+		throttled = &pace{load: cpucap.Load{Throttled: 0.9, Busy: 0.6}, loadKnown: true, busiest: 0.5, busiestKnown: true}
+		waiting   = &pace{load: cpucap.Load{Throttled: 0.1, Busy: 0.6}, loadKnown: true, busiest: 0.2, busiestKnown: true}
+		unknown   *pace
 	)
 	steps := []struct {
 		name      string
 		at        time.Duration // after t0
 		slowFor   time.Duration // how long the job has been slower than real time; 0: it is not
 		lag       time.Duration
-		cpu       *cpucap.Usage
+		cpu       *pace
 		reserved  float64 // cores the other jobs hold
 		reshape   bool
 		shed      string
 		withdrawn []string // in the index: a rung taken back stays out until its first new segment
 	}{
-		{"slow, 1.9 s lost: not yet", 4 * time.Second, 4 * time.Second, 1900 * time.Millisecond, short, 0, false, "", nil},
+		{"slow, 1.9 s lost: not yet", 4 * time.Second, 4 * time.Second, 1900 * time.Millisecond, throttled, 0, false, "", nil},
 		{"slow, far behind, waiting for the source", 30 * time.Second, 30 * time.Second, 15 * time.Second, waiting, 0, false, "", nil},
-		{"2 s lost but keeping up again", 31 * time.Second, 0, 2 * time.Second, short, 0, false, "", nil},
-		{"slow, 2 s lost, short of CPU: shed the tallest", 40 * time.Second, 5 * time.Second, 2 * time.Second, short, 0, true, "1080p", []string{"1080p"}},
-		{"still within the hold-off", 40*time.Second + holdOff - time.Second, 0, 0, short, 0, false, "1080p", []string{"1080p"}},
-		{"hold-off over, no room", 40*time.Second + holdOff, 0, 0, short, 3, false, "1080p", []string{"1080p"}},
-		{"another hold-off, still no room", 40*time.Second + 2*holdOff - time.Second, 0, 0, short, 0, false, "1080p", []string{"1080p"}},
-		{"room again: take it back", 40*time.Second + 2*holdOff, 0, 0, short, 0, true, "", []string{"1080p"}},
+		{"2 s lost but keeping up again", 31 * time.Second, 0, 2 * time.Second, throttled, 0, false, "", nil},
+		{"slow, 2 s lost, the cap's quota spent: shed the tallest", 40 * time.Second, 5 * time.Second, 2 * time.Second, throttled, 0, true, "1080p", []string{"1080p"}},
+		{"still within the hold-off", 40*time.Second + holdOff - time.Second, 0, 0, nil, 0, false, "1080p", []string{"1080p"}},
+		{"hold-off over, no room", 40*time.Second + holdOff, 0, 0, nil, 3, false, "1080p", []string{"1080p"}},
+		{"another hold-off, still no room", 40*time.Second + 2*holdOff - time.Second, 0, 0, nil, 0, false, "1080p", []string{"1080p"}},
+		{"room again: take it back", 40*time.Second + 2*holdOff, 0, 0, nil, 0, true, "", []string{"1080p"}},
 		{"slow again, no figures: shed again", 50*time.Second + 2*holdOff, 10 * time.Second, 3 * time.Second, unknown, 0, true, "1080p", []string{"1080p"}},
-		{"the hold-off doubled", 50*time.Second + 4*holdOff - time.Second, 0, 0, short, 0, false, "1080p", []string{"1080p"}},
-		{"after the doubled hold-off", 50*time.Second + 4*holdOff, 0, 0, short, 0, true, "", []string{"1080p"}},
+		{"the hold-off doubled", 50*time.Second + 4*holdOff - time.Second, 0, 0, nil, 0, false, "1080p", []string{"1080p"}},
+		{"after the doubled hold-off", 50*time.Second + 4*holdOff, 0, 0, nil, 0, true, "", []string{"1080p"}},
 	}
 	for _, s := range steps {
 		now := t0.Add(s.at)
-		p := pace{lag: s.lag}
+		var p pace
 		if s.cpu != nil {
-			p.cpu, p.cpuKnown = *s.cpu, true
+			p = *s.cpu
 		}
+		p.lag = s.lag
 		if s.slowFor > 0 {
 			p.slowSince = now.Add(-s.slowFor)
 		}
@@ -135,6 +137,34 @@ func TestReshape(t *testing.T) {
 	}
 	if want := []string{"shed", "unshed", "shed", "unshed"}; !reflect.DeepEqual(types, want) {
 		t.Errorf("events %v, want %v", types, want)
+	}
+}
+
+func TestShortOfCPU(t *testing.T) {
+	load := func(throttled, busy float64) pace {
+		return pace{load: cpucap.Load{Throttled: throttled, Busy: busy}, loadKnown: true}
+	}
+	withThread := func(p pace, busiest float64) pace {
+		p.busiest, p.busiestKnown = busiest, true
+		return p
+	}
+	tests := []struct {
+		name string
+		p    pace
+		want bool
+	}{
+		{"not measured", pace{}, true},
+		{"the cap's quota ran out in most periods", withThread(load(0.9, 0.6), 0.5), true},
+		{"every core busy", withThread(load(0, 0.99), 0.5), true},
+		{"one thread has work all the time, cores to spare", withThread(load(0, 0.3), 0.95), true},
+		{"room everywhere: waits for its source", withThread(load(0.1, 0.6), 0.2), false},
+		{"only the box measured, room", load(0, 0.5), false},
+		{"only the threads measured, none busy", withThread(pace{}, 0.3), false},
+	}
+	for _, tc := range tests {
+		if got := tc.p.shortOfCPU(); got != tc.want {
+			t.Errorf("%s (%s): %v, want %v", tc.name, tc.p.cpu(), got, tc.want)
+		}
 	}
 }
 

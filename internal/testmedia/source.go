@@ -18,7 +18,8 @@ type SourceOptions struct {
 	// FPS is the frame rate and the GOP length in frames; 30 when zero.
 	FPS int
 	// Rate is the pace the stream is sent at, as a multiple of real time; 1 when zero.
-	// Below 1 it stands for a source whose network cannot keep up.
+	// Below 1 it stands for a source whose network cannot keep up (ffmpeg's -readrate,
+	// ffmpeg 5.0 and later).
 	Rate float64
 }
 
@@ -40,7 +41,7 @@ func (o SourceOptions) validate() error {
 		return fmt.Errorf("fps %d: want positive", o.FPS)
 	}
 	if o.Rate < 0 {
-		return fmt.Errorf("rate %v: want positive", o.Rate)
+		return fmt.Errorf("rate %v: want 0 (real time) or more", o.Rate)
 	}
 	return nil
 }
