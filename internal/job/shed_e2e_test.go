@@ -32,30 +32,8 @@ func TestShedTopRung(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a live job for a minute or more")
 	}
-	testmedia.RequireFFmpeg(t)
-	profiles := t.TempDir()
-	yaml := `segment_duration: 1s
-window: 30s
-video:
-  preset: slow
-  shed_top_rung: true
-  renditions:
-    - {name: 720p, height: 720, bitrate: 2000k}
-    - {name: 90p, height: 90, bitrate: 100k}
-audio:
-  - {name: aac, codec: aac, bitrate: 64k}
-`
-	if err := os.WriteFile(filepath.Join(profiles, "shed.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	m := testManager(t, Config{Output: out, Ladders: ladder.NewStore(profiles, nil), ShedHoldOff: 10 * time.Second})
-	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 1280, Height: 720, FPS: 30})
-	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "shed", ID: "shed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(out, "shed")
+	m, j, dir := startShedJob(t, "slow", "720p, height: 720, bitrate: 2000k", 10*time.Second,
+		testmedia.SourceOptions{Width: 1280, Height: 720, FPS: 30})
 	waitView(t, j, 60*time.Second, "running", func(v View) bool { return v.State == Running })
 
 	// Take the CPU until the job sheds its top rung: two unbounded x264 encodes, as a
@@ -140,6 +118,37 @@ audio:
 	testmedia.ValidateMPD(t, filepath.Join(dir, manifest.MPDName))
 }
 
+// startShedJob starts the live job "shed" on a ladder that opts into shedding, with the
+// x264 preset and the top rung given (a YAML flow mapping's fields) above a 90p rung,
+// from an RTMP source with opts. It returns the manager, the job and its folder.
+func startShedJob(t *testing.T, preset, top string, holdOff time.Duration, opts testmedia.SourceOptions) (*Manager, *Job, string) {
+	t.Helper()
+	testmedia.RequireFFmpeg(t)
+	profiles := t.TempDir()
+	yaml := `segment_duration: 1s
+window: 30s
+video:
+  preset: ` + preset + `
+  shed_top_rung: true
+  renditions:
+    - {name: ` + top + `}
+    - {name: 90p, height: 90, bitrate: 100k}
+audio:
+  - {name: aac, codec: aac, bitrate: 64k}
+`
+	if err := os.WriteFile(filepath.Join(profiles, "shed.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	m := testManager(t, Config{Output: out, Ladders: ladder.NewStore(profiles, nil), ShedHoldOff: holdOff})
+	src := testmedia.StartRTMP(t, opts)
+	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "shed", ID: "shed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, j, filepath.Join(out, "shed")
+}
+
 func hasEvent(j *Job, typ string) bool {
 	for _, e := range j.Events() {
 		if e.Type == typ {
@@ -210,29 +219,9 @@ func TestSlowSourceKeepsRungs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a live job for half a minute or more")
 	}
-	testmedia.RequireFFmpeg(t)
-	profiles := t.TempDir()
-	yaml := `segment_duration: 1s
-window: 30s
-video:
-  preset: veryfast
-  shed_top_rung: true
-  renditions:
-    - {name: 360p, height: 360, bitrate: 600k}
-    - {name: 90p, height: 90, bitrate: 100k}
-audio:
-  - {name: aac, codec: aac, bitrate: 64k}
-`
-	if err := os.WriteFile(filepath.Join(profiles, "shed.yaml"), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m := testManager(t, Config{Output: t.TempDir(), Ladders: ladder.NewStore(profiles, nil)})
 	box := cpucap.NewPressure(nil)
-	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30, Rate: 0.5})
-	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "shed", ID: "slowsrc"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, j, _ := startShedJob(t, "veryfast", "360p, height: 360, bitrate: 600k", 0,
+		testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30, Rate: 0.5})
 	v := waitView(t, j, 90*time.Second, "flagged behind", func(v View) bool { return v.Behind })
 	var msg string
 	for _, e := range j.Events() {
