@@ -354,7 +354,7 @@ func (j *Job) checkBehind(now time.Time, p pace) pace {
 		why := "the box is over capacity: ffmpeg is short of CPU"
 		switch {
 		case !p.loadKnown && !p.busiestKnown:
-			why = "CPU not measured"
+			why = "the cause is not measured"
 		case !p.shortOfCPU():
 			why = "ffmpeg waits for its source"
 		}

@@ -42,9 +42,10 @@ type pace struct {
 	slowSince time.Time     // when it fell below real time; zero while it keeps up
 	lag       time.Duration // real time lost since it last kept up (speedMeter)
 
-	load         cpucap.Load // the box and the CPU cap over the last 5 s
+	// Since the sample before (5 s earlier, or a beat while the job is slow):
+	load         cpucap.Load // the box and the CPU cap
 	loadKnown    bool
-	busiest      float64 // share of the last 5 s its busiest thread was ready to run
+	busiest      float64 // share of the time ffmpeg's busiest thread was ready to run
 	busiestKnown bool
 }
 
