@@ -13,8 +13,8 @@ import (
 )
 
 // The official DASH MPD schema (MPEGGroup/DASHSchema), with the xlink.xsd and xml.xsd it
-// imports, lives outside the module, next to the repository: <repo>/../shared/dash-schema.
-const mpdSchemaDir = "shared/dash-schema"
+// imports, is kept in the repository (testdata/dash-schema/README.md says where from).
+const mpdSchemaDir = "testdata/dash-schema"
 
 // ValidateMPD validates the MPD file at path against the official DASH schema with
 // xmllint, and fails the test with xmllint's output when it does not validate.
@@ -49,15 +49,28 @@ func ValidateMPDBytes(t testing.TB, data []byte) {
 }
 
 // mpdSchema finds DASH-MPD.xsd from the working directory: up to the folder holding
-// go.mod, then ../shared/dash-schema.
+// go.mod, then testdata/dash-schema.
 func mpdSchema() (string, error) {
+	dir, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	xsd := filepath.Join(dir, filepath.FromSlash(mpdSchemaDir), "DASH-MPD.xsd")
+	if _, err := os.Stat(xsd); err != nil {
+		return "", err
+	}
+	return xsd, nil
+}
+
+// moduleRoot returns the folder holding go.mod, at or above the working directory.
+func moduleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -65,11 +78,6 @@ func mpdSchema() (string, error) {
 		}
 		dir = parent
 	}
-	xsd := filepath.Join(filepath.Dir(dir), filepath.FromSlash(mpdSchemaDir), "DASH-MPD.xsd")
-	if _, err := os.Stat(xsd); err != nil {
-		return "", err
-	}
-	return xsd, nil
 }
 
 // missing skips the test, or fails it under CI, because a tool or file is missing.
