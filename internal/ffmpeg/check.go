@@ -7,8 +7,47 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 )
+
+// MinVersion is the oldest ffmpeg release whose options mean what BuildArgs means by
+// them. Before 5.0 the RTSP demuxer's -timeout was how long to wait for an incoming
+// connection: it made every RTSP job listen instead of connect (the socket timeout was
+// -stimeout). Ubuntu 22.04 ships 4.4; Debian 12 ships 5.1, the version the tests run.
+var MinVersion = Version{Major: 5, Minor: 0}
+
+// Version is an ffmpeg release number.
+type Version struct{ Major, Minor int }
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
+
+// Less reports whether v is an older release than w.
+func (v Version) Less(w Version) bool {
+	return v.Major < w.Major || v.Major == w.Major && v.Minor < w.Minor
+}
+
+// ParseVersion reads the release from what "ffmpeg -version" calls its version:
+// "5.1.6-0+deb12u1", "4.4.2-0ubuntu0.22.04.1", "n6.1.1", "7.1". ok is false for builds
+// from git ("N-112233-gabcdef", "git-2024-01-01-abcdef"), which carry no release number.
+func ParseVersion(s string) (v Version, ok bool) {
+	s = strings.TrimPrefix(s, "n")
+	major, rest, found := strings.Cut(s, ".")
+	if !found {
+		return Version{}, false
+	}
+	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(rest)
+	}
+	var err1, err2 error
+	v.Major, err1 = strconv.Atoi(major)
+	v.Minor, err2 = strconv.Atoi(rest[:end])
+	if err1 != nil || err2 != nil || end == 0 {
+		return Version{}, false
+	}
+	return v, true
+}
 
 // Check finds ffmpeg and ffprobe (paths, or names looked up in PATH; "" means
 // "ffmpeg" and "ffprobe"), checks that this ffmpeg has what BuildArgs uses (the
@@ -41,6 +80,9 @@ func Check(ctx context.Context, ffmpegPath, ffprobePath string) (version string,
 		return "", errors.Join(errs...)
 	}
 	version = parseVersion(out)
+	if err := checkVersion(ctx, ffmpeg, version); err != nil {
+		errs = append(errs, err)
+	}
 
 	encoders, err := run(ctx, ffmpeg, "-hide_banner", "-encoders")
 	if err != nil {
@@ -61,6 +103,31 @@ func Check(ctx context.Context, ffmpegPath, ffprobePath string) (version string,
 		errs = append(errs, fmt.Errorf("ffmpeg at %s has no hls muxer: install a full ffmpeg build, e.g. `sudo apt-get install ffmpeg` on Debian/Ubuntu", ffmpeg))
 	}
 	return version, errors.Join(errs...)
+}
+
+// checkVersion refuses an ffmpeg older than MinVersion. A build from git has no release
+// number: its RTSP demuxer's help tells instead whether -timeout is the socket timeout.
+func checkVersion(ctx context.Context, ffmpeg, version string) error {
+	old := fmt.Errorf("ffmpeg %s at %s is older than %s, the oldest transcoderd supports (before 5.0 an RTSP source's -timeout makes ffmpeg listen instead of connect): install ffmpeg %s or newer (Debian 12, Ubuntu 24.04), or run the Docker image", version, ffmpeg, MinVersion, MinVersion)
+	if v, ok := ParseVersion(version); ok {
+		if v.Less(MinVersion) {
+			return old
+		}
+		return nil
+	}
+	help, err := run(ctx, ffmpeg, "-hide_banner", "-h", "demuxer=rtsp")
+	if err != nil {
+		return fmt.Errorf("ffmpeg %s at %s: read its RTSP options to tell its age: %w", version, ffmpeg, err)
+	}
+	for _, line := range strings.Split(string(help), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "-timeout" {
+			if strings.Contains(line, "socket") {
+				return nil
+			}
+			return old
+		}
+	}
+	return old
 }
 
 func notFound(tool, path string, err error) error {

@@ -130,3 +130,89 @@ func TestParseVersion(t *testing.T) {
 		})
 	}
 }
+
+// fakeFFmpegOf returns a fake ffmpeg with everything BuildArgs needs, whose -version
+// says version and whose RTSP demuxer documents -timeout as rtspTimeout.
+func fakeFFmpegOf(version, rtspTimeout string) string {
+	return `#!/bin/sh
+case "$2" in
+-version) echo "ffmpeg version ` + version + ` Copyright (c) the FFmpeg developers" ;;
+-encoders) printf 'Encoders:\n V..... = Video\n ------\n V....D libx264              H.264\n A....D aac                  AAC\n' ;;
+-muxers) printf 'File formats:\n D. = Demuxing supported\n .E = Muxing supported\n --\n  E hls             Apple HTTP Live Streaming\n' ;;
+-h) printf 'Demuxer rtsp [RTSP input]:\nRTSP demuxer AVOptions:\n  -listen_timeout    <int>        .D.......\n  -timeout           <int64>      .D....... ` + rtspTimeout + `\n' ;;
+*) exit 1 ;;
+esac
+`
+}
+
+func TestCheckVersion(t *testing.T) {
+	ffprobe := needTool(t, "ffprobe")
+	const (
+		socket = "set timeout (in microseconds) of socket I/O operations"
+		listen = "set maximum timeout (in seconds) to wait for incoming connections (-1 is infinite, imply flag listen)"
+	)
+	tests := []struct {
+		name, version, rtsp string
+		refused             bool
+	}{
+		{name: "debian 12", version: "5.1.6-0+deb12u1", rtsp: socket},
+		{name: "5.0 exactly", version: "5.0", rtsp: socket},
+		{name: "release tag", version: "n7.1", rtsp: socket},
+		{name: "ubuntu 22.04", version: "4.4.2-0ubuntu0.22.04.1", rtsp: listen, refused: true},
+		{name: "old release whatever its help says", version: "4.4", rtsp: socket, refused: true},
+		{name: "git build, new rtsp", version: "N-112233-gabcdef", rtsp: socket},
+		{name: "git build, old rtsp", version: "N-47683-g0e8eb07980-static", rtsp: listen, refused: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := filepath.Join(t.TempDir(), "ffmpeg")
+			if err := os.WriteFile(fake, []byte(fakeFFmpegOf(tt.version, tt.rtsp)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			version, err := Check(ctx, fake, ffprobe)
+			if version != tt.version {
+				t.Errorf("version = %q, want %q", version, tt.version)
+			}
+			if !tt.refused {
+				if err != nil {
+					t.Fatalf("Check refused ffmpeg %s: %v", tt.version, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Check accepted ffmpeg %s", tt.version)
+			}
+			for _, w := range []string{"ffmpeg " + tt.version + " at " + fake + " is older than 5.0", "install ffmpeg 5.0 or newer"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseReleaseVersion(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Version
+		ok   bool
+	}{
+		{"5.1.6-0+deb12u1", Version{5, 1}, true},
+		{"4.4.2-0ubuntu0.22.04.1", Version{4, 4}, true},
+		{"n6.1.1", Version{6, 1}, true},
+		{"7.1", Version{7, 1}, true},
+		{"6.0-static", Version{6, 0}, true},
+		{"N-112233-gabcdef", Version{}, false},
+		{"git-2024-01-01-abcdef", Version{}, false},
+		{"5.", Version{}, false},
+		{"", Version{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := ParseVersion(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ParseVersion(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
