@@ -126,6 +126,9 @@ func (c *Cap) Limit() float64 { return c.limit }
 // cgroup could be written: ffmpeg runs at nice 10 and the limit holds only at admission).
 func (c *Cap) Mode() string { return c.mode }
 
+// Group is the cgroup folder ffmpeg runs in, "" in priority mode.
+func (c *Cap) Group() string { return c.group }
+
 // Admit reserves cores for a job, or refuses it with a message that says what is used
 // and what it needs.
 func (c *Cap) Admit(job string, cores float64) error {

@@ -117,7 +117,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	if cpu.Mode() == "priority" {
 		log.Warn().Float64("cpu_limit", limit).Msg("no cgroup is writable (cgroup v2 cpu.max or v1 cpu.cfs_quota_us): the CPU limit holds at admission only, and ffmpeg runs at nice 10")
 	} else {
-		log.Info().Float64("cpu_limit", limit).Str("enforced_by", cpu.Mode()).Msg("CPU cap")
+		log.Info().Float64("cpu_limit", limit).Str("enforced_by", cpu.Mode()).Str("cgroup", cpu.Group()).Msg("CPU cap")
 	}
 	ladders := ladder.NewStore(c.Profiles, profiles.FS)
 	if _, err := os.Stat(c.Profiles); err != nil {

@@ -1,54 +1,86 @@
-// Command bench measures what the one-process ladder costs and saves. It encodes a
-// generated 20 s 1080p30 source with a ladder (default: profiles/default.yaml) three ways
-// and prints the wall time of each, from one run:
+// Command bench measures what running an encode as a transcoderd job costs over running
+// its ffmpeg by hand, and what the one-process ladder saves over one ffmpeg per rendition.
+// It generates a 20 s 1080p30 source and encodes it with a ladder (default:
+// profiles/default.yaml):
 //
-//  1. as a transcoderd VOD job (POST to a daemon running in this process, until finished);
-//  2. the job's own ffmpeg argv, run by hand;
-//  3. the naive way: one ffmpeg per rendition, all at once, each decoding the source.
+//  1. as a VOD job of the daemon, built and run as its own process, once per CPU limit
+//     (-limits, default "100%,90%"): the time from the POST to the job's own end time,
+//     with the job polled once a second, and how often the CPU cap's cgroup throttled it;
+//  2. the job's own ffmpeg argv, run by hand, after the daemon has stopped: the box is
+//     idle but for it;
+//  3. one ffmpeg per rendition, all at once, each decoding the source (-naive=false skips).
 //
-// Usage: go run ./scripts/bench [-ladder default] [-seconds 20] [-keep]
+// Each is run one after the other, never beside another, and -runs repeats the whole
+// series. Run it on an idle box: the load average is printed with the figures.
+//
+// Usage: go run ./scripts/bench [-ladder default] [-seconds 20] [-limits 100%,90%] [-runs 1] [-keep]
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/transcoderd/transcoderd/internal/daemon"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
-	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
+type options struct {
+	ladder  string
+	seconds int
+	limits  []string
+	runs    int
+	naive   bool
+	keep    bool
+}
+
 func main() {
-	ladderName := flag.String("ladder", "default", "ladder from profiles/")
-	seconds := flag.Int("seconds", 20, "length of the generated 1080p30 source")
-	keep := flag.Bool("keep", false, "keep the work folder")
+	var o options
+	flag.StringVar(&o.ladder, "ladder", "default", "ladder from profiles/")
+	flag.IntVar(&o.seconds, "seconds", 20, "length of the generated 1080p30 source")
+	limits := flag.String("limits", "100%,90%", "the daemon's --cpu-limit for each job run, comma-separated")
+	flag.IntVar(&o.runs, "runs", 1, "how many times to repeat the whole series")
+	flag.BoolVar(&o.naive, "naive", true, "also time one ffmpeg per rendition")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work folder")
 	flag.Parse()
-	if err := run(*ladderName, *seconds, *keep); err != nil {
+	o.limits = strings.Split(*limits, ",")
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ladderName string, seconds int, keep bool) error {
+// result is one timed run.
+type result struct {
+	name      string
+	wall      time.Duration
+	throttled string // the cap's cgroup: "N of M periods", or why it is not known
+}
+
+func run(o options) error {
 	work, err := os.MkdirTemp("", "transcoderd-bench-")
 	if err != nil {
 		return err
 	}
-	if !keep {
+	if o.keep {
+		fmt.Println("work folder:", work)
+	} else {
 		defer os.RemoveAll(work)
 	}
 	media := filepath.Join(work, "media")
@@ -56,10 +88,10 @@ func run(ladderName string, seconds int, keep bool) error {
 		return err
 	}
 	sample := filepath.Join(media, "sample.mp4")
-	fmt.Printf("generating %d s of 1080p30 (testsrc2 + noise, sine) ...\n", seconds)
+	fmt.Printf("generating %d s of 1080p30 (testsrc2 + noise, sine) ...\n", o.seconds)
 	if err := sh("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30,noise=alls=20:allf=t+u,format=yuv420p",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", fmt.Sprint(seconds),
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", strconv.Itoa(o.seconds),
 		"-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-g", "60", "-c:a", "aac", "-b:a", "192k", sample); err != nil {
 		return err
 	}
@@ -67,82 +99,221 @@ func run(ladderName string, seconds int, keep bool) error {
 	if err != nil {
 		return err
 	}
+	bin := filepath.Join(work, "transcoderd")
+	fmt.Println("building the daemon ...")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/transcoderd").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build (run this from the repository root): %w\n%s", err, out)
+	}
+	fmt.Printf("load average before: %s\n", loadavg())
 
-	// 1. As a job.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.Run(ctx, daemon.Config{
-			Listen: "127.0.0.1:0", Output: filepath.Join(work, "out"), Profiles: profiles,
-			Data: filepath.Join(work, "data"), MediaRoot: media, FFmpeg: "ffmpeg", FFprobe: "ffprobe",
-		}, zerolog.Nop(), func(a string) { addr <- a })
+	var all [][]result
+	for r := 0; r < o.runs; r++ {
+		var series []result
+		var argv []string
+		for i, limit := range o.limits {
+			d := daemon{bin: bin, work: filepath.Join(work, fmt.Sprintf("run%d-%d", r, i)), profiles: profiles, media: media, limit: limit}
+			res, a, err := d.job(o.ladder)
+			if err != nil {
+				return fmt.Errorf("job at --cpu-limit %s: %w", limit, err)
+			}
+			series = append(series, res)
+			argv = a
+		}
+		res, err := byHand(argv, filepath.Join(work, fmt.Sprintf("run%d-byhand", r)))
+		if err != nil {
+			return err
+		}
+		series = append(series, res)
+		if o.naive {
+			res, err := naive(sample, profiles, o.ladder, filepath.Join(work, fmt.Sprintf("run%d-naive", r)))
+			if err != nil {
+				return err
+			}
+			series = append(series, res)
+		}
+		all = append(all, series)
+	}
+	fmt.Printf("load average after: %s\n", loadavg())
+	report(o, all)
+	return nil
+}
+
+// report prints each series, and each job's time over the hand run's of its series.
+func report(o options, all [][]result) {
+	fmt.Printf("\nladder %s, %d s of 1080p30, %d cores (GOMAXPROCS %d)\n", o.ladder, o.seconds, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	for r, series := range all {
+		if len(all) > 1 {
+			fmt.Printf("run %d\n", r+1)
+		}
+		var hand time.Duration
+		for _, res := range series {
+			if res.name == handName {
+				hand = res.wall
+			}
+		}
+		for _, res := range series {
+			fmt.Printf("  %-52s %7.2f s  %6.3fx by hand", res.name, res.wall.Seconds(), res.wall.Seconds()/hand.Seconds())
+			if res.throttled != "" {
+				fmt.Printf("   throttled %s", res.throttled)
+			}
+			fmt.Println()
+		}
+	}
+	fmt.Println("targets: job at --cpu-limit 100% <= 1.03x by hand; at 90%, no more than the cap's own share (<= 1.12x)")
+}
+
+const handName = "the job's ffmpeg argv by hand"
+
+// daemon is one transcoderd process with its own folders.
+type daemon struct {
+	bin, work, profiles, media, limit string
+}
+
+// job runs one VOD job of sample.mp4 on ladderName to its end and returns the time
+// from the POST to the job's end, and the job's ffmpeg argv (without the binary).
+func (d daemon) job(ladderName string) (result, []string, error) {
+	port, err := freePort()
+	if err != nil {
+		return result{}, nil, err
+	}
+	api := "http://127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(d.bin, "--listen", "127.0.0.1:"+strconv.Itoa(port), "--output", filepath.Join(d.work, "out"),
+		"--profiles", d.profiles, "--data", filepath.Join(d.work, "data"), "--media-root", d.media,
+		"--cpu-limit", d.limit, "--log-format", "json")
+	var log bytes.Buffer
+	logs := &lockedWriter{w: &log}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return result{}, nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 	}()
-	var api string
-	select {
-	case a := <-addr:
-		api = "http://" + a
-	case err := <-done:
-		return fmt.Errorf("daemon: %w", err)
+	if err := waitHealthy(api, exited); err != nil {
+		return result{}, nil, fmt.Errorf("%w\n%s", err, logs.String())
 	}
 	began := time.Now()
-	v, err := post(api, fmt.Sprintf(`{"source":"sample.mp4","ladder":%q,"id":"bench"}`, ladderName))
+	v, err := call(http.MethodPost, api+"/v1/jobs", fmt.Sprintf(`{"source":"sample.mp4","ladder":%q,"id":"bench"}`, ladderName))
 	if err != nil {
-		return err
+		return result{}, nil, err
 	}
-	for !v.State.Ended() {
-		time.Sleep(50 * time.Millisecond)
-		if v, err = get(api + "/v1/jobs/bench"); err != nil {
-			return err
+	// One light request a second: the poll must not compete with ffmpeg. The job's own
+	// end time, not the poll's, ends the measure.
+	for v.Ended == nil {
+		time.Sleep(time.Second)
+		if v, err = call(http.MethodGet, api+"/v1/jobs/bench", ""); err != nil {
+			return result{}, nil, err
 		}
 	}
-	jobWall := time.Since(began)
-	if v.State != job.Finished {
-		return fmt.Errorf("job %s: %s", v.State, v.Error)
+	if v.State != "finished" {
+		return result{}, nil, fmt.Errorf("job %s: %s", v.State, v.Error)
 	}
-	cancel()
-	<-done
-
-	// 2. The same argv by hand, into a fresh folder.
-	byHand := filepath.Join(work, "byhand")
+	res := result{
+		name:      fmt.Sprintf("transcoderd VOD job, --cpu-limit %s (POST to end)", d.limit),
+		wall:      v.Ended.Sub(began),
+		throttled: throttled(logs.String()),
+	}
+	jobDir := filepath.Join(d.work, "out", "bench")
 	argv := make([]string, 0, len(v.FFmpeg))
-	jobDir := filepath.Join(work, "out", "bench")
 	for _, a := range v.FFmpeg[1:] {
-		argv = append(argv, strings.ReplaceAll(a, jobDir, byHand))
+		argv = append(argv, strings.ReplaceAll(a, jobDir, "{dir}"))
 	}
-	for _, r := range v.Renditions {
-		if err := os.MkdirAll(filepath.Join(byHand, r.Name), 0o755); err != nil {
-			return err
+	return res, argv, nil
+}
+
+// throttled reads the CPU cap's cgroup, which the daemon names in its "CPU cap" log
+// line, for how many of its CFS periods ran out of quota.
+func throttled(log string) string {
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		var line struct {
+			Message string `json:"message"`
+			Cgroup  string `json:"cgroup"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Message != "CPU cap" {
+			continue
+		}
+		if line.Cgroup == "" {
+			return "(no cgroup)"
+		}
+		stat, err := os.ReadFile(filepath.Join(line.Cgroup, "cpu.stat"))
+		if err != nil {
+			return "(" + err.Error() + ")"
+		}
+		f := map[string]string{}
+		for _, l := range strings.Split(string(stat), "\n") {
+			if k, v, ok := strings.Cut(l, " "); ok {
+				f[k] = v
+			}
+		}
+		return f["nr_throttled"] + " of " + f["nr_periods"] + " periods"
+	}
+	return "(the daemon logged no CPU cap)"
+}
+
+// byHand runs the job's argv in a fresh folder, on a box where nothing else runs.
+func byHand(argv []string, dir string) (result, error) {
+	for i, a := range argv {
+		argv[i] = strings.ReplaceAll(a, "{dir}", dir)
+	}
+	for _, d := range handDirs(argv) {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return result{}, err
 		}
 	}
-	began = time.Now()
+	began := time.Now()
 	if err := sh("ffmpeg", argv...); err != nil {
-		return err
+		return result{}, err
 	}
-	handWall := time.Since(began)
+	return result{name: handName, wall: time.Since(began)}, nil
+}
 
-	// 3. One ffmpeg per rendition, all at once.
+// handDirs returns the folders ffmpeg writes into: those of its segments and playlists.
+func handDirs(argv []string) []string {
+	var dirs []string
+	for i, a := range argv {
+		if i > 0 && (argv[i-1] == "-hls_segment_filename") || strings.HasSuffix(a, ".m3u8") {
+			dirs = append(dirs, filepath.Dir(a))
+		}
+	}
+	return dirs
+}
+
+// naive runs one ffmpeg per rendition, all at once, each decoding the source.
+func naive(sample, profiles, ladderName, dir string) (result, error) {
 	l, err := ladder.Load(filepath.Join(profiles, ladderName+".yaml"))
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	plan, err := l.Plan(*v.Input)
+	info, err := ffmpeg.Probe(context.Background(), "ffprobe", sample, ffmpeg.File)
 	if err != nil {
-		return err
+		return result{}, err
+	}
+	plan, err := l.Plan(info)
+	if err != nil {
+		return result{}, err
 	}
 	var runs [][]string
 	for _, rung := range plan.Video {
 		p := plan
 		p.Video, p.Audio, p.AudioOnly = []ladder.PlannedVideo{rung}, nil, false
-		runs = append(runs, mustArgs(sample, p, l, filepath.Join(work, "naive-"+rung.Name)))
+		runs = append(runs, mustArgs(sample, p, l, filepath.Join(dir, rung.Name)))
 	}
 	for _, a := range plan.Audio {
 		p := plan
 		p.Video, p.Audio = nil, []ladder.Audio{a}
-		runs = append(runs, mustArgs(sample, p, l, filepath.Join(work, "naive-"+a.Name)))
+		runs = append(runs, mustArgs(sample, p, l, filepath.Join(dir, a.Name)))
 	}
-	began = time.Now()
+	began := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, len(runs))
 	for i, argv := range runs {
@@ -150,20 +321,7 @@ func run(ladderName string, seconds int, keep bool) error {
 		go func() { defer wg.Done(); errs[i] = sh("ffmpeg", argv...) }()
 	}
 	wg.Wait()
-	naiveWall := time.Since(began)
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-
-	fmt.Printf("\nladder %s, %d s of 1080p30, %d renditions, %d cores\n", ladderName, seconds, len(v.Renditions), numCPU())
-	fmt.Printf("%-44s %8.2f s\n", "transcoderd VOD job (POST to finished)", jobWall.Seconds())
-	fmt.Printf("%-44s %8.2f s\n", "same ffmpeg argv by hand", handWall.Seconds())
-	fmt.Printf("%-44s %8.2f s\n", "one ffmpeg per rendition, in parallel", naiveWall.Seconds())
-	fmt.Printf("job / by hand: %.3fx (target <= 1.03)   naive / job: %.2fx (target >= 1.8)\n",
-		jobWall.Seconds()/handWall.Seconds(), naiveWall.Seconds()/jobWall.Seconds())
-	return nil
+	return result{name: "one ffmpeg per rendition, all at once", wall: time.Since(began)}, errors.Join(errs...)
 }
 
 func mustArgs(src string, p ladder.Plan, l *ladder.Ladder, dir string) []string {
@@ -171,7 +329,7 @@ func mustArgs(src string, p ladder.Plan, l *ladder.Ladder, dir string) []string 
 	if err != nil {
 		panic(err) // the plan came from a ladder that validated
 	}
-	for _, d := range ffmpeg.OutputDirs(ffmpeg.Job{Plan: p, Dir: dir}) {
+	for _, d := range handDirs(argv) {
 		_ = os.MkdirAll(d, 0o755)
 	}
 	return argv
@@ -188,38 +346,82 @@ func sh(name string, args ...string) error {
 	return nil
 }
 
-func post(api, body string) (job.View, error) {
-	res, err := http.Post(api+"/v1/jobs", "application/json", strings.NewReader(body))
-	if err != nil {
-		return job.View{}, err
-	}
-	return decode(res)
+// view is what the bench reads of a job.
+type view struct {
+	State  string     `json:"state"`
+	Error  string     `json:"error"`
+	FFmpeg []string   `json:"ffmpeg"`
+	Ended  *time.Time `json:"ended"`
 }
 
-func get(url string) (job.View, error) {
-	res, err := http.Get(url)
+func call(method, url, body string) (view, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
-		return job.View{}, err
+		return view{}, err
 	}
-	return decode(res)
-}
-
-func decode(res *http.Response) (job.View, error) {
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return view{}, err
+	}
 	defer res.Body.Close()
-	var v job.View
+	var v view
 	data, _ := io.ReadAll(res.Body)
 	if res.StatusCode >= 300 {
-		return v, fmt.Errorf("%s: %s", res.Status, data)
+		return v, fmt.Errorf("%s %s: %s: %s", method, url, res.Status, data)
 	}
 	return v, json.Unmarshal(data, &v)
 }
 
-func numCPU() int {
-	out, err := exec.Command("nproc").Output()
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	var n int
-	fmt.Sscan(string(out), &n)
-	return n
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitHealthy(api string, exited <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(api + "/healthz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the daemon exited: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errors.New("the daemon did not answer /healthz in 30s")
+}
+
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(data))[:3], " ")
+}
+
+// lockedWriter collects the daemon's log from its stdout and stderr.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
