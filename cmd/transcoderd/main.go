@@ -25,7 +25,7 @@ func main() {
 	}
 	str(&c.Listen, "listen", "127.0.0.1:8080", "address of the HTTP API")
 	str(&c.Output, "output", "./out", "folder the streams are written to; serve it with any web server")
-	str(&c.Profiles, "profiles", "./profiles", "folder of ladder YAML files (the built-in ladders when it does not exist)")
+	str(&c.Profiles, "profiles", "./profiles", "folder of ladder YAML files; they add to the built-in ladders and replace those of the same name")
 	str(&c.Data, "data", "./data", "folder for the daemon's own state")
 	str(&c.MediaRoot, "media-root", "./media", "folder that file sources are resolved in")
 	str(&c.CPULimit, "cpu-limit", "", "CPU cap for all ffmpeg processes: cores (1.5) or a share of the box (75%); default 90% of the cores")
