@@ -18,8 +18,18 @@ import (
 var version = "dev"
 
 func main() {
+	args := os.Args[1:]
+	check := len(args) > 0 && args[0] == "healthcheck"
+	if check {
+		args = args[1:]
+	}
 	c := daemon.Config{Version: version}
 	fs := flag.NewFlagSet("transcoderd", flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage:\n  transcoderd [flags]              run the daemon\n"+
+			"  transcoderd healthcheck [flags]  GET /healthz of the daemon these flags and variables describe (--listen, --tls-cert); exit 0 when healthy, 1 when not\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	str := func(p *string, name, def, usage string) {
 		fs.StringVar(p, name, env(name, def), usage+" (env "+envName(name)+")")
 	}
@@ -34,10 +44,13 @@ func main() {
 	securityFlags(fs, &c, str)
 	logFormat := fs.String("log-format", env("log-format", "auto"), "auto | json | console (env TRANSCODERD_LOG_FORMAT)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	_ = fs.Parse(os.Args[1:])
+	_ = fs.Parse(args)
 	if *showVersion {
 		fmt.Println("transcoderd", version)
 		return
+	}
+	if check {
+		os.Exit(checkHealth(c))
 	}
 
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
