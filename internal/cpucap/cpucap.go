@@ -98,29 +98,28 @@ func newCap(limit float64, root, procSelf string, pid int) *Cap {
 	c := &Cap{limit: limit, mode: "priority", reserved: map[string]float64{}}
 	period := 100000
 	quota := strconv.Itoa(int(limit * float64(period)))
-	own, err := ownCgroups(procSelf)
+	own, ownErr := ownCgroups(procSelf)
 	// cgroup v2: one unified hierarchy with cpu.max.
-	if _, serr := os.Stat(filepath.Join(root, "cgroup.controllers")); serr == nil {
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
 		cpuMax := quota + " " + strconv.Itoa(period)
+		g, err := "", ownErr
 		if err == nil {
-			if g, perr := placeV2(root, own.unified, pid, cpuMax); perr == nil {
-				c.mode, c.group, c.delegated = "cgroup v2", g, true
-				return c
-			} else {
-				err = perr
-			}
+			g, err = placeV2(root, own.unified, pid, cpuMax)
 		}
-		c.why = err
-		g := groupIn(root, pid)
+		if err == nil {
+			c.mode, c.group, c.delegated = "cgroup v2", g, true
+			return c
+		}
+		g = groupIn(root, pid)
 		_ = os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+cpu"), 0o644)
 		if os.MkdirAll(g, 0o755) == nil && os.WriteFile(filepath.Join(g, "cpu.max"), []byte(cpuMax), 0o644) == nil {
-			c.mode, c.group = "cgroup v2", g
+			c.mode, c.group, c.why = "cgroup v2", g, err
 			return c
 		}
 	}
 	// cgroup v1: the cpu controller's CFS quota.
 	cpuRoot := filepath.Join(root, "cpu")
-	if _, serr := os.Stat(filepath.Join(cpuRoot, "cpu.cfs_quota_us")); serr == nil {
+	if _, err := os.Stat(filepath.Join(cpuRoot, "cpu.cfs_quota_us")); err == nil {
 		setQuota := func(g string) error {
 			if err := os.MkdirAll(g, 0o755); err != nil {
 				return err
@@ -130,22 +129,20 @@ func newCap(limit float64, root, procSelf string, pid int) *Cap {
 			}
 			return os.WriteFile(filepath.Join(g, "cpu.cfs_quota_us"), []byte(quota), 0o644)
 		}
+		g, err := "", ownErr
 		if err == nil {
-			if g, perr := placeV1(cpuRoot, own.cpu, pid, setQuota); perr == nil {
-				c.mode, c.group, c.delegated, c.why = "cgroup v1", g, true, nil
-				return c
-			} else {
-				err = perr
-			}
+			g, err = placeV1(cpuRoot, own.cpu, pid, setQuota)
 		}
-		c.why = err
-		if g := groupIn(cpuRoot, pid); setQuota(g) == nil {
-			c.mode, c.group = "cgroup v1", g
+		if err == nil {
+			c.mode, c.group, c.delegated = "cgroup v1", g, true
+			return c
+		}
+		if g = groupIn(cpuRoot, pid); setQuota(g) == nil {
+			c.mode, c.group, c.why = "cgroup v1", g, err
 			return c
 		}
 	}
-	c.why = nil // no cgroup at all: priority mode says it all
-	return c
+	return c // priority mode: no cgroup at all
 }
 
 // ownPaths are the daemon's own cgroups, as /proc/self/cgroup names them: in the
