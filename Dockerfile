@@ -3,7 +3,7 @@
 #   docker build -t transcoderd .                         # cpu (the default): x264 on the CPU
 #   docker build --target nvenc -t transcoderd:nvenc .    # the same, plus NVIDIA NVENC, NVDEC, CUDA
 #
-#   (umask 077; openssl rand -hex 32 > token)             # the API token, mounted as a secret
+#   (umask 077; openssl rand -hex 32 > token) && sudo chown 10001 token   # the API token, for uid 10001
 #   docker run -d --name transcoderd -p 8080:8080 \
 #     -v "$PWD/token:/run/secrets/transcoderd_token:ro" \
 #     -v "$PWD/media:/media:ro" -v transcoderd-data:/var/lib/transcoderd/data \

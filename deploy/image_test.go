@@ -245,12 +245,22 @@ func TestImageEnvironment(t *testing.T) {
 					t.Errorf("without %s: exit %v, listening on %q; want a refusal saying %q; log:\n%s", secret, err, r.addr, want, r.log)
 				}
 			})
+			token := "0123456789abcdef0123456789abcdef"
+			s.mkdir(t, filepath.Dir(secret), 0, 0o755)
+			if err := os.WriteFile(s.path(secret), []byte(token+"\n"), 0o400); err != nil {
+				t.Fatal(err)
+			}
+			if s.uid >= 0 { // the test runs as root: the secret is root's until chowned
+				t.Run("token secret the user cannot read", func(t *testing.T) {
+					r := s.start(t)
+					err := r.waitExit(t)
+					want := fmt.Sprintf("'api-token-file' %s cannot be read by the daemon's user (uid %d): give it that file (chown %d ", s.path(secret), l.uid, l.uid)
+					if err == nil || !strings.Contains(r.log.String(), want) {
+						t.Errorf("secret owned by root, mode 0400: exit %v; want a refusal saying %q; log:\n%s", err, want, r.log)
+					}
+				})
+			}
 			t.Run("token secret", func(t *testing.T) {
-				token := "0123456789abcdef0123456789abcdef"
-				s.mkdir(t, filepath.Dir(secret), 0, 0o755)
-				if err := os.WriteFile(s.path(secret), []byte(token+"\n"), 0o400); err != nil {
-					t.Fatal(err)
-				}
 				s.chown(t, secret, l.uid)
 				r := s.start(t)
 				s.exercise(t, r, token, img.env["TRANSCODERD_MEDIA_ROOT"], img.env["TRANSCODERD_OUTPUT"])

@@ -79,6 +79,10 @@ func (c Config) token() (string, error) {
 				"and in a container mount it there (docker run -v \"$PWD/token:%[1]s:ro\", or a Compose or Kubernetes secret); "+
 				"to run without a token, on a network you trust, set api-token-file to \"\" (TRANSCODERD_API_TOKEN_FILE=)", c.APITokenFile)
 		}
+		if errors.Is(err, fs.ErrPermission) {
+			return "", fmt.Errorf("'api-token-file' %s cannot be read by the daemon's user (uid %d): give it that file (chown %d %s), "+
+				"or in a container mount it readable by that uid", c.APITokenFile, os.Getuid(), os.Getuid(), c.APITokenFile)
+		}
 		if err != nil {
 			return "", fmt.Errorf("'api-token-file': %w", err)
 		}
