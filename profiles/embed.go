@@ -1,6 +1,7 @@
 // Package profiles holds the bitrate ladders shipped with transcoderd, built
-// into the binary. They are the fallback when no ladder directory exists on
-// disk; internal/ladder reads and validates them.
+// into the binary. They are always offered: the ladder folder on disk adds to
+// them and replaces those of the same name; internal/ladder reads and
+// validates them.
 package profiles
 
 import "embed"

@@ -18,14 +18,24 @@ import (
 var version = "dev"
 
 func main() {
+	args := os.Args[1:]
+	check := len(args) > 0 && args[0] == "healthcheck"
+	if check {
+		args = args[1:]
+	}
 	c := daemon.Config{Version: version}
 	fs := flag.NewFlagSet("transcoderd", flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage:\n  transcoderd [flags]              run the daemon\n"+
+			"  transcoderd healthcheck [flags]  GET /healthz of the daemon these flags and variables describe (--listen, --tls-cert); exit 0 when healthy, 1 when not\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	str := func(p *string, name, def, usage string) {
 		fs.StringVar(p, name, env(name, def), usage+" (env "+envName(name)+")")
 	}
 	str(&c.Listen, "listen", "127.0.0.1:8080", "address of the HTTP API")
 	str(&c.Output, "output", "./out", "folder the streams are written to; serve it with any web server")
-	str(&c.Profiles, "profiles", "./profiles", "folder of ladder YAML files (the built-in ladders when it does not exist)")
+	str(&c.Profiles, "profiles", "./profiles", "folder of ladder YAML files; they add to the built-in ladders and replace those of the same name")
 	str(&c.Data, "data", "./data", "folder for the daemon's own state")
 	str(&c.MediaRoot, "media-root", "./media", "folder that file sources are resolved in")
 	str(&c.CPULimit, "cpu-limit", "", "CPU cap for all ffmpeg processes: cores (1.5) or a share of the box (75%); default 90% of the cores")
@@ -34,10 +44,13 @@ func main() {
 	securityFlags(fs, &c, str)
 	logFormat := fs.String("log-format", env("log-format", "auto"), "auto | json | console (env TRANSCODERD_LOG_FORMAT)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	_ = fs.Parse(os.Args[1:])
+	_ = fs.Parse(args)
 	if *showVersion {
 		fmt.Println("transcoderd", version)
 		return
+	}
+	if check {
+		os.Exit(checkHealth(c))
 	}
 
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()

@@ -1,16 +1,20 @@
 // Package cpucap keeps the box under its CPU limit. Admission: each live job's cost is
 // estimated from its ladder and refined from what its ffmpeg really uses; a job that
 // would not fit is refused. Enforcement: every ffmpeg runs inside one cgroup capped at
-// the limit (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us); where no cgroup is writable
-// the daemon says so and falls back to running ffmpeg at a lower priority.
+// the limit (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us), inside the daemon's own cgroup
+// when that is delegated to it (systemd's Delegate=yes), else at the root of the
+// hierarchy; where no cgroup is writable the daemon says so and falls back to running
+// ffmpeg at a lower priority.
 package cpucap
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,56 +72,250 @@ var presetFactor = map[string]float64{
 
 // Cap admits jobs and holds their ffmpeg processes under the limit. Safe for concurrent use.
 type Cap struct {
-	limit float64
-	mode  string // "cgroup v2", "cgroup v1" or "priority"
-	group string // the cgroup folder, "" in priority mode
+	limit     float64
+	mode      string // "cgroup v2", "cgroup v1" or "priority"
+	group     string // the cgroup folder, "" in priority mode
+	delegated bool   // group is inside the daemon's own cgroup, not at the root of the hierarchy
+	why       error  // why the daemon's own cgroup does not hold group; nil when it does
 
 	mu       sync.Mutex
 	reserved map[string]float64 // job → cores, estimate replaced by measurement
 }
 
-// New creates the cap. root is the cgroup mount ("/sys/fs/cgroup"); a cgroup named
-// transcoderd-<pid> is created under it, or under its v1 cpu controller (the groups of
-// daemons that died without removing theirs are removed). When neither can be
-// written, New still succeeds in priority mode, and Mode says so.
+// New creates the cap. root is the cgroup mount ("/sys/fs/cgroup"). The cap's cgroup
+// goes inside the daemon's own cgroup, read from /proc/self/cgroup, when that one can
+// hold it, as in a systemd service with Delegate=yes (see placeV2 and placeV1); else it
+// is transcoderd-<pid> at the root of the hierarchy, or of its v1 cpu controller (the
+// groups of daemons that died without removing theirs are removed). When no cgroup can
+// be written, New still succeeds in priority mode, and Mode says so.
 func New(limit float64, root string) *Cap {
+	return newCap(limit, root, "/proc/self/cgroup", os.Getpid())
+}
+
+// newCap is New with the file that names the daemon's own cgroups and the daemon's
+// pid given, for tests.
+func newCap(limit float64, root, procSelf string, pid int) *Cap {
 	c := &Cap{limit: limit, mode: "priority", reserved: map[string]float64{}}
 	period := 100000
 	quota := strconv.Itoa(int(limit * float64(period)))
+	own, ownErr := ownCgroups(procSelf)
 	// cgroup v2: one unified hierarchy with cpu.max.
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
-		g := groupIn(root)
+		cpuMax := quota + " " + strconv.Itoa(period)
+		g, err := "", ownErr
+		if err == nil {
+			g, err = placeV2(root, own.unified, pid, cpuMax)
+		}
+		if err == nil {
+			c.mode, c.group, c.delegated = "cgroup v2", g, true
+			return c
+		}
+		g = groupIn(root, pid)
 		_ = os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+cpu"), 0o644)
-		if os.MkdirAll(g, 0o755) == nil && os.WriteFile(filepath.Join(g, "cpu.max"), []byte(quota+" "+strconv.Itoa(period)), 0o644) == nil {
-			c.mode, c.group = "cgroup v2", g
+		if os.MkdirAll(g, 0o755) == nil && os.WriteFile(filepath.Join(g, "cpu.max"), []byte(cpuMax), 0o644) == nil {
+			c.mode, c.group, c.why = "cgroup v2", g, err
 			return c
 		}
 	}
 	// cgroup v1: the cpu controller's CFS quota.
-	if _, err := os.Stat(filepath.Join(root, "cpu", "cpu.cfs_quota_us")); err == nil {
-		g := groupIn(filepath.Join(root, "cpu"))
-		if os.MkdirAll(g, 0o755) == nil &&
-			os.WriteFile(filepath.Join(g, "cpu.cfs_period_us"), []byte(strconv.Itoa(period)), 0o644) == nil &&
-			os.WriteFile(filepath.Join(g, "cpu.cfs_quota_us"), []byte(quota), 0o644) == nil {
-			c.mode, c.group = "cgroup v1", g
+	cpuRoot := filepath.Join(root, "cpu")
+	if _, err := os.Stat(filepath.Join(cpuRoot, "cpu.cfs_quota_us")); err == nil {
+		setQuota := func(g string) error {
+			if err := os.MkdirAll(g, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(g, "cpu.cfs_period_us"), []byte(strconv.Itoa(period)), 0o644); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(g, "cpu.cfs_quota_us"), []byte(quota), 0o644)
+		}
+		g, err := "", ownErr
+		if err == nil {
+			g, err = placeV1(cpuRoot, own.cpu, pid, setQuota)
+		}
+		if err == nil {
+			c.mode, c.group, c.delegated = "cgroup v1", g, true
+			return c
+		}
+		if g = groupIn(cpuRoot, pid); setQuota(g) == nil {
+			c.mode, c.group, c.why = "cgroup v1", g, err
 			return c
 		}
 	}
-	return c
+	return c // priority mode: no cgroup at all
+}
+
+// ownPaths are the daemon's own cgroups, as /proc/self/cgroup names them: in the
+// unified (v2) hierarchy, and in the v1 hierarchy of the cpu controller. "" when absent.
+type ownPaths struct{ unified, cpu string }
+
+func ownCgroups(procSelf string) (ownPaths, error) {
+	var own ownPaths
+	b, err := os.ReadFile(procSelf)
+	if err != nil {
+		return own, fmt.Errorf("the daemon's own cgroup: %w", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// hierarchy-ID:controller-list:path
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			own.unified = parts[2]
+		case slices.Contains(strings.Split(parts[1], ","), "cpu"):
+			own.cpu = parts[2]
+		}
+	}
+	return own, nil
+}
+
+// ownDir maps the daemon's cgroup path onto the mount at root. A path that climbs
+// out of the mount (a process outside this cgroup namespace) is refused.
+func ownDir(root, path string) (string, error) {
+	if path == "" {
+		return "", errors.New("/proc/self/cgroup names no cgroup of this hierarchy")
+	}
+	if !strings.HasPrefix(path, "/") || slices.Contains(strings.Split(path, "/"), "..") {
+		return "", fmt.Errorf("the daemon's cgroup %q is outside the cgroup mount", path)
+	}
+	return filepath.Join(root, path), nil
+}
+
+// home remembers, per cgroup mount, the daemon's own v2 cgroup once the daemon has
+// moved into its leaf: /proc/self/cgroup names the leaf from then on, and a second
+// Cap in the same process (tests run several daemons) must not nest deeper.
+var home = struct {
+	sync.Mutex
+	dir map[string]string
+}{dir: map[string]string{}}
+
+// placeV2 creates the cap's cgroup inside the daemon's own cgroup, the way systemd's
+// delegation documentation asks for it. cgroup v2 lets a cgroup hand controllers to its
+// children only while it holds no process itself, so the daemon first moves into the
+// leaf <own>/daemon, then enables cpu in <own>/cgroup.subtree_control, then creates
+// <own>/ffmpeg with cpu.max. Every step is undone when a later one fails. It refuses
+// when the daemon shares its cgroup with other processes (it would have to move them),
+// when the cgroup lacks the cpu controller, and when the daemon's cgroup is the root of
+// the hierarchy (where the cap's cgroup goes anyway, as transcoderd-<pid>).
+func placeV2(root, path string, pid int, cpuMax string) (group string, err error) {
+	home.Lock()
+	defer home.Unlock()
+	own, placed := home.dir[root]
+	if !placed {
+		if own, err = ownDir(root, path); err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(filepath.Join(own, "cgroup.type")); errors.Is(err, fs.ErrNotExist) {
+			// Only the real root has no cgroup.type; a cgroup namespace's root has one.
+			return "", fmt.Errorf("the daemon runs in the root cgroup %s", own)
+		}
+	}
+	controllers, err := os.ReadFile(filepath.Join(own, "cgroup.controllers"))
+	if err != nil {
+		return "", fmt.Errorf("the daemon's cgroup %s: %w", own, err)
+	}
+	if !slices.Contains(strings.Fields(string(controllers)), "cpu") {
+		return "", fmt.Errorf("the daemon's cgroup %s has no cpu controller (a systemd service gets one with Delegate=yes)", own)
+	}
+	leaf := filepath.Join(own, "daemon")
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if !placed {
+		procs, err := os.ReadFile(filepath.Join(own, "cgroup.procs"))
+		if err != nil {
+			return "", fmt.Errorf("the daemon's cgroup %s: %w", own, err)
+		}
+		for _, p := range strings.Fields(string(procs)) {
+			if p != strconv.Itoa(pid) {
+				return "", fmt.Errorf("the daemon shares its cgroup %s with other processes (%s, ...)", own, p)
+			}
+		}
+		if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("the daemon's cgroup %s is not writable: %w", own, err)
+		}
+		undo = append(undo, func() { _ = os.Remove(leaf) })
+		if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return "", fmt.Errorf("move the daemon into %s: %w", leaf, err)
+		}
+		undo = append(undo, func() { _ = os.WriteFile(filepath.Join(own, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644) })
+	}
+	subtree := filepath.Join(own, "cgroup.subtree_control")
+	enabled, err := os.ReadFile(subtree)
+	if err != nil {
+		return "", fmt.Errorf("the daemon's cgroup %s: %w", own, err)
+	}
+	if !slices.Contains(strings.Fields(string(enabled)), "cpu") {
+		if err := os.WriteFile(subtree, []byte("+cpu"), 0o644); err != nil {
+			return "", fmt.Errorf("enable the cpu controller in %s: %w", subtree, err)
+		}
+		undo = append(undo, func() { _ = os.WriteFile(subtree, []byte("-cpu"), 0o644) })
+	}
+	group = filepath.Join(own, "ffmpeg")
+	if err := os.Mkdir(group, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("create %s: %w", group, err)
+	}
+	undo = append(undo, func() { _ = os.Remove(group) })
+	if err := os.WriteFile(filepath.Join(group, "cpu.max"), []byte(cpuMax), 0o644); err != nil {
+		return "", fmt.Errorf("set %s/cpu.max: %w", group, err)
+	}
+	home.dir[root] = own
+	return group, nil
+}
+
+// placeV1 creates the cap's cgroup, transcoderd-<pid>, inside the daemon's own cgroup
+// of the v1 cpu controller (mounted at cpuRoot). cgroup v1 has no rule against
+// processes beside child cgroups: nothing moves. It refuses when the daemon's cgroup is
+// the root, where the cap's cgroup goes anyway.
+func placeV1(cpuRoot, path string, pid int, setQuota func(group string) error) (string, error) {
+	own, err := ownDir(cpuRoot, path)
+	if err != nil {
+		return "", err
+	}
+	if filepath.Clean(own) == filepath.Clean(cpuRoot) {
+		return "", fmt.Errorf("the daemon runs in the root cgroup %s", cpuRoot)
+	}
+	if _, err := os.Stat(filepath.Join(own, "cpu.cfs_quota_us")); err != nil {
+		return "", fmt.Errorf("the daemon's cgroup %s: %w", own, err)
+	}
+	g := groupIn(own, pid)
+	if err := setQuota(g); err != nil {
+		_ = os.Remove(g)
+		return "", fmt.Errorf("the daemon's cgroup %s is not writable: %w", own, err)
+	}
+	return g, nil
 }
 
 // groupIn names this daemon's cgroup under parent and removes the empty groups of
 // daemons that are gone.
-func groupIn(parent string) string {
+func groupIn(parent string, pid int) string {
 	stale, _ := filepath.Glob(filepath.Join(parent, "transcoderd-*"))
 	for _, g := range stale {
-		pid := strings.TrimPrefix(filepath.Base(g), "transcoderd-")
-		if _, err := os.Stat("/proc/" + pid); err != nil {
+		p := strings.TrimPrefix(filepath.Base(g), "transcoderd-")
+		if _, err := os.Stat("/proc/" + p); err != nil {
 			_ = os.Remove(g) // fails, harmlessly, while processes are still inside
 		}
 	}
-	return filepath.Join(parent, "transcoderd-"+strconv.Itoa(os.Getpid()))
+	return filepath.Join(parent, "transcoderd-"+strconv.Itoa(pid))
 }
+
+// Group is the folder of the cap's cgroup, "" in priority mode.
+func (c *Cap) Group() string { return c.group }
+
+// Delegated tells whether the cap's cgroup is inside the daemon's own cgroup (a
+// systemd service with Delegate=yes), rather than at the root of the hierarchy.
+func (c *Cap) Delegated() bool { return c.delegated }
+
+// Why tells why the cap's cgroup is not inside the daemon's own cgroup; nil when it
+// is, and in priority mode.
+func (c *Cap) Why() error { return c.why }
 
 // Limit is the cap in cores.
 func (c *Cap) Limit() float64 { return c.limit }
@@ -125,9 +323,6 @@ func (c *Cap) Limit() float64 { return c.limit }
 // Mode tells how the cap is enforced: "cgroup v2", "cgroup v1", or "priority" (no
 // cgroup could be written: ffmpeg runs at nice 10 and the limit holds only at admission).
 func (c *Cap) Mode() string { return c.mode }
-
-// Group is the cgroup folder ffmpeg runs in, "" in priority mode.
-func (c *Cap) Group() string { return c.group }
 
 // Admit reserves cores for a job, or refuses it with a message that says what is used
 // and what it needs.

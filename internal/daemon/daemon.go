@@ -32,7 +32,7 @@ import (
 type Config struct {
 	Listen    string // address of the HTTP API
 	Output    string // where job folders are written; served under /out/
-	Profiles  string // folder of ladder YAML files; the embedded ones when it does not exist
+	Profiles  string // folder of ladder YAML files; they add to the embedded ones and replace those of the same name
 	Data      string // daemon state
 	MediaRoot string // folder that file sources are resolved in
 	FFmpeg    string // ffmpeg binary (name or path)
@@ -117,11 +117,26 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	if cpu.Mode() == "priority" {
 		log.Warn().Float64("cpu_limit", limit).Msg("no cgroup is writable (cgroup v2 cpu.max or v1 cpu.cfs_quota_us): the CPU limit holds at admission only, and ffmpeg runs at nice 10")
 	} else {
-		log.Info().Float64("cpu_limit", limit).Str("enforced_by", cpu.Mode()).Str("cgroup", cpu.Group()).Msg("CPU cap")
+		ev := log.Info().Float64("cpu_limit", limit).Str("enforced_by", cpu.Mode()).Str("cgroup", cpu.Group())
+		if cpu.Delegated() {
+			ev.Msg("CPU cap: its cgroup is inside the daemon's own (delegated) cgroup")
+		} else {
+			ev.AnErr("not_delegated", cpu.Why()).Msg("CPU cap: its cgroup is at the root of the hierarchy (for a service, systemd's Delegate=yes puts it inside the service's own)")
+		}
 	}
 	ladders := ladder.NewStore(c.Profiles, profiles.FS)
-	if _, err := os.Stat(c.Profiles); err != nil {
-		log.Info().Str("profiles", c.Profiles).Msg("profiles folder not found: using the embedded ladders")
+	src, err := ladders.Sources()
+	if err != nil {
+		return fmt.Errorf("'profiles': %w", err)
+	}
+	ev := log.Info().Str("profiles", c.Profiles).Strs("builtin", src.Builtin).Strs("folder", src.Folder).Strs("replaced", src.Replaced)
+	switch {
+	case !src.FolderExists:
+		ev.Msg("profiles folder not found: offering the built-in ladders")
+	case len(src.Folder) == 0:
+		ev.Msg("profiles folder has no ladders: offering the built-in ladders")
+	default:
+		ev.Msg("ladders: the profiles folder's, and the built-in ones it does not replace")
 	}
 	met := metrics.New(nil, nil)
 	jobs := job.NewManager(job.Config{

@@ -185,7 +185,8 @@ func TestBadRequests(t *testing.T) {
 		t.Errorf("refused requests wrote into the output folder: %v", entries)
 	}
 
-	// The ladder API shows the broken ladder with its problem, and the good one.
+	// The ladder API shows the broken ladder with its problem, and the good ones: the
+	// folder's test and the built-in default, lowlatency and mobile.
 	var ladders struct {
 		Ladders []struct {
 			Name     string
@@ -194,7 +195,7 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 	d.call(t, http.MethodGet, "/v1/ladders", "", &ladders)
-	if len(ladders.Ladders) != 2 || ladders.Ladders[0].Name != "broken" || ladders.Ladders[0].Valid ||
+	if len(ladders.Ladders) != 5 || ladders.Ladders[0].Name != "broken" || ladders.Ladders[0].Valid ||
 		len(ladders.Ladders[0].Problems) == 0 || !ladders.Ladders[1].Valid {
 		t.Errorf("GET /v1/ladders = %+v", ladders)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
@@ -71,6 +72,17 @@ func (c Config) token() (string, error) {
 			return "", errors.New("'api-token' and 'api-token-file' are both set: use one")
 		}
 		data, err := os.ReadFile(c.APITokenFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			// The images point api-token-file at a secret: say how to provide it, and how
+			// to do without. No token is never the silent default.
+			return "", fmt.Errorf("'api-token-file' %[1]s does not exist: create it, e.g. (umask 077; openssl rand -hex 32 > %[1]s), "+
+				"and in a container mount it there (docker run -v \"$PWD/token:%[1]s:ro\", or a Compose or Kubernetes secret); "+
+				"to run without a token, on a network you trust, set api-token-file to \"\" (TRANSCODERD_API_TOKEN_FILE=)", c.APITokenFile)
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return "", fmt.Errorf("'api-token-file' %s cannot be read by the daemon's user (uid %d): give it that file (chown %d %s), "+
+				"or in a container mount it readable by that uid", c.APITokenFile, os.Getuid(), os.Getuid(), c.APITokenFile)
+		}
 		if err != nil {
 			return "", fmt.Errorf("'api-token-file': %w", err)
 		}

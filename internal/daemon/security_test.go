@@ -39,7 +39,10 @@ func TestSecurityConfig(t *testing.T) {
 		{name: "both", change: func(c *Config) { c.APIToken, c.APITokenFile = hostileToken, goodFile }, wantErr: []string{"'api-token' and 'api-token-file' are both set"}},
 		{name: "short token", change: func(c *Config) { c.APIToken = "secret" }, wantErr: []string{"'api-token' is 6 characters: use at least 16"}},
 		{name: "token with a space", change: func(c *Config) { c.APIToken = "0123456789 abcdef" }, wantErr: []string{"printable ASCII without spaces"}},
-		{name: "missing token file", change: func(c *Config) { c.APITokenFile = filepath.Join(dir, "nope") }, wantErr: []string{"'api-token-file'", "no such file"}},
+		{name: "missing token file", change: func(c *Config) { c.APITokenFile = filepath.Join(dir, "nope") }, wantErr: []string{
+			"'api-token-file' " + filepath.Join(dir, "nope") + " does not exist: create it", "openssl rand -hex 32 > " + filepath.Join(dir, "nope"), "TRANSCODERD_API_TOKEN_FILE=)",
+		}},
+		{name: "unreadable token file", change: func(c *Config) { c.APITokenFile = dir }, wantErr: []string{"'api-token-file'", "is a directory"}},
 		{name: "empty token file", change: func(c *Config) { c.APITokenFile = emptyFile }, wantErr: []string{"holds no token"}},
 		{name: "cert without key", change: func(c *Config) { c.TLSCert = "c.pem" }, wantErr: []string{"'tls-cert' and 'tls-key' go together"}},
 		{name: "key without cert", change: func(c *Config) { c.TLSKey = "k.pem" }, wantErr: []string{"go together"}},

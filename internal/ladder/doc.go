@@ -5,8 +5,9 @@
 // Parse and Load read one ladder strictly: unknown keys, wrong types and
 // out-of-range values are all reported at once, each as
 // "<file>:<line>: <key path>: <message>". Store finds ladders by name in a
-// directory that is re-read at every call, falling back to the embedded
-// profiles. Ladder.Plan applies a ladder to a probed source and decides what
+// directory that is re-read at every call and in the embedded profiles: the
+// directory's ladders add to the embedded ones and replace those of the same
+// name. Ladder.Plan applies a ladder to a probed source and decides what
 // is really encoded: sizes that follow the source aspect ratio, no upscaling,
 // frame rate, GOP and resolved rate-control values.
 package ladder

@@ -2,6 +2,7 @@ package ladder
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +63,7 @@ func TestStoreGet(t *testing.T) {
 		wantErr  error  // errors.Is target
 	}{
 		{name: "from the directory", dir: dir, ladder: "web", wantPath: filepath.Join(dir, "web.yaml")},
-		{name: "directory shadows the fallback", dir: dir, ladder: "embedded", wantErr: ErrNotFound},
+		{name: "directory adds to the built-in ladders", dir: dir, ladder: "embedded", wantPath: "embedded:embedded.yaml"},
 		{name: "missing", dir: dir, ladder: "nope", wantErr: ErrNotFound},
 		{name: "missing directory falls back", dir: filepath.Join(dir, "absent"), ladder: "embedded", wantPath: "embedded:embedded.yaml"},
 		{name: "no directory given falls back", dir: "", ladder: "embedded", wantPath: "embedded:embedded.yaml"},
@@ -127,7 +128,7 @@ func TestStoreList(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "sub"), "deep.yaml", base)
 
-	entries, err := NewStore(dir, profiles.FS).List()
+	entries, err := NewStore(dir, nil).List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,5 +161,130 @@ func TestStoreList(t *testing.T) {
 	}
 	if web.Ladder == nil || len(web.Problems) != 0 || web.Ladder.Name != "web" {
 		t.Errorf("web: %+v", web)
+	}
+}
+
+// TestStoreFolderAndBuiltin checks how the operator's folder and the built-in ladders
+// combine, the same way in Get, List and Sources: the folder adds ladders, and one
+// named like a built-in replaces it, even when it is broken; a missing or empty folder
+// leaves the built-in ladders.
+func TestStoreFolderAndBuiltin(t *testing.T) {
+	builtin := fstest.MapFS{
+		"default.yaml": {Data: []byte(base)},
+		"mobile.yaml":  {Data: []byte(base)},
+	}
+	broken := "window: 2\n"
+	type from string // where Get reads a name from: "folder", "builtin", "broken" (the folder's, with problems) or "none"
+	tests := []struct {
+		name    string
+		files   map[string]string // nil: no folder at all
+		list    string            // List's names, each marked f (folder) or b (built-in)
+		sources Sources
+		get     map[string]from
+	}{
+		{
+			name:    "missing folder",
+			files:   nil,
+			list:    "default:b mobile:b",
+			sources: Sources{Builtin: []string{"default", "mobile"}},
+			get:     map[string]from{"default": "builtin", "mobile": "builtin", "web": "none"},
+		},
+		{
+			name:    "empty folder (the image's)",
+			files:   map[string]string{},
+			list:    "default:b mobile:b",
+			sources: Sources{FolderExists: true, Builtin: []string{"default", "mobile"}},
+			get:     map[string]from{"default": "builtin", "web": "none"},
+		},
+		{
+			name:    "folder with other files only",
+			files:   map[string]string{"notes.txt": "x", ".hidden.yaml": base},
+			list:    "default:b mobile:b",
+			sources: Sources{FolderExists: true, Builtin: []string{"default", "mobile"}},
+			get:     map[string]from{"default": "builtin", "hidden": "none"},
+		},
+		{
+			name:    "one custom ladder: added",
+			files:   map[string]string{"web.yaml": base},
+			list:    "default:b mobile:b web:f",
+			sources: Sources{FolderExists: true, Folder: []string{"web"}, Builtin: []string{"default", "mobile"}},
+			get:     map[string]from{"default": "builtin", "web": "folder"},
+		},
+		{
+			name:    "a ladder named like a built-in replaces it",
+			files:   map[string]string{"default.yaml": base, "web.yaml": base},
+			list:    "default:f mobile:b web:f",
+			sources: Sources{FolderExists: true, Folder: []string{"default", "web"}, Builtin: []string{"mobile"}, Replaced: []string{"default"}},
+			get:     map[string]from{"default": "folder", "mobile": "builtin", "web": "folder"},
+		},
+		{
+			name:    "a broken replacement is not hidden by the built-in",
+			files:   map[string]string{"default.yaml": broken},
+			list:    "default:f mobile:b",
+			sources: Sources{FolderExists: true, Folder: []string{"default"}, Builtin: []string{"mobile"}, Replaced: []string{"default"}},
+			get:     map[string]from{"default": "broken", "mobile": "builtin"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "profiles")
+			if tc.files != nil {
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for name, data := range tc.files {
+					writeFile(t, dir, name, data)
+				}
+			}
+			s := NewStore(dir, builtin)
+
+			entries, err := s.List()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var list []string
+			for _, e := range entries {
+				mark := "f"
+				if e.Builtin {
+					mark = "b"
+				}
+				list = append(list, e.Name+":"+mark)
+			}
+			if got := strings.Join(list, " "); got != tc.list {
+				t.Errorf("List = %s, want %s", got, tc.list)
+			}
+
+			src, err := s.Sources()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(src) != fmt.Sprint(tc.sources) {
+				t.Errorf("Sources = %+v, want %+v", src, tc.sources)
+			}
+
+			for name, want := range tc.get {
+				l, err := s.Get(name)
+				var got from
+				switch {
+				case errors.Is(err, ErrNotFound):
+					got = "none"
+				case err != nil && strings.HasPrefix(err.Error(), filepath.Join(dir, name+".yaml")+":"):
+					got = "broken"
+				case err != nil:
+					t.Errorf("Get(%q): %v", name, err)
+					continue
+				case l.Path == "embedded:"+name+".yaml":
+					got = "builtin"
+				case l.Path == filepath.Join(dir, name+".yaml"):
+					got = "folder"
+				default:
+					t.Errorf("Get(%q) read %s", name, l.Path)
+					continue
+				}
+				if got != want {
+					t.Errorf("Get(%q) from %s (err %v), want %s", name, got, err, want)
+				}
+			}
+		})
 	}
 }

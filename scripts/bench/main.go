@@ -239,7 +239,7 @@ func throttled(log string) string {
 			Message string `json:"message"`
 			Cgroup  string `json:"cgroup"`
 		}
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Message != "CPU cap" {
+		if json.Unmarshal(sc.Bytes(), &line) != nil || !strings.HasPrefix(line.Message, "CPU cap") {
 			continue
 		}
 		if line.Cgroup == "" {
