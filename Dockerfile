@@ -2,6 +2,7 @@
 #
 #   docker build -t transcoderd .                         # cpu (the default): x264 on the CPU
 #   docker build --target nvenc -t transcoderd:nvenc .    # the same, plus NVIDIA NVENC, NVDEC, CUDA
+#   docker build -f Dockerfile.nvenc -t transcoderd:nvenc .   # the same image: nvenc is that file's default
 #
 #   (umask 077; openssl rand -hex 32 > token) && sudo chown 10001 token   # the API token, for uid 10001
 #   docker run -d --name transcoderd -p 8080:8080 \
