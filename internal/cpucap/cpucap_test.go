@@ -75,32 +75,46 @@ func TestAdmit(t *testing.T) {
 }
 
 func TestCgroupModes(t *testing.T) {
-	t.Run("v1", func(t *testing.T) {
-		root := t.TempDir()
-		mustWrite(t, filepath.Join(root, "cpu", "cpu.cfs_quota_us"), "-1")
-		c := New(1.5, root)
-		if c.Mode() != "cgroup v1" {
-			t.Fatalf("mode %q", c.Mode())
-		}
-		g := filepath.Join(root, "cpu", "transcoderd-"+strconv.Itoa(os.Getpid()))
-		if q := read(t, filepath.Join(g, "cpu.cfs_quota_us")); q != "150000" {
-			t.Errorf("quota %q", q)
-		}
-		if err := c.Attach(4242); err != nil || read(t, filepath.Join(g, "cgroup.procs")) != "4242" {
-			t.Errorf("attach: %v", err)
-		}
-	})
-	t.Run("v2", func(t *testing.T) {
-		root := t.TempDir()
-		mustWrite(t, filepath.Join(root, "cgroup.controllers"), "cpu memory")
-		c := New(0.5, root)
-		if c.Mode() != "cgroup v2" {
-			t.Fatalf("mode %q", c.Mode())
-		}
-		if m := read(t, filepath.Join(root, "transcoderd-"+strconv.Itoa(os.Getpid()), "cpu.max")); m != "50000 100000" {
-			t.Errorf("cpu.max %q", m)
-		}
-	})
+	whole := float64(Cores())
+	tests := []struct {
+		name  string
+		v2    bool
+		limit float64
+		file  string // the quota's file in the cap's cgroup
+		want  string
+		quota bool
+	}{
+		{name: "v1", limit: 1.5, file: "cpu.cfs_quota_us", want: "150000", quota: true},
+		{name: "v1, every core: no quota", limit: whole, file: "cpu.cfs_quota_us", want: "-1"},
+		{name: "v2", v2: true, limit: 0.5, file: "cpu.max", want: "50000 100000", quota: true},
+		{name: "v2, every core: no quota", v2: true, limit: whole, file: "cpu.max", want: "max 100000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			parent, mode := filepath.Join(root, "cpu"), "cgroup v1"
+			if tt.v2 {
+				mustWrite(t, filepath.Join(root, "cgroup.controllers"), "cpu memory")
+				parent, mode = root, "cgroup v2"
+			} else {
+				mustWrite(t, filepath.Join(root, "cpu", "cpu.cfs_quota_us"), "-1")
+			}
+			c := New(tt.limit, root)
+			if c.Mode() != mode {
+				t.Fatalf("mode %q, want %q", c.Mode(), mode)
+			}
+			g := filepath.Join(parent, "transcoderd-"+strconv.Itoa(os.Getpid()))
+			if q := read(t, filepath.Join(g, tt.file)); q != tt.want {
+				t.Errorf("%s = %q, want %q", tt.file, q, tt.want)
+			}
+			if c.Whole() == tt.quota {
+				t.Errorf("Whole() = %v at a limit of %.1f of %d cores", c.Whole(), tt.limit, Cores())
+			}
+			if err := c.Attach(4242); err != nil || read(t, filepath.Join(g, "cgroup.procs")) != "4242" {
+				t.Errorf("attach: %v", err)
+			}
+		})
+	}
 }
 
 func mustWrite(t *testing.T, path, data string) {

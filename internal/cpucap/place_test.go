@@ -246,11 +246,11 @@ func TestPlacementTwice(t *testing.T) {
 	mustWrite(t, procSelf, "0::"+service+"/daemon\n")
 	mustWrite(t, filepath.Join(own, "cgroup.subtree_control"), "cpu")
 	mustWrite(t, filepath.Join(own, "daemon", "cgroup.controllers"), "cpu")
-	second := newCap(2, root, procSelf, 4000)
+	second := newCap(0.75, root, procSelf, 4000)
 	if want := filepath.Join(own, "ffmpeg"); second.Group() != want || !second.Delegated() {
 		t.Fatalf("second cap: group %q, delegated %v (why %v); want %q", second.Group(), second.Delegated(), second.Why(), want)
 	}
-	if m := read(t, filepath.Join(second.Group(), "cpu.max")); m != "200000 100000" {
+	if m := read(t, filepath.Join(second.Group(), "cpu.max")); m != "75000 100000" {
 		t.Errorf("cpu.max %q", m)
 	}
 	if _, err := os.Stat(filepath.Join(own, "daemon", "daemon")); err == nil {

@@ -117,7 +117,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	if cpu.Mode() == "priority" {
 		log.Warn().Float64("cpu_limit", limit).Msg("no cgroup is writable (cgroup v2 cpu.max or v1 cpu.cfs_quota_us): the CPU limit holds at admission only, and ffmpeg runs at nice 10")
 	} else {
-		ev := log.Info().Float64("cpu_limit", limit).Str("enforced_by", cpu.Mode()).Str("cgroup", cpu.Group())
+		ev := log.Info().Float64("cpu_limit", limit).Str("enforced_by", cpu.Mode()).Str("cgroup", cpu.Group()).Bool("quota", !cpu.Whole())
 		if cpu.Delegated() {
 			ev.Msg("CPU cap: its cgroup is inside the daemon's own (delegated) cgroup")
 		} else {
