@@ -18,14 +18,29 @@ ensure_packages() {
   for pair in "$@"; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
+  apt_install "${missing[@]}"
+}
+
+# ensure_debs installs Debian packages that are not installed, for packages with no
+# command to look for (e.g. mesa-vulkan-drivers). Arguments are package names.
+ensure_debs() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  apt_install "${missing[@]}"
+}
+
+# apt_install installs the Debian packages named, if any, with apt-get.
+apt_install() {
+  [ $# -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "missing: ${missing[*]}; install them with your package manager" >&2
+    echo "missing: $*; install them with your package manager" >&2
     exit 1
   fi
-  echo "== installing ${missing[*]}"
+  echo "== installing $*"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }

@@ -273,7 +273,8 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 // outputHandler serves the output folder read-only, with the content types and caching
-// that players expect, and without directory listings or dot files.
+// that players expect, and without directory listings, dot files (transcoderd's private
+// files) or *.tmp files (what ffmpeg is still writing, renamed once complete).
 func outputHandler(dir string) http.Handler {
 	fs := http.FileServer(http.Dir(dir))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +287,7 @@ func outputHandler(dir string) http.Handler {
 		}
 		p := path.Clean("/" + r.URL.Path)
 		for _, part := range strings.Split(p, "/") {
-			if strings.HasPrefix(part, ".") {
+			if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".tmp") {
 				writeError(w, http.StatusNotFound, "not found")
 				return
 			}

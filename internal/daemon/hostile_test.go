@@ -41,7 +41,7 @@ func recordingTools(t *testing.T) (ffmpegPath, ffprobePath, logPath string) {
 	wrap := func(tool string) string {
 		real, err := exec.LookPath(tool)
 		if err != nil {
-			t.Skipf("%s not installed", tool)
+			testmedia.Missing(t, tool+" not installed (apt-get install ffmpeg)")
 		}
 		p := filepath.Join(dir, tool)
 		script := fmt.Sprintf("#!/bin/sh\necho %s >> '%s'\nexec '%s' \"$@\"\n", tool, logPath, real)

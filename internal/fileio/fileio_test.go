@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
 
 func TestWriteAtomic(t *testing.T) {
@@ -184,7 +186,7 @@ func testReadFile(t *testing.T, f FS) {
 	t.Run("a file stat gives no size of", func(t *testing.T) {
 		want, err := os.ReadFile("/proc/self/status")
 		if err != nil {
-			t.Skip(err)
+			testmedia.Missing(t, "no /proc: "+err.Error())
 		}
 		got, err := f.ReadFile("/proc/self/status")
 		if err != nil {
@@ -314,24 +316,6 @@ func TestVersion(t *testing.T) {
 			}
 		}
 	})
-}
-
-// TestFor checks that For picks raw calls for a folder in memory (or under one, not yet
-// made) and blocking calls elsewhere.
-func TestFor(t *testing.T) {
-	if !rawSupported {
-		t.Skip("no raw calls on this architecture")
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &st); err != nil || !inMemory(uint32(st.Type)) {
-		t.Skip("no tmpfs at /dev/shm")
-	}
-	if !For("/dev/shm").InMemory() || !For("/dev/shm/not/made/yet").InMemory() {
-		t.Error("/dev/shm is tmpfs, yet For makes blocking calls there")
-	}
-	if err := syscall.Statfs(".", &st); err == nil && !inMemory(uint32(st.Type)) && For(".").InMemory() {
-		t.Error("the source folder is on disk, yet For makes raw calls there")
-	}
 }
 
 func TestPollReader(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
 
 // These tests run the real ffmpeg. This machine has no GPU, so they check what can
@@ -90,7 +91,7 @@ func vulkanFrames(t *testing.T, ff string) {
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, ff, "-hide_banner", "-v", "error", "-init_hw_device", "vulkan=hw:0",
 		"-f", "lavfi", "-i", "nullsrc=s=64x64:d=0.04", "-f", "null", "-").CombinedOutput(); err != nil {
-		t.Skipf("no Vulkan device (install mesa-vulkan-drivers for lavapipe): %v\n%s", err, out)
+		testmedia.Missing(t, fmt.Sprintf("no Vulkan device (apt-get install mesa-vulkan-drivers, for lavapipe): %v\n%s", err, out))
 	}
 	frameTypes["vulkan"] = frameType{
 		init: func(dev string) []string {
@@ -233,7 +234,7 @@ func encoderHelp(t *testing.T, ff, what string) map[string][]string {
 		}
 	}
 	if len(opts) == 0 {
-		t.Skipf("ffmpeg -h %s lists no options", what)
+		testmedia.Missing(t, fmt.Sprintf("ffmpeg -h %s lists no options: this ffmpeg was built without it (Debian's ffmpeg has it)", what))
 	}
 	return opts
 }

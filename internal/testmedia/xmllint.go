@@ -22,12 +22,12 @@ func ValidateMPD(t testing.TB, path string) {
 	t.Helper()
 	xsd, err := mpdSchema()
 	if err != nil {
-		missing(t, "dash mpd schema: "+err.Error())
+		Missing(t, "dash mpd schema: "+err.Error())
 		return
 	}
 	xmllint, err := exec.LookPath("xmllint")
 	if err != nil {
-		missing(t, "xmllint not found (apt-get install libxml2-utils)")
+		Missing(t, "xmllint not found (apt-get install libxml2-utils)")
 		return
 	}
 	// --nonet: the schema's imports are local; never reach for the network.
@@ -80,8 +80,11 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// missing skips the test, or fails it under CI, because a tool or file is missing.
-func missing(t testing.TB, why string) {
+// Missing ends the test because something it needs (a tool, a file, a writable cgroup)
+// is not on this machine: it skips the test, or fails it when the environment variable
+// CI is set (scripts/test sets it), so that a CI run cannot pass by skipping what it
+// was meant to check. why says what is missing and how to get it.
+func Missing(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("%s (CI is set, so this is a failure, not a skip)", why)
