@@ -130,7 +130,7 @@ func (j *Job) View() View {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	v := j.view
-	v.Renditions = append([]Rendition(nil), v.Renditions...)
+	v.Renditions = append([]Rendition{}, v.Renditions...) // [] before the plan, not null
 	v.FFmpeg = append([]string(nil), v.FFmpeg...)
 	v.FPS, v.Speed, v.OutTime = v.Progress.FPS, v.Progress.Speed, v.Progress.OutTime
 	return v
@@ -253,11 +253,11 @@ func (j *Job) event(e Event) {
 	j.events = append(j.events, e)
 }
 
-// Events returns the job's events, oldest first.
+// Events returns the job's events, oldest first; never nil (the API shows [], not null).
 func (j *Job) Events() []Event {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return append([]Event(nil), j.events...)
+	return append([]Event{}, j.events...)
 }
 
 // speedWindow is how far back speedMeter looks.

@@ -64,8 +64,12 @@ type (
 	}
 )
 
-// MarshalJSON writes the ladder with its durations in seconds.
+// MarshalJSON writes the ladder with its durations in seconds, and its video
+// renditions as [] rather than null when it has none.
 func (l Ladder) MarshalJSON() ([]byte, error) {
+	if l.Video.Renditions == nil {
+		l.Video.Renditions = []Rendition{}
+	}
 	return json.Marshal(ladderJSON{(*ladderFields)(&l), seconds(l.SegmentDuration), seconds(l.Window)})
 }
 

@@ -24,9 +24,9 @@ func TestDurationsInSeconds(t *testing.T) {
 			back: &Ladder{},
 		},
 		{
-			name: "ladder with sub-second segments and no window",
-			v:    Ladder{Name: "l", SegmentDuration: 500 * time.Millisecond},
-			want: `"segment_duration":0.5,|"window":0}`,
+			name: "ladder with sub-second segments, no window, no video",
+			v:    Ladder{Name: "l", SegmentDuration: 500 * time.Millisecond, Video: Video{Renditions: []Rendition{}}},
+			want: `"segment_duration":0.5,|"window":0}|"renditions":[]`,
 			back: &Ladder{},
 		},
 		{
@@ -93,5 +93,12 @@ func TestDurationsInSecondsRefused(t *testing.T) {
 	l := Ladder{SegmentDuration: time.Second, Window: time.Minute}
 	if err := json.Unmarshal([]byte(`{"name":"x"}`), &l); err != nil || l.SegmentDuration != time.Second || l.Window != time.Minute || l.Name != "x" {
 		t.Errorf("got %+v, %v", l, err)
+	}
+}
+
+// TestLadderJSONNoNull: a ladder without video renditions shows [], not null.
+func TestLadderJSONNoNull(t *testing.T) {
+	if b, _ := json.Marshal(Ladder{}); !strings.Contains(string(b), `"renditions":[]`) {
+		t.Errorf("a ladder without video: %s", b)
 	}
 }
