@@ -82,7 +82,7 @@ func parse(spec []byte) (*Contract, error) {
 		expr := regexp.QuoteMeta(name)
 		expr = regexp.MustCompile(`\\\{[a-z_]+\\\}`).ReplaceAllStringFunc(expr, func(string) string {
 			if wild {
-				return `.+`
+				return `.*`
 			}
 			return `[^/]+`
 		})
@@ -102,6 +102,21 @@ func (c *Contract) Operations() []string {
 		for method := range p.ops {
 			out = append(out, method+" "+p.name)
 		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Properties returns the property names of the contract's schema name (a component of
+// #/components/schemas), sorted; nil when there is no such schema.
+func (c *Contract) Properties(name string) []string {
+	proxy := c.model.Components.Schemas.GetOrZero(name)
+	if proxy == nil {
+		return nil
+	}
+	var out []string
+	for k := range proxy.Schema().Properties.KeysFromOldest() {
+		out = append(out, k)
 	}
 	slices.Sort(out)
 	return out

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	spec "github.com/transcoderd/transcoderd/api"
 	"github.com/transcoderd/transcoderd/api/apitest"
 	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
@@ -61,6 +63,21 @@ func TestContractRoutes(t *testing.T) {
 	}
 	if len(routes) < 15 {
 		t.Errorf("the walk found only %d routes: %v", len(routes), routes)
+	}
+}
+
+// TestContractRequest: the body of POST /v1/jobs, as openapi.yaml describes it, has the
+// fields that job.Request reads (decodeStrict refuses any other).
+func TestContractRequest(t *testing.T) {
+	var fields []string
+	rt := reflect.TypeFor[job.Request]()
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		fields = append(fields, name)
+	}
+	slices.Sort(fields)
+	if got := contract(t).Properties("JobRequest"); !slices.Equal(got, fields) {
+		t.Errorf("openapi.yaml's JobRequest has %v; job.Request reads %v", got, fields)
 	}
 }
 
@@ -153,6 +170,8 @@ func TestContractAnswers(t *testing.T) {
 		{name: "preview page", method: "GET", target: "/", want: 200},
 		{name: "preview script", method: "GET", target: "/ui/app.js", want: 200},
 		{name: "preview folder", method: "GET", target: "/ui/vendor/", want: 404},
+		{name: "preview files' root", method: "GET", target: "/ui/", want: 404},
+		{name: "metrics from another site", method: "GET", target: "/metrics", auth: token, origin: "https://evil.example", want: 403},
 		{name: "output file", method: "GET", target: "/out/cam/master.m3u8", want: 200},
 		{name: "output file, HEAD", method: "HEAD", target: "/out/cam/master.m3u8", want: 200},
 		{name: "output file, missing", method: "GET", target: "/out/cam/nope.m4s", want: 404},
