@@ -19,6 +19,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	spec "github.com/transcoderd/transcoderd/api"
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/ladder"
@@ -55,6 +56,7 @@ func (s *Server) Handler() http.Handler {
 	r.Use(s.requireToken)
 	r.Get("/healthz", s.healthz)
 	r.Route("/v1", func(r chi.Router) {
+		r.Get("/openapi.yaml", openAPI)
 		r.Get("/jobs", s.listJobs)
 		r.Post("/jobs", s.createJob)
 		r.Get("/jobs/{id}", s.getJob)
@@ -68,9 +70,13 @@ func (s *Server) Handler() http.Handler {
 	if s.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.Metrics)
 	}
-	r.Handle("/out/*", http.StripPrefix("/out/", outputHandler(s.Output)))
+	out := http.StripPrefix("/out/", outputHandler(s.Output))
+	r.Get("/out/*", out.ServeHTTP)
+	r.Head("/out/*", out.ServeHTTP)
 	r.Get("/", web.Index)
-	r.Handle(web.Prefix+"*", web.Assets())
+	assets := web.Assets()
+	r.Get(web.Prefix+"*", assets.ServeHTTP)
+	r.Head(web.Prefix+"*", assets.ServeHTTP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 	})
@@ -82,6 +88,13 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.Version})
+}
+
+// openAPI serves the API's description, api/openapi.yaml.
+func openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = io.WriteString(w, spec.OpenAPI)
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, _ *http.Request) {
@@ -281,10 +294,6 @@ func outputHandler(dir string) http.Handler {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		// A page on another origin reads Date for the MPD's http-head UTCTiming.
 		w.Header().Set("Access-Control-Expose-Headers", "Date, Content-Length")
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writeError(w, http.StatusMethodNotAllowed, "the output folder is read-only")
-			return
-		}
 		p := path.Clean("/" + r.URL.Path)
 		for _, part := range strings.Split(p, "/") {
 			if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".tmp") {

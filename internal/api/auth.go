@@ -20,6 +20,8 @@ import (
 //
 // Open:
 //   - /healthz, for load balancers and process supervisors;
+//   - /v1/openapi.yaml, the API's description: public in the repository anyway,
+//     and what a client generator reads before it has a token;
 //   - /out/..., the streams, for players (which send no token);
 //   - / and the preview page's static files (top-level files with a static
 //     extension, and anything under /ui/): the page is public, it asks the
@@ -38,7 +40,7 @@ var staticExt = map[string]bool{
 // isOpen reports whether p needs no token.
 func (s *Server) isOpen(p string) bool {
 	switch {
-	case p == "/" || p == "/healthz":
+	case p == "/" || p == "/healthz" || p == "/v1/openapi.yaml":
 		return true
 	case strings.HasPrefix(p, "/out/"), strings.HasPrefix(p, "/ui/"):
 		return true

@@ -48,7 +48,7 @@ func testServer(t *testing.T, metricsAuth bool) *Server {
 // other way round, fails the test.
 func openRoute(route string, metricsAuth bool) bool {
 	switch {
-	case route == "/healthz", route == "/", route == "/out/*", strings.HasPrefix(route, "/ui/"):
+	case route == "/healthz", route == "/v1/openapi.yaml", route == "/", route == "/out/*", strings.HasPrefix(route, "/ui/"):
 		return true
 	case route == "/metrics":
 		return !metricsAuth
@@ -240,7 +240,7 @@ func TestIsOpen(t *testing.T) {
 	s := &Server{MetricsAuth: true, Token: testToken}
 	for p, want := range map[string]bool{
 		"/": true, "/healthz": true, "/out/a/master.m3u8": true, "/ui/app.js": true, "/app.js": true, "/style.css": true,
-		"/favicon.ico": true, "/metrics": false, "/v1/jobs": false, "/v1/app.js": false, "/healthz/x": false, "/out": false,
+		"/favicon.ico": true, "/v1/openapi.yaml": true, "/v1/openapi.json": false, "/metrics": false, "/v1/jobs": false, "/v1/app.js": false, "/healthz/x": false, "/out": false,
 		"/v1": false, "": false, "/x": false,
 	} {
 		if got := s.isOpen(p); got != want {

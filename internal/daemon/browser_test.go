@@ -231,15 +231,18 @@ func reportSessions(t *testing.T, res browserResult) {
 }
 
 // TestPreviewPage opens the preview page (GET /) in headless Chromium on a daemon whose
-// API needs a token, gives the page the token it asks for, starts a live job from its
-// form and plays it in the page with hls.js and dash.js, choosing a rung. See
-// web/test/preview.mjs.
+// API needs a token, gives the page the token it asks for, starts a file job from its
+// form and follows the job's progress bar to 100 %, starts a live job from the form and
+// plays it in the page with hls.js and dash.js, choosing a rung. See web/test/preview.mjs.
 func TestPreviewPage(t *testing.T) {
 	requireBrowser(t)
 	began := time.Now()
 	const token = "preview-page-test-token-0123456789"
 	d := startDaemon(t, "", func(c *Config) { c.APIToken = token })
 	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30})
+	// The page starts a file job, for its progress bar: big enough to run a while on the
+	// default ladder.
+	testmedia.WriteSample(t, filepath.Join(d.mediaRoot, "clip.mp4"), testmedia.SampleOptions{Width: 1280, Height: 720, FPS: 30, Duration: 20 * time.Second, Noise: true})
 	var res struct {
 		Steps      []browserStep `json:"steps"`
 		Blocked    []string      `json:"blocked"`
@@ -253,6 +256,7 @@ func TestPreviewPage(t *testing.T) {
 	}
 	err := runNode(t, 3*time.Minute, "preview.mjs", map[string]any{
 		"base": d.api, "source": src.URL, "ladder": "test", "id": "form", "heights": []int{360, 180}, "screenshot": shot, "token": token,
+		"file": map[string]string{"source": "clip.mp4", "ladder": "default", "id": "file"},
 	}, &res)
 	if err != nil {
 		t.Fatal(err)
@@ -275,6 +279,9 @@ func TestPreviewPage(t *testing.T) {
 	}
 	if v := d.job(t, "form"); !v.Live || v.Ladder != "test" {
 		t.Errorf("the job started from the form is %+v", v)
+	}
+	if v := d.job(t, "file"); v.Live || v.State != job.Finished || v.Progress.Percent == nil || *v.Progress.Percent != 100 {
+		t.Errorf("the file job started from the form is %s, %+v", v.State, v.Progress)
 	}
 	t.Logf("browser run %.1fs; whole test %v", res.Seconds, time.Since(began).Round(100*time.Millisecond))
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ func TestProfilesVOD(t *testing.T) {
 	if err != nil || len(ladders) < 2 {
 		t.Fatalf("profiles: %v %v", ladders, err)
 	}
+	grew := 0 // jobs seen with a growing percent
 	for _, path := range ladders {
 		name := strings.TrimSuffix(filepath.Base(path), ".yaml")
 		t.Run(name, func(t *testing.T) {
@@ -33,7 +35,16 @@ func TestProfilesVOD(t *testing.T) {
 			if v.Live {
 				t.Fatal("a file source must be a VOD job")
 			}
-			v = d.waitFor(t, v.ID, 5*time.Minute, "finish", func(v job.View) bool { return v.State == job.Finished })
+			var running []job.Progress // what the job showed while it ran
+			v = d.waitFor(t, v.ID, 5*time.Minute, "finish", func(v job.View) bool {
+				if !v.State.Ended() && v.Progress.Percent != nil {
+					running = append(running, v.Progress)
+				}
+				return v.State == job.Finished
+			})
+			if checkFileProgress(t, v, running, 12*time.Second) {
+				grew++
+			}
 			dir := filepath.Join(d.out, v.ID)
 			tracks := checkOutputs(t, dir, v)
 			m := checkMPD(t, dir)
@@ -61,6 +72,47 @@ func TestProfilesVOD(t *testing.T) {
 			}
 		})
 	}
+	if grew == 0 {
+		t.Error("no job was seen with its progress.percent growing while it ran")
+	}
+}
+
+// checkFileProgress checks what a finished file job of a source of length showed:
+// while it ran (running, in order), a percent below 100 that never went back and an
+// eta once it had a speed; finished, percent 100, eta 0, and out_time and the probed
+// duration of the source's length. It reports whether the percent grew while it ran.
+func checkFileProgress(t *testing.T, v job.View, running []job.Progress, length time.Duration) bool {
+	t.Helper()
+	var shown []float64
+	etas := 0
+	for i, p := range running {
+		if *p.Percent < 0 || *p.Percent >= 100 {
+			t.Errorf("running job at %v of %v shows %v%%", p.OutTime, length, *p.Percent)
+		}
+		if i > 0 && *p.Percent < *running[i-1].Percent && v.Restarts == 0 {
+			t.Errorf("progress.percent went back from %v to %v", *running[i-1].Percent, *p.Percent)
+		}
+		if len(shown) == 0 || shown[len(shown)-1] != *p.Percent {
+			shown = append(shown, *p.Percent)
+		}
+		if p.ETA != nil {
+			etas++
+		}
+	}
+	pr := v.Progress
+	switch {
+	case pr.Percent == nil || *pr.Percent != 100 || pr.ETA == nil || *pr.ETA != 0:
+		t.Errorf("finished file job shows percent %s and eta %s, want 100 and 0", show(pr.Percent), show(pr.ETA))
+	case v.Input == nil || (v.Input.Duration-length).Abs() > 200*time.Millisecond:
+		t.Errorf("finished file job shows input %+v, want a duration of %v", v.Input, length)
+	case math.Abs(pr.OutTime-length.Seconds()) > 0.5 || v.OutTime != pr.OutTime:
+		t.Errorf("finished file job shows out_time %v s (progress %v s), want %v", v.OutTime, pr.OutTime, length.Seconds())
+	}
+	if len(running) >= 3 && etas == 0 {
+		t.Errorf("running file job never showed an eta in %d polls", len(running))
+	}
+	t.Logf("progress.percent while it ran: %v; finished: %s", shown, show(pr.Percent))
+	return len(shown) >= 2
 }
 
 func TestLiveRTMP(t *testing.T) {
@@ -249,4 +301,12 @@ func writeFile(t *testing.T, path, data string) {
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	writeFile(t, to, string(readFile(t, from)))
+}
+
+// show writes an optional figure.
+func show(f *float64) string {
+	if f == nil {
+		return "absent"
+	}
+	return strconv.FormatFloat(*f, 'f', -1, 64)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/Eyevinn/hls-m3u8/m3u8"
 	"github.com/rs/zerolog"
 
+	"github.com/transcoderd/transcoderd/api/apitest"
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/media"
@@ -114,12 +115,27 @@ func (d *daemon) call(t *testing.T, method, path, body string, out any) int {
 	}
 	defer res.Body.Close()
 	data, _ := io.ReadAll(res.Body)
+	checkContract(t, req, res, data)
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
 			t.Fatalf("%s %s: %d %s: %v", method, path, res.StatusCode, data, err)
 		}
 	}
 	return res.StatusCode
+}
+
+// checkContract holds one answer of the daemon to the API's contract, api/openapi.yaml:
+// a route it describes (or the router's 404 or 405), a status the route declares, and a
+// body of the route's schema. Every call of the e2e tests goes through it.
+func checkContract(t *testing.T, req *http.Request, res *http.Response, body []byte) {
+	t.Helper()
+	c, err := apitest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check(req, res.StatusCode, res.Header, body); err != nil {
+		t.Errorf("the API broke its contract: %v", err)
+	}
 }
 
 func (d *daemon) create(t *testing.T, body string) job.View {

@@ -88,6 +88,7 @@ func raw(t *testing.T, base, method, path, body string, header map[string]string
 	}
 	defer res.Body.Close()
 	data, _ := io.ReadAll(res.Body)
+	checkContract(t, req, res, data)
 	msg := string(data)
 	if i := strings.Index(msg, `"error": "`); i >= 0 {
 		msg = msg[i+len(`"error": "`):]

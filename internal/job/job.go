@@ -5,6 +5,7 @@ package job
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -45,16 +46,21 @@ type Rendition struct {
 	Shed    bool   `json:"shed,omitempty"` // not encoded now: the box is over capacity (video.shed_top_rung)
 }
 
-// Progress is the live figures of the running ffmpeg.
+// Progress is the live figures of the running ffmpeg. Times are seconds.
 type Progress struct {
-	Frame      int64   `json:"frame"`
-	FPS        float64 `json:"fps"`
-	Speed      float64 `json:"speed"` // media time per wall-clock time over the last 5 s (see speedMeter)
-	Lag        float64 `json:"lag"`   // live: seconds of real time lost since ffmpeg last kept up
-	OutTime    string  `json:"out_time"`
-	Bitrate    float64 `json:"bitrate_kbps,omitempty"`
-	DropFrames int64   `json:"drop_frames"`
-	DupFrames  int64   `json:"dup_frames"`
+	Frame   int64   `json:"frame"`
+	FPS     float64 `json:"fps"`
+	Speed   float64 `json:"speed"`    // media time per wall-clock time over the last 5 s (see speedMeter)
+	Lag     float64 `json:"lag"`      // live: seconds of real time lost since ffmpeg last kept up
+	OutTime float64 `json:"out_time"` // seconds of media encoded by this run of ffmpeg
+	// Percent and ETA are a file job's: how much of the source's probed duration is
+	// encoded (100 once the job has finished it), and the seconds left at the recent
+	// speed. Absent when unknown: a live job, a source of unknown duration, no speed yet.
+	Percent    *float64 `json:"percent,omitempty"`
+	ETA        *float64 `json:"eta,omitempty"`
+	Bitrate    float64  `json:"bitrate_kbps,omitempty"`
+	DropFrames int64    `json:"drop_frames"`
+	DupFrames  int64    `json:"dup_frames"`
 }
 
 // View is a snapshot of a job, safe to encode as JSON.
@@ -74,7 +80,7 @@ type View struct {
 	Progress   Progress           `json:"progress"`
 	FPS        float64            `json:"fps"`
 	Speed      float64            `json:"speed"`
-	OutTime    string             `json:"out_time"`
+	OutTime    float64            `json:"out_time"` // progress.out_time, seconds
 	Segments   int                `json:"segments"`
 	Restarts   int                `json:"restarts"`
 	Stalls     int                `json:"stalls"`
@@ -124,7 +130,7 @@ func (j *Job) View() View {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	v := j.view
-	v.Renditions = append([]Rendition(nil), v.Renditions...)
+	v.Renditions = append([]Rendition{}, v.Renditions...) // [] before the plan, not null
 	v.FFmpeg = append([]string(nil), v.FFmpeg...)
 	v.FPS, v.Speed, v.OutTime = v.Progress.FPS, v.Progress.Speed, v.Progress.OutTime
 	return v
@@ -191,11 +197,37 @@ func progressOf(p ffmpeg.Progress) Progress {
 		Frame:      p.Frame,
 		FPS:        p.FPS,
 		Speed:      p.Speed,
-		OutTime:    p.OutTime.Round(time.Millisecond).String(),
+		OutTime:    p.OutTime.Round(time.Millisecond).Seconds(),
 		Bitrate:    p.Bitrate,
 		DropFrames: p.DropFrames,
 		DupFrames:  p.DupFrames,
 	}
+}
+
+// fileProgress returns how far a file job is: the share of the source's duration that
+// ffmpeg has encoded, in percent (below 100 until the job has finished: ffmpeg still
+// closes its last segments and the manifests are written after), and the seconds left
+// at speed (media seconds per wall-clock second). Either is nil when it cannot be told:
+// an unknown duration, no speed yet.
+func fileProgress(done, duration time.Duration, speed float64) (percent, eta *float64) {
+	if duration <= 0 {
+		return nil, nil
+	}
+	done = min(max(done, 0), duration)
+	share := done.Seconds() / duration.Seconds()
+	pc := min(math.Round(share*1000)/10, 99.9)
+	percent = &pc
+	if speed > 0 {
+		left := math.Round((duration-done).Seconds()/speed*10) / 10
+		eta = &left
+	}
+	return percent, eta
+}
+
+// finished reports a file job encoded to its end.
+func (p *Progress) finished() {
+	hundred, none := 100.0, 0.0
+	p.Percent, p.ETA = &hundred, &none
 }
 
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
@@ -221,11 +253,11 @@ func (j *Job) event(e Event) {
 	j.events = append(j.events, e)
 }
 
-// Events returns the job's events, oldest first.
+// Events returns the job's events, oldest first; never nil (the API shows [], not null).
 func (j *Job) Events() []Event {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return append([]Event(nil), j.events...)
+	return append([]Event{}, j.events...)
 }
 
 // speedWindow is how far back speedMeter looks.

@@ -174,6 +174,13 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 			if err := j.render(idx, true); err != nil {
 				j.log.Error().Err(err).Msg("render final manifests")
 			}
+			j.update(func(v *View) {
+				if stopped {
+					v.Progress.ETA = nil // it will not go on
+				} else if !j.src.Live {
+					v.Progress.finished()
+				}
+			})
 			j.finish(nil)
 			return
 		}
@@ -468,6 +475,10 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	j.update(func(v *View) { v.Progress = Progress{} })
 	j.mu.Lock()
 	j.lastProgress = began
+	var duration time.Duration // of a file source, as probed
+	if j.view.Input != nil {
+		duration = j.view.Input.Duration
+	}
 	j.mu.Unlock()
 	progressDone := make(chan struct{})
 	go func() {
@@ -481,6 +492,8 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 			}
 			if j.src.Live {
 				pr.Lag = math.Round(speed.lag.Seconds()*100) / 100
+			} else {
+				pr.Percent, pr.ETA = fileProgress(p.OutTime, duration, pr.Speed)
 			}
 			j.update(func(v *View) { v.Progress = pr })
 			if p.OutTime != last {

@@ -324,13 +324,13 @@ async function runLive(sess, ready, stopped) {
 async function jobInfo(id) {
   const v = await api(base, 'GET', `/v1/jobs/${id}`);
   const l = await api(base, 'GET', `/v1/ladders/${v.ladder}`);
-  const segNs = l.ladder && l.ladder.segment_duration;
-  const windowNs = l.ladder && l.ladder.window;
+  const seg = l.ladder && l.ladder.segment_duration; // seconds
+  const win = l.ladder && l.ladder.window;
   return {
     id,
     live: v.live,
-    segmentSeconds: typeof segNs === 'number' ? segNs / 1e9 : 1,
-    windowSeconds: typeof windowNs === 'number' && windowNs > 0 ? windowNs / 1e9 : 0,
+    segmentSeconds: typeof seg === 'number' ? seg : 1,
+    windowSeconds: typeof win === 'number' && win > 0 ? win : 0,
     video: v.renditions.filter((r) => r.kind === 'video'),
     audio: v.renditions.filter((r) => r.kind === 'audio'),
   };

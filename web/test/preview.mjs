@@ -6,7 +6,10 @@
 //   node preview.mjs '{"base":"http://127.0.0.1:8080","source":"rtmp://…","ladder":"test","id":"form","out":"result.json"}'
 //
 // Optional keys: token (the daemon's API token: the page must ask for it), heights (the
-// rung heights the selector must list), screenshot (a PNG of the page at the end).
+// rung heights the selector must list), file ({source, ladder, id} of a file job to start
+// from the form first: its row must show a progress bar while it runs, that never goes
+// back and reads 100 % once the job has finished), screenshot (a PNG of the page at the
+// end).
 // The result is {steps: [{name, ok, detail, seconds}], blocked: [...], screenshot}; the exit
 // code is 0 when every step passed.
 import { writeFileSync } from 'node:fs';
@@ -82,6 +85,47 @@ async function main() {
       if (!ladders.split(',').includes(cfg.ladder)) throw new StepError(`ladder ${cfg.ladder} not offered: ${ladders}`);
       return `${asked}ladders ${ladders}`;
     });
+    if (cfg.file) {
+      await step('a file job started from the form shows its progress bar up to 100 %', async () => {
+        const f = cfg.file;
+        await page.fill('#source', f.source);
+        await page.selectOption('#ladder', f.ladder);
+        await page.fill('#job-id', f.id);
+        await page.click('#start');
+        const msg = await until(page, 'an answer to the form', () => document.querySelector('#form-message').className !== 'muted' &&
+          document.querySelector('#form-message').textContent);
+        if (!msg.includes(f.id)) throw new StepError(`form says: ${msg}`);
+        // The job's bar, polled until the job has finished.
+        const seen = [];
+        const deadline = Date.now() + 120e3;
+        for (;;) {
+          const row = await page.evaluate((id) => {
+            const tr = document.querySelector(`#jobs tr[data-id="${id}"]`);
+            const bar = tr && tr.querySelector('.file-progress progress');
+            return tr && { state: tr.dataset.state, value: bar ? bar.value : null, max: bar ? bar.max : null,
+              text: bar ? tr.querySelector('.file-progress').innerText.trim() : '' };
+          }, f.id);
+          if (row && row.value !== null) {
+            if (row.max !== 100) throw new StepError(`the bar's max is ${row.max}`);
+            if (row.state === 'running' && !(row.value < 100 && /^\d+\.\d %/.test(row.text))) {
+              throw new StepError(`running, the bar shows ${row.value} ("${row.text}")`);
+            }
+            const last = seen[seen.length - 1];
+            if (last && row.value < last.value) throw new StepError(`the bar went back from ${last.value} to ${row.value}`);
+            if (!last || last.value !== row.value) seen.push(row);
+          }
+          if (row && row.state === 'finished') {
+            if (!row.text.startsWith('100 %') || row.value !== 100) throw new StepError(`finished, the bar shows ${row.value} ("${row.text}")`);
+            const shown = seen.map((r) => `${r.state} "${r.text}"`).join(' → ');
+            if (!seen.some((r) => r.state === 'running')) throw new StepError(`no bar while the job ran: ${shown}`);
+            return shown;
+          }
+          if (row && row.state === 'failed') throw new StepError(`job ${f.id} failed`);
+          if (Date.now() > deadline) throw new StepError(`job ${f.id}: ${row ? `${row.state}, bar ${row.value}` : 'not listed'} after 120 s`);
+          await sleep(250);
+        }
+      });
+    }
     await step('a job starts from the form', async () => {
       await page.fill('#source', cfg.source);
       await page.selectOption('#ladder', cfg.ladder);

@@ -89,6 +89,26 @@
     if (sel) sel.selected = true;
   }
 
+  // seconds writes a duration for people: "45 s", "3 min 05 s", "1 h 02 min".
+  function seconds(s) {
+    s = Math.round(s);
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+    return `${Math.floor(s / 3600)} h ${String(Math.floor(s / 60) % 60).padStart(2, '0')} min`;
+  }
+
+  // fileProgress is a file job's progress bar: how much of the source is encoded
+  // (progress.percent), and the time left at its recent speed (progress.eta).
+  function fileProgress(j) {
+    const p = j.progress || {};
+    if (j.live || typeof p.percent !== 'number') return null;
+    let text = `${p.percent.toFixed(p.percent === 100 ? 0 : 1)} %`;
+    if (typeof p.eta === 'number' && p.percent < 100) text += ` · ${seconds(p.eta)} left`;
+    return el('div', { class: 'file-progress', 'data-percent': String(p.percent) },
+      el('progress', { max: '100', value: String(p.percent) }),
+      el('span', { class: 'detail' }, text));
+  }
+
   function renditionsText(j) {
     return (j.renditions || []).map((r) => r.kind === 'video'
       ? `${r.name} ${r.width}x${r.height} ${kbps(r.bitrate)}`
@@ -98,6 +118,8 @@
   function renderJobs() {
     const rows = state.jobs.map((j) => {
       const stateCell = el('td', { class: 'state-' + j.state }, j.state);
+      const bar = fileProgress(j);
+      if (bar) stateCell.append(bar);
       if (j.error) stateCell.append(el('div', { class: 'detail' }, j.error));
       const actions = el('td', {},
         el('button', { class: 'play', type: 'button', onclick: () => play(j.id) }, 'Play'));
