@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,8 @@ type result struct {
 	name      string
 	wall      time.Duration
 	throttled string // the cap's cgroup: "N of M periods", or why it is not known
+	phases    string // a job's time before its ffmpeg started, its ffmpeg's, and after
+	cpu       string // CPU seconds: ffmpeg's, and the daemon's own
 }
 
 func run(o options) error {
@@ -107,23 +110,39 @@ func run(o options) error {
 	fmt.Printf("load average before: %s\n", loadavg())
 
 	var all [][]result
+	var argv []string // the job's ffmpeg argv, from its first run
 	for r := 0; r < o.runs; r++ {
-		var series []result
-		var argv []string
-		for i, limit := range o.limits {
-			d := daemon{bin: bin, work: filepath.Join(work, fmt.Sprintf("run%d-%d", r, i)), profiles: profiles, media: media, limit: limit}
-			res, a, err := d.job(o.ladder)
-			if err != nil {
-				return fmt.Errorf("job at --cpu-limit %s: %w", limit, err)
+		var jobs []result
+		runJobs := func() error {
+			for i, limit := range o.limits {
+				d := daemon{bin: bin, work: filepath.Join(work, fmt.Sprintf("run%d-%d", r, i)), profiles: profiles, media: media, limit: limit}
+				res, a, err := d.job(o.ladder)
+				if err != nil {
+					return fmt.Errorf("job at --cpu-limit %s: %w", limit, err)
+				}
+				jobs, argv = append(jobs, res), a
 			}
-			series = append(series, res)
-			argv = a
+			return nil
 		}
-		res, err := byHand(argv, filepath.Join(work, fmt.Sprintf("run%d-byhand", r)))
+		// The jobs run first in even runs (the first gives the argv to run by hand) and
+		// after the hand run in odd ones, so that a drift of the box's speed over the
+		// series weighs on both sides.
+		jobsFirst := r%2 == 0
+		if jobsFirst {
+			if err := runJobs(); err != nil {
+				return err
+			}
+		}
+		hand, err := byHand(append([]string(nil), argv...), filepath.Join(work, fmt.Sprintf("run%d-byhand", r)))
 		if err != nil {
 			return err
 		}
-		series = append(series, res)
+		if !jobsFirst {
+			if err := runJobs(); err != nil {
+				return err
+			}
+		}
+		series := append(jobs, hand)
 		if o.naive {
 			res, err := naive(sample, profiles, o.ladder, filepath.Join(work, fmt.Sprintf("run%d-naive", r)))
 			if err != nil {
@@ -138,9 +157,12 @@ func run(o options) error {
 	return nil
 }
 
-// report prints each series, and each job's time over the hand run's of its series.
+// report prints each series, each job's time over the hand run's of its series, and
+// the median of those ratios over the series.
 func report(o options, all [][]result) {
 	fmt.Printf("\nladder %s, %d s of 1080p30, %d cores (GOMAXPROCS %d)\n", o.ladder, o.seconds, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	ratios := map[string][]float64{}
+	var names []string
 	for r, series := range all {
 		if len(all) > 1 {
 			fmt.Printf("run %d\n", r+1)
@@ -152,14 +174,41 @@ func report(o options, all [][]result) {
 			}
 		}
 		for _, res := range series {
-			fmt.Printf("  %-52s %7.2f s  %6.3fx by hand", res.name, res.wall.Seconds(), res.wall.Seconds()/hand.Seconds())
+			ratio := res.wall.Seconds() / hand.Seconds()
+			if _, ok := ratios[res.name]; !ok {
+				names = append(names, res.name)
+			}
+			ratios[res.name] = append(ratios[res.name], ratio)
+			fmt.Printf("  %-52s %7.2f s  %6.3fx by hand", res.name, res.wall.Seconds(), ratio)
 			if res.throttled != "" {
 				fmt.Printf("   throttled %s", res.throttled)
 			}
 			fmt.Println()
+			for _, detail := range []string{res.phases, res.cpu} {
+				if detail != "" {
+					fmt.Printf("  %-52s %s\n", "", detail)
+				}
+			}
+		}
+	}
+	if len(all) > 1 {
+		fmt.Printf("median over %d runs\n", len(all))
+		for _, name := range names {
+			if name != handName {
+				fmt.Printf("  %-52s %6.3fx by hand\n", name, median(ratios[name]))
+			}
 		}
 	}
 	fmt.Println("targets: job at --cpu-limit 100% <= 1.03x by hand; at 90%, no more than the cap's own share (<= 1.12x)")
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 const handName = "the job's ffmpeg argv by hand"
@@ -201,6 +250,10 @@ func (d daemon) job(ladderName string) (result, []string, error) {
 	if err := waitHealthy(api, exited); err != nil {
 		return result{}, nil, fmt.Errorf("%w\n%s", err, logs.String())
 	}
+	cpu0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return result{}, nil, err
+	}
 	began := time.Now()
 	v, err := call(http.MethodPost, api+"/v1/jobs", fmt.Sprintf(`{"source":"sample.mp4","ladder":%q,"id":"bench"}`, ladderName))
 	if err != nil {
@@ -221,6 +274,12 @@ func (d daemon) job(ladderName string) (result, []string, error) {
 		name:      fmt.Sprintf("transcoderd VOD job, --cpu-limit %s (POST to end)", d.limit),
 		wall:      v.Ended.Sub(began),
 		throttled: throttled(logs.String()),
+		phases:    phases(api, began, *v.Ended),
+	}
+	// The job has ended: its ffmpeg (and ffprobe) have been waited for, and count in
+	// the daemon's children.
+	if cpu1, err := procCPU(cmd.Process.Pid); err == nil {
+		res.cpu = fmt.Sprintf("CPU: ffmpeg and ffprobe %.2f s, the daemon %.2f s", cpu1.children-cpu0.children, cpu1.self-cpu0.self)
 	}
 	jobDir := filepath.Join(d.work, "out", "bench")
 	argv := make([]string, 0, len(v.FFmpeg))
@@ -228,6 +287,38 @@ func (d daemon) job(ladderName string) (result, []string, error) {
 		argv = append(argv, strings.ReplaceAll(a, jobDir, "{dir}"))
 	}
 	return res, argv, nil
+}
+
+// phases reads the job's events for when its ffmpeg started and exited, and returns
+// the time before, during and after it.
+func phases(api string, began, ended time.Time) string {
+	res, err := http.Get(api + "/v1/jobs/bench/events")
+	if err != nil {
+		return err.Error()
+	}
+	defer res.Body.Close()
+	var body struct {
+		Events []struct {
+			Time time.Time `json:"time"`
+			Type string    `json:"type"`
+		} `json:"events"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		return err.Error()
+	}
+	var start, exit time.Time
+	for _, e := range body.Events {
+		switch {
+		case e.Type == "start" && start.IsZero():
+			start = e.Time
+		case e.Type == "exit":
+			exit = e.Time
+		}
+	}
+	if start.IsZero() || exit.IsZero() {
+		return "no start and exit events"
+	}
+	return fmt.Sprintf("%.2f s before ffmpeg, %.2f s of ffmpeg, %.2f s after", start.Sub(began).Seconds(), exit.Sub(start).Seconds(), ended.Sub(exit).Seconds())
 }
 
 // throttled reads the CPU cap's cgroup, which the daemon names in its "CPU cap" log
@@ -271,10 +362,31 @@ func byHand(argv []string, dir string) (result, error) {
 		}
 	}
 	began := time.Now()
-	if err := sh("ffmpeg", argv...); err != nil {
-		return result{}, err
+	cmd := exec.Command("ffmpeg", argv...)
+	var stderr bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &stderr, io.Discard
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("ffmpeg: %w: %s", err, stderr.String())
 	}
-	return result{name: handName, wall: time.Since(began)}, nil
+	wall := time.Since(began)
+	used := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return result{name: handName, wall: wall, cpu: fmt.Sprintf("CPU: ffmpeg %.2f s", used.Seconds())}, nil
+}
+
+// cpuTimes are a process's CPU seconds: its own, and its waited-for children's.
+type cpuTimes struct{ self, children float64 }
+
+// procCPU reads /proc/<pid>/stat: utime and stime, cutime and cstime, in clock ticks
+// of 1/100 s.
+func procCPU(pid int) (cpuTimes, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	// The command name, in parentheses, may hold spaces: count fields after it.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	tick := func(i int) float64 { v, _ := strconv.ParseFloat(f[i], 64); return v / 100 }
+	return cpuTimes{self: tick(11) + tick(12), children: tick(13) + tick(14)}, nil
 }
 
 // handDirs returns the folders ffmpeg writes into: those of its segments and playlists.
