@@ -52,7 +52,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 # data/ holds the job records, sources with their keys: the daemon's alone.
-RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /var/lib/transcoderd --shell /usr/sbin/nologin transcoderd \
+RUN groupadd --system --gid 10001 transcoderd \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/transcoderd --shell /usr/sbin/nologin transcoderd \
     && mkdir -p /var/lib/transcoderd/out /var/lib/transcoderd/data /media /etc/transcoderd/profiles \
     && chown transcoderd:transcoderd /var/lib/transcoderd /var/lib/transcoderd/out /var/lib/transcoderd/data /media \
     && chmod 0700 /var/lib/transcoderd/data
@@ -66,7 +67,8 @@ ENV TRANSCODERD_LISTEN=0.0.0.0:8080 \
     TRANSCODERD_API_TOKEN_FILE=/run/secrets/transcoderd_token \
     TRANSCODERD_LOG_FORMAT=json
 
-USER transcoderd
+# Numeric, so that Kubernetes runAsNonRoot can tell it is not root.
+USER 10001:10001
 WORKDIR /var/lib/transcoderd
 VOLUME ["/var/lib/transcoderd/data", "/var/lib/transcoderd/out"]
 EXPOSE 8080

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -149,7 +148,7 @@ func (s *system) credential() *syscall.SysProcAttr {
 // daemonRun is a started daemon.
 type daemonRun struct {
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *testmedia.SyncBuffer
 	addr   string // where the API listens
 	exited chan error
 }
@@ -167,7 +166,7 @@ func (s *system) start(t *testing.T, extraEnv ...string) *daemonRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &daemonRun{cmd: cmd, log: &syncBuffer{}, exited: make(chan error, 1)}
+	r := &daemonRun{cmd: cmd, log: &testmedia.SyncBuffer{}, exited: make(chan error, 1)}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -332,24 +331,6 @@ func flagVariables(t *testing.T) map[string]bool {
 		t.Fatalf("cannot read the variables from transcoderd -h:\n%s", out)
 	}
 	return vars
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // unavailable fails where the test must run (CI set), and skips elsewhere.

@@ -20,6 +20,7 @@ var targets = []string{"cpu", "nvenc"}
 type layout struct {
 	user  string
 	uid   int
+	gid   int
 	dirs  []string               // mkdir -p
 	owned map[string]bool        // chown <user>
 	modes map[string]os.FileMode // chmod
@@ -48,6 +49,9 @@ func readLayout(img image) (layout, error) {
 					if a == "--uid" && i+1 < len(w) {
 						l.uid, _ = strconv.Atoi(w[i+1])
 					}
+					if a == "--gid" && i+1 < len(w) {
+						l.gid, _ = strconv.Atoi(w[i+1])
+					}
 				}
 				l.user = w[len(w)-1]
 			case "mkdir":
@@ -70,8 +74,8 @@ func readLayout(img image) (layout, error) {
 			}
 		}
 	}
-	if l.user == "" || l.uid <= 0 {
-		return l, fmt.Errorf("no useradd --uid <n> <user> in the RUN lines")
+	if l.user == "" || l.uid <= 0 || l.gid <= 0 {
+		return l, fmt.Errorf("no useradd --uid <n> --gid <n> <user> in the RUN lines")
 	}
 	return l, nil
 }
@@ -112,8 +116,9 @@ func TestDockerfile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if img.user != l.user || img.user == "root" || l.uid == 0 {
-				t.Errorf("USER %q (uid %d), want the user useradd creates, not root", img.user, l.uid)
+			// Numeric, as Kubernetes' runAsNonRoot needs to tell it is not root.
+			if want := fmt.Sprintf("%d:%d", l.uid, l.gid); img.user != want {
+				t.Errorf("USER %q, want %q: the uid and gid useradd gives %s", img.user, want, l.user)
 			}
 			if len(img.entrypoint) != 1 || img.entrypoint[0] != built {
 				t.Errorf("ENTRYPOINT %q, want [%q] (the binary copied from the build stage)", img.entrypoint, built)

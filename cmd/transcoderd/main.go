@@ -42,9 +42,16 @@ func main() {
 	str(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg binary")
 	str(&c.FFprobe, "ffprobe", "ffprobe", "ffprobe binary")
 	securityFlags(fs, &c, str)
+	builtin := fs.Bool("builtin-ladders", true, "offer the built-in ladders (default, lowlatency, mobile, test) beside the profiles folder's; false: the folder's alone")
+	fromEnv(fs, "builtin-ladders")
 	logFormat := fs.String("log-format", env("log-format", "auto"), "auto | json | console (env TRANSCODERD_LOG_FORMAT)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(args)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "transcoderd: unexpected argument %q: the daemon takes flags only (transcoderd healthcheck checks a running one)\n", fs.Arg(0))
+		os.Exit(2)
+	}
+	c.NoBuiltinLadders = !*builtin
 	if *showVersion {
 		fmt.Println("transcoderd", version)
 		return
@@ -63,6 +70,23 @@ func main() {
 		log.Error().Err(err).Msg("transcoderd stopped")
 		fmt.Fprintln(os.Stderr, "transcoderd:", err)
 		os.Exit(1)
+	}
+}
+
+// fromEnv sets typed flags (numbers, booleans, durations) from their TRANSCODERD_*
+// variables through the flag's own parser, so a bad value is refused like a bad flag;
+// string flags take theirs as their default (see str in main). The command line wins
+// over both.
+func fromEnv(fs *flag.FlagSet, names ...string) {
+	for _, name := range names {
+		f := fs.Lookup(name)
+		f.Usage += " (env " + envName(name) + ")"
+		if v, ok := os.LookupEnv(envName(name)); ok {
+			if err := f.Value.Set(v); err != nil {
+				fmt.Fprintf(os.Stderr, "transcoderd: %s=%q: %v\n", envName(name), v, err)
+				os.Exit(2)
+			}
+		}
 	}
 }
 

@@ -2,18 +2,13 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"os"
 
 	"github.com/transcoderd/transcoderd/internal/daemon"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
-// securityFlags declares the access-control and limit flags. String flags
-// take their default from the environment, as in main; typed ones (numbers,
-// booleans, durations) are set from it here, through the flag's own parser,
-// so a bad TRANSCODERD_* value is refused like a bad flag. The command line
-// wins over both.
+// securityFlags declares the access-control and limit flags; each takes its default
+// from its TRANSCODERD_* variable (fromEnv), the command line winning.
 func securityFlags(fs *flag.FlagSet, c *daemon.Config, str func(p *string, name, def, usage string)) {
 	str(&c.APIToken, "api-token", "", "bearer token every /v1 route needs (prefer --api-token-file: arguments are visible to other users)")
 	str(&c.APITokenFile, "api-token-file", "", "file whose first line is the API token")
@@ -31,16 +26,7 @@ func securityFlags(fs *flag.FlagSet, c *daemon.Config, str func(p *string, name,
 	fs.IntVar(&c.Limits.MaxHeight, "max-height", lim.MaxHeight, "tallest video rung a job's ladder may have, in pixels; 0: no limit")
 	fs.Var((*bitrate)(&c.Limits.MaxBitrate), "max-bitrate", "highest bitrate (or maxrate) of any rendition, e.g. 25M; 0: no limit")
 	fs.DurationVar(&c.Limits.MaxWindow, "max-window", lim.MaxWindow, "longest time-shift window of a live job (window 0, keep everything, is refused); 0: no limit")
-	for _, name := range []string{"metrics-auth", "source-deny-private", "max-jobs", "max-renditions", "max-height", "max-bitrate", "max-window"} {
-		f := fs.Lookup(name)
-		f.Usage += " (env " + envName(name) + ")"
-		if v, ok := os.LookupEnv(envName(name)); ok {
-			if err := f.Value.Set(v); err != nil {
-				fmt.Fprintf(os.Stderr, "transcoderd: %s=%q: %v\n", envName(name), v, err)
-				os.Exit(2)
-			}
-		}
-	}
+	fromEnv(fs, "metrics-auth", "source-deny-private", "max-jobs", "max-renditions", "max-height", "max-bitrate", "max-window")
 }
 
 // bitrate is a flag holding bits per second, written as in ladders: 25M, 8000k.

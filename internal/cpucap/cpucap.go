@@ -96,22 +96,30 @@ func New(limit float64, root string) *Cap {
 // pid given, for tests.
 func newCap(limit float64, root, procSelf string, pid int) *Cap {
 	c := &Cap{limit: limit, mode: "priority", reserved: map[string]float64{}}
-	period := 100000
 	// A limit of every core needs no quota, and is better off without one: CFS hands
 	// a group its quota in slices per CPU, so a busy multi-threaded group is throttled
 	// before it has used all of it (x264 lost a sixth of its speed so).
-	quotaV1, quotaV2 := "-1", "max"
-	if !c.Whole() {
-		quotaV1 = strconv.Itoa(int(limit * float64(period)))
-		quotaV2 = quotaV1
+	cores := limit
+	if c.Whole() {
+		cores = 0
 	}
-	own, ownErr := ownCgroups(procSelf)
+	setQuota := func(v2 bool) func(g string) error {
+		return func(g string) error {
+			if err := os.MkdirAll(g, 0o755); err != nil {
+				return err
+			}
+			return Quota{Dir: g, V2: v2}.Set(cores)
+		}
+	}
+	own, ownErr := ReadPaths(procSelf)
+	if ownErr != nil {
+		ownErr = fmt.Errorf("the daemon's own cgroup: %w", ownErr)
+	}
 	// cgroup v2: one unified hierarchy with cpu.max.
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
-		cpuMax := quotaV2 + " " + strconv.Itoa(period)
 		g, err := "", ownErr
 		if err == nil {
-			g, err = placeV2(root, own.unified, pid, cpuMax)
+			g, err = placeV2(root, own.Unified, pid, setQuota(true))
 		}
 		if err == nil {
 			c.mode, c.group, c.delegated = "cgroup v2", g, true
@@ -119,48 +127,44 @@ func newCap(limit float64, root, procSelf string, pid int) *Cap {
 		}
 		g = groupIn(root, pid)
 		_ = os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+cpu"), 0o644)
-		if os.MkdirAll(g, 0o755) == nil && os.WriteFile(filepath.Join(g, "cpu.max"), []byte(cpuMax), 0o644) == nil {
+		if setQuota(true)(g) == nil {
 			c.mode, c.group, c.why = "cgroup v2", g, err
 			return c
 		}
+		_ = os.Remove(g)
+		release(g)
 	}
 	// cgroup v1: the cpu controller's CFS quota.
 	cpuRoot := filepath.Join(root, "cpu")
 	if _, err := os.Stat(filepath.Join(cpuRoot, "cpu.cfs_quota_us")); err == nil {
-		setQuota := func(g string) error {
-			if err := os.MkdirAll(g, 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(g, "cpu.cfs_period_us"), []byte(strconv.Itoa(period)), 0o644); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(g, "cpu.cfs_quota_us"), []byte(quotaV1), 0o644)
-		}
 		g, err := "", ownErr
 		if err == nil {
-			g, err = placeV1(cpuRoot, own.cpu, pid, setQuota)
+			g, err = placeV1(cpuRoot, own.CPU, pid, setQuota(false))
 		}
 		if err == nil {
 			c.mode, c.group, c.delegated = "cgroup v1", g, true
 			return c
 		}
-		if g = groupIn(cpuRoot, pid); setQuota(g) == nil {
+		if g = groupIn(cpuRoot, pid); setQuota(false)(g) == nil {
 			c.mode, c.group, c.why = "cgroup v1", g, err
 			return c
 		}
+		_ = os.Remove(g)
+		release(g)
 	}
 	return c // priority mode: no cgroup at all
 }
 
-// ownPaths are the daemon's own cgroups, as /proc/self/cgroup names them: in the
-// unified (v2) hierarchy, and in the v1 hierarchy of the cpu controller. "" when absent.
-type ownPaths struct{ unified, cpu string }
+// Paths are a process's cgroups, as /proc/<pid>/cgroup names them: in the unified (v2)
+// hierarchy, and in the v1 hierarchy of the cpu controller. "" when absent.
+type Paths struct{ Unified, CPU string }
 
-func ownCgroups(procSelf string) (ownPaths, error) {
-	var own ownPaths
-	b, err := os.ReadFile(procSelf)
+// ReadPaths reads a process's cgroups from procFile, /proc/<pid>/cgroup.
+func ReadPaths(procFile string) (Paths, error) {
+	var own Paths
+	b, err := os.ReadFile(procFile)
 	if err != nil {
-		return own, fmt.Errorf("the daemon's own cgroup: %w", err)
+		return own, fmt.Errorf("cgroups: %w", err)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		// hierarchy-ID:controller-list:path
@@ -170,9 +174,9 @@ func ownCgroups(procSelf string) (ownPaths, error) {
 		}
 		switch {
 		case parts[0] == "0" && parts[1] == "":
-			own.unified = parts[2]
+			own.Unified = parts[2]
 		case slices.Contains(strings.Split(parts[1], ","), "cpu"):
-			own.cpu = parts[2]
+			own.CPU = parts[2]
 		}
 	}
 	return own, nil
@@ -193,10 +197,12 @@ func ownDir(root, path string) (string, error) {
 // home remembers, per cgroup mount, the daemon's own v2 cgroup once the daemon has
 // moved into its leaf: /proc/self/cgroup names the leaf from then on, and a second
 // Cap in the same process (tests run several daemons) must not nest deeper.
+// It also knows which cap cgroups are held by a live Cap (claim).
 var home = struct {
 	sync.Mutex
-	dir map[string]string
-}{dir: map[string]string{}}
+	dir  map[string]string
+	held map[string]bool
+}{dir: map[string]string{}, held: map[string]bool{}}
 
 // placeV2 creates the cap's cgroup inside the daemon's own cgroup, the way systemd's
 // delegation documentation asks for it. cgroup v2 lets a cgroup hand controllers to its
@@ -206,7 +212,7 @@ var home = struct {
 // when the daemon shares its cgroup with other processes (it would have to move them),
 // when the cgroup lacks the cpu controller, and when the daemon's cgroup is the root of
 // the hierarchy (where the cap's cgroup goes anyway, as transcoderd-<pid>).
-func placeV2(root, path string, pid int, cpuMax string) (group string, err error) {
+func placeV2(root, path string, pid int, setQuota func(group string) error) (group string, err error) {
 	home.Lock()
 	defer home.Unlock()
 	own, placed := home.dir[root]
@@ -265,13 +271,10 @@ func placeV2(root, path string, pid int, cpuMax string) (group string, err error
 		}
 		undo = append(undo, func() { _ = os.WriteFile(subtree, []byte("-cpu"), 0o644) })
 	}
-	group = filepath.Join(own, "ffmpeg")
-	if err := os.Mkdir(group, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("create %s: %w", group, err)
-	}
-	undo = append(undo, func() { _ = os.Remove(group) })
-	if err := os.WriteFile(filepath.Join(group, "cpu.max"), []byte(cpuMax), 0o644); err != nil {
-		return "", fmt.Errorf("set %s/cpu.max: %w", group, err)
+	group = claimLocked(filepath.Join(own, "ffmpeg"))
+	undo = append(undo, func() { _ = os.Remove(group); delete(home.held, group) })
+	if err := setQuota(group); err != nil {
+		return "", fmt.Errorf("the cap's cgroup %s: %w", group, err)
 	}
 	home.dir[root] = own
 	return group, nil
@@ -295,22 +298,50 @@ func placeV1(cpuRoot, path string, pid int, setQuota func(group string) error) (
 	g := groupIn(own, pid)
 	if err := setQuota(g); err != nil {
 		_ = os.Remove(g)
+		release(g)
 		return "", fmt.Errorf("the daemon's cgroup %s is not writable: %w", own, err)
 	}
 	return g, nil
 }
 
-// groupIn names this daemon's cgroup under parent and removes the empty groups of
+// groupIn names this daemon's cgroup under parent, transcoderd-<pid> (with -2, -3...
+// for a second cap in the same process), holding it, and removes the empty groups of
 // daemons that are gone.
 func groupIn(parent string, pid int) string {
 	stale, _ := filepath.Glob(filepath.Join(parent, "transcoderd-*"))
 	for _, g := range stale {
-		p := strings.TrimPrefix(filepath.Base(g), "transcoderd-")
+		p, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(g), "transcoderd-"), "-")
 		if _, err := os.Stat("/proc/" + p); err != nil {
 			_ = os.Remove(g) // fails, harmlessly, while processes are still inside
 		}
 	}
-	return filepath.Join(parent, "transcoderd-"+strconv.Itoa(pid))
+	return claim(filepath.Join(parent, "transcoderd-"+strconv.Itoa(pid)))
+}
+
+// claim holds the cgroup folder path for a Cap of this process, or, when another Cap
+// holds it, path-2, path-3...: each Cap has a folder of its own, so that one's Close
+// cannot remove another's group, nor its quota replace another's.
+func claim(path string) string {
+	home.Lock()
+	defer home.Unlock()
+	return claimLocked(path)
+}
+
+// claimLocked is claim with home locked.
+func claimLocked(path string) string {
+	g := path
+	for n := 2; home.held[g]; n++ {
+		g = path + "-" + strconv.Itoa(n)
+	}
+	home.held[g] = true
+	return g
+}
+
+// release lets another Cap have the folder path.
+func release(path string) {
+	home.Lock()
+	defer home.Unlock()
+	delete(home.held, path)
 }
 
 // Group is the folder of the cap's cgroup, "" in priority mode.
@@ -415,6 +446,7 @@ func (c *Cap) Close() error {
 	if c.group == "" {
 		return nil
 	}
+	release(c.group)
 	return os.Remove(c.group)
 }
 

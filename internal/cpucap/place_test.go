@@ -239,16 +239,23 @@ func TestPlacementTwice(t *testing.T) {
 	mustWrite(t, filepath.Join(own, "cgroup.procs"), "4000\n")
 	procSelf := filepath.Join(t.TempDir(), "cgroup")
 	mustWrite(t, procSelf, "0::"+service+"\n")
-	if first := newCap(1, root, procSelf, 4000); !first.Delegated() {
+	first := newCap(1, root, procSelf, 4000)
+	if !first.Delegated() {
 		t.Fatalf("first cap: group %q (why %v)", first.Group(), first.Why())
 	}
+	t.Cleanup(func() { _ = first.Close() })
 	// Now the kernel would name the leaf; and the cpu controller is on.
 	mustWrite(t, procSelf, "0::"+service+"/daemon\n")
 	mustWrite(t, filepath.Join(own, "cgroup.subtree_control"), "cpu")
 	mustWrite(t, filepath.Join(own, "daemon", "cgroup.controllers"), "cpu")
+	// The first cap still holds own/ffmpeg: the second gets a folder of its own, so that
+	// neither's quota nor Close touches the other's.
 	second := newCap(0.75, root, procSelf, 4000)
-	if want := filepath.Join(own, "ffmpeg"); second.Group() != want || !second.Delegated() {
+	if want := filepath.Join(own, "ffmpeg-2"); second.Group() != want || !second.Delegated() {
 		t.Fatalf("second cap: group %q, delegated %v (why %v); want %q", second.Group(), second.Delegated(), second.Why(), want)
+	}
+	if m := read(t, filepath.Join(own, "ffmpeg", "cpu.max")); m != "100000 100000" {
+		t.Errorf("the first cap's cpu.max became %q", m)
 	}
 	if m := read(t, filepath.Join(second.Group(), "cpu.max")); m != "75000 100000" {
 		t.Errorf("cpu.max %q", m)

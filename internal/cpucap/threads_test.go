@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
 
 // TestThreads measures real processes: one that computes all the time has its thread
@@ -17,7 +15,7 @@ import (
 // throttled counts as waiting for a CPU); one that mostly waits has not.
 func TestThreads(t *testing.T) {
 	if _, err := os.Stat("/proc/self/task"); err != nil {
-		testmedia.Missing(t, "no /proc")
+		unavailable(t, "no /proc")
 	}
 	tests := []struct {
 		name   string
@@ -34,7 +32,7 @@ func TestThreads(t *testing.T) {
 			var c *Cap
 			if tc.cap > 0 {
 				if c = New(tc.cap, "/sys/fs/cgroup"); c.Mode() == "priority" {
-					testmedia.Missing(t, "no writable cgroup (cgroup v2 cpu.max or v1 cpu.cfs_quota_us under /sys/fs/cgroup, as root)")
+					unavailable(t, "no writable cgroup (cgroup v2 cpu.max or v1 cpu.cfs_quota_us under /sys/fs/cgroup, as root)")
 				}
 			}
 			cmd := exec.Command("sh", "-c", tc.script)
@@ -61,7 +59,7 @@ func TestThreads(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond)
 			busiest, ok := th.Busiest(time.Now())
 			if !ok {
-				testmedia.Missing(t, "the kernel keeps no schedstat figures (/proc/<pid>/task/<tid>/schedstat)")
+				unavailable(t, "the kernel keeps no schedstat figures (/proc/<pid>/task/<tid>/schedstat)")
 			}
 			t.Logf("busiest thread ready %.0f%% of the time", 100*busiest)
 			if got := busiest >= SerialBound; got != tc.bound {

@@ -24,9 +24,7 @@ func TestCPUCap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures CPU for several seconds")
 	}
-	if cpucap.New(1, "/sys/fs/cgroup").Mode() == "priority" {
-		testmedia.Missing(t, "no writable cgroup (cgroup v2 cpu.max or v1 cpu.cfs_quota_us under /sys/fs/cgroup, as root): the cap cannot be enforced here")
-	}
+	testmedia.RequireCgroup(t, "the cap cannot be enforced here")
 	testmedia.RequireFFmpeg(t)
 	dir := t.TempDir()
 	profiles, _ := filepath.Abs("../../profiles")

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -30,15 +31,17 @@ import (
 
 // Config is the daemon's configuration, from flags and TRANSCODERD_* variables.
 type Config struct {
-	Listen    string // address of the HTTP API
-	Output    string // where job folders are written; served under /out/
-	Profiles  string // folder of ladder YAML files; they add to the embedded ones and replace those of the same name
-	Data      string // daemon state
-	MediaRoot string // folder that file sources are resolved in
-	FFmpeg    string // ffmpeg binary (name or path)
-	FFprobe   string // ffprobe binary (name or path)
-	Version   string
-	CPULimit  string // cores ("1.5") or share of the box ("75%"); "" is the default (90%)
+	Listen   string // address of the HTTP API
+	Output   string // where job folders are written; served under /out/
+	Profiles string // folder of ladder YAML files; they add to the embedded ones and replace those of the same name
+
+	NoBuiltinLadders bool   // offer the profiles folder's ladders alone
+	Data             string // daemon state
+	MediaRoot        string // folder that file sources are resolved in
+	FFmpeg           string // ffmpeg binary (name or path)
+	FFprobe          string // ffprobe binary (name or path)
+	Version          string
+	CPULimit         string // cores ("1.5") or share of the box ("75%"); "" is the default (90%)
 
 	// Access control and limits (security.go).
 	APIToken          string          // bearer token every /v1 route needs; "" leaves the API open
@@ -124,13 +127,21 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 			ev.AnErr("not_delegated", cpu.Why()).Msg("CPU cap: its cgroup is at the root of the hierarchy (for a service, systemd's Delegate=yes puts it inside the service's own)")
 		}
 	}
-	ladders := ladder.NewStore(c.Profiles, profiles.FS)
+	var builtin fs.FS = profiles.FS
+	if c.NoBuiltinLadders {
+		builtin = nil
+	}
+	ladders := ladder.NewStore(c.Profiles, builtin)
 	src, err := ladders.Sources()
 	if err != nil {
 		return fmt.Errorf("'profiles': %w", err)
 	}
 	ev := log.Info().Str("profiles", c.Profiles).Strs("builtin", src.Builtin).Strs("folder", src.Folder).Strs("replaced", src.Replaced)
 	switch {
+	case c.NoBuiltinLadders && len(src.Folder) == 0:
+		ev.Msg("no ladders: the profiles folder has none, and the built-in ones are off (--builtin-ladders=false)")
+	case c.NoBuiltinLadders:
+		ev.Msg("ladders: the profiles folder's alone (--builtin-ladders=false)")
 	case !src.FolderExists:
 		ev.Msg("profiles folder not found: offering the built-in ladders")
 	case len(src.Folder) == 0:

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"io/fs"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/testmedia"
+	"github.com/transcoderd/transcoderd/profiles"
 )
 
 // TestProfilesVOD runs every shipped ladder for real on a generated 1080p file and checks
@@ -238,7 +241,7 @@ func TestBadRequests(t *testing.T) {
 	}
 
 	// The ladder API shows the broken ladder with its problem, and the good ones: the
-	// folder's test and the built-in default, lowlatency and mobile.
+	// folder's test and the built-in ones but test.
 	var ladders struct {
 		Ladders []struct {
 			Name     string
@@ -247,7 +250,7 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 	d.call(t, http.MethodGet, "/v1/ladders", "", &ladders)
-	if len(ladders.Ladders) != 5 || ladders.Ladders[0].Name != "broken" || ladders.Ladders[0].Valid ||
+	if len(ladders.Ladders) != 2+builtinExcept(t, "test") || ladders.Ladders[0].Name != "broken" || ladders.Ladders[0].Valid ||
 		len(ladders.Ladders[0].Problems) == 0 || !ladders.Ladders[1].Valid {
 		t.Errorf("GET /v1/ladders = %+v", ladders)
 	}
@@ -309,4 +312,37 @@ func show(f *float64) string {
 		return "absent"
 	}
 	return strconv.FormatFloat(*f, 'f', -1, 64)
+}
+
+// builtinExcept counts the built-in ladders but those a profiles folder replaces.
+func builtinExcept(t *testing.T, replaced ...string) int {
+	t.Helper()
+	files, err := fs.Glob(profiles.FS, "*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		if !slices.Contains(replaced, strings.TrimSuffix(f, ".yaml")) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBuiltinLaddersOff: with --builtin-ladders=false the daemon offers the profiles
+// folder's ladders alone, and refuses a job on a built-in one.
+func TestBuiltinLaddersOff(t *testing.T) {
+	folder := t.TempDir()
+	writeFile(t, filepath.Join(folder, "house.yaml"), "segment_duration: 2s\nvideo:\n  renditions:\n    - {name: r360, height: 360, bitrate: 800k}\n")
+	d := startDaemon(t, folder, func(c *Config) { c.NoBuiltinLadders = true })
+	var ladders struct{ Ladders []struct{ Name string } }
+	if code := d.call(t, http.MethodGet, "/v1/ladders", "", &ladders); code != http.StatusOK || len(ladders.Ladders) != 1 || ladders.Ladders[0].Name != "house" {
+		t.Errorf("GET /v1/ladders = %d %+v, want the folder's house alone", code, ladders)
+	}
+	var e map[string]string
+	code := d.call(t, http.MethodPost, "/v1/jobs", `{"source":"rtmp://127.0.0.1:1/live/x","ladder":"default"}`, &e)
+	if code != http.StatusBadRequest || !strings.Contains(e["error"], "ladder not found") {
+		t.Errorf("a job on the built-in default: %d %q, want 400 ladder not found", code, e["error"])
+	}
 }

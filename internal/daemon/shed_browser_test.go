@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
@@ -21,9 +20,7 @@ import (
 // 90p rung. See web/test/shed.mjs.
 func TestShedPlayers(t *testing.T) {
 	requireBrowser(t)
-	if cpucap.New(1, "/sys/fs/cgroup").Mode() == "priority" {
-		testmedia.Missing(t, "no writable cgroup (cgroup v2 cpu.max or v1 cpu.cfs_quota_us under /sys/fs/cgroup, as root): the job cannot be made to fall behind here")
-	}
+	testmedia.RequireCgroup(t, "the job cannot be made to fall behind here")
 	profiles := t.TempDir()
 	writeFile(t, filepath.Join(profiles, "shed.yaml"), `segment_duration: 1s
 window: 60s
@@ -67,7 +64,7 @@ audio:
 		}
 		t.Logf("the job's ffmpeg used %.2f cores; its quota is now %.2f", d.job(t, "shed").CPU, quota)
 		// The cgroup its ffmpeg is in, wherever the daemon placed it.
-		testmedia.SetCPUQuota(t, ffmpegPID(t, filepath.Join(d.out, "shed")), quota)
+		testmedia.CPUQuotaOf(t, ffmpegPID(t, filepath.Join(d.out, "shed"))).Set(t, quota)
 	})
 	for i, s := range res.Sessions {
 		if s.Player != "dash.js" || s.OK {

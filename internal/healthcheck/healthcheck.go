@@ -19,7 +19,9 @@ import (
 )
 
 // URL returns the /healthz URL of a daemon listening on listen (host:port). An
-// unspecified host (empty, 0.0.0.0, ::) is reached on loopback, of the same family.
+// unspecified host is reached on loopback: 127.0.0.1 for 0.0.0.0 and an empty host,
+// localhost for :: (a dual-stack listener: localhost tries ::1 and 127.0.0.1, so the
+// check works where IPv6 is off on loopback).
 func URL(listen string, https bool) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -29,7 +31,7 @@ func URL(listen string, https bool) (string, error) {
 	case "", "0.0.0.0":
 		host = "127.0.0.1"
 	case "::":
-		host = "::1"
+		host = "localhost"
 	}
 	scheme := "http"
 	if https {

@@ -27,7 +27,7 @@ func TestURL(t *testing.T) {
 		{"127.0.0.1:8080", false, "http://127.0.0.1:8080/healthz"},
 		{"0.0.0.0:8080", false, "http://127.0.0.1:8080/healthz"},
 		{":8080", true, "https://127.0.0.1:8080/healthz"},
-		{"[::]:8443", true, "https://[::1]:8443/healthz"},
+		{"[::]:8443", true, "https://localhost:8443/healthz"},
 		{"[::1]:8080", false, "http://[::1]:8080/healthz"},
 		{"192.0.2.7:80", false, "http://192.0.2.7:80/healthz"},
 		{"transcoder.internal:8080", false, "http://transcoder.internal:8080/healthz"},

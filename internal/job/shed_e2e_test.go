@@ -47,7 +47,8 @@ func TestShedTopRung(t *testing.T) {
 	pid := lastPID(t, j)
 	quota := shedCut * v.CPU
 	t.Logf("ffmpeg %d kept up (speed %.2f) on %.2f cores; its cgroup's quota is now %.3f", pid, v.Progress.Speed, v.CPU, quota)
-	testmedia.SetCPUQuota(t, pid, quota)
+	cut := testmedia.CPUQuotaOf(t, pid)
+	cut.Set(t, quota)
 
 	deadline := time.Now().Add(time.Minute)
 	for tick := 0; !hasEvent(j, "shed"); tick++ {
@@ -69,7 +70,7 @@ func TestShedTopRung(t *testing.T) {
 			}
 		}
 	}
-	testmedia.SetCPUQuota(t, pid, limit) // the box has room again
+	cut.Restore(t) // the box has room again
 
 	// The new run, without 360p, writes its first segments: the manifests follow.
 	waitFile(t, 30*time.Second, "90p after the restart", filepath.Join(dir, "90p", manifest.MediaName),

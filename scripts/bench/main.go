@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,6 +39,7 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
 
 type options struct {
@@ -221,7 +221,7 @@ type daemon struct {
 // job runs one VOD job of sample.mp4 on ladderName to its end and returns the time
 // from the POST to the job's end, and the job's ffmpeg argv (without the binary).
 func (d daemon) job(ladderName string) (result, []string, error) {
-	port, err := freePort()
+	port, err := testmedia.FreeTCPPort()
 	if err != nil {
 		return result{}, nil, err
 	}
@@ -229,8 +229,7 @@ func (d daemon) job(ladderName string) (result, []string, error) {
 	cmd := exec.Command(d.bin, "--listen", "127.0.0.1:"+strconv.Itoa(port), "--output", filepath.Join(d.work, "out"),
 		"--profiles", d.profiles, "--data", filepath.Join(d.work, "data"), "--media-root", d.media,
 		"--cpu-limit", d.limit, "--log-format", "json")
-	var log bytes.Buffer
-	logs := &lockedWriter{w: &log}
+	logs := &testmedia.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -247,7 +246,7 @@ func (d daemon) job(ladderName string) (result, []string, error) {
 			<-exited
 		}
 	}()
-	if err := waitHealthy(api, exited); err != nil {
+	if err := testmedia.WaitHealthy(context.Background(), api, exited); err != nil {
 		return result{}, nil, fmt.Errorf("%w\n%s", err, logs.String())
 	}
 	cpu0, err := procCPU(cmd.Process.Pid)
@@ -485,55 +484,10 @@ func call(method, url, body string) (view, error) {
 	return v, json.Unmarshal(data, &v)
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitHealthy(api string, exited <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if res, err := http.Get(api + "/healthz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("the daemon exited: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return errors.New("the daemon did not answer /healthz in 30s")
-}
-
 func loadavg() string {
 	data, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "unknown"
 	}
 	return strings.Join(strings.Fields(string(data))[:3], " ")
-}
-
-// lockedWriter collects the daemon's log from its stdout and stderr.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }

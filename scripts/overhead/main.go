@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -134,7 +133,7 @@ func run(ctx context.Context, o options, tb *scriptTB) error {
 	if err := os.WriteFile(filepath.Join(profiles, "tiny.yaml"), []byte(tinyLadder(o.segment, o.window)), 0o644); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := testmedia.FreeTCPPort()
 	if err != nil {
 		return err
 	}
@@ -170,7 +169,7 @@ func run(ctx context.Context, o options, tb *scriptTB) error {
 		}
 	})
 	pid := daemon.Process.Pid
-	if err := waitHealthy(ctx, api, exited); err != nil {
+	if err := testmedia.WaitHealthy(ctx, api, exited); err != nil {
 		return fmt.Errorf("%w (log: %s)", err, logFile.Name())
 	}
 
@@ -361,37 +360,6 @@ func (t *scriptTB) cleanup() {
 	t.mu.Unlock()
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
-	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitHealthy(ctx context.Context, api string, exited <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if res, err := http.Get(api + "/healthz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("the daemon exited: %v", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return errors.New("the daemon did not answer /healthz in 30s")
-		}
 	}
 }
 
