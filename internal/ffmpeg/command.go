@@ -14,26 +14,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
-)
-
-// SourceKind is how ffmpeg reaches a source. The source package decides it from
-// the URL scheme; this package only maps it to input options.
-type SourceKind string
-
-// Source kinds.
-const (
-	// RTMP pulls rtmp:// or rtmps://.
-	RTMP SourceKind = "rtmp"
-	// RTSP pulls rtsp:// or rtsps://, always interleaved over TCP.
-	RTSP SourceKind = "rtsp"
-	// SRT pulls srt://. libsrt takes its options from the URL query, not from
-	// command-line options, so timeouts go there, in microseconds:
-	// srt://host:9000?mode=caller&timeout=10000000.
-	SRT SourceKind = "srt"
-	// HTTP pulls an HLS playlist over http:// or https://.
-	HTTP SourceKind = "http"
-	// File reads a local file, as fast as ffmpeg can (no -re).
-	File SourceKind = "file"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 // Where ffmpeg writes: segments and manifest.InitName inside each rendition folder, its
@@ -67,9 +48,9 @@ var ErrInvalidJob = errors.New("invalid ffmpeg job")
 
 // Job is one ffmpeg run: a source and the plan to encode it to.
 type Job struct {
-	Source string     // URL or file path, as validated by the source package
-	Kind   SourceKind // how to reach Source
-	Live   bool       // a live source
+	Source string      // URL or file path, as validated by the source package
+	Kind   source.Kind // how to reach Source
+	Live   bool        // a live source
 	Plan   ladder.Plan
 	Preset string // x264 preset name from the ladder; "" lets the encoder choose
 	Dir    string // the job folder, absolute; renditions go in Dir/<name>/
@@ -188,27 +169,27 @@ func renditionDirs(j Job) []string {
 
 // inputArgs returns the input options for a source kind and the string to pass
 // to -i. ffprobe takes the same options.
-func inputArgs(kind SourceKind, source string, live bool) (opts []string, input string) {
+func inputArgs(kind source.Kind, src string, live bool) (opts []string, input string) {
 	switch kind {
-	case RTMP:
+	case source.RTMP:
 		opts = []string{"-rw_timeout", ioTimeout}
-	case RTSP:
+	case source.RTSP:
 		opts = []string{"-rtsp_transport", "tcp", "-timeout", ioTimeout}
-	case HTTP:
+	case source.HTTP:
 		opts = []string{"-rw_timeout", ioTimeout, "-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_delay_max", "5"}
 		if live {
 			// Start three segments from the live edge, as players do.
 			opts = append(opts, "-live_start_index", "-3")
 		}
-	case File:
+	case source.File:
 		// "file:" keeps a name like "a:b.mp4" from being read as a protocol and
 		// "-" from meaning stdin.
-		if !strings.HasPrefix(source, "file:") {
-			source = "file:" + source
+		if !strings.HasPrefix(src, "file:") {
+			src = "file:" + src
 		}
 	}
 	// The whitelists come first: they confine everything the input opens.
-	return append(whitelistArgs(kind), opts...), source
+	return append(whitelistArgs(kind), opts...), src
 }
 
 // filterGraph returns the -filter_complex graph: the first video stream at the
@@ -248,7 +229,7 @@ func validate(j Job) error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	switch j.Kind {
-	case RTMP, RTSP, SRT, HTTP, File:
+	case source.RTMP, source.RTSP, source.SRT, source.HTTP, source.File:
 	default:
 		bad("unknown source kind %q", j.Kind)
 	}
