@@ -17,8 +17,8 @@ import (
 	"github.com/transcoderd/transcoderd/internal/source"
 )
 
-// Where ffmpeg writes: segments and manifest.InitName inside each rendition folder, its
-// own playlists in PrivateDir.
+// Where ffmpeg writes: the served files of manifest's layout (manifest.InitName and
+// manifest.SegmentName) inside each rendition folder, its own playlists in PrivateDir.
 const (
 	// PrivateDir is the folder, inside the job folder, of ffmpeg's own media
 	// playlists (see PrivatePlaylist). It is not served: they tell the job which
@@ -28,12 +28,14 @@ const (
 	// folder in which only ffmpeg's renames happen: the job's own index.m3u8 renames in
 	// a rendition folder would wake it for nothing.
 	PrivateDir = ".ffmpeg"
-	// SegmentPattern is the segment file name, %d being the segment number.
-	SegmentPattern = "seg_%d.m4s"
 	// PlaylistSize is how many segments a private playlist lists. ffmpeg deletes no
 	// segment files; the job does.
 	PlaylistSize = 10
 )
+
+// SegmentPattern is the segment file name as hls_segment_filename takes it:
+// manifest.SegmentName with %d for the number.
+var SegmentPattern = manifest.SegmentTemplate("%d")
 
 // PrivatePlaylist returns the path, relative to the job folder, of ffmpeg's own media
 // playlist of rendition name: PrivateDir/<name>.m3u8.
@@ -81,7 +83,7 @@ var audioEncoders = map[string]string{"aac": "aac"}
 // BuildArgs returns the ffmpeg argv for j, without the program name. One ffmpeg
 // decodes the source once, splits the video to one scaler per rung and writes
 // one fMP4 HLS output per video and audio rendition into Dir/<name>/:
-// manifest.InitName and seg_N.m4s, with its playlist in Dir/PrivateDir (see
+// manifest.InitName and manifest.SegmentName(N), with its playlist in Dir/PrivateDir (see
 // PrivatePlaylist). ffmpeg does not create those folders; the caller must (see
 // OutputDirs). Progress goes to stdout (-progress
 // pipe:1), warnings and errors to stderr.

@@ -22,6 +22,10 @@ const audioChannelScheme = mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH
 // minMinBufferTime is the floor of MPD@minBufferTime.
 const minMinBufferTime = 2 * time.Second
 
+// dashMedia is SegmentTemplate@media inside a representation's folder: the segment
+// file name with DASH's $Number$.
+var dashMedia = SegmentTemplate("$Number$")
+
 // RenderMPD renders the DASH MPD (manifest.mpd), written directly as the XML that
 // dash-mpd's types and encoder would produce.
 //
@@ -416,7 +420,9 @@ func appendRepresentation(b []byte, t *Track, video bool, ps time.Duration) ([]b
 
 	b = append(b, indentTemplate+`<SegmentTemplate media="`...)
 	b = appendEscaped(b, t.Name)
-	b = append(b, `/seg_$Number$.m4s" initialization="`...)
+	b = append(b, '/')
+	b = append(b, dashMedia...)
+	b = append(b, `" initialization="`...)
 	b = appendEscaped(b, t.Name)
 	b = append(b, `/`+InitName+`"`...)
 	b = appendUintAttr(b, "startNumber", first.Number)
