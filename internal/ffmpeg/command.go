@@ -152,7 +152,8 @@ func BuildArgs(j Job) ([]string, error) {
 }
 
 // OutputDirs returns the folders BuildArgs writes to: the rendition folders, video
-// rungs first, in plan order, then PrivateDir. They must exist before ffmpeg starts.
+// rungs first, in plan order, then PrivateDir. They must exist before ffmpeg starts;
+// the job creates them from this list before each run. Only Dir and Plan are read.
 func OutputDirs(j Job) []string {
 	return append(renditionDirs(j), filepath.Join(j.Dir, PrivateDir))
 }
