@@ -56,23 +56,13 @@ type Job struct {
 	Plan   ladder.Plan
 	Preset string // x264 preset name from the ladder; "" lets the encoder choose
 	Dir    string // the job folder, absolute; renditions go in Dir/<name>/
-	// StartNumber is the number of the first segment this run writes: 0 for a
-	// new job, the next free number when ffmpeg is restarted.
-	StartNumber uint64
-	// StartNumbers overrides StartNumber per rendition name. After a restart each
-	// rendition continues its own numbering, and audio may be a segment ahead of video.
+	// StartNumbers is, per rendition name, the number of the first segment this run
+	// writes: absent (0) for a new job, the next free number when ffmpeg is restarted.
+	// Each rendition continues its own numbering: audio may be a segment ahead of video.
 	StartNumbers map[string]uint64
 	// HW is the GPU the plan's hardware rungs use, from gpu's admission; the
 	// zero value keeps every frame in system memory (the software path).
 	HW gpu.Hardware
-}
-
-// startNumber is the first segment number of rendition name in this run.
-func (j Job) startNumber(name string) uint64 {
-	if n, ok := j.StartNumbers[name]; ok {
-		return n
-	}
-	return j.StartNumber
 }
 
 var renditionName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
@@ -128,7 +118,7 @@ func BuildArgs(j Job) ([]string, error) {
 		a.Flag("map", "[v"+strconv.Itoa(i)+"]")
 		a.Add(vargs...)
 		a.Add("-an", "-sn", "-dn")
-		hlsOutput(&a, j.Dir, v.Name, seg, j.startNumber(v.Name))
+		hlsOutput(&a, j.Dir, v.Name, seg, j.StartNumbers[v.Name])
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
@@ -146,7 +136,7 @@ func BuildArgs(j Job) ([]string, error) {
 		a.Flag("ac", strconv.Itoa(au.Channels))
 		a.Flag("ar", strconv.Itoa(au.SampleRate))
 		a.Add("-vn", "-sn", "-dn")
-		hlsOutput(&a, j.Dir, au.Name, seg, j.startNumber(au.Name))
+		hlsOutput(&a, j.Dir, au.Name, seg, j.StartNumbers[au.Name])
 	}
 	return a.Strings(), nil
 }
@@ -249,9 +239,6 @@ func validate(j Job) error {
 		bad("job folder %q contains %%", j.Dir)
 	case hasControl(j.Dir):
 		bad("job folder contains a control character")
-	}
-	if j.StartNumber > math.MaxInt64 {
-		bad("start number %d is too large", j.StartNumber)
 	}
 	for name, n := range j.StartNumbers {
 		if n > math.MaxInt64 {

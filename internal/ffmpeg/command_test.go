@@ -128,7 +128,8 @@ var goldenJobs = []struct {
 	{
 		name: "restart-start-57",
 		job: Job{
-			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir, StartNumber: 57,
+			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir,
+			StartNumbers: map[string]uint64{"720p": 57, "360p": 57, "aac": 57},
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main"), rung("360p", 640, 360, 800_000, "main")},
@@ -243,7 +244,7 @@ func TestBuildArgsErrors(t *testing.T) {
 		{name: "audio channels", edit: func(j *Job) { j.Plan.Audio[0].Channels = 0 }, wantErr: []string{`audio "aac": channels 0 must be 1 to 8`}},
 		{name: "audio rate", edit: func(j *Job) { j.Plan.Audio[0].SampleRate = 0 }, wantErr: []string{`audio "aac": sample rate 0 must be greater than zero`}},
 		{name: "audio bitrate", edit: func(j *Job) { j.Plan.Audio[0].Bitrate = 0 }, wantErr: []string{`audio "aac": bitrate must be greater than zero`}},
-		{name: "start number overflows ffmpeg", edit: func(j *Job) { j.StartNumber = math.MaxUint64 }, wantErr: []string{"start number 18446744073709551615 is too large"}},
+		{name: "start number overflows ffmpeg", edit: func(j *Job) { j.StartNumbers = map[string]uint64{"360p": math.MaxUint64} }, wantErr: []string{`start number 18446744073709551615 of "360p" is too large`}},
 		{
 			name: "hardware encoder", edit: func(j *Job) { j.Plan.Video[1].Encoder = "nvenc" }, unavailable: true,
 			wantErr: []string{`rung "360p": encoder nvenc needs cuda frames but the job has no hardware device: hardware encoder not available`},

@@ -69,7 +69,7 @@ func TestSmokeEncode(t *testing.T) {
 	}
 
 	// A restart writes over the same folders, numbering on from next.
-	job.StartNumber = next
+	job.StartNumbers = map[string]uint64{"240p": next, "120p": next, "aac": next}
 	runFFmpeg(t, ff, job)
 	for _, d := range renditionDirs(job) {
 		segs := checkRendition(t, d, next)
