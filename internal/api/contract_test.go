@@ -81,6 +81,22 @@ func TestContractRequest(t *testing.T) {
 	}
 }
 
+// TestContractProgressOnce: what ffmpeg reports is told once, in a job's progress; the
+// job repeats none of it at its top level (it used to carry fps, speed and out_time
+// twice).
+func TestContractProgressOnce(t *testing.T) {
+	c := contract(t)
+	job, progress := c.Properties("Job"), c.Properties("Progress")
+	if len(job) == 0 || len(progress) == 0 {
+		t.Fatalf("openapi.yaml's Job has %v and Progress %v", job, progress)
+	}
+	for _, name := range progress {
+		if slices.Contains(job, name) {
+			t.Errorf("openapi.yaml's Job has %q, which its progress has too", name)
+		}
+	}
+}
+
 // fakeGPU answers the capabilities routes with every field set, so that the schema
 // meets each of them.
 type fakeGPU struct{}
@@ -224,7 +240,7 @@ func TestContractAnswers(t *testing.T) {
 func TestContractCatchesDrift(t *testing.T) {
 	c := contract(t)
 	job := `{"id":"cam","state":"running","source":"rtmp://x/live","ladder":"default","live":true,"renditions":[],"hls":"cam/master.m3u8","dash":"cam/manifest.mpd",` +
-		`"progress":{"frame":1,"fps":30,"speed":1,"lag":0,"out_time":1.5,"drop_frames":0,"dup_frames":0},"fps":30,"speed":1,"out_time":1.5,"segments":0,"restarts":0,"stalls":0,"cpu":0.5,"behind":false,"created":"2025-06-01T12:00:00Z"}`
+		`"progress":{"frame":1,"fps":30,"speed":1,"lag":0,"out_time":1.5,"drop_frames":0,"dup_frames":0},"segments":0,"restarts":0,"stalls":0,"cpu":0.5,"behind":false,"created":"2025-06-01T12:00:00Z"}`
 	json := http.Header{"Content-Type": {"application/json"}}
 	tests := []struct {
 		name, method, target string

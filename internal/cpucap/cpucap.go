@@ -414,13 +414,6 @@ func (c *Cap) Release(job string) {
 	delete(c.reserved, job)
 }
 
-// Reserved is the sum of the reservations, in cores.
-func (c *Cap) Reserved() float64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.usedLocked()
-}
-
 func (c *Cap) usedLocked() float64 {
 	var sum float64
 	for _, v := range c.reserved {

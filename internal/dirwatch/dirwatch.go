@@ -1,4 +1,5 @@
-// Package dirwatch tells a job at once when ffmpeg has replaced a file it watches, so
+// Package dirwatch tells a job at once when ffmpeg has replaced a file in a folder it
+// watches, so
 // that manifests follow a closed segment within milliseconds instead of a poll period.
 //
 // It is a thin layer over Linux inotify, watching for IN_MOVED_TO only: ffmpeg writes
@@ -14,7 +15,6 @@
 package dirwatch
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -39,8 +39,7 @@ type Watcher struct {
 }
 
 type sub struct {
-	name string // the file name that wakes ch; empty: any
-	ch   chan<- struct{}
+	ch chan<- struct{}
 }
 
 // New starts a Watcher. It fails where inotify is unavailable or its instances are used
@@ -57,10 +56,9 @@ func New() (*Watcher, error) {
 }
 
 // Watch wakes ch (without blocking: a wake-up already pending is enough) each time a
-// file called name (any file, when name is empty) is renamed into dir. The returned
-// function ends the subscription. A folder has at most one subscription: watching it
-// again replaces the first.
-func (w *Watcher) Watch(dir, name string, ch chan<- struct{}) (stop func(), err error) {
+// file is renamed into dir. The returned function ends the subscription. A folder has
+// at most one subscription: watching it again replaces the first.
+func (w *Watcher) Watch(dir string, ch chan<- struct{}) (stop func(), err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.subs == nil {
@@ -73,7 +71,7 @@ func (w *Watcher) Watch(dir, name string, ch chan<- struct{}) (stop func(), err 
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", dir, err)
 	}
-	s := &sub{name: name, ch: ch}
+	s := &sub{ch: ch}
 	w.subs[int32(wd)] = s
 	return func() {
 		w.mu.Lock()
@@ -134,10 +132,6 @@ func (w *Watcher) dispatch(buf []byte) {
 		if end > len(buf) {
 			return
 		}
-		name := buf[unix.SizeofInotifyEvent:end]
-		if i := bytes.IndexByte(name, 0); i >= 0 {
-			name = name[:i]
-		}
 		buf = buf[end:]
 		switch {
 		case ev.Mask&unix.IN_Q_OVERFLOW != 0:
@@ -145,7 +139,7 @@ func (w *Watcher) dispatch(buf []byte) {
 		case ev.Mask&unix.IN_IGNORED != 0:
 			delete(w.subs, ev.Wd) // the folder was removed: the kernel dropped the watch
 		default:
-			if s := w.subs[ev.Wd]; s != nil && (s.name == "" || string(name) == s.name) {
+			if s := w.subs[ev.Wd]; s != nil {
 				wake(s.ch)
 			}
 		}

@@ -20,11 +20,11 @@ func TestWatch(t *testing.T) {
 
 	dir, markDir := t.TempDir(), t.TempDir()
 	ch, mark := make(chan struct{}, 1), make(chan struct{}, 1)
-	stop, err := w.Watch(dir, "list.m3u8", ch)
+	stop, err := w.Watch(dir, ch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Watch(markDir, "mark", mark); err != nil {
+	if _, err := w.Watch(markDir, mark); err != nil {
 		t.Fatal(err)
 	}
 	marker := func() {
@@ -50,39 +50,26 @@ func TestWatch(t *testing.T) {
 		}
 	}
 
-	renameInto(t, dir, "list.m3u8")
-	expect("rename of the watched name", true)
+	renameInto(t, dir, "720p.m3u8")
+	expect("a rename into the folder", true)
 
-	renameInto(t, dir, "seg_1.m4s")
-	expect("rename of another name", false)
+	renameInto(t, dir, "aac.m3u8")
+	expect("a rename of another name", true)
 
-	if err := os.WriteFile(filepath.Join(dir, "list.m3u8"), []byte("in place"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "aac.m3u8"), []byte("in place"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	expect("write in place", false)
 
-	renameInto(t, dir, "list.m3u8")
-	renameInto(t, dir, "list.m3u8")
+	renameInto(t, dir, "720p.m3u8")
+	renameInto(t, dir, "aac.m3u8")
 	expect("two renames (one pending wake-up)", true)
 	expect("nothing more", false)
 
 	stop()
-	renameInto(t, dir, "list.m3u8")
+	renameInto(t, dir, "720p.m3u8")
 	expect("rename after stop", false)
 	stop() // a second stop is harmless
-
-	// No name: every rename into the folder wakes, and still nothing else.
-	if _, err := w.Watch(dir, "", ch); err != nil {
-		t.Fatal(err)
-	}
-	renameInto(t, dir, "360p.m3u8")
-	expect("any name: a rename", true)
-	renameInto(t, dir, "aac.m3u8")
-	expect("any name: a rename of another name", true)
-	if err := os.WriteFile(filepath.Join(dir, "aac.m3u8"), []byte("in place"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	expect("any name: a write in place", false)
 }
 
 // TestRemovedFolder checks that a folder removed while watched (a file job starting a
@@ -98,7 +85,7 @@ func TestRemovedFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := make(chan struct{}, 1)
-	stop, err := w.Watch(dir, "list.m3u8", ch)
+	stop, err := w.Watch(dir, ch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +110,7 @@ func TestRemovedFolder(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Watch(dir, "list.m3u8", ch); err != nil {
+	if _, err := w.Watch(dir, ch); err != nil {
 		t.Fatal(err)
 	}
 	renameInto(t, dir, "list.m3u8")
@@ -140,20 +127,20 @@ func TestWatchErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := make(chan struct{}, 1)
-	if _, err := w.Watch(filepath.Join(t.TempDir(), "missing"), "x", ch); err == nil {
+	if _, err := w.Watch(filepath.Join(t.TempDir(), "missing"), ch); err == nil {
 		t.Error("watching a missing folder: no error")
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Watch(file, "x", ch); err == nil {
+	if _, err := w.Watch(file, ch); err == nil {
 		t.Error("watching a file: no error")
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Watch(t.TempDir(), "x", ch); err == nil {
+	if _, err := w.Watch(t.TempDir(), ch); err == nil {
 		t.Error("watching after Close: no error")
 	}
 }

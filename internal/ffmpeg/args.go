@@ -26,9 +26,6 @@ func (a *Args) Flag(name, value string) *Args {
 	return a
 }
 
-// Len returns the number of arguments.
-func (a *Args) Len() int { return len(a.list) }
-
 // Strings returns a copy of the arguments.
 func (a *Args) Strings() []string {
 	out := make([]string, len(a.list))

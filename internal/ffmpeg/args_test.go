@@ -31,9 +31,6 @@ func TestArgs(t *testing.T) {
 			if got := a.Strings(); !slices.Equal(got, tt.want) {
 				t.Errorf("Strings() = %q, want %q", got, tt.want)
 			}
-			if a.Len() != len(tt.want) {
-				t.Errorf("Len() = %d, want %d", a.Len(), len(tt.want))
-			}
 		})
 	}
 }

@@ -14,30 +14,11 @@ import (
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
-// SourceKind is how ffmpeg reaches a source. The source package decides it from
-// the URL scheme; this package only maps it to input options.
-type SourceKind string
-
-// Source kinds.
-const (
-	// RTMP pulls rtmp:// or rtmps://.
-	RTMP SourceKind = "rtmp"
-	// RTSP pulls rtsp:// or rtsps://, always interleaved over TCP.
-	RTSP SourceKind = "rtsp"
-	// SRT pulls srt://. libsrt takes its options from the URL query, not from
-	// command-line options, so timeouts go there, in microseconds:
-	// srt://host:9000?mode=caller&timeout=10000000.
-	SRT SourceKind = "srt"
-	// HTTP pulls an HLS playlist over http:// or https://.
-	HTTP SourceKind = "http"
-	// File reads a local file, as fast as ffmpeg can (no -re).
-	File SourceKind = "file"
-)
-
-// Where ffmpeg writes: segments and manifest.InitName inside each rendition folder, its
-// own playlists in PrivateDir.
+// Where ffmpeg writes: the served files of manifest's layout (manifest.InitName and
+// manifest.SegmentName) inside each rendition folder, its own playlists in PrivateDir.
 const (
 	// PrivateDir is the folder, inside the job folder, of ffmpeg's own media
 	// playlists (see PrivatePlaylist). It is not served: they tell the job which
@@ -47,12 +28,14 @@ const (
 	// folder in which only ffmpeg's renames happen: the job's own index.m3u8 renames in
 	// a rendition folder would wake it for nothing.
 	PrivateDir = ".ffmpeg"
-	// SegmentPattern is the segment file name, %d being the segment number.
-	SegmentPattern = "seg_%d.m4s"
 	// PlaylistSize is how many segments a private playlist lists. ffmpeg deletes no
 	// segment files; the job does.
 	PlaylistSize = 10
 )
+
+// SegmentPattern is the segment file name as hls_segment_filename takes it:
+// manifest.SegmentName with %d for the number.
+var SegmentPattern = manifest.SegmentTemplate("%d")
 
 // PrivatePlaylist returns the path, relative to the job folder, of ffmpeg's own media
 // playlist of rendition name: PrivateDir/<name>.m3u8.
@@ -67,29 +50,19 @@ var ErrInvalidJob = errors.New("invalid ffmpeg job")
 
 // Job is one ffmpeg run: a source and the plan to encode it to.
 type Job struct {
-	Source string     // URL or file path, as validated by the source package
-	Kind   SourceKind // how to reach Source
-	Live   bool       // a live source
+	Source string      // URL or file path, as validated by the source package
+	Kind   source.Kind // how to reach Source
+	Live   bool        // a live source
 	Plan   ladder.Plan
 	Preset string // x264 preset name from the ladder; "" lets the encoder choose
 	Dir    string // the job folder, absolute; renditions go in Dir/<name>/
-	// StartNumber is the number of the first segment this run writes: 0 for a
-	// new job, the next free number when ffmpeg is restarted.
-	StartNumber uint64
-	// StartNumbers overrides StartNumber per rendition name. After a restart each
-	// rendition continues its own numbering, and audio may be a segment ahead of video.
+	// StartNumbers is, per rendition name, the number of the first segment this run
+	// writes: absent (0) for a new job, the next free number when ffmpeg is restarted.
+	// Each rendition continues its own numbering: audio may be a segment ahead of video.
 	StartNumbers map[string]uint64
 	// HW is the GPU the plan's hardware rungs use, from gpu's admission; the
 	// zero value keeps every frame in system memory (the software path).
 	HW gpu.Hardware
-}
-
-// startNumber is the first segment number of rendition name in this run.
-func (j Job) startNumber(name string) uint64 {
-	if n, ok := j.StartNumbers[name]; ok {
-		return n
-	}
-	return j.StartNumber
 }
 
 var renditionName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
@@ -100,7 +73,7 @@ var audioEncoders = map[string]string{"aac": "aac"}
 // BuildArgs returns the ffmpeg argv for j, without the program name. One ffmpeg
 // decodes the source once, splits the video to one scaler per rung and writes
 // one fMP4 HLS output per video and audio rendition into Dir/<name>/:
-// manifest.InitName and seg_N.m4s, with its playlist in Dir/PrivateDir (see
+// manifest.InitName and manifest.SegmentName(N), with its playlist in Dir/PrivateDir (see
 // PrivatePlaylist). ffmpeg does not create those folders; the caller must (see
 // OutputDirs). Progress goes to stdout (-progress
 // pipe:1), warnings and errors to stderr.
@@ -145,7 +118,7 @@ func BuildArgs(j Job) ([]string, error) {
 		a.Flag("map", "[v"+strconv.Itoa(i)+"]")
 		a.Add(vargs...)
 		a.Add("-an", "-sn", "-dn")
-		hlsOutput(&a, j.Dir, v.Name, seg, j.startNumber(v.Name))
+		hlsOutput(&a, j.Dir, v.Name, seg, j.StartNumbers[v.Name])
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
@@ -163,13 +136,14 @@ func BuildArgs(j Job) ([]string, error) {
 		a.Flag("ac", strconv.Itoa(au.Channels))
 		a.Flag("ar", strconv.Itoa(au.SampleRate))
 		a.Add("-vn", "-sn", "-dn")
-		hlsOutput(&a, j.Dir, au.Name, seg, j.startNumber(au.Name))
+		hlsOutput(&a, j.Dir, au.Name, seg, j.StartNumbers[au.Name])
 	}
 	return a.Strings(), nil
 }
 
 // OutputDirs returns the folders BuildArgs writes to: the rendition folders, video
-// rungs first, in plan order, then PrivateDir. They must exist before ffmpeg starts.
+// rungs first, in plan order, then PrivateDir. They must exist before ffmpeg starts;
+// the job creates them from this list before each run. Only Dir and Plan are read.
 func OutputDirs(j Job) []string {
 	return append(renditionDirs(j), filepath.Join(j.Dir, PrivateDir))
 }
@@ -188,27 +162,27 @@ func renditionDirs(j Job) []string {
 
 // inputArgs returns the input options for a source kind and the string to pass
 // to -i. ffprobe takes the same options.
-func inputArgs(kind SourceKind, source string, live bool) (opts []string, input string) {
+func inputArgs(kind source.Kind, src string, live bool) (opts []string, input string) {
 	switch kind {
-	case RTMP:
+	case source.RTMP:
 		opts = []string{"-rw_timeout", ioTimeout}
-	case RTSP:
+	case source.RTSP:
 		opts = []string{"-rtsp_transport", "tcp", "-timeout", ioTimeout}
-	case HTTP:
+	case source.HTTP:
 		opts = []string{"-rw_timeout", ioTimeout, "-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_delay_max", "5"}
 		if live {
 			// Start three segments from the live edge, as players do.
 			opts = append(opts, "-live_start_index", "-3")
 		}
-	case File:
+	case source.File:
 		// "file:" keeps a name like "a:b.mp4" from being read as a protocol and
 		// "-" from meaning stdin.
-		if !strings.HasPrefix(source, "file:") {
-			source = "file:" + source
+		if !strings.HasPrefix(src, "file:") {
+			src = "file:" + src
 		}
 	}
 	// The whitelists come first: they confine everything the input opens.
-	return append(whitelistArgs(kind), opts...), source
+	return append(whitelistArgs(kind), opts...), src
 }
 
 // filterGraph returns the -filter_complex graph: the first video stream at the
@@ -248,7 +222,7 @@ func validate(j Job) error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	switch j.Kind {
-	case RTMP, RTSP, SRT, HTTP, File:
+	case source.RTMP, source.RTSP, source.SRT, source.HTTP, source.File:
 	default:
 		bad("unknown source kind %q", j.Kind)
 	}
@@ -265,9 +239,6 @@ func validate(j Job) error {
 		bad("job folder %q contains %%", j.Dir)
 	case hasControl(j.Dir):
 		bad("job folder contains a control character")
-	}
-	if j.StartNumber > math.MaxInt64 {
-		bad("start number %d is too large", j.StartNumber)
 	}
 	for name, n := range j.StartNumbers {
 		if n > math.MaxInt64 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -36,7 +37,7 @@ var goldenJobs = []struct {
 	{
 		name: "default-4-rung-file",
 		job: Job{
-			Source: "/media/talks/keynote.mp4", Kind: File, Preset: "veryfast", Dir: jobDir,
+			Source: "/media/talks/keynote.mp4", Kind: source.File, Preset: "veryfast", Dir: jobDir,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{
@@ -52,7 +53,7 @@ var goldenJobs = []struct {
 	{
 		name: "rtmp-live-2-rung",
 		job: Job{
-			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: RTMP, Live: true, Preset: "veryfast", Dir: jobDir,
+			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir,
 			Plan: ladder.Plan{
 				FPS: 30000.0 / 1001, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{
@@ -66,7 +67,7 @@ var goldenJobs = []struct {
 	{
 		name: "rtsp-live",
 		job: Job{
-			Source: "rtsp://cam.local:554/stream1", Kind: RTSP, Live: true, Preset: "superfast", Dir: jobDir,
+			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "superfast", Dir: jobDir,
 			Plan: ladder.Plan{
 				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_500_000, "main"), rung("360p", 640, 360, 700_000, "main")},
@@ -77,7 +78,7 @@ var goldenJobs = []struct {
 	{
 		name: "hls-pull-live",
 		job: Job{
-			Source: "https://origin.example/live/master.m3u8", Kind: HTTP, Live: true, Preset: "veryfast", Dir: jobDir,
+			Source: "https://origin.example/live/master.m3u8", Kind: source.HTTP, Live: true, Preset: "veryfast", Dir: jobDir,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 45, SegmentDuration: 1500 * time.Millisecond,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main"), rung("360p", 640, 360, 800_000, "main")},
@@ -88,7 +89,7 @@ var goldenJobs = []struct {
 	{
 		name: "srt-two-audio",
 		job: Job{
-			Source: "srt://0.0.0.0:9000?mode=listener&timeout=10000000", Kind: SRT, Live: true, Preset: "veryfast", Dir: jobDir,
+			Source: "srt://0.0.0.0:9000?mode=listener&timeout=10000000", Kind: source.SRT, Live: true, Preset: "veryfast", Dir: jobDir,
 			Plan: ladder.Plan{
 				FPS: 50, GOP: 100, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 3_500_000, "high")},
@@ -99,14 +100,14 @@ var goldenJobs = []struct {
 	{
 		name: "audio-only-source",
 		job: Job{
-			Source: "/media/podcast.m4a", Kind: File, Preset: "veryfast", Dir: jobDir,
+			Source: "/media/podcast.m4a", Kind: source.File, Preset: "veryfast", Dir: jobDir,
 			Plan: ladder.Plan{FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: []ladder.Audio{stereo}, AudioOnly: true},
 		},
 	},
 	{
 		name: "video-only-source",
 		job: Job{
-			Source: "/media/screen capture.mkv", Kind: File, Preset: "veryfast", Dir: jobDir,
+			Source: "/media/screen capture.mkv", Kind: source.File, Preset: "veryfast", Dir: jobDir,
 			Plan: ladder.Plan{
 				FPS: 60, GOP: 120, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 4_000_000, "high"), rung("360p", 640, 360, 1_000_000, "main")},
@@ -116,7 +117,7 @@ var goldenJobs = []struct {
 	{
 		name: "one-rung",
 		job: Job{
-			Source: "/media/clip.mp4", Kind: File, Dir: jobDir,
+			Source: "/media/clip.mp4", Kind: source.File, Dir: jobDir,
 			Plan: ladder.Plan{
 				FPS: 24000.0 / 1001, GOP: 96, SegmentDuration: 4 * time.Second,
 				Video: []ladder.PlannedVideo{rung("360p", 640, 360, 800_000, "")},
@@ -127,7 +128,8 @@ var goldenJobs = []struct {
 	{
 		name: "restart-start-57",
 		job: Job{
-			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: RTMP, Live: true, Preset: "veryfast", Dir: jobDir, StartNumber: 57,
+			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir,
+			StartNumbers: map[string]uint64{"720p": 57, "360p": 57, "aac": 57},
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main"), rung("360p", 640, 360, 800_000, "main")},
@@ -207,7 +209,7 @@ func lineDiff(want, got string) string {
 
 func validJob() Job {
 	return Job{
-		Source: "/media/in.mp4", Kind: File, Preset: "veryfast", Dir: jobDir,
+		Source: "/media/in.mp4", Kind: source.File, Preset: "veryfast", Dir: jobDir,
 		Plan: ladder.Plan{
 			FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 			Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main"), rung("360p", 640, 360, 800_000, "main")},
@@ -242,7 +244,7 @@ func TestBuildArgsErrors(t *testing.T) {
 		{name: "audio channels", edit: func(j *Job) { j.Plan.Audio[0].Channels = 0 }, wantErr: []string{`audio "aac": channels 0 must be 1 to 8`}},
 		{name: "audio rate", edit: func(j *Job) { j.Plan.Audio[0].SampleRate = 0 }, wantErr: []string{`audio "aac": sample rate 0 must be greater than zero`}},
 		{name: "audio bitrate", edit: func(j *Job) { j.Plan.Audio[0].Bitrate = 0 }, wantErr: []string{`audio "aac": bitrate must be greater than zero`}},
-		{name: "start number overflows ffmpeg", edit: func(j *Job) { j.StartNumber = math.MaxUint64 }, wantErr: []string{"start number 18446744073709551615 is too large"}},
+		{name: "start number overflows ffmpeg", edit: func(j *Job) { j.StartNumbers = map[string]uint64{"360p": math.MaxUint64} }, wantErr: []string{`start number 18446744073709551615 of "360p" is too large`}},
 		{
 			name: "hardware encoder", edit: func(j *Job) { j.Plan.Video[1].Encoder = "nvenc" }, unavailable: true,
 			wantErr: []string{`rung "360p": encoder nvenc needs cuda frames but the job has no hardware device: hardware encoder not available`},
@@ -347,11 +349,11 @@ func TestNetworkInputOptionsAccepted(t *testing.T) {
 	tests := []struct {
 		name   string
 		source string
-		kind   SourceKind
+		kind   source.Kind
 	}{
-		{name: "rtmp", source: "rtmp://" + addr + "/live/cam", kind: RTMP},
-		{name: "rtsp", source: "rtsp://" + addr + "/stream1", kind: RTSP},
-		{name: "hls pull", source: "http://" + addr + "/live/index.m3u8", kind: HTTP},
+		{name: "rtmp", source: "rtmp://" + addr + "/live/cam", kind: source.RTMP},
+		{name: "rtsp", source: "rtsp://" + addr + "/stream1", kind: source.RTSP},
+		{name: "hls pull", source: "http://" + addr + "/live/index.m3u8", kind: source.HTTP},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

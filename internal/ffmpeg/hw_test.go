@@ -7,6 +7,7 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 // The hardware golden jobs run through TestBuildArgsGolden with the software ones;
@@ -35,7 +36,7 @@ var hwGoldenJobs = []struct {
 		// The whole ladder on an NVIDIA GPU: decoded, scaled and encoded there.
 		name: "nvenc-4-rung-rtmp",
 		job: Job{
-			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: RTMP, Live: true, Preset: "veryfast", Dir: jobDir, HW: cuda0,
+			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir, HW: cuda0,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{
@@ -53,7 +54,7 @@ var hwGoldenJobs = []struct {
 		// upload, scale_npp on the second GPU, no preset.
 		name: "nvenc-upload-scale-npp",
 		job: Job{
-			Source: "/media/talks/keynote.mkv", Kind: File, Dir: jobDir,
+			Source: "/media/talks/keynote.mkv", Kind: source.File, Dir: jobDir,
 			HW: gpu.Hardware{Type: gpu.FramesCUDA, Device: "1", Scaler: "scale_npp"},
 			Plan: ladder.Plan{
 				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
@@ -65,7 +66,7 @@ var hwGoldenJobs = []struct {
 	{
 		name: "nvenc-one-rung",
 		job: Job{
-			Source: "/media/clip.mp4", Kind: File, Preset: "slow", Dir: jobDir, HW: cuda0,
+			Source: "/media/clip.mp4", Kind: source.File, Preset: "slow", Dir: jobDir, HW: cuda0,
 			Plan: ladder.Plan{
 				FPS: 24000.0 / 1001, GOP: 96, SegmentDuration: 4 * time.Second,
 				Video: []ladder.PlannedVideo{hwRung("nvenc", "360p", 640, 360, 800_000, "main")},
@@ -78,7 +79,7 @@ var hwGoldenJobs = []struct {
 		// GPU and downloaded.
 		name: "mixed-nvenc-x264",
 		job: Job{
-			Source: "srt://0.0.0.0:9000?mode=listener&timeout=10000000", Kind: SRT, Live: true, Preset: "veryfast", Dir: jobDir, HW: cuda0,
+			Source: "srt://0.0.0.0:9000?mode=listener&timeout=10000000", Kind: source.SRT, Live: true, Preset: "veryfast", Dir: jobDir, HW: cuda0,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{
@@ -95,7 +96,7 @@ var hwGoldenJobs = []struct {
 		// x264 encodes every rung.
 		name: "nvdec-x264",
 		job: Job{
-			Source: "/media/talks/keynote.mp4", Kind: File, Preset: "veryfast", Dir: jobDir, HW: cuda0,
+			Source: "/media/talks/keynote.mp4", Kind: source.File, Preset: "veryfast", Dir: jobDir, HW: cuda0,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main"), rung("360p", 640, 360, 800_000, "main")},
@@ -106,7 +107,7 @@ var hwGoldenJobs = []struct {
 	{
 		name: "qsv-2-rung",
 		job: Job{
-			Source: "rtsp://cam.local:554/stream1", Kind: RTSP, Live: true, Preset: "superfast", Dir: jobDir,
+			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "superfast", Dir: jobDir,
 			HW: gpu.Hardware{Type: gpu.FramesQSV, Device: renderD128},
 			Plan: ladder.Plan{
 				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
@@ -118,7 +119,7 @@ var hwGoldenJobs = []struct {
 	{
 		name: "vaapi-3-rung-decode",
 		job: Job{
-			Source: "https://origin.example/live/master.m3u8", Kind: HTTP, Live: true, Preset: "medium", Dir: jobDir,
+			Source: "https://origin.example/live/master.m3u8", Kind: source.HTTP, Live: true, Preset: "medium", Dir: jobDir,
 			HW: gpu.Hardware{Type: gpu.FramesVAAPI, Device: "/dev/dri/renderD129", Decode: true},
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 45, SegmentDuration: 1500 * time.Millisecond,
@@ -135,7 +136,7 @@ var hwGoldenJobs = []struct {
 		// AMF reads system memory: no device options, software scaling to nv12.
 		name: "amf-2-rung",
 		job: Job{
-			Source: "/media/clip.mp4", Kind: File, Preset: "fast", Dir: jobDir,
+			Source: "/media/clip.mp4", Kind: source.File, Preset: "fast", Dir: jobDir,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{hwRung("amf", "720p", 1280, 720, 2_800_000, "main"), hwRung("amf", "360p", 640, 360, 800_000, "baseline")},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 // TestProbeFiles probes small files made by the real ffmpeg.
@@ -70,7 +70,7 @@ func TestProbeFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			got, err := Probe(ctx, ffprobe, tt.file, File)
+			got, err := Probe(ctx, ffprobe, tt.file, source.File)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,20 +106,20 @@ func TestProbeErrors(t *testing.T) {
 		ctx     context.Context
 		ffprobe string
 		source  string
-		kind    SourceKind
+		kind    source.Kind
 		want    []string
 		notWant string
 		is      error
 	}{
-		{name: "missing file", source: filepath.Join(dir, "nope.mp4"), kind: File, want: []string{"nope.mp4: No such file or directory: exit status 1"}},
-		{name: "not media", source: notMedia, kind: File, want: []string{"Invalid data found when processing input"}},
-		{name: "refused rtmp", source: "rtmp://" + addr + "/live/cam", kind: RTMP, want: []string{"Connection refused"}},
+		{name: "missing file", source: filepath.Join(dir, "nope.mp4"), kind: source.File, want: []string{"nope.mp4: No such file or directory: exit status 1"}},
+		{name: "not media", source: notMedia, kind: source.File, want: []string{"Invalid data found when processing input"}},
+		{name: "refused rtmp", source: "rtmp://" + addr + "/live/cam", kind: source.RTMP, want: []string{"Connection refused"}},
 		{
-			name: "refused rtsp hides the password", source: "rtsp://admin:hunter2@" + addr + "/stream1", kind: RTSP,
+			name: "refused rtsp hides the password", source: "rtsp://admin:hunter2@" + addr + "/stream1", kind: source.RTSP,
 			want: []string{"Connection refused", "rtsp://admin:xxxxx@"}, notWant: "hunter2",
 		},
-		{name: "cancelled", ctx: cancelled, source: notMedia, kind: File, is: context.Canceled},
-		{name: "no ffprobe", ffprobe: filepath.Join(dir, "ffprobe-missing"), source: notMedia, kind: File, want: []string{"ffprobe-missing"}, is: os.ErrNotExist},
+		{name: "cancelled", ctx: cancelled, source: notMedia, kind: source.File, is: context.Canceled},
+		{name: "no ffprobe", ffprobe: filepath.Join(dir, "ffprobe-missing"), source: notMedia, kind: source.File, want: []string{"ffprobe-missing"}, is: os.ErrNotExist},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,21 +155,21 @@ func TestProbeErrors(t *testing.T) {
 func TestParseProbe(t *testing.T) {
 	tests := []struct {
 		name    string
-		kind    SourceKind
+		kind    source.Kind
 		json    string
 		want    ladder.SourceInfo
 		wantErr error
 	}{
 		{
 			name: "cover art is not video",
-			kind: File,
+			kind: source.File,
 			json: `{"streams":[{"codec_type":"video","codec_name":"mjpeg","width":600,"height":600,"disposition":{"attached_pic":1}},
 				{"codec_type":"audio","codec_name":"mp3","channels":2,"sample_rate":"44100"}],"format":{"duration":"180.5"}}`,
 			want: ladder.SourceInfo{HasAudio: true, AudioCodec: "mp3", Channels: 2, SampleRate: 44100, Duration: 180500 * time.Millisecond},
 		},
 		{
 			name: "r_frame_rate when avg_frame_rate is unknown, first streams win",
-			kind: RTMP,
+			kind: source.RTMP,
 			json: `{"streams":[{"codec_type":"video","codec_name":"h264","width":1280,"height":720,"avg_frame_rate":"0/0","r_frame_rate":"25/1","sample_aspect_ratio":"0:1"},
 				{"codec_type":"video","codec_name":"h264","width":640,"height":360},
 				{"codec_type":"audio","codec_name":"aac","channels":2,"sample_rate":"48000"},
@@ -178,24 +178,24 @@ func TestParseProbe(t *testing.T) {
 		},
 		{
 			name: "implausible rate is unknown",
-			kind: RTMP,
+			kind: source.RTMP,
 			json: `{"streams":[{"codec_type":"video","codec_name":"h264","width":1920,"height":1080,"avg_frame_rate":"1000/1","r_frame_rate":"1000/1"}]}`,
 			want: ladder.SourceInfo{HasVideo: true, Width: 1920, Height: 1080, VideoCodec: "h264"},
 		},
 		{
 			name: "old rotate tag and odd anamorphic width",
-			kind: File,
+			kind: source.File,
 			json: `{"streams":[{"codec_type":"video","codec_name":"h264","width":720,"height":576,"sample_aspect_ratio":"16:11","avg_frame_rate":"25/1","tags":{"rotate":"270"}}],"format":{"duration":"N/A"}}`,
 			want: ladder.SourceInfo{HasVideo: true, Width: 576, Height: 1048, FPS: 25, VideoCodec: "h264"},
 		},
 		{
 			name: "upside down keeps its size",
-			kind: HTTP,
+			kind: source.HTTP,
 			json: `{"streams":[{"codec_type":"video","codec_name":"hevc","width":1280,"height":720,"avg_frame_rate":"30/1","side_data_list":[{"rotation":-180}]}],"format":{"duration":"60.000000"}}`,
 			want: ladder.SourceInfo{HasVideo: true, Width: 1280, Height: 720, FPS: 30, VideoCodec: "hevc", Duration: time.Minute},
 		},
-		{name: "no streams", kind: File, json: `{"streams":[],"format":{}}`, wantErr: ErrNoMedia},
-		{name: "only data", kind: File, json: `{"streams":[{"codec_type":"data"},{"codec_type":"subtitle"}]}`, wantErr: ErrNoMedia},
+		{name: "no streams", kind: source.File, json: `{"streams":[],"format":{}}`, wantErr: ErrNoMedia},
+		{name: "only data", kind: source.File, json: `{"streams":[{"codec_type":"data"},{"codec_type":"subtitle"}]}`, wantErr: ErrNoMedia},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,80 +214,7 @@ func TestParseProbe(t *testing.T) {
 			}
 		})
 	}
-	if _, err := parseProbe([]byte("not json"), File); err == nil || !strings.Contains(err.Error(), "read ffprobe output") {
+	if _, err := parseProbe([]byte("not json"), source.File); err == nil || !strings.Contains(err.Error(), "read ffprobe output") {
 		t.Errorf("bad JSON: err = %v", err)
-	}
-}
-
-func TestRedact(t *testing.T) {
-	tests := []struct{ name, in, want string }{
-		{name: "file path", in: "/media/a:b.mp4", want: "/media/a:b.mp4"},
-		{name: "plain url", in: "rtmp://cam.example/live/cam", want: "rtmp://cam.example/live/cam"},
-		{name: "password", in: "rtsp://admin:hunter2@10.0.0.9:554/s", want: "rtsp://admin:xxxxx@10.0.0.9:554/s"},
-		{name: "query values", in: "srt://h:9000?mode=caller&passphrase=sekrit123", want: "srt://h:9000?mode=xxxxx&passphrase=xxxxx"},
-		{name: "fragment", in: "rtmp://:aa!00aa@0#:aa!00aa@", want: "rtmp://:xxxxx@0#xxxxx"},
-		{name: "password in the path", in: "rtmp://u:s3cret@h/live/s3cret", want: "rtmp://u:xxxxx@h/live/xxxxx"},
-		{name: "password as user name", in: "rtsp://admin:admin@h/s", want: "rtsp://xxxxx:xxxxx@h/s"},
-		{name: "escaped password in the path", in: "rtmp://u:a%2Fb@h/x/a%2Fb", want: "rtmp://u:xxxxx@h/x/xxxxx"},
-		{name: "password inside the mask", in: "rtmp://u:xx@h/xx", want: "rtmp://u:xxxxx@h/xx"},
-		{name: "escaped path kept as given", in: "rtmp://h/live%2Fkey", want: "rtmp://h/live%2Fkey"},
-		{name: "replacement makes a new match", in: "rtmp://u:xa@h/xxaa", want: "rtmp://u:xxxxx@h/xxxxxxxxxx"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := Redact(tt.in); got != tt.want {
-				t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-// TestRedactHidesPassword checks that no form of the password is left anywhere in
-// what Redact returns, for sources that repeat it in other parts or other escapes.
-func TestRedactHidesPassword(t *testing.T) {
-	for _, in := range []string{
-		"rtmp://u:x%3F@h/x%3F?",
-		"rtmp://u:x%2F@h/x%2F/",
-		"rtmp://u:a%2Fb@h/x/a%2fb",
-		"rtmp://u:s3cret@h/%733cret",
-		"rtsp://a%3Ab:a%3Ab@h/s",
-		"rtsp://a%40b:a%40b@h/s",
-		"srt://u:a+b@h:9000?a%2Bb=1",
-		"rtmp://u:hunter2@h/live#hunter2",
-		"rtmp://u:hunter2@hunter2.example/live",
-	} {
-		u, err := url.Parse(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pw, _ := u.User.Password()
-		got := Redact(in)
-		for _, form := range []string{pw, url.PathEscape(pw), url.QueryEscape(pw), strings.ToLower(url.PathEscape(pw))} {
-			if strings.Contains(got, form) {
-				t.Errorf("Redact(%q) = %q shows the password as %q", in, got, form)
-			}
-		}
-	}
-}
-
-func TestRedactor(t *testing.T) {
-	src := "srt://cam:hunter2@10.0.0.9:9000?mode=caller&passphrase=sekrit123&latency=1"
-	mask := Redactor(src)
-	tests := []struct{ in, want string }{
-		{src + ": Connection refused", Redact(src) + ": Connection refused"},
-		{"[srt @ 0x1] passphrase sekrit123 rejected by 10.0.0.9", "[srt @ 0x1] passphrase xxxxx rejected by 10.0.0.9"},
-		{"auth hunter2 failed; latency 1 ms", "auth xxxxx failed; latency 1 ms"},
-	}
-	for _, tt := range tests {
-		if got := mask(tt.in); got != tt.want {
-			t.Errorf("mask(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-	short := Redactor("rtsp://u:a1@h/s")
-	if got := short("rtsp://u:a1@h:554/s: 401; a1 is fine"); got != "rtsp://u:xxxxx@h:554/s: 401; a1 is fine" {
-		t.Errorf("short password: %q", got)
-	}
-	if got := Redactor("rtmp://h/live")("rtmp://h/live: EOF"); got != "rtmp://h/live: EOF" {
-		t.Errorf("nothing to mask: %q", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 // TestSmokeEncode runs the real ffmpeg with BuildArgs on a 3 s file: two video
@@ -32,7 +33,7 @@ func TestSmokeEncode(t *testing.T) {
 		"-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2")
 
 	job := Job{
-		Source: src, Kind: File, Preset: "veryfast", Dir: filepath.Join(tmp, "job"),
+		Source: src, Kind: source.File, Preset: "veryfast", Dir: filepath.Join(tmp, "job"),
 		Plan: ladder.Plan{
 			FPS: 30, GOP: 30, SegmentDuration: time.Second,
 			Video: []ladder.PlannedVideo{rung("240p", 320, 240, 400_000, "main"), rung("120p", 160, 120, 150_000, "baseline")},
@@ -68,7 +69,7 @@ func TestSmokeEncode(t *testing.T) {
 	}
 
 	// A restart writes over the same folders, numbering on from next.
-	job.StartNumber = next
+	job.StartNumbers = map[string]uint64{"240p": next, "120p": next, "aac": next}
 	runFFmpeg(t, ff, job)
 	for _, d := range renditionDirs(job) {
 		segs := checkRendition(t, d, next)
@@ -225,11 +226,11 @@ func TestSmokeHLSPull(t *testing.T) {
 		"-f", "hls", "-hls_time", "1", "-hls_list_size", "0")
 	srv := httptest.NewServer(http.FileServer(http.Dir(srcDir)))
 	defer srv.Close()
-	source := srv.URL + "/index.m3u8"
+	src := srv.URL + "/index.m3u8"
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	info, err := Probe(ctx, ffprobe, source, HTTP)
+	info, err := Probe(ctx, ffprobe, src, source.HTTP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +239,7 @@ func TestSmokeHLSPull(t *testing.T) {
 	}
 
 	job := Job{
-		Source: source, Kind: HTTP, Live: true, Preset: "veryfast", Dir: t.TempDir(),
+		Source: src, Kind: source.HTTP, Live: true, Preset: "veryfast", Dir: t.TempDir(),
 		Plan: ladder.Plan{
 			FPS: 25, GOP: 25, SegmentDuration: time.Second,
 			Video: []ladder.PlannedVideo{rung("180p", 320, 180, 300_000, "main")},

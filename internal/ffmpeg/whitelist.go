@@ -1,6 +1,10 @@
 package ffmpeg
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/transcoderd/transcoderd/internal/source"
+)
 
 // A source from the API is only as safe as what ffmpeg does with it. ffmpeg
 // follows references inside a source: an HLS playlist names segment URLs, a
@@ -15,16 +19,16 @@ import "strings"
 // protocolWhitelist is, per source kind, every protocol ffmpeg needs to read
 // that kind and nothing else. No network kind may use "file" (or "concat",
 // "subfile", "data", "pipe"...); a file may use "file" only.
-var protocolWhitelist = map[SourceKind]string{
-	RTMP: "rtmp,rtmps,tcp,tls",
+var protocolWhitelist = map[source.Kind]string{
+	source.RTMP: "rtmp,rtmps,tcp,tls",
 	// RTSP is a demuxer, not a protocol: it opens tcp (or tls for rtsps), and
 	// rtp/srtp/udp for the UDP transports.
-	RTSP: "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
-	SRT:  "srt,udp",
+	source.RTSP: "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
+	source.SRT:  "srt,udp",
 	// An HLS pull: playlists and segments over http(s), AES-128 segments
 	// through crypto.
-	HTTP: "http,https,tcp,tls,crypto",
-	File: "file",
+	source.HTTP: "http,https,tcp,tls,crypto",
+	source.File: "file",
 }
 
 // fileFormats is the demuxer whitelist for file sources: containers and
@@ -38,10 +42,10 @@ const fileFormats = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,mpeg,mpegvideo
 // whitelistArgs returns the input options that confine ffmpeg or ffprobe to
 // what a source of that kind needs. An unknown kind gets the strictest list:
 // local files only, through the file demuxer whitelist.
-func whitelistArgs(kind SourceKind) []string {
+func whitelistArgs(kind source.Kind) []string {
 	protocols, ok := protocolWhitelist[kind]
-	if !ok || kind == File {
-		return []string{"-protocol_whitelist", protocolWhitelist[File], "-format_whitelist", fileFormats}
+	if !ok || kind == source.File {
+		return []string{"-protocol_whitelist", protocolWhitelist[source.File], "-format_whitelist", fileFormats}
 	}
 	return []string{"-protocol_whitelist", protocols}
 }

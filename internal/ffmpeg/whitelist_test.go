@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 func TestWhitelistArgs(t *testing.T) {
@@ -23,15 +24,15 @@ func TestWhitelistArgs(t *testing.T) {
 	// Demuxers that open what they name.
 	following := []string{"hls", "dash", "concat", "imf", "webm_dash_manifest", "image2", "sdp", "lavfi", "rtsp", "rtp"}
 	tests := []struct {
-		kind      SourceKind
+		kind      source.Kind
 		protocols string
 		formats   bool
 	}{
-		{RTMP, "rtmp,rtmps,tcp,tls", false},
-		{RTSP, "rtsp,rtsps,rtp,srtp,udp,tcp,tls", false},
-		{SRT, "srt,udp", false},
-		{HTTP, "http,https,tcp,tls,crypto", false},
-		{File, "file", true},
+		{source.RTMP, "rtmp,rtmps,tcp,tls", false},
+		{source.RTSP, "rtsp,rtsps,rtp,srtp,udp,tcp,tls", false},
+		{source.SRT, "srt,udp", false},
+		{source.HTTP, "http,https,tcp,tls,crypto", false},
+		{source.File, "file", true},
 		{"gopher", "file", true}, // unknown kinds get the strictest list
 	}
 	for _, tt := range tests {
@@ -61,10 +62,10 @@ func TestWhitelistArgs(t *testing.T) {
 // TestWhitelistInEveryInput: the whitelists are input options of every source
 // kind, before -i, in ffmpeg's argv (ffprobe shares inputArgs).
 func TestWhitelistInEveryInput(t *testing.T) {
-	for _, kind := range []SourceKind{RTMP, RTSP, SRT, HTTP, File} {
+	for _, kind := range []source.Kind{source.RTMP, source.RTSP, source.SRT, source.HTTP, source.File} {
 		j := validJob()
-		j.Kind, j.Source, j.Live = kind, "rtmp://h/x", kind != File
-		if kind == File {
+		j.Kind, j.Source, j.Live = kind, "rtmp://h/x", kind != source.File
+		if kind == source.File {
 			j.Source = "/media/in.mp4"
 		}
 		argv, err := BuildArgs(j)
@@ -75,7 +76,7 @@ func TestWhitelistInEveryInput(t *testing.T) {
 		if wl < 0 || wl > in || argv[wl+1] != protocolWhitelist[kind] {
 			t.Errorf("%s: no -protocol_whitelist %s before -i: %q", kind, protocolWhitelist[kind], argv[:in+2])
 		}
-		if fw := slices.Index(argv, "-format_whitelist"); (fw >= 0 && fw < in) != (kind == File) {
+		if fw := slices.Index(argv, "-format_whitelist"); (fw >= 0 && fw < in) != (kind == source.File) {
 			t.Errorf("%s: -format_whitelist at %d, -i at %d", kind, fw, in)
 		}
 	}
@@ -149,17 +150,17 @@ func TestWhitelistStopsReferences(t *testing.T) {
 
 	tests := []struct {
 		name, file, data string
-		kind             SourceKind
+		kind             source.Kind
 		want             string
 	}{
-		{"hls absolute path", "abs.m3u8", playlist(secretTS), File, "hls format refused"},
-		{"hls file URL", "url.m3u8", playlist("file:" + secretTS), File, "hls format refused"},
-		{"hls relative traversal", "rel.m3u8", playlist("../outside/secret.ts"), File, "hls format refused"},
-		{"hls concat URL", "concat.m3u8", playlist("concat:" + secretTS), File, "hls format refused"},
-		{"hls with a media extension", "looks-like.mp4", playlist(secretTS), File, "hls format refused"},
-		{"concat list", "list.ffconcat", "ffconcat version 1.0\nfile " + secretMP4 + "\n", File, "concat format refused"},
-		{"dash manifest", "evil.mpd", mpd, File, "dash format refused"},
-		{"hls over http to a file URL", "http.m3u8", playlist("file:" + secretTS), HTTP, "protocol 'file' refused"},
+		{"hls absolute path", "abs.m3u8", playlist(secretTS), source.File, "hls format refused"},
+		{"hls file URL", "url.m3u8", playlist("file:" + secretTS), source.File, "hls format refused"},
+		{"hls relative traversal", "rel.m3u8", playlist("../outside/secret.ts"), source.File, "hls format refused"},
+		{"hls concat URL", "concat.m3u8", playlist("concat:" + secretTS), source.File, "hls format refused"},
+		{"hls with a media extension", "looks-like.mp4", playlist(secretTS), source.File, "hls format refused"},
+		{"concat list", "list.ffconcat", "ffconcat version 1.0\nfile " + secretMP4 + "\n", source.File, "concat format refused"},
+		{"dash manifest", "evil.mpd", mpd, source.File, "dash format refused"},
+		{"hls over http to a file URL", "http.m3u8", playlist("file:" + secretTS), source.HTTP, "protocol 'file' refused"},
 	}
 	leaked := 0
 	for _, tt := range tests {
@@ -169,7 +170,7 @@ func TestWhitelistStopsReferences(t *testing.T) {
 				t.Fatal(err)
 			}
 			src := path
-			if tt.kind == HTTP {
+			if tt.kind == source.HTTP {
 				src = srv.URL + "/" + tt.file
 			}
 
@@ -193,7 +194,7 @@ func TestWhitelistStopsReferences(t *testing.T) {
 
 			// The job's ffmpeg, should the file change between probe and run.
 			j := Job{
-				Source: src, Kind: tt.kind, Live: tt.kind != File, Preset: "ultrafast", Dir: filepath.Join(tmp, "out-"+tt.file),
+				Source: src, Kind: tt.kind, Live: tt.kind != source.File, Preset: "ultrafast", Dir: filepath.Join(tmp, "out-"+tt.file),
 				Plan: ladder.Plan{FPS: 10, GOP: 10, SegmentDuration: time.Second, Video: []ladder.PlannedVideo{rung("144p", 176, 144, 200_000, "baseline")}},
 			}
 			for _, d := range OutputDirs(j) {
@@ -257,7 +258,7 @@ func TestProbeNamesRefusalOnTimeout(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_, err := Probe(ctx, ffprobe, srv.URL+"/live.m3u8", HTTP)
+	_, err := Probe(ctx, ffprobe, srv.URL+"/live.m3u8", source.HTTP)
 	if err == nil || !strings.Contains(err.Error(), "protocol 'file' refused") || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Probe = %v, want the refusal and the deadline", err)
 	}

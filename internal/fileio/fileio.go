@@ -148,10 +148,6 @@ func (f FS) Remove(path string) error {
 	}
 }
 
-// WriteAtomic replaces the file at path with data, with blocking calls; see
-// FS.WriteAtomic.
-func WriteAtomic(path string, data []byte) error { return FS{}.WriteAtomic(path, data) }
-
 // WriteAtomic replaces the file at path with data so that a reader (a web server) sees
 // either the old file or the new one, never a part: it writes a temporary file in the
 // same folder, with mode 0644, and renames it over path, which is atomic within one file

@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -183,7 +182,7 @@ func (x *index) pollTrack(t *track) (bool, error) {
 }
 
 func (x *index) addSegment(t *track, n int64) error {
-	path := filepath.Join(t.dir, segmentName(uint64(n)))
+	path := filepath.Join(t.dir, manifest.SegmentName(uint64(n)))
 	data, closed, err := x.fs.ReadFileModTime(path)
 	if err != nil {
 		return fmt.Errorf("segment %d: %w", n, err)
@@ -285,7 +284,7 @@ func (x *index) restore(t *track, segs []manifest.Segment) error {
 		t.Channels, t.SampleRate = in.Channels, in.SampleRate
 	}
 	for _, s := range segs {
-		if _, err := os.Stat(filepath.Join(t.dir, segmentName(s.Number))); err != nil {
+		if _, err := os.Stat(filepath.Join(t.dir, manifest.SegmentName(s.Number))); err != nil {
 			continue
 		}
 		if len(t.Segments) > 0 && s.Number != uint64(t.last)+1 {
@@ -328,7 +327,7 @@ func (x *index) catchUp(t *track) error {
 		if n != t.last+1 {
 			break
 		}
-		info, err := media.ParseSegmentFile(filepath.Join(t.dir, segmentName(uint64(n))), t.init)
+		info, err := media.ParseSegmentFile(filepath.Join(t.dir, manifest.SegmentName(uint64(n))), t.init)
 		if err != nil || info.BaseDecodeTime != last.MediaTime+last.Duration {
 			break
 		}
@@ -398,7 +397,7 @@ func (x *index) prune() []error {
 		k := 0
 		for k < len(t.Segments) && segEnd(t.Segments[k], t.Timescale) < limit {
 			s := t.Segments[k]
-			if err := x.fs.Remove(filepath.Join(t.dir, segmentName(s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := x.fs.Remove(filepath.Join(t.dir, manifest.SegmentName(s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}
 			t.pruned++
@@ -523,9 +522,6 @@ func segEnd(s manifest.Segment, timescale uint32) float64 {
 	return float64(s.Start+s.Duration) / float64(timescale)
 }
 
-// segmentName is the file name ffmpeg writes segment n to (see ffmpeg.SegmentPattern).
-func segmentName(n uint64) string { return "seg_" + strconv.FormatUint(n, 10) + ".m4s" }
-
 // completedSegments lists the segment numbers of an ffmpeg HLS playlist, in order.
 // ffmpeg rewrites that playlist (atomically: a temporary file renamed into place) after
 // closing a segment, so every file it names is complete.
@@ -537,15 +533,9 @@ func completedSegments(playlist []byte) []int64 {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		name := filepath.Base(line)
-		if !strings.HasPrefix(name, "seg_") || !strings.HasSuffix(name, ".m4s") {
-			continue
+		if n, ok := manifest.ParseSegmentName(filepath.Base(line)); ok {
+			out = append(out, int64(n))
 		}
-		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, "seg_"), ".m4s"), 10, 64)
-		if err != nil || n < 0 {
-			continue
-		}
-		out = append(out, n)
 	}
 	return out
 }

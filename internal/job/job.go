@@ -78,9 +78,6 @@ type View struct {
 	Error      string             `json:"error,omitempty"`
 	FFmpeg     []string           `json:"ffmpeg,omitempty"`
 	Progress   Progress           `json:"progress"`
-	FPS        float64            `json:"fps"`
-	Speed      float64            `json:"speed"`
-	OutTime    float64            `json:"out_time"` // progress.out_time, seconds
 	Segments   int                `json:"segments"`
 	Restarts   int                `json:"restarts"`
 	Stalls     int                `json:"stalls"`
@@ -132,7 +129,6 @@ func (j *Job) View() View {
 	v := j.view
 	v.Renditions = append([]Rendition{}, v.Renditions...) // [] before the plan, not null
 	v.FFmpeg = append([]string(nil), v.FFmpeg...)
-	v.FPS, v.Speed, v.OutTime = v.Progress.FPS, v.Progress.Speed, v.Progress.OutTime
 	return v
 }
 

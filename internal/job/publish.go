@@ -62,7 +62,7 @@ func (j *Job) watch(wake chan<- struct{}) (stop func(), ok bool) {
 	if w == nil {
 		return func() {}, false
 	}
-	stop, err := w.Watch(filepath.Join(j.dir, ffmpeg.PrivateDir), "", wake)
+	stop, err := w.Watch(filepath.Join(j.dir, ffmpeg.PrivateDir), wake)
 	if err != nil {
 		j.log.Warn().Err(err).Dur("poll", j.m.cfg.PollInterval).Msg("cannot watch ffmpeg's playlists; polling them")
 		return func() {}, false

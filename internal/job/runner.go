@@ -19,6 +19,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 // startState is what a job starts from: nothing for a new live job (it probes), the
@@ -412,7 +413,7 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	}
 	// ffmpeg names its input in errors: never with its password in a log, an event or
 	// the API.
-	redact := ffmpeg.Redactor(j.src.URL)
+	redact := source.Redactor(j.src.URL)
 	tail := ffmpeg.NewTail(20)
 	tail.SetRedactor(redact)
 	j.mu.Lock()
@@ -433,12 +434,13 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	// it exited, or a restore's catch-up): left in place, they would be read again as
 	// this run's before it writes its own (the index forgets what it last saw of them at
 	// each attempt), with an init segment being rewritten under them.
-	priv := filepath.Join(j.dir, ffmpeg.PrivateDir)
-	if err := os.RemoveAll(priv); err != nil {
+	if err := os.RemoveAll(filepath.Join(j.dir, ffmpeg.PrivateDir)); err != nil {
 		return fmt.Errorf("clear folder of ffmpeg's playlists: %w", err)
 	}
-	if err := os.MkdirAll(priv, 0o755); err != nil {
-		return fmt.Errorf("create folder of ffmpeg's playlists: %w", err)
+	for _, dir := range ffmpeg.OutputDirs(ffmpeg.Job{Dir: j.dir, Plan: plan}) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create ffmpeg's output folder: %w", err)
+		}
 	}
 	wake := make(chan struct{}, 1)
 	stopWatch, watching := j.watch(wake)

@@ -14,7 +14,7 @@ import (
 type stderrLog struct {
 	log    zerolog.Logger
 	now    func() time.Time
-	redact func(string) string // masks the source's secrets (ffmpeg.Redactor)
+	redact func(string) string // masks the source's secrets (source.Redactor)
 	burst  int
 	period time.Duration
 

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 func TestStderrLogRateLimit(t *testing.T) {
@@ -34,7 +35,7 @@ func TestStderrLogRateLimit(t *testing.T) {
 // errors, reaches neither the log nor the tail that events and the API show.
 func TestStderrMasksSource(t *testing.T) {
 	src := "rtsp://admin:hunter2@10.0.0.9:554/stream1"
-	redact := ffmpeg.Redactor(src)
+	redact := source.Redactor(src)
 	var buf bytes.Buffer
 	log := newStderrLog(zerolog.New(&buf), time.Now, redact)
 	tail := ffmpeg.NewTail(5)

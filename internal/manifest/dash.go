@@ -22,6 +22,10 @@ const audioChannelScheme = mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH
 // minMinBufferTime is the floor of MPD@minBufferTime.
 const minMinBufferTime = 2 * time.Second
 
+// mediaAfterFolder is what follows the representation's folder in SegmentTemplate: the
+// rest of @media (the segment file name with DASH's $Number$), then @initialization.
+var mediaAfterFolder = "/" + SegmentTemplate("$Number$") + `" initialization="`
+
 // RenderMPD renders the DASH MPD (manifest.mpd), written directly as the XML that
 // dash-mpd's types and encoder would produce.
 //
@@ -416,7 +420,7 @@ func appendRepresentation(b []byte, t *Track, video bool, ps time.Duration) ([]b
 
 	b = append(b, indentTemplate+`<SegmentTemplate media="`...)
 	b = appendEscaped(b, t.Name)
-	b = append(b, `/seg_$Number$.m4s" initialization="`...)
+	b = append(b, mediaAfterFolder...)
 	b = appendEscaped(b, t.Name)
 	b = append(b, `/`+InitName+`"`...)
 	b = appendUintAttr(b, "startNumber", first.Number)

@@ -105,9 +105,8 @@ func RenderMedia(p *Presentation, t *Track) ([]byte, error) {
 		b = append(b, "#EXTINF:"...)
 		b = strconv.AppendUint(b, ms/1000, 10)
 		b = append(b, '.', byte('0'+ms%1000/100), byte('0'+ms%100/10), byte('0'+ms%10), ',', '\n')
-		b = append(b, "seg_"...)
-		b = strconv.AppendUint(b, s.Number, 10)
-		b = append(b, ".m4s\n"...)
+		b = appendSegmentName(b, s.Number)
+		b = append(b, '\n')
 	}
 	if p.Ended {
 		b = append(b, "#EXT-X-ENDLIST\n"...)

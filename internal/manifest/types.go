@@ -13,7 +13,7 @@ const (
 
 // Segment is one CMAF media segment as it is on disk, measured from the media itself.
 type Segment struct {
-	Number        uint64    // the N in seg_N.m4s; also the HLS media sequence number and DASH $Number$
+	Number        uint64    // the N of its file name (SegmentName); also the HLS media sequence number and DASH $Number$
 	Start         uint64    // baseMediaDecodeTime (tfdt) in the track's timescale
 	Duration      uint64    // sum of the sample durations, in the track's timescale
 	Size          int64     // bytes
@@ -38,7 +38,7 @@ func (s Segment) Seconds(timescale uint32) float64 {
 	return float64(s.Duration) / float64(timescale)
 }
 
-// Track is one rendition: its own folder with init.mp4 and seg_N.m4s files.
+// Track is one rendition: its own folder with its init segment and media segments (see layout.go).
 type Track struct {
 	Name       string // folder name relative to the job folder; also the DASH Representation id
 	Kind       Kind
@@ -88,11 +88,3 @@ type Presentation struct {
 	Audio     []Track // usually one
 	AudioOnly bool    // add an audio-only variant to the HLS master
 }
-
-// File names inside a job folder.
-const (
-	MasterName = "master.m3u8"
-	MPDName    = "manifest.mpd"
-	MediaName  = "index.m3u8" // each rendition's media playlist, inside its folder
-	InitName   = "init.mp4"
-)

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"unicode"
-
-	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 )
 
 // FuzzParse feeds arbitrary strings to Parse over a media root that holds a
@@ -60,7 +58,7 @@ func FuzzParse(f *testing.F) {
 		if s.URL == "" || strings.HasPrefix(s.URL, "-") || strings.ContainsFunc(s.URL, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 			t.Fatalf("Parse(%q) accepted URL %q", raw, s.URL)
 		}
-		if s.Kind == ffmpeg.File {
+		if s.Kind == File {
 			rel, err := filepath.Rel(realRoot, s.URL)
 			if s.Live || err != nil || !filepath.IsAbs(s.URL) || rel == ".." || strings.HasPrefix(rel, "../") {
 				t.Fatalf("Parse(%q) = %+v: a file outside the root %s", raw, s, realRoot)
@@ -77,7 +75,7 @@ func FuzzParse(f *testing.F) {
 		if kind, ok := schemes[strings.ToLower(u.Scheme)]; !ok || kind != s.Kind {
 			t.Fatalf("Parse(%q): scheme %q gave kind %q", raw, u.Scheme, s.Kind)
 		}
-		if pw, ok := u.User.Password(); ok && pw != "" && !strings.Contains(ffmpeg.Mask, pw) && strings.Contains(s.Display, pw) {
+		if pw, ok := u.User.Password(); ok && pw != "" && !strings.Contains(Mask, pw) && strings.Contains(s.Display, pw) {
 			t.Fatalf("Parse(%q): Display %q shows the password", raw, s.Display)
 		}
 	})

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 )
 
 // fakeResolver answers from a table; a missing name is "no such host". It
@@ -80,7 +78,7 @@ func TestHostPolicy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.policy.Check(context.Background(), Source{URL: tc.source, Kind: ffmpeg.RTMP, Live: true})
+			err := tc.policy.Check(context.Background(), Source{URL: tc.source, Kind: RTMP, Live: true})
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Check(%s): %v", tc.source, err)
@@ -105,7 +103,7 @@ func TestHostPolicy(t *testing.T) {
 func TestHostPolicyIgnoresFiles(t *testing.T) {
 	res := &fakeResolver{}
 	p := &HostPolicy{Deny: PrivateRanges, Resolver: res}
-	if err := p.Check(context.Background(), Source{URL: "/media/a.mp4", Kind: ffmpeg.File}); err != nil {
+	if err := p.Check(context.Background(), Source{URL: "/media/a.mp4", Kind: File}); err != nil {
 		t.Fatal(err)
 	}
 	if len(res.asked) != 0 {

@@ -1,5 +1,7 @@
 // Package source decides whether a source string from the API may be handed to ffmpeg,
-// and what kind of source it is.
+// and what kind of source it is (Kind), and masks what in it may be a secret before it
+// is shown (Redact, Redactor). It depends on the standard library only, so that any
+// package may import it.
 //
 // Network sources are URLs with an allowed scheme; files are paths relative to the media
 // root that must resolve, after symlinks, to a regular file inside it. Everything else is
@@ -14,8 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode"
-
-	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 )
 
 // ErrInvalid is wrapped by every refusal, so callers can answer 400.
@@ -26,21 +26,21 @@ type Source struct {
 	// URL is what ffmpeg opens: the URL as given, or the absolute resolved path of a file.
 	URL string
 	// Display is what the user gave, with what may be a secret masked (see
-	// [ffmpeg.Redact]); safe to log and return.
+	// [Redact]); safe to log and return.
 	Display string
-	Kind    ffmpeg.SourceKind
+	Kind    Kind
 	// Live is true for every network source: it has no end, and a drop is retried.
 	Live bool
 }
 
-var schemes = map[string]ffmpeg.SourceKind{
-	"rtmp":  ffmpeg.RTMP,
-	"rtmps": ffmpeg.RTMP,
-	"rtsp":  ffmpeg.RTSP,
-	"rtsps": ffmpeg.RTSP,
-	"srt":   ffmpeg.SRT,
-	"http":  ffmpeg.HTTP,
-	"https": ffmpeg.HTTP,
+var schemes = map[string]Kind{
+	"rtmp":  RTMP,
+	"rtmps": RTMP,
+	"rtsp":  RTSP,
+	"rtsps": RTSP,
+	"srt":   SRT,
+	"http":  HTTP,
+	"https": HTTP,
 }
 
 // MaxLen bounds the length of a source string.
@@ -81,7 +81,7 @@ func parseURL(raw string) (Source, error) {
 	if u.Host == "" || u.Hostname() == "" {
 		return Source{}, invalid("%s URL has no host", scheme)
 	}
-	return Source{URL: raw, Display: ffmpeg.Redact(raw), Kind: kind, Live: true}, nil
+	return Source{URL: raw, Display: Redact(raw), Kind: kind, Live: true}, nil
 }
 
 func parseFile(raw, mediaRoot string) (Source, error) {
@@ -121,7 +121,7 @@ func parseFile(raw, mediaRoot string) (Source, error) {
 	if !fi.Mode().IsRegular() {
 		return Source{}, invalid("%q is not a regular file", raw)
 	}
-	return Source{URL: resolved, Display: raw, Kind: ffmpeg.File, Live: false}, nil
+	return Source{URL: resolved, Display: raw, Kind: File, Live: false}, nil
 }
 
 // inside reports whether path is root or below it; both must be clean and absolute.

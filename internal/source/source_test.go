@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 )
 
 func TestParse(t *testing.T) {
@@ -22,20 +20,20 @@ func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		kind    ffmpeg.SourceKind
+		kind    Kind
 		live    bool
 		display string
 		wantErr string
 	}{
-		{name: "rtmp", in: "rtmp://cam.example/live/key", kind: ffmpeg.RTMP, live: true},
-		{name: "rtmps", in: "rtmps://cam.example/live/key", kind: ffmpeg.RTMP, live: true},
-		{name: "rtsp with password is masked", in: "rtsp://admin:hunter2@10.0.0.9:554/stream1", kind: ffmpeg.RTSP, live: true, display: "rtsp://admin:xxxxx@10.0.0.9:554/stream1"},
-		{name: "rtsps", in: "rtsps://cam.example/s", kind: ffmpeg.RTSP, live: true},
-		{name: "srt", in: "srt://127.0.0.1:9000?mode=caller", kind: ffmpeg.SRT, live: true},
-		{name: "hls pull", in: "https://origin.example/live/master.m3u8", kind: ffmpeg.HTTP, live: true},
-		{name: "upper-case scheme", in: "RTMP://cam.example/live", kind: ffmpeg.RTMP, live: true},
-		{name: "file", in: "talks/keynote.mp4", kind: ffmpeg.File, display: "talks/keynote.mp4"},
-		{name: "symlink inside root", in: "alias.mp4", kind: ffmpeg.File},
+		{name: "rtmp", in: "rtmp://cam.example/live/key", kind: RTMP, live: true},
+		{name: "rtmps", in: "rtmps://cam.example/live/key", kind: RTMP, live: true},
+		{name: "rtsp with password is masked", in: "rtsp://admin:hunter2@10.0.0.9:554/stream1", kind: RTSP, live: true, display: "rtsp://admin:xxxxx@10.0.0.9:554/stream1"},
+		{name: "rtsps", in: "rtsps://cam.example/s", kind: RTSP, live: true},
+		{name: "srt", in: "srt://127.0.0.1:9000?mode=caller", kind: SRT, live: true},
+		{name: "hls pull", in: "https://origin.example/live/master.m3u8", kind: HTTP, live: true},
+		{name: "upper-case scheme", in: "RTMP://cam.example/live", kind: RTMP, live: true},
+		{name: "file", in: "talks/keynote.mp4", kind: File, display: "talks/keynote.mp4"},
+		{name: "symlink inside root", in: "alias.mp4", kind: File},
 		{name: "empty", in: "", wantErr: "empty"},
 		{name: "file scheme", in: "file:///etc/passwd", wantErr: `scheme "file" is not allowed`},
 		{name: "concat", in: "concat:/etc/passwd|/etc/hosts", wantErr: `scheme "concat" is not allowed`},
@@ -77,7 +75,7 @@ func TestParse(t *testing.T) {
 			if tc.display != "" && got.Display != tc.display {
 				t.Errorf("Display = %q, want %q", got.Display, tc.display)
 			}
-			if got.Kind == ffmpeg.File && !strings.HasPrefix(got.URL, root) && !filepath.IsAbs(got.URL) {
+			if got.Kind == File && !strings.HasPrefix(got.URL, root) && !filepath.IsAbs(got.URL) {
 				t.Errorf("file URL %q is not an absolute path inside the root", got.URL)
 			}
 		})

@@ -39,6 +39,7 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/source"
 	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
 
@@ -405,7 +406,7 @@ func naive(sample, profiles, ladderName, dir string) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	info, err := ffmpeg.Probe(context.Background(), "ffprobe", sample, ffmpeg.File)
+	info, err := ffmpeg.Probe(context.Background(), "ffprobe", sample, source.File)
 	if err != nil {
 		return result{}, err
 	}
@@ -436,7 +437,7 @@ func naive(sample, profiles, ladderName, dir string) (result, error) {
 }
 
 func mustArgs(src string, p ladder.Plan, l *ladder.Ladder, dir string) []string {
-	argv, err := ffmpeg.BuildArgs(ffmpeg.Job{Source: src, Kind: ffmpeg.File, Plan: p, Preset: l.Video.Preset, Dir: dir})
+	argv, err := ffmpeg.BuildArgs(ffmpeg.Job{Source: src, Kind: source.File, Plan: p, Preset: l.Video.Preset, Dir: dir})
 	if err != nil {
 		panic(err) // the plan came from a ladder that validated
 	}

@@ -796,8 +796,8 @@ func (w *latencyWatch) playlist(dir string, at time.Time) {
 	}
 	var hi int64 = -1
 	for _, line := range strings.Split(string(data), "\n") {
-		if n, ok := segmentNumber(line); ok && n > hi {
-			hi = n
+		if n, ok := manifest.ParseSegmentName(strings.TrimSpace(line)); ok && int64(n) > hi {
+			hi = int64(n)
 		}
 	}
 	w.named(dir, hi, at, false)
@@ -862,7 +862,7 @@ func (w *latencyWatch) named(key string, hi int64, at time.Time, inMPD bool) {
 		delete(w.seen, seg)
 		delete(w.inMPD, seg)
 		both = later(both, at)
-		fi, err := os.Stat(filepath.Join(w.out, key, "seg_"+strconv.FormatInt(n, 10)+".m4s"))
+		fi, err := os.Stat(filepath.Join(w.out, key, manifest.SegmentName(uint64(n))))
 		if err != nil {
 			w.fails++
 			continue
@@ -889,18 +889,4 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// segmentNumber parses "seg_<n>.m4s".
-func segmentNumber(line string) (int64, bool) {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "seg_")
-	if !ok {
-		return 0, false
-	}
-	num, ok := strings.CutSuffix(rest, ".m4s")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	return n, err == nil
 }

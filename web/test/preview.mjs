@@ -1,6 +1,7 @@
 // Drives transcoderd's preview page (GET /) in headless Chromium as a person would:
 // the ladder list loads, a job started from the form appears in the job list and plays
-// in the page's player with hls.js and then dash.js, the rung selector lists every rung
+// in the page's player with hls.js and then dash.js, its row shows its speed and frame
+// rate (progress.speed and progress.fps), the rung selector lists every rung
 // and switches to the chosen one, and "now playing" shows what is on screen.
 //
 //   node preview.mjs '{"base":"http://127.0.0.1:8080","source":"rtmp://…","ladder":"test","id":"form","out":"result.json"}'
@@ -141,6 +142,12 @@ async function main() {
       return `${msg}; row: ${st}`;
     });
     await step('hls.js plays it', async () => plays(page, 3, 'hls.js'));
+    await step("the job list shows the running job's speed and frame rate", async () =>
+      until(page, `speed and frame rate in ${cfg.id}'s row`, (id) => {
+        const cell = document.querySelector(`#jobs tr[data-id="${id}"] td.speed`);
+        const m = cell && cell.textContent.match(/^(\d+\.\d\d)x, (\d+) fps$/);
+        return m && Number(m[1]) > 0 && Number(m[2]) > 0 ? cell.textContent : '';
+      }, cfg.id));
     let rungs;
     await step('the rung selector lists every rung', async () => {
       rungs = await until(page, 'rungs in the selector', () => {

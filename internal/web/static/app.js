@@ -126,7 +126,7 @@
       if (j.state !== 'finished' && j.state !== 'failed') {
         actions.append(' ', el('button', { class: 'stop', type: 'button', onclick: (e) => stop(j.id, e.target) }, 'Stop'));
       }
-      const speed = j.state === 'running' ? `${(j.speed || 0).toFixed(2)}x, ${(j.fps || 0).toFixed(0)} fps` : '';
+      const speed = j.state === 'running' ? `${(j.progress.speed || 0).toFixed(2)}x, ${(j.progress.fps || 0).toFixed(0)} fps` : '';
       return el('tr', { 'data-id': j.id, 'data-state': j.state, class: j.id === state.selected ? 'selected' : '' },
         el('td', {}, j.id, el('div', { class: 'detail' }, j.live ? 'live' : 'VOD')),
         stateCell,
@@ -134,7 +134,7 @@
         el('td', {}, j.ladder),
         el('td', {}, renditionsText(j)),
         el('td', {}, String(j.segments || 0)),
-        el('td', {}, speed),
+        el('td', { class: 'speed' }, speed),
         el('td', {}, String(j.restarts || 0)),
         actions);
     });

@@ -1,0 +1,21 @@
+package source
+
+// Kind is how a source is reached. Parse decides it from the URL scheme; the ffmpeg
+// package maps it to input options and a protocol whitelist.
+type Kind string
+
+// Source kinds.
+const (
+	// RTMP pulls rtmp:// or rtmps://.
+	RTMP Kind = "rtmp"
+	// RTSP pulls rtsp:// or rtsps://, always interleaved over TCP.
+	RTSP Kind = "rtsp"
+	// SRT pulls srt://. libsrt takes its options from the URL query, not from
+	// command-line options, so timeouts go there, in microseconds:
+	// srt://host:9000?mode=caller&timeout=10000000.
+	SRT Kind = "srt"
+	// HTTP pulls an HLS playlist over http:// or https://.
+	HTTP Kind = "http"
+	// File reads a local file, as fast as ffmpeg can (no -re).
+	File Kind = "file"
+)
