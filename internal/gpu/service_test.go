@@ -208,6 +208,36 @@ func TestAdmitDatacenterGPU(t *testing.T) {
 	}
 }
 
+// TestAdmitScalerFollowsFrames: with a build that has scale_npp but not
+// scale_cuda, a CUDA job scales with scale_npp, and a VAAPI job keeps its own
+// scaler: scale_npp on VAAPI frames fails the job's argv.
+func TestAdmitScalerFollowsFrames(t *testing.T) {
+	npp := Build{Filters: []string{"scale_npp", "scale_vaapi", "hwupload", "hwdownload"}}
+	tests := []struct {
+		name string
+		caps Capabilities
+		want encoder.Hardware
+	}{
+		{name: "cuda", caps: geforceCaps(4), want: encoder.Hardware{Type: encoder.FramesCUDA, Device: "0", Decode: true, Scaler: "scale_npp"}},
+		{name: "vaapi", caps: amdCaps(), want: encoder.Hardware{Type: encoder.FramesVAAPI, Device: node129}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.caps.FFmpeg = npp
+			a, err := service(tt.caps).Admit("j", testLadder("auto", "none", nil), testPlan(), h264Source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.HW != tt.want {
+				t.Errorf("hardware = %+v, want %+v", a.HW, tt.want)
+			}
+			if err := a.HW.Validate(); err != nil {
+				t.Errorf("the admission's hardware cannot build an argv: %v", err)
+			}
+		})
+	}
+}
+
 func TestAdmitVCE(t *testing.T) {
 	s := service(amdCaps())
 	a, err := s.Admit("j", testLadder("vce", "none", map[string]string{"1080p": "vaapi"}), testPlan(), h264Source)
@@ -253,20 +283,23 @@ func readLines(t *testing.T, name string, subst ...string) []string {
 	return strings.Split(strings.TrimSpace(s), "\n")
 }
 
-func TestDiagnose(t *testing.T) {
+// diagnosed are the admissions TestDiagnose reads failures of: every rung on
+// nvenc, nvenc but for 720p, and software only.
+func diagnosed(t *testing.T) (nv, mixed, soft Admission) {
+	t.Helper()
 	s := service(geforceCaps(8))
-	nv, err := s.Admit("j", testLadder("nvenc", "x264", nil), testPlan(), h264Source)
-	if err != nil {
+	var errs [3]error
+	nv, errs[0] = s.Admit("j", testLadder("nvenc", "x264", nil), testPlan(), h264Source)
+	mixed, errs[1] = s.Admit("m", testLadder("nvenc", "x264", map[string]string{"720p": "x264"}), testPlan(), h264Source)
+	soft, errs[2] = service(Capabilities{}).Admit("s", testLadder("x264", "x264", nil), testPlan(), h264Source)
+	if err := errors.Join(errs[:]...); err != nil {
 		t.Fatal(err)
 	}
-	mixed, err := s.Admit("m", testLadder("nvenc", "x264", map[string]string{"720p": "x264"}), testPlan(), h264Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	soft, err := service(Capabilities{}).Admit("s", testLadder("x264", "x264", nil), testPlan(), h264Source)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return nv, mixed, soft
+}
+
+func TestDiagnose(t *testing.T) {
+	nv, mixed, soft := diagnosed(t)
 	tests := []struct {
 		name   string
 		a      Admission
