@@ -74,8 +74,24 @@ var knownLines = []knownLine{
 }
 
 // hwPrefix matches the "[h264_nvenc @ 0x55d6b2c591c0]"-style prefix of a line
-// logged by a hardware encoder, device or hardware filter.
-var hwPrefix = regexp.MustCompile(`^\[(h264_(nvenc|qsv|vaapi|amf)|hevc_(nvenc|qsv|vaapi|amf)|AVHWDeviceContext|Parsed_(scale_cuda|scale_npp|vpp_qsv|scale_vaapi|hwupload|hwdownload)_\d+|hwupload|hwdownload) @ `)
+// logged by a hardware component: a hardware encoder of the registry, the
+// device (AVHWDeviceContext), or a filter of a graph that moves or scales
+// hardware frames ("Parsed_scale_cuda_3": hwupload, hwdownload and the
+// registry's scalers).
+var hwPrefix = func() *regexp.Regexp {
+	names := []string{"AVHWDeviceContext", "hwupload", "hwdownload"}
+	filters := []string{"hwupload", "hwdownload"}
+	for _, be := range encoder.Backends() {
+		if be.IsHardware() {
+			names = append(names, be.FFmpeg)
+		}
+		filters = append(filters, be.Scalers()...)
+	}
+	for _, f := range filters {
+		names = append(names, "Parsed_"+f+`_\d+`)
+	}
+	return regexp.MustCompile(`^\[(` + strings.Join(names, "|") + `) @ `)
+}()
 
 // reason picks the line of ffmpeg's stderr that says why hardware failed: the
 // first line that matches a known failure, else the first line logged by a
