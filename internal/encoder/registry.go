@@ -30,8 +30,8 @@ type Backend struct {
 // frames onto it and scales them there. The device is named "hw"; the filters
 // run on it.
 type frameType struct {
-	// via is a device type opened first ("va") that this one derives from,
-	// for frame types that sit on another API; "" opens it directly.
+	// via is the device type opened first (as "va") that this one derives
+	// from, for frame types that sit on another API; "" opens it directly.
 	via string
 	// decode is set when -hwaccel of this type decodes onto these frames.
 	decode bool

@@ -24,11 +24,6 @@ const (
 	defaultTrialHeight  = 720
 	defaultTrialTimeout = 30 * time.Second
 	defaultMaxSessions  = 16
-
-	trialFPS     = 30
-	trialSeconds = 1.0
-	trialSegment = 0.5 // keyframes asked at frames 0 and 15 of 30
-	trialPreset  = "veryfast"
 )
 
 // Prober finds the machine's GPUs and what each can really do. Its zero value

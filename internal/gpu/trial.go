@@ -18,6 +18,14 @@ import (
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
+// A trial encode: one second at 30 fps, keyframes asked at frames 0 and 15.
+const (
+	trialFPS     = 30
+	trialSeconds = 1.0
+	trialSegment = 0.5
+	trialPreset  = "veryfast"
+)
+
 // decodeTrial tries decoding an H.264 clip on the device and scaling there, for
 // an x264 rung and for the device's working encoder that reads the same frames.
 // Jobs decode on the GPU only what this proved.
