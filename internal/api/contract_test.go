@@ -103,18 +103,18 @@ type fakeGPU struct{}
 
 func (fakeGPU) Capabilities() (gpu.Capabilities, bool) {
 	cuda := 0
-	trial := &gpu.Trial{OK: false, Error: "No capable devices found", Kind: gpu.KindNoEncoder, Frames: 0, Keyframes: []int{0, 30}, TookMS: 120, Args: []string{"ffmpeg", "-f", "lavfi"}}
+	trial := &gpu.Trial{OK: false, Error: "No capable devices found", Kind: "no-encoder", Frames: 0, Keyframes: []int{0, 30}, TookMS: 120, Args: []string{"ffmpeg", "-f", "lavfi"}}
 	return gpu.Capabilities{
 		ProbedAt: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC), TookMS: 2300,
 		FFmpeg:    gpu.Build{Encoders: []string{"libx264", "h264_nvenc"}, HWAccels: []string{"cuda"}, Filters: []string{"scale_cuda"}},
 		NvidiaSMI: "ok",
 		Devices: []gpu.Device{{
-			ID: "renderD128", Vendor: gpu.VendorNVIDIA, VendorID: "0x10de", DeviceID: "0x2330", PCI: "0000:01:00.0",
+			ID: "renderD128", Vendor: "nvidia", VendorID: "0x10de", DeviceID: "0x2330", PCI: "0000:01:00.0",
 			RenderNode: "/dev/dri/renderD128", KernelDriver: "nvidia", Name: "NVIDIA H100", Driver: "NVIDIA 550.54",
 			DriverLine: "a line", DriverError: "an error", CUDAIndex: &cuda, SessionsInUse: 1,
-			Encoders: []gpu.EncoderResult{{Backend: gpu.BackendNVENC, Encoder: "h264_nvenc", Working: false, Error: "No capable devices found",
-				Kind: gpu.KindNoEncoder, Trial: trial, Sessions: 3, SessionsAtLeast: true, SessionsError: "OpenEncodeSessionEx failed"}},
-			Decode: trial, Status: gpu.StatusNoEncoder, Summary: "no encoder",
+			Encoders: []gpu.EncoderResult{{Backend: "nvenc", Encoder: "h264_nvenc", Working: false, Error: "No capable devices found",
+				Kind: "no-encoder", Trial: trial, Sessions: 3, SessionsAtLeast: true, SessionsError: "OpenEncodeSessionEx failed"}},
+			Decode: trial, Status: "no-encoder", Summary: "no encoder",
 		}},
 		Auto:     gpu.Choice{Encoder: "x264", Device: "renderD128", DecodeOn: "renderD128", Reason: "no encoder"},
 		Summary:  []string{"auto: x264"},
@@ -123,7 +123,7 @@ func (fakeGPU) Capabilities() (gpu.Capabilities, bool) {
 }
 
 func (fakeGPU) Sessions() []gpu.PoolView {
-	return []gpu.PoolView{{Pool: "nvenc@renderD128", Device: "renderD128", Backend: gpu.BackendNVENC, Capacity: 3, InUse: 1, Jobs: []string{"cam"}, Learned: "a job hit the limit"}}
+	return []gpu.PoolView{{Pool: "nvenc@renderD128", Device: "renderD128", Backend: "nvenc", Capacity: 3, InUse: 1, Jobs: []string{"cam"}, Learned: "a job hit the limit"}}
 }
 
 func (f fakeGPU) Probe(context.Context) gpu.Capabilities { c, _ := f.Capabilities(); return c }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/encoder"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
@@ -62,7 +62,7 @@ type Job struct {
 	StartNumbers map[string]uint64
 	// HW is the GPU the plan's hardware rungs use, from gpu's admission; the
 	// zero value keeps every frame in system memory (the software path).
-	HW gpu.Hardware
+	HW encoder.Hardware
 }
 
 var renditionName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
@@ -97,31 +97,19 @@ func BuildArgs(j Job) ([]string, error) {
 	a.Add(opts...)
 	a.Flag("i", input)
 
-	var errs []error
 	if len(p.Video) > 0 {
-		graph, err := filterGraph(p, j.HW)
+		// The backends own the graph's chains and the encoders' options; see
+		// encoder.Rungs.
+		graph, outputs, err := encoder.Rungs(FrameRate(p.FPS), p.Video, j.HW, j.Preset, p.GOP, p.SegmentDuration.Seconds())
 		if err != nil {
-			errs = append(errs, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
 		}
 		a.Flag("filter_complex", graph)
-	}
-	for i, v := range p.Video {
-		enc, err := gpu.Resolve(v.Encoder)
-		if err != nil {
-			continue // filterGraph has reported it
+		for i, v := range p.Video {
+			a.Add(outputs[i]...)
+			a.Add("-an", "-sn", "-dn")
+			hlsOutput(&a, j.Dir, v.Name, seg, j.StartNumbers[v.Name])
 		}
-		vargs, err := enc.VideoArgs(v, j.Preset, p.GOP, p.SegmentDuration.Seconds())
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		a.Flag("map", "[v"+strconv.Itoa(i)+"]")
-		a.Add(vargs...)
-		a.Add("-an", "-sn", "-dn")
-		hlsOutput(&a, j.Dir, v.Name, seg, j.StartNumbers[v.Name])
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidJob, err)
 	}
 	for _, au := range p.Audio {
 		a.Flag("map", "0:a:0")
@@ -132,7 +120,7 @@ func BuildArgs(j Job) ([]string, error) {
 		// so audio stays in sync with video.
 		a.Flag("af", "aresample=async=1")
 		a.Flag("c:a", audioEncoders[au.Codec])
-		a.Flag("b:a", bits(au.Bitrate))
+		a.Flag("b:a", encoder.Bits(au.Bitrate))
 		a.Flag("ac", strconv.Itoa(au.Channels))
 		a.Flag("ar", strconv.Itoa(au.SampleRate))
 		a.Add("-vn", "-sn", "-dn")
@@ -183,15 +171,6 @@ func inputArgs(kind source.Kind, src string, live bool) (opts []string, input st
 	}
 	// The whitelists come first: they confine everything the input opens.
 	return append(whitelistArgs(kind), opts...), src
-}
-
-// filterGraph returns the -filter_complex graph: the first video stream at the
-// plan's frame rate, split once per rung, each branch made ready for its rung's
-// encoder (for x264 on the software path: scaled to its size with square pixels
-// in yuv420p), labelled [v0], [v1]... The backends own the chains: see
-// gpu.FilterGraph.
-func filterGraph(p ladder.Plan, hw gpu.Hardware) (string, error) {
-	return gpu.FilterGraph(FrameRate(p.FPS), p.Video, hw)
 }
 
 // hlsOutput appends the HLS muxer options and the output playlist of rendition
@@ -330,13 +309,4 @@ func FrameRate(f float64) string {
 // seconds writes a duration in seconds, minimally: 2, 1.5.
 func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
-}
-
-// bits writes a rate for ffmpeg: "128k" when it is a whole number of kilobits,
-// else plain bits. (internal/gpu has the same rule for video.)
-func bits(b int64) string {
-	if b%1000 == 0 {
-		return strconv.FormatInt(b/1000, 10) + "k"
-	}
-	return strconv.FormatInt(b, 10)
 }

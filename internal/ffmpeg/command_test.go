@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/encoder"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/source"
 )
@@ -269,7 +269,7 @@ func TestBuildArgsErrors(t *testing.T) {
 }
 
 // buildError applies edit to validJob, asserts that BuildArgs refuses it with an error
-// wrapping ErrInvalidJob (and gpu.ErrUnavailable exactly when unavailable), and returns it.
+// wrapping ErrInvalidJob (and encoder.ErrUnavailable exactly when unavailable), and returns it.
 func buildError(t *testing.T, edit func(*Job), unavailable bool) error {
 	t.Helper()
 	j := validJob()
@@ -281,8 +281,8 @@ func buildError(t *testing.T, edit func(*Job), unavailable bool) error {
 	if !errors.Is(err, ErrInvalidJob) {
 		t.Errorf("error %v does not wrap ErrInvalidJob", err)
 	}
-	if got := errors.Is(err, gpu.ErrUnavailable); got != unavailable {
-		t.Errorf("errors.Is(err, gpu.ErrUnavailable) = %v, want %v", got, unavailable)
+	if got := errors.Is(err, encoder.ErrUnavailable); got != unavailable {
+		t.Errorf("errors.Is(err, encoder.ErrUnavailable) = %v, want %v", got, unavailable)
 	}
 	return err
 }
@@ -324,18 +324,6 @@ func TestFormatFPS(t *testing.T) {
 				t.Errorf("FrameRate(%v) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
-	}
-}
-
-func TestBits(t *testing.T) {
-	tests := []struct {
-		in   int64
-		want string
-	}{{128_000, "128k"}, {2_800_000, "2800k"}, {96_500, "96500"}, {1, "1"}}
-	for _, tt := range tests {
-		if got := bits(tt.in); got != tt.want {
-			t.Errorf("bits(%d) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
 

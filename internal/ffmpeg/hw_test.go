@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/encoder"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/source"
 )
@@ -24,7 +24,7 @@ func hwRung(enc, name string, w, h int, bitrate int64, profile string) ladder.Pl
 }
 
 var (
-	cuda0      = gpu.Hardware{Type: gpu.FramesCUDA, Device: "0", Decode: true}
+	cuda0      = encoder.Hardware{Type: encoder.FramesCUDA, Device: "0", Decode: true}
 	renderD128 = "/dev/dri/renderD128"
 )
 
@@ -55,7 +55,7 @@ var hwGoldenJobs = []struct {
 		name: "nvenc-upload-scale-npp",
 		job: Job{
 			Source: "/media/talks/keynote.mkv", Kind: source.File, Dir: jobDir,
-			HW: gpu.Hardware{Type: gpu.FramesCUDA, Device: "1", Scaler: "scale_npp"},
+			HW: encoder.Hardware{Type: encoder.FramesCUDA, Device: "1", Scaler: "scale_npp"},
 			Plan: ladder.Plan{
 				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{hwRung("nvenc", "720p", 1280, 720, 2_500_000, ""), hwRung("nvenc", "360p", 640, 360, 700_000, "")},
@@ -108,7 +108,7 @@ var hwGoldenJobs = []struct {
 		name: "qsv-2-rung",
 		job: Job{
 			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "superfast", Dir: jobDir,
-			HW: gpu.Hardware{Type: gpu.FramesQSV, Device: renderD128},
+			HW: encoder.Hardware{Type: encoder.FramesQSV, Device: renderD128},
 			Plan: ladder.Plan{
 				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{hwRung("qsv", "720p", 1280, 720, 2_500_000, "main"), hwRung("qsv", "360p", 640, 360, 700_000, "baseline")},
@@ -120,7 +120,7 @@ var hwGoldenJobs = []struct {
 		name: "vaapi-3-rung-decode",
 		job: Job{
 			Source: "https://origin.example/live/master.m3u8", Kind: source.HTTP, Live: true, Preset: "medium", Dir: jobDir,
-			HW: gpu.Hardware{Type: gpu.FramesVAAPI, Device: "/dev/dri/renderD129", Decode: true},
+			HW: encoder.Hardware{Type: encoder.FramesVAAPI, Device: "/dev/dri/renderD129", Decode: true},
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 45, SegmentDuration: 1500 * time.Millisecond,
 				Video: []ladder.PlannedVideo{
@@ -156,7 +156,7 @@ func TestBuildArgsHardwareErrors(t *testing.T) {
 		{
 			name: "nvenc rung on vaapi frames", unavailable: true,
 			edit: func(j *Job) {
-				j.HW = gpu.Hardware{Type: gpu.FramesVAAPI, Device: renderD128}
+				j.HW = encoder.Hardware{Type: encoder.FramesVAAPI, Device: renderD128}
 				j.Plan.Video[0].Encoder = "nvenc"
 			},
 			wantErr: `rung "720p": encoder nvenc needs cuda frames but the job has vaapi frames`,
@@ -173,17 +173,17 @@ func TestBuildArgsHardwareErrors(t *testing.T) {
 		},
 		{
 			name:    "qsv cannot decode",
-			edit:    func(j *Job) { j.HW = gpu.Hardware{Type: gpu.FramesQSV, Device: renderD128, Decode: true} },
+			edit:    func(j *Job) { j.HW = encoder.Hardware{Type: encoder.FramesQSV, Device: renderD128, Decode: true} },
 			wantErr: "hardware: decoding on qsv frames is not supported",
 		},
 		{
 			name:    "device breaks init_hw_device",
-			edit:    func(j *Job) { j.HW = gpu.Hardware{Type: gpu.FramesCUDA, Device: "0,foo=bar"} },
+			edit:    func(j *Job) { j.HW = encoder.Hardware{Type: encoder.FramesCUDA, Device: "0,foo=bar"} },
 			wantErr: `hardware: device "0,foo=bar" contains a character -init_hw_device cannot take`,
 		},
 		{
 			name:    "unknown frame type",
-			edit:    func(j *Job) { j.HW = gpu.Hardware{Type: "d3d11va", Device: "0"} },
+			edit:    func(j *Job) { j.HW = encoder.Hardware{Type: "d3d11va", Device: "0"} },
 			wantErr: `hardware: unknown frame type "d3d11va"`,
 		},
 		{
@@ -214,7 +214,7 @@ func TestBuildArgsHardwareErrors(t *testing.T) {
 // GPU gets exactly the software argv: no device option anywhere.
 func TestSoftwareArgvUnchangedByZeroHardware(t *testing.T) {
 	for _, tt := range goldenJobs {
-		if tt.job.HW != (gpu.Hardware{}) {
+		if tt.job.HW != (encoder.Hardware{}) {
 			continue
 		}
 		argv, err := BuildArgs(tt.job)

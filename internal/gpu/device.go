@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/transcoderd/transcoderd/internal/encoder"
 )
 
 // PCI vendor ids of the GPUs we know how to drive.
@@ -20,21 +22,13 @@ const (
 	vendorAMD    = "0x1002"
 )
 
-// Vendor names, as Device.Vendor holds them.
-const (
-	VendorNVIDIA  = "nvidia"
-	VendorIntel   = "intel"
-	VendorAMD     = "amd"
-	VendorUnknown = "unknown"
-)
-
 // Device is one GPU as the probe found it.
 type Device struct {
 	// ID names the device in the API and logs: its render node ("renderD128"),
 	// or "nvidia-smi:N" for an NVIDIA GPU without one (no nvidia-drm, or a
 	// container that sees the GPU but not its DRM node).
 	ID           string `json:"id"`
-	Vendor       string `json:"vendor"`                  // nvidia | intel | amd | unknown
+	Vendor       string `json:"vendor"`                  // encoder.VendorNVIDIA...: nvidia | intel | amd | unknown
 	VendorID     string `json:"vendor_id,omitempty"`     // PCI vendor id, "0x10de"
 	DeviceID     string `json:"device_id,omitempty"`     // PCI device id, "0x2504"
 	PCI          string `json:"pci,omitempty"`           // PCI address, "0000:01:00.0"
@@ -61,8 +55,8 @@ type Device struct {
 	// Decode is the trial of decoding and scaling on the device for x264 rungs
 	// (and, where an encoder works, for it too); nil when not tried.
 	Decode *Trial `json:"decode,omitempty"`
-	// Status sums the device up: "encoder" (at least one backend works),
-	// "no-encoder" (GPU present, no encoder) or "unusable" (not even decoding).
+	// Status sums the device up: "encoder" (at least one backend works) or
+	// "no-encoder" (GPU present, no encoder).
 	Status string `json:"status"`
 	// Summary says the same in a sentence, with ffmpeg's reason where one failed.
 	Summary string `json:"summary"`
@@ -70,16 +64,15 @@ type Device struct {
 
 // Device statuses.
 const (
-	StatusEncoder   = "encoder"
-	StatusNoEncoder = "no-encoder"
-	StatusUnusable  = "unusable"
+	statusEncoder   = "encoder"
+	statusNoEncoder = "no-encoder"
 )
 
 // hardware returns the Hardware that runs frames of type frames on d.
-func (d *Device) hardware(frames string) Hardware {
-	h := Hardware{Type: frames}
+func (d *Device) hardware(frames string) encoder.Hardware {
+	h := encoder.Hardware{Type: frames}
 	switch frames {
-	case FramesCUDA:
+	case encoder.FramesCUDA:
 		if d.CUDAIndex != nil {
 			h.Device = strconv.Itoa(*d.CUDAIndex)
 		}
@@ -87,6 +80,24 @@ func (d *Device) hardware(frames string) Hardware {
 		h.Device = d.RenderNode
 	}
 	return h
+}
+
+// decodeFrames is the frame type a GPU of vendor decodes onto: that of the
+// first backend tried on it whose frames ffmpeg decodes onto (cuda on NVIDIA,
+// vaapi elsewhere).
+func decodeFrames(vendor string) string {
+	for _, be := range encoder.OnVendor(vendor) {
+		if be.Decodes() {
+			return be.Frames
+		}
+	}
+	return ""
+}
+
+// framesOf is the hardware frame type backend reads, "" for system memory.
+func framesOf(backend string) string {
+	be, _ := encoder.Resolve(backend)
+	return be.Frames
 }
 
 // encoder returns d's result for backend, or nil.
@@ -176,13 +187,13 @@ func readID(path string) (string, error) {
 func vendorName(id string) string {
 	switch id {
 	case vendorNVIDIA:
-		return VendorNVIDIA
+		return encoder.VendorNVIDIA
 	case vendorIntel:
-		return VendorIntel
+		return encoder.VendorIntel
 	case vendorAMD:
-		return VendorAMD
+		return encoder.VendorAMD
 	}
-	return VendorUnknown
+	return encoder.VendorUnknown
 }
 
 // smiGPU is one row of nvidia-smi --query-gpu.
@@ -249,7 +260,7 @@ func mergeSMI(devs []Device, gpus []smiGPU) []Device {
 		idx := g.index
 		matched := false
 		for i := range devs {
-			if devs[i].Vendor == VendorNVIDIA && devs[i].PCI != "" && devs[i].PCI == g.pci {
+			if devs[i].Vendor == encoder.VendorNVIDIA && devs[i].PCI != "" && devs[i].PCI == g.pci {
 				d := &devs[i]
 				d.Name, d.Driver, d.SessionsInUse, d.CUDAIndex = g.name, "NVIDIA "+g.driver, g.sessions, &idx
 				matched = true
@@ -259,7 +270,7 @@ func mergeSMI(devs []Device, gpus []smiGPU) []Device {
 		if !matched {
 			devs = append(devs, Device{
 				ID:            "nvidia-smi:" + strconv.Itoa(g.index),
-				Vendor:        VendorNVIDIA,
+				Vendor:        encoder.VendorNVIDIA,
 				VendorID:      vendorNVIDIA,
 				PCI:           g.pci,
 				Name:          g.name,
@@ -270,6 +281,22 @@ func mergeSMI(devs []Device, gpus []smiGPU) []Device {
 		}
 	}
 	return devs
+}
+
+// pciOrdinals numbers the NVIDIA GPUs when nvidia-smi cannot: without it, CUDA
+// ordinals follow the PCI order of the NVIDIA GPUs (CUDA_DEVICE_ORDER=PCI_BUS_ID).
+func pciOrdinals(devs []Device) {
+	var nv []*Device
+	for i := range devs {
+		if devs[i].Vendor == encoder.VendorNVIDIA && devs[i].PCI != "" {
+			nv = append(nv, &devs[i])
+		}
+	}
+	sort.Slice(nv, func(a, b int) bool { return nv[a].PCI < nv[b].PCI })
+	for i, d := range nv {
+		idx := i
+		d.CUDAIndex = &idx
+	}
 }
 
 // noNVENC lists NVIDIA GPUs known to have NVDEC but no NVENC, to explain a

@@ -4,24 +4,27 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/transcoderd/transcoderd/internal/encoder"
 )
 
-// Failure kinds: why a hardware encoder, device or decoder did not work. They come
-// from ffmpeg's own lines (see knownLines) or from the probe's checks.
+// Failure kinds: why a hardware encoder, device or decoder did not work, as
+// EncoderResult.Kind, Trial.Kind and Failure.Kind say it. They come from
+// ffmpeg's own lines (see knownLines) or from the probe's checks.
 const (
-	KindNotInBuild   = "not-in-build"  // this ffmpeg lacks the encoder or a filter it needs
-	KindNoLibrary    = "no-library"    // the driver's user-space library is missing (libcuda, AMF runtime)
-	KindNoDevice     = "no-device"     // the device node or display cannot be opened
-	KindDriver       = "driver"        // the driver is too old, the wrong one, or failed to initialise
-	KindNoEncoder    = "no-encoder"    // the GPU has no such encoder (A100/H100/H200, GT 710, a VAAPI driver without H.264 encode)
-	KindSessionLimit = "session-limit" // no encoder session left (consumer NVENC caps)
-	KindFrames       = "frames"        // frames did not reach the device (filter negotiation)
-	KindDecode       = "decode"        // the hardware decoder could not be set up
-	KindRuntime      = "runtime"       // the encoder or device failed mid-stream
-	KindKeyframes    = "keyframes"     // the encoder ignored the keyframes it was asked for
-	KindNoFrames     = "no-frames"     // ffmpeg succeeded but too few frames came out
-	KindTimeout      = "timeout"       // the trial did not finish in time
-	KindOther        = "other"         // ffmpeg failed for a reason not recognised here
+	kindNotInBuild   = "not-in-build"  // this ffmpeg lacks the encoder or a filter it needs
+	kindNoLibrary    = "no-library"    // the driver's user-space library is missing (libcuda, AMF runtime)
+	kindNoDevice     = "no-device"     // the device node or display cannot be opened
+	kindDriver       = "driver"        // the driver is too old, the wrong one, or failed to initialise
+	kindNoEncoder    = "no-encoder"    // the GPU has no such encoder (A100/H100/H200, GT 710, a VAAPI driver without H.264 encode)
+	kindSessionLimit = "session-limit" // no encoder session left (consumer NVENC caps)
+	kindFrames       = "frames"        // frames did not reach the device (filter negotiation)
+	kindDecode       = "decode"        // the hardware decoder could not be set up
+	kindRuntime      = "runtime"       // the encoder or device failed mid-stream
+	kindKeyframes    = "keyframes"     // the encoder ignored the keyframes it was asked for
+	kindNoFrames     = "no-frames"     // ffmpeg succeeded but too few frames came out
+	kindTimeout      = "timeout"       // the trial did not finish in time
+	kindOther        = "other"         // ffmpeg failed for a reason not recognised here
 )
 
 // knownLine is a substring of an ffmpeg error line and what it means.
@@ -33,46 +36,62 @@ type knownLine struct {
 // knownLines are the lines ffmpeg 5.1 prints when hardware cannot be used, most
 // specific first. testdata/ffmpeg holds them as printed, with where each came from.
 var knownLines = []knownLine{
-	{"OpenEncodeSessionEx failed: out of memory (10)", KindSessionLimit},
-	{"OpenEncodeSessionEx failed: incompatible client key (21)", KindSessionLimit},
-	{"OpenEncodeSessionEx failed: unsupported device (2)", KindNoEncoder},
-	{"No capable devices found", KindNoEncoder},
-	{"No NVENC capable devices found", KindNoEncoder},
-	{"Provided device doesn't support required NVENC features", KindNoEncoder},
-	{"No usable encoding entrypoint found", KindNoEncoder},
-	{"No usable encoding profile found", KindNoEncoder},
-	{"Cannot load libcuda.so", KindNoLibrary},
-	{"Could not dynamically load CUDA", KindNoLibrary},
-	{"Cannot load libnvidia-encode.so", KindNoLibrary},
-	{"libamfrt64.so", KindNoLibrary}, // h264_amf: "DLL libamfrt64.so.1 failed to open"
-	{"Driver does not support the required nvenc API version", KindDriver},
-	{"The minimum required Nvidia driver for nvenc is", KindDriver},
-	{"Failed to initialise VAAPI connection", KindDriver},
-	{"Error initializing an internal MFX session", KindDriver},
-	{"Error initializing an MFX session", KindDriver},
-	{"hwaccel requested for input stream", KindDecode},
-	{"hwaccel initialisation returned error", KindDecode},
-	{"Device setup failed for decoder", KindDecode},
-	{"No device available for decoder", KindDecode},
-	{"No VA display found", KindNoDevice},
-	{"Cannot open a VA display", KindNoDevice},
-	{"Cannot open DRM render node", KindNoDevice},
-	{"as DRM device node", KindNoDevice},
-	{"Device creation failed", KindNoDevice},
-	{"CUDA_ERROR_", KindRuntime},
-	{"EncodePicture failed", KindRuntime},
-	{"Failed locking bitstream buffer", KindRuntime},
-	{"Failed to sync to picture", KindRuntime},
-	{"Failed to end picture encode issue", KindRuntime},
-	{"Failed to upload encode parameters", KindRuntime},
-	{"Impossible to convert between the formats", KindFrames},
-	{"Function not implemented", KindFrames},
-	{"Failed to inject frame into filter network", KindFrames},
+	{"OpenEncodeSessionEx failed: out of memory (10)", kindSessionLimit},
+	{"OpenEncodeSessionEx failed: incompatible client key (21)", kindSessionLimit},
+	{"OpenEncodeSessionEx failed: unsupported device (2)", kindNoEncoder},
+	{"No capable devices found", kindNoEncoder},
+	{"No NVENC capable devices found", kindNoEncoder},
+	{"Provided device doesn't support required NVENC features", kindNoEncoder},
+	{"No usable encoding entrypoint found", kindNoEncoder},
+	{"No usable encoding profile found", kindNoEncoder},
+	{"Cannot load libcuda.so", kindNoLibrary},
+	{"Could not dynamically load CUDA", kindNoLibrary},
+	{"Cannot load libnvidia-encode.so", kindNoLibrary},
+	{"libamfrt64.so", kindNoLibrary}, // h264_amf: "DLL libamfrt64.so.1 failed to open"
+	{"Driver does not support the required nvenc API version", kindDriver},
+	{"The minimum required Nvidia driver for nvenc is", kindDriver},
+	{"Failed to initialise VAAPI connection", kindDriver},
+	{"Error initializing an internal MFX session", kindDriver},
+	{"Error initializing an MFX session", kindDriver},
+	{"hwaccel requested for input stream", kindDecode},
+	{"hwaccel initialisation returned error", kindDecode},
+	{"Device setup failed for decoder", kindDecode},
+	{"No device available for decoder", kindDecode},
+	{"No VA display found", kindNoDevice},
+	{"Cannot open a VA display", kindNoDevice},
+	{"Cannot open DRM render node", kindNoDevice},
+	{"as DRM device node", kindNoDevice},
+	{"Device creation failed", kindNoDevice},
+	{"CUDA_ERROR_", kindRuntime},
+	{"EncodePicture failed", kindRuntime},
+	{"Failed locking bitstream buffer", kindRuntime},
+	{"Failed to sync to picture", kindRuntime},
+	{"Failed to end picture encode issue", kindRuntime},
+	{"Failed to upload encode parameters", kindRuntime},
+	{"Impossible to convert between the formats", kindFrames},
+	{"Function not implemented", kindFrames},
+	{"Failed to inject frame into filter network", kindFrames},
 }
 
 // hwPrefix matches the "[h264_nvenc @ 0x55d6b2c591c0]"-style prefix of a line
-// logged by a hardware encoder, device or hardware filter.
-var hwPrefix = regexp.MustCompile(`^\[(h264_(nvenc|qsv|vaapi|amf)|hevc_(nvenc|qsv|vaapi|amf)|AVHWDeviceContext|Parsed_(scale_cuda|scale_npp|vpp_qsv|scale_vaapi|hwupload|hwdownload)_\d+|hwupload|hwdownload) @ `)
+// logged by a hardware component: a hardware encoder of the registry, the
+// device (AVHWDeviceContext), or a filter of a graph that moves or scales
+// hardware frames ("Parsed_scale_cuda_3": hwupload, hwdownload and the
+// registry's scalers).
+var hwPrefix = func() *regexp.Regexp {
+	names := []string{"AVHWDeviceContext", "hwupload", "hwdownload"}
+	filters := []string{"hwupload", "hwdownload"}
+	for _, be := range encoder.Backends() {
+		if be.IsHardware() {
+			names = append(names, be.FFmpeg)
+		}
+		filters = append(filters, be.Scalers()...)
+	}
+	for _, f := range filters {
+		names = append(names, "Parsed_"+f+`_\d+`)
+	}
+	return regexp.MustCompile(`^\[(` + strings.Join(names, "|") + `) @ `)
+}()
 
 // reason picks the line of ffmpeg's stderr that says why hardware failed: the
 // first line that matches a known failure, else the first line logged by a
@@ -88,13 +107,13 @@ func reason(stderr []string) (line, kind string, ok bool) {
 	}
 	for _, l := range stderr {
 		if hwPrefix.MatchString(l) {
-			return strings.TrimSpace(l), KindOther, true
+			return strings.TrimSpace(l), kindOther, true
 		}
 	}
 	if len(stderr) > 0 {
-		return strings.TrimSpace(stderr[len(stderr)-1]), KindOther, false
+		return strings.TrimSpace(stderr[len(stderr)-1]), kindOther, false
 	}
-	return "", KindOther, false
+	return "", kindOther, false
 }
 
 // failedOutput finds the output file ffmpeg could not open an encoder for:
@@ -115,4 +134,68 @@ func failedOutput(stderr []string) int {
 		}
 	}
 	return -1
+}
+
+// Failure is what a failed ffmpeg run said about the hardware.
+type Failure struct {
+	Kind string `json:"kind"` // one of the failure kinds: "session-limit", "driver"...
+	Line string `json:"line"` // ffmpeg's own line
+	// Rungs are the hardware rungs to move to x264.
+	Rungs []string `json:"rungs,omitempty"`
+	// NoDecode turns decoding on the GPU off; NoDevice drops the GPU from the
+	// job altogether (it failed as a device). Neither needs the ladder's
+	// consent: they change how frames travel, not which encoder encodes.
+	NoDecode bool `json:"no_decode,omitempty"`
+	NoDevice bool `json:"no_device,omitempty"`
+}
+
+// Diagnose reads the stderr tail of an ffmpeg run of admission a that failed,
+// and tells whether the hardware caused it and what to change. ok is false when
+// the run used no hardware or the failure is not the hardware's (a source that
+// went away): retry as usual then.
+//
+// A session limit or an encoder that cannot open on output N moves the rung of
+// output N and the later rungs of that backend (they were never tried, and would
+// hit the same limit); a device, driver or mid-stream failure moves every
+// hardware rung and drops the GPU; a hardware decoder that cannot start turns
+// decoding on the GPU off.
+func Diagnose(a Admission, stderr []string) (f Failure, ok bool) {
+	hwRungs := a.hardwareRungs()
+	if a.HW.Type == "" && len(hwRungs) == 0 {
+		return Failure{}, false
+	}
+	line, kind, known := reason(stderr)
+	if !known {
+		return Failure{}, false
+	}
+	f = Failure{Kind: kind, Line: line}
+	switch kind {
+	case kindDecode:
+		if a.HW.Decode {
+			f.NoDecode = true
+			return f, true
+		}
+		f.NoDevice, f.Rungs = true, hwRungs
+	case kindSessionLimit, kindNoEncoder, kindOther:
+		n := failedOutput(stderr)
+		if n < 0 || n >= len(a.Plan.Video) || !encoder.IsHardware(a.Plan.Video[n].Encoder) {
+			if kind == kindOther && n < 0 {
+				// A hardware component logged something, but no encoder
+				// failed to open: the device failed.
+				f.NoDevice, f.Rungs = true, hwRungs
+				break
+			}
+			f.Rungs = hwRungs
+			break
+		}
+		backend := a.Plan.Video[n].Encoder
+		for _, v := range a.Plan.Video[n:] {
+			if v.Encoder == backend {
+				f.Rungs = append(f.Rungs, v.Name)
+			}
+		}
+	default: // no-library, no-device, driver, frames, runtime
+		f.NoDevice, f.Rungs = true, hwRungs
+	}
+	return f, true
 }

@@ -116,33 +116,54 @@ func fakeSMI() int {
 func fakeFFmpeg(args []string) int {
 	sc := loadScenario()
 	sc.log("ffmpeg", args)
-	has := func(s string) bool {
-		for _, a := range args {
-			if a == s {
-				return true
-			}
-		}
-		return false
+	argv := fakeArgs(args)
+	if code, ok := sc.listing(argv); ok {
+		return code
 	}
-	for _, l := range []string{"-encoders", "-hwaccels", "-filters"} {
-		if has(l) {
-			data, err := os.ReadFile(filepath.Join(sc.Testdata, "ffmpeg", strings.TrimPrefix(l, "-")+".txt"))
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "fake:", err)
-				return 2
-			}
-			for _, line := range strings.SplitAfter(string(data), "\n") {
-				if f := strings.Fields(line); len(f) >= 2 && contains(sc.Drop, f[1]) || len(f) == 1 && contains(sc.Drop, f[0]) {
-					continue
-				}
-				_, _ = os.Stdout.WriteString(line)
-			}
-			return 0
-		}
+	dev, code, done := sc.device(argv)
+	if done {
+		return code
 	}
+	noKeys, code, done := sc.encoders(argv, dev)
+	if done {
+		return code
+	}
+	return writeOutputs(argv, noKeys)
+}
 
-	// The device: -init_hw_device cuda=hw:0 | vaapi=hw:NODE | vaapi=va:NODE + qsv=hw@va.
-	var dev, vaNode string
+// fakeArgs is the fake ffmpeg's command line.
+type fakeArgs []string
+
+func (a fakeArgs) has(s string) bool { return contains(a, s) }
+
+// listing plays -encoders, -hwaccels and -filters from testdata, without the
+// names the scenario drops; ok is false for any other run.
+func (sc scenario) listing(args fakeArgs) (code int, ok bool) {
+	for _, l := range []string{"-encoders", "-hwaccels", "-filters"} {
+		if !args.has(l) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(sc.Testdata, "ffmpeg", strings.TrimPrefix(l, "-")+".txt"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake:", err)
+			return 2, true
+		}
+		for _, line := range strings.SplitAfter(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && contains(sc.Drop, f[1]) || len(f) == 1 && contains(sc.Drop, f[0]) {
+				continue
+			}
+			_, _ = os.Stdout.WriteString(line)
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// device opens the run's device: -init_hw_device cuda=hw:0 | vaapi=hw:NODE |
+// vaapi=va:NODE + qsv=hw@va, and answers the VAAPI driver query. done is set
+// when the run ends here, with code.
+func (sc scenario) device(args fakeArgs) (dev string, code int, done bool) {
+	var vaNode string
 	for i, a := range args {
 		if a != "-init_hw_device" || i+1 >= len(args) {
 			continue
@@ -159,32 +180,36 @@ func fakeFFmpeg(args []string) int {
 			dev = "qsv:" + vaNode
 		}
 	}
-	if vaNode != "" && dev == "" && has("verbose") && !has("-i") {
+	if vaNode != "" && dev == "" && args.has("verbose") && !args.has("-i") {
 		// The driver query: print what opening the node prints.
 		if f, ok := sc.VAAPI[vaNode]; ok {
 			sc.print(f, os.Stderr)
 		} else {
 			sc.print("ffmpeg/vaapi-no-display.txt", os.Stderr, "/dev/dri/renderD128", vaNode)
 		}
-		return 1
+		return dev, 1, true
 	}
-	d := sc.Devices[dev]
-	if dev != "" {
-		if _, ok := sc.Devices[dev]; !ok {
-			fmt.Fprintf(os.Stderr, "Device creation failed: -22.\nfake: no device %s\n", dev)
-			return 1
-		}
-		if d.Init != "" {
-			sc.print(d.Init, os.Stderr)
-			return 1
-		}
-		if has("-hwaccel") && d.Decode != "" {
-			sc.print(d.Decode, os.Stderr)
-			return 1
-		}
+	if dev == "" {
+		return dev, 0, false
 	}
+	d, ok := sc.Devices[dev]
+	switch {
+	case !ok:
+		fmt.Fprintf(os.Stderr, "Device creation failed: -22.\nfake: no device %s\n", dev)
+		return dev, 1, true
+	case d.Init != "":
+		sc.print(d.Init, os.Stderr)
+		return dev, 1, true
+	case args.has("-hwaccel") && d.Decode != "":
+		sc.print(d.Decode, os.Stderr)
+		return dev, 1, true
+	}
+	return dev, 0, false
+}
 
-	// The encoders, and how many outputs each has.
+// encoders opens the run's hardware encoders on dev, counting the outputs of
+// each against its sessions. noKeys is set when one ignores forced keyframes.
+func (sc scenario) encoders(args fakeArgs, dev string) (noKeys bool, code int, done bool) {
 	count := map[string]int{}
 	var order []string
 	for i, a := range args {
@@ -195,28 +220,32 @@ func fakeFFmpeg(args []string) int {
 			count[args[i+1]]++
 		}
 	}
-	noKeys := false
+	d := sc.Devices[dev]
 	for _, name := range order {
 		if name == "libx264" {
 			continue
 		}
 		e, ok := d.Encoders[name]
-		if !ok {
+		switch {
+		case !ok:
 			fmt.Fprintf(os.Stderr, "[%s @ 0x55d6b2c591c0] fake: %s cannot encode on %q\n", name, name, dev)
-			return 1
-		}
-		if e.Fail != "" {
+			return false, 1, true
+		case e.Fail != "":
 			sc.print(e.Fail, os.Stderr)
-			return 1
-		}
-		if e.Sessions > 0 && count[name] > e.Sessions {
+			return false, 1, true
+		case e.Sessions > 0 && count[name] > e.Sessions:
 			sc.print("ffmpeg/nvenc-session-limit.txt", os.Stderr, "%d", strconv.Itoa(e.Sessions))
-			return 1
+			return false, 1, true
 		}
 		noKeys = noKeys || e.NoForcedKeyframes
 	}
+	return noKeys, 0, false
+}
 
-	// Success: every framecrc output gets 30 frames, keyframes where asked.
+// writeOutputs ends a run that works: every framecrc output gets 30 frames,
+// keyframes where asked (only the first with noKeys), and an .mp4 output a
+// stand-in file.
+func writeOutputs(args fakeArgs, noKeys bool) int {
 	var seg []float64
 	for i, a := range args {
 		if a == "-force_key_frames" && i+1 < len(args) {

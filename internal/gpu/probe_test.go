@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/transcoderd/transcoderd/internal/encoder"
 )
 
 // GPUs of the fake sysfs trees.
@@ -59,7 +61,7 @@ func TestProbeNoGPU(t *testing.T) {
 	if len(c.Devices) != 0 {
 		t.Errorf("devices = %+v, want none", c.Devices)
 	}
-	if c.Auto.Encoder != BackendX264 || c.Auto.Reason != "no GPU found" {
+	if c.Auto.Encoder != encoder.X264 || c.Auto.Reason != "no GPU found" {
 		t.Errorf("auto = %+v, want x264 because no GPU", c.Auto)
 	}
 	if c.NvidiaSMI != "not found" {
@@ -104,24 +106,24 @@ func TestProbeNVENCListedButNotWorking(t *testing.T) {
 		t.Fatalf("devices = %+v", c.Devices)
 	}
 	d := c.Devices[0]
-	if d.ID != "renderD128" || d.Vendor != VendorNVIDIA || d.PCI != "0000:01:00.0" || d.KernelDriver != "nvidia" ||
+	if d.ID != "renderD128" || d.Vendor != encoder.VendorNVIDIA || d.PCI != "0000:01:00.0" || d.KernelDriver != "nvidia" ||
 		d.Name != "NVIDIA GeForce RTX 3060" || d.Driver != "NVIDIA 535.183.01" || d.CUDAIndex == nil || *d.CUDAIndex != 0 {
 		t.Errorf("device = %+v", d)
 	}
-	r := encoderOf(t, d, BackendNVENC)
-	if r.Working || r.Kind != KindNoLibrary || !strings.Contains(r.Error, "] Cannot load libcuda.so.1") {
+	r := encoderOf(t, d, encoder.NVENC)
+	if r.Working || r.Kind != kindNoLibrary || !strings.Contains(r.Error, "] Cannot load libcuda.so.1") {
 		t.Errorf("nvenc = %+v, want not working because libcuda cannot load, with ffmpeg's line", r)
 	}
 	if r.Trial == nil || len(r.Trial.Args) == 0 || !slices.Contains(r.Trial.Args, "h264_nvenc") {
 		t.Errorf("trial argv not kept: %+v", r.Trial)
 	}
-	if d.Status != StatusNoEncoder || !strings.Contains(d.Summary, "GPU present, no encoder: h264_nvenc: [AVHWDeviceContext @ ") {
+	if d.Status != statusNoEncoder || !strings.Contains(d.Summary, "GPU present, no encoder: h264_nvenc: [AVHWDeviceContext @ ") {
 		t.Errorf("status %q, summary %q", d.Status, d.Summary)
 	}
 	if d.Decode == nil || d.Decode.OK {
 		t.Errorf("decode = %+v, want a failed decode trial", d.Decode)
 	}
-	if c.Auto.Encoder != BackendX264 || c.Auto.DecodeOn != "" {
+	if c.Auto.Encoder != encoder.X264 || c.Auto.DecodeOn != "" {
 		t.Errorf("auto = %+v, want x264 without GPU decoding", c.Auto)
 	}
 }
@@ -134,7 +136,7 @@ func TestProbeNVENCSessionCap(t *testing.T) {
 		}}},
 	}, geforce)
 	d := c.Devices[0]
-	r := encoderOf(t, d, BackendNVENC)
+	r := encoderOf(t, d, encoder.NVENC)
 	if !r.Working || r.Sessions != 3 || r.SessionsAtLeast {
 		t.Errorf("nvenc = %+v, want working with 3 sessions", r)
 	}
@@ -147,10 +149,10 @@ func TestProbeNVENCSessionCap(t *testing.T) {
 	if d.Decode == nil || !d.Decode.OK {
 		t.Errorf("decode = %+v, want it working", d.Decode)
 	}
-	if d.Status != StatusEncoder || !strings.Contains(d.Summary, "nvenc works, 3 sessions at once") {
+	if d.Status != statusEncoder || !strings.Contains(d.Summary, "nvenc works, 3 sessions at once") {
 		t.Errorf("status %q, summary %q", d.Status, d.Summary)
 	}
-	if c.Auto.Encoder != BackendNVENC || c.Auto.Device != "renderD128" {
+	if c.Auto.Encoder != encoder.NVENC || c.Auto.Device != "renderD128" {
 		t.Errorf("auto = %+v", c.Auto)
 	}
 	// The search: 1 (trial), 2 ok, 4 fails, 3 ok.
@@ -176,11 +178,11 @@ func TestProbeDatacenterGPUWithoutNVENC(t *testing.T) {
 		}}},
 	}, h100)
 	d := c.Devices[0]
-	r := encoderOf(t, d, BackendNVENC)
-	if r.Working || r.Kind != KindNoEncoder || !strings.HasSuffix(r.Error, "OpenEncodeSessionEx failed: unsupported device (2): (no details)") {
+	r := encoderOf(t, d, encoder.NVENC)
+	if r.Working || r.Kind != kindNoEncoder || !strings.HasSuffix(r.Error, "OpenEncodeSessionEx failed: unsupported device (2): (no details)") {
 		t.Errorf("nvenc = %+v", r)
 	}
-	if d.Status != StatusNoEncoder {
+	if d.Status != statusNoEncoder {
 		t.Errorf("status = %q", d.Status)
 	}
 	for _, want := range []string{"NVIDIA H100 80GB HBM3 (0000:19:00.0, renderD128, NVIDIA 550.54.15): GPU present, no encoder: h264_nvenc: ",
@@ -192,7 +194,7 @@ func TestProbeDatacenterGPUWithoutNVENC(t *testing.T) {
 	if d.Decode == nil || !d.Decode.OK || d.SessionsInUse != 0 {
 		t.Errorf("decode = %+v, sessions in use %d", d.Decode, d.SessionsInUse)
 	}
-	if c.Auto.Encoder != BackendX264 || c.Auto.DecodeOn != "renderD128" {
+	if c.Auto.Encoder != encoder.X264 || c.Auto.DecodeOn != "renderD128" {
 		t.Errorf("auto = %+v, want x264 with the GPU decoding", c.Auto)
 	}
 }
@@ -203,20 +205,20 @@ func TestProbeVAAPIWrongDriver(t *testing.T) {
 		VAAPI: map[string]string{node128: "ffmpeg/vaapi-init-failed.txt"},
 	}, iris)
 	d := c.Devices[0]
-	if d.Vendor != VendorIntel || d.KernelDriver != "i915" || d.Driver != "" ||
+	if d.Vendor != encoder.VendorIntel || d.KernelDriver != "i915" || d.Driver != "" ||
 		!strings.HasSuffix(d.DriverError, "Failed to initialise VAAPI connection: -1 (unknown libva error).") {
 		t.Errorf("device = %+v", d)
 	}
-	for _, b := range []string{BackendQSV, BackendVAAPI} {
+	for _, b := range []string{encoder.QSV, encoder.VAAPI} {
 		r := encoderOf(t, d, b)
-		if r.Working || r.Kind != KindDriver || r.Error != d.DriverError {
+		if r.Working || r.Kind != kindDriver || r.Error != d.DriverError {
 			t.Errorf("%s = %+v, want the driver error", b, r)
 		}
 	}
 	if n := trials(rs); n != 0 {
 		t.Errorf("%d trial encodes on a device whose driver failed", n)
 	}
-	if d.Status != StatusNoEncoder || c.Auto.Encoder != BackendX264 {
+	if d.Status != statusNoEncoder || c.Auto.Encoder != encoder.X264 {
 		t.Errorf("status %q, auto %+v", d.Status, c.Auto)
 	}
 }
@@ -233,16 +235,16 @@ func TestProbeIntelIHD(t *testing.T) {
 	if d.Driver != "Intel iHD" || !strings.Contains(d.DriverLine, "VAAPI driver: Intel iHD driver for Intel(R) Gen Graphics - 23.1.1 ().") {
 		t.Errorf("driver %q, line %q", d.Driver, d.DriverLine)
 	}
-	for _, b := range []string{BackendQSV, BackendVAAPI} {
+	for _, b := range []string{encoder.QSV, encoder.VAAPI} {
 		r := encoderOf(t, d, b)
-		if !r.Working || r.Sessions != DefaultMaxSessions || !r.SessionsAtLeast {
-			t.Errorf("%s = %+v, want working, at least %d sessions", b, r, DefaultMaxSessions)
+		if !r.Working || r.Sessions != defaultMaxSessions || !r.SessionsAtLeast {
+			t.Errorf("%s = %+v, want working, at least %d sessions", b, r, defaultMaxSessions)
 		}
 	}
 	if d.Decode == nil || !d.Decode.OK || !strings.Contains(strings.Join(d.Decode.Args, " "), "-hwaccel vaapi") {
 		t.Errorf("decode = %+v", d.Decode)
 	}
-	if c.Auto.Encoder != BackendQSV {
+	if c.Auto.Encoder != encoder.QSV {
 		t.Errorf("auto = %+v, want qsv before vaapi on Intel", c.Auto)
 	}
 }
@@ -253,16 +255,16 @@ func TestProbeAMDMesa(t *testing.T) {
 		Devices: map[string]fakeDevice{"vaapi:" + node129: {Encoders: map[string]fakeEncoder{"h264_vaapi": {Sessions: 5}}}},
 	}, radeon)
 	d := c.Devices[0]
-	if d.Driver != "Mesa Gallium" || d.Vendor != VendorAMD {
+	if d.Driver != "Mesa Gallium" || d.Vendor != encoder.VendorAMD {
 		t.Errorf("device = %+v", d)
 	}
-	if r := encoderOf(t, d, BackendVAAPI); !r.Working || r.Sessions != 5 {
+	if r := encoderOf(t, d, encoder.VAAPI); !r.Working || r.Sessions != 5 {
 		t.Errorf("vaapi = %+v", r)
 	}
-	if r := encoderOf(t, d, BackendAMF); r.Working || r.Kind != KindNotInBuild || r.Error != "this ffmpeg has no h264_amf encoder" {
+	if r := encoderOf(t, d, encoder.AMF); r.Working || r.Kind != kindNotInBuild || r.Error != "this ffmpeg has no h264_amf encoder" {
 		t.Errorf("amf = %+v", r)
 	}
-	if c.Auto.Encoder != BackendVAAPI || c.Auto.Device != "renderD129" {
+	if c.Auto.Encoder != encoder.VAAPI || c.Auto.Device != "renderD129" {
 		t.Errorf("auto = %+v", c.Auto)
 	}
 }
@@ -275,12 +277,12 @@ func TestProbeVAAPIWithoutH264Encoding(t *testing.T) {
 		}}},
 	}, radeon)
 	d := c.Devices[0]
-	r := encoderOf(t, d, BackendVAAPI)
-	if r.Working || r.Kind != KindNoEncoder || !strings.Contains(r.Error, "No usable encoding entrypoint found for profile VAProfileH264Main (6).") {
+	r := encoderOf(t, d, encoder.VAAPI)
+	if r.Working || r.Kind != kindNoEncoder || !strings.Contains(r.Error, "No usable encoding entrypoint found for profile VAProfileH264Main (6).") {
 		t.Errorf("vaapi = %+v", r)
 	}
 	// The decode trial needs no encoder: it proves decoding and scaling for x264.
-	if d.Status != StatusNoEncoder || d.Decode == nil || !d.Decode.OK || c.Auto.DecodeOn != "renderD129" {
+	if d.Status != statusNoEncoder || d.Decode == nil || !d.Decode.OK || c.Auto.DecodeOn != "renderD129" {
 		t.Errorf("status %q decode %+v auto %+v", d.Status, d.Decode, c.Auto)
 	}
 }
@@ -292,11 +294,11 @@ func TestProbeIgnoredKeyframes(t *testing.T) {
 			"h264_nvenc": {NoForcedKeyframes: true},
 		}}},
 	}, geforce)
-	r := encoderOf(t, c.Devices[0], BackendNVENC)
-	if r.Working || r.Kind != KindKeyframes || r.Error != "nvenc ignored forced keyframes: no keyframe at frame 15 (keyframes at 0)" {
+	r := encoderOf(t, c.Devices[0], encoder.NVENC)
+	if r.Working || r.Kind != kindKeyframes || r.Error != "nvenc ignored forced keyframes: no keyframe at frame 15 (keyframes at 0)" {
 		t.Errorf("nvenc = %+v", r)
 	}
-	if c.Auto.Encoder != BackendX264 {
+	if c.Auto.Encoder != encoder.X264 {
 		t.Errorf("auto = %+v", c.Auto)
 	}
 }
@@ -313,13 +315,13 @@ func TestProbeContainerWithoutDRMNode(t *testing.T) {
 	if c.Devices[0].SessionsInUse != 1 || c.Devices[1].PCI != "0000:02:00.0" {
 		t.Errorf("devices = %+v", c.Devices)
 	}
-	if r := encoderOf(t, c.Devices[0], BackendNVENC); !r.Working || r.Sessions != 8 {
+	if r := encoderOf(t, c.Devices[0], encoder.NVENC); !r.Working || r.Sessions != 8 {
 		t.Errorf("nvenc on 0 = %+v", r)
 	}
-	if r := encoderOf(t, c.Devices[1], BackendNVENC); r.Working {
+	if r := encoderOf(t, c.Devices[1], encoder.NVENC); r.Working {
 		t.Errorf("nvenc on 1 = %+v", r)
 	}
-	if c.Auto.Encoder != BackendNVENC || c.Auto.Device != "nvidia-smi:0" {
+	if c.Auto.Encoder != encoder.NVENC || c.Auto.Device != "nvidia-smi:0" {
 		t.Errorf("auto = %+v", c.Auto)
 	}
 }
@@ -336,8 +338,8 @@ func TestProbeNvidiaSMIFailsAndBuildLacksScaler(t *testing.T) {
 	if d.CUDAIndex == nil || *d.CUDAIndex != 0 {
 		t.Errorf("without nvidia-smi the CUDA index follows PCI order: %+v", d.CUDAIndex)
 	}
-	r := encoderOf(t, d, BackendNVENC)
-	if r.Working || r.Kind != KindNotInBuild || r.Error != "this ffmpeg lacks the scale_cuda or scale_npp filter" {
+	r := encoderOf(t, d, encoder.NVENC)
+	if r.Working || r.Kind != kindNotInBuild || r.Error != "this ffmpeg lacks the scale_cuda or scale_npp filter" {
 		t.Errorf("nvenc = %+v", r)
 	}
 	if n := trials(rs); n != 0 {
@@ -359,10 +361,10 @@ func TestProbeMixedMachine(t *testing.T) {
 			"vaapi:" + node128: {Encoders: map[string]fakeEncoder{"h264_vaapi": {}}},
 		},
 	}, iris, h)
-	if len(c.Devices) != 2 || c.Devices[0].Status != StatusEncoder || c.Devices[1].Status != StatusNoEncoder {
+	if len(c.Devices) != 2 || c.Devices[0].Status != statusEncoder || c.Devices[1].Status != statusNoEncoder {
 		t.Fatalf("devices = %+v", c.Devices)
 	}
-	if c.Auto.Encoder != BackendQSV || c.Auto.Device != "renderD128" {
+	if c.Auto.Encoder != encoder.QSV || c.Auto.Device != "renderD128" {
 		t.Errorf("auto = %+v", c.Auto)
 	}
 	if len(c.Summary) != 3 || !strings.HasPrefix(c.Summary[2], "auto: qsv: ") {

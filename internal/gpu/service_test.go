@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/transcoderd/transcoderd/internal/encoder"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
@@ -17,26 +18,26 @@ func intp(n int) *int { return &n }
 
 // Machines as a probe reports them.
 func geforceCaps(sessions int) Capabilities {
-	d := Device{ID: "renderD128", Vendor: VendorNVIDIA, PCI: "0000:01:00.0", Name: "NVIDIA GeForce RTX 3060", RenderNode: node128, CUDAIndex: intp(0),
-		Encoders: []EncoderResult{{Backend: BackendNVENC, Encoder: "h264_nvenc", Working: true, Sessions: sessions}},
-		Decode:   &Trial{OK: true}, Status: StatusEncoder}
+	d := Device{ID: "renderD128", Vendor: encoder.VendorNVIDIA, PCI: "0000:01:00.0", Name: "NVIDIA GeForce RTX 3060", RenderNode: node128, CUDAIndex: intp(0),
+		Encoders: []EncoderResult{{Backend: encoder.NVENC, Encoder: "h264_nvenc", Working: true, Sessions: sessions}},
+		Decode:   &Trial{OK: true}, Status: statusEncoder}
 	return Capabilities{Devices: []Device{d}, Auto: auto([]Device{d}), FFmpeg: Build{Filters: []string{"scale_cuda", "hwupload", "hwdownload"}}}
 }
 
 func h100Caps() Capabilities {
 	line := "[h264_nvenc @ 0x55f1c3a2e6c0] OpenEncodeSessionEx failed: unsupported device (2): (no details)"
-	d := Device{ID: "renderD128", Vendor: VendorNVIDIA, PCI: "0000:19:00.0", Name: "NVIDIA H100 80GB HBM3", CUDAIndex: intp(0),
-		Encoders: []EncoderResult{{Backend: BackendNVENC, Encoder: "h264_nvenc", Error: line, Kind: KindNoEncoder}},
-		Decode:   &Trial{OK: true}, Status: StatusNoEncoder}
+	d := Device{ID: "renderD128", Vendor: encoder.VendorNVIDIA, PCI: "0000:19:00.0", Name: "NVIDIA H100 80GB HBM3", CUDAIndex: intp(0),
+		Encoders: []EncoderResult{{Backend: encoder.NVENC, Encoder: "h264_nvenc", Error: line, Kind: kindNoEncoder}},
+		Decode:   &Trial{OK: true}, Status: statusNoEncoder}
 	return Capabilities{Devices: []Device{d}, Auto: auto([]Device{d}), FFmpeg: Build{Filters: []string{"scale_cuda"}}}
 }
 
 func amdCaps() Capabilities {
-	d := Device{ID: "renderD129", Vendor: VendorAMD, RenderNode: node129, Driver: "Mesa Gallium",
+	d := Device{ID: "renderD129", Vendor: encoder.VendorAMD, RenderNode: node129, Driver: "Mesa Gallium",
 		Encoders: []EncoderResult{
-			{Backend: BackendVAAPI, Encoder: "h264_vaapi", Working: true, Sessions: 16, SessionsAtLeast: true},
-			{Backend: BackendAMF, Encoder: "h264_amf", Error: "this ffmpeg has no h264_amf encoder", Kind: KindNotInBuild},
-		}, Status: StatusEncoder}
+			{Backend: encoder.VAAPI, Encoder: "h264_vaapi", Working: true, Sessions: 16, SessionsAtLeast: true},
+			{Backend: encoder.AMF, Encoder: "h264_amf", Error: "this ffmpeg has no h264_amf encoder", Kind: kindNotInBuild},
+		}, Status: statusEncoder}
 	return Capabilities{Devices: []Device{d}, Auto: auto([]Device{d})}
 }
 
@@ -81,7 +82,7 @@ func TestAdmitNoGPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if encoders(a) != "x264 x264 x264 x264" || a.HW != (Hardware{}) || len(a.Moved) != 0 {
+	if encoders(a) != "x264 x264 x264 x264" || a.HW != (encoder.Hardware{}) || len(a.Moved) != 0 {
 		t.Errorf("admission = %+v", a)
 	}
 	if !slices.Equal(a.Notes, []string{"auto resolved to x264: no GPU found"}) {
@@ -122,7 +123,7 @@ func TestAdmitSessionBudget(t *testing.T) {
 	if encoders(a) != "nvenc nvenc nvenc x264" {
 		t.Errorf("encoders = %s", encoders(a))
 	}
-	if a.HW != (Hardware{Type: FramesCUDA, Device: "0", Decode: true}) || a.Device != "renderD128" || !slices.Equal(a.Env(), []string{"CUDA_DEVICE_ORDER=PCI_BUS_ID"}) {
+	if a.HW != (encoder.Hardware{Type: encoder.FramesCUDA, Device: "0", Decode: true}) || a.Device != "renderD128" || !slices.Equal(a.Env(), []string{"CUDA_DEVICE_ORDER=PCI_BUS_ID"}) {
 		t.Errorf("hw = %+v device %q env %q", a.HW, a.Device, a.Env())
 	}
 	if len(a.Moved) != 1 || a.Moved[0].Rung != "360p" || a.Moved[0].Wanted != "auto" ||
@@ -143,7 +144,7 @@ func TestAdmitSessionBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if encoders(c) != "x264 x264 x264 x264" || len(c.Moved) != 4 || c.HW != (Hardware{}) {
+	if encoders(c) != "x264 x264 x264 x264" || len(c.Moved) != 4 || c.HW != (encoder.Hardware{}) {
 		t.Errorf("c = %+v (an HEVC source: the trial proved H.264 decoding only)", c)
 	}
 	pools := s.Sessions()
@@ -188,7 +189,7 @@ func TestAdmitDatacenterGPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if encoders(a) != "x264 x264 x264 x264" || a.HW != (Hardware{Type: FramesCUDA, Device: "0", Decode: true}) {
+	if encoders(a) != "x264 x264 x264 x264" || a.HW != (encoder.Hardware{Type: encoder.FramesCUDA, Device: "0", Decode: true}) {
 		t.Errorf("admission = %+v, want x264 with the H100 decoding and scaling", a)
 	}
 	if !slices.Contains(a.Notes, "x264 encodes; NVIDIA H100 80GB HBM3 (0000:19:00.0, renderD128) decodes and scales") {
@@ -197,7 +198,7 @@ func TestAdmitDatacenterGPU(t *testing.T) {
 
 	// Pinned to x264 everywhere: the software path exactly, no GPU.
 	a, err = s.Admit("j", testLadder("x264", "x264", nil), testPlan(), h264Source)
-	if err != nil || a.HW != (Hardware{}) || len(a.Notes) != 0 {
+	if err != nil || a.HW != (encoder.Hardware{}) || len(a.Notes) != 0 {
 		t.Errorf("x264 ladder = %+v, %v", a, err)
 	}
 
@@ -207,13 +208,43 @@ func TestAdmitDatacenterGPU(t *testing.T) {
 	}
 }
 
+// TestAdmitScalerFollowsFrames: with a build that has scale_npp but not
+// scale_cuda, a CUDA job scales with scale_npp, and a VAAPI job keeps its own
+// scaler: scale_npp on VAAPI frames fails the job's argv.
+func TestAdmitScalerFollowsFrames(t *testing.T) {
+	npp := Build{Filters: []string{"scale_npp", "scale_vaapi", "hwupload", "hwdownload"}}
+	tests := []struct {
+		name string
+		caps Capabilities
+		want encoder.Hardware
+	}{
+		{name: "cuda", caps: geforceCaps(4), want: encoder.Hardware{Type: encoder.FramesCUDA, Device: "0", Decode: true, Scaler: "scale_npp"}},
+		{name: "vaapi", caps: amdCaps(), want: encoder.Hardware{Type: encoder.FramesVAAPI, Device: node129}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.caps.FFmpeg = npp
+			a, err := service(tt.caps).Admit("j", testLadder("auto", "none", nil), testPlan(), h264Source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.HW != tt.want {
+				t.Errorf("hardware = %+v, want %+v", a.HW, tt.want)
+			}
+			if err := a.HW.Validate(); err != nil {
+				t.Errorf("the admission's hardware cannot build an argv: %v", err)
+			}
+		})
+	}
+}
+
 func TestAdmitVCE(t *testing.T) {
 	s := service(amdCaps())
 	a, err := s.Admit("j", testLadder("vce", "none", map[string]string{"1080p": "vaapi"}), testPlan(), h264Source)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if encoders(a) != "vaapi vaapi vaapi vaapi" || a.HW != (Hardware{Type: FramesVAAPI, Device: node129}) {
+	if encoders(a) != "vaapi vaapi vaapi vaapi" || a.HW != (encoder.Hardware{Type: encoder.FramesVAAPI, Device: node129}) {
 		t.Errorf("admission = %+v", a)
 	}
 	// Not limited: a second and third job fit.
@@ -252,20 +283,23 @@ func readLines(t *testing.T, name string, subst ...string) []string {
 	return strings.Split(strings.TrimSpace(s), "\n")
 }
 
-func TestDiagnose(t *testing.T) {
+// diagnosed are the admissions TestDiagnose reads failures of: every rung on
+// nvenc, nvenc but for 720p, and software only.
+func diagnosed(t *testing.T) (nv, mixed, soft Admission) {
+	t.Helper()
 	s := service(geforceCaps(8))
-	nv, err := s.Admit("j", testLadder("nvenc", "x264", nil), testPlan(), h264Source)
-	if err != nil {
+	var errs [3]error
+	nv, errs[0] = s.Admit("j", testLadder("nvenc", "x264", nil), testPlan(), h264Source)
+	mixed, errs[1] = s.Admit("m", testLadder("nvenc", "x264", map[string]string{"720p": "x264"}), testPlan(), h264Source)
+	soft, errs[2] = service(Capabilities{}).Admit("s", testLadder("x264", "x264", nil), testPlan(), h264Source)
+	if err := errors.Join(errs[:]...); err != nil {
 		t.Fatal(err)
 	}
-	mixed, err := s.Admit("m", testLadder("nvenc", "x264", map[string]string{"720p": "x264"}), testPlan(), h264Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	soft, err := service(Capabilities{}).Admit("s", testLadder("x264", "x264", nil), testPlan(), h264Source)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return nv, mixed, soft
+}
+
+func TestDiagnose(t *testing.T) {
+	nv, mixed, soft := diagnosed(t)
 	tests := []struct {
 		name   string
 		a      Admission
@@ -274,31 +308,31 @@ func TestDiagnose(t *testing.T) {
 	}{
 		{
 			name: "session limit at the third output", a: nv, stderr: readLines(t, "ffmpeg/nvenc-session-limit.txt", "%d", "2"),
-			want: &Failure{Kind: KindSessionLimit, Line: "[h264_nvenc @ 0x5581e4b0f240] OpenEncodeSessionEx failed: out of memory (10): (no details)", Rungs: []string{"480p", "360p"}},
+			want: &Failure{Kind: kindSessionLimit, Line: "[h264_nvenc @ 0x5581e4b0f240] OpenEncodeSessionEx failed: out of memory (10): (no details)", Rungs: []string{"480p", "360p"}},
 		},
 		{
 			name: "session limit skips the x264 rungs", a: mixed, stderr: readLines(t, "ffmpeg/nvenc-session-limit.txt", "%d", "0"),
-			want: &Failure{Kind: KindSessionLimit, Line: "[h264_nvenc @ 0x5581e4b0f240] OpenEncodeSessionEx failed: out of memory (10): (no details)", Rungs: []string{"1080p", "480p", "360p"}},
+			want: &Failure{Kind: kindSessionLimit, Line: "[h264_nvenc @ 0x5581e4b0f240] OpenEncodeSessionEx failed: out of memory (10): (no details)", Rungs: []string{"1080p", "480p", "360p"}},
 		},
 		{
 			name: "no libcuda: the device goes", a: nv, stderr: readLines(t, "ffmpeg/cuda-no-libcuda.txt"),
-			want: &Failure{Kind: KindNoLibrary, Line: "[AVHWDeviceContext @ 0x55bd4ea44a00] Cannot load libcuda.so.1", Rungs: []string{"1080p", "720p", "480p", "360p"}, NoDevice: true},
+			want: &Failure{Kind: kindNoLibrary, Line: "[AVHWDeviceContext @ 0x55bd4ea44a00] Cannot load libcuda.so.1", Rungs: []string{"1080p", "720p", "480p", "360p"}, NoDevice: true},
 		},
 		{
 			name: "no NVENC on the first output", a: nv, stderr: readLines(t, "ffmpeg/nvenc-unsupported-device.txt"),
-			want: &Failure{Kind: KindNoEncoder, Line: "[h264_nvenc @ 0x55f1c3a2e6c0] OpenEncodeSessionEx failed: unsupported device (2): (no details)", Rungs: []string{"1080p", "720p", "480p", "360p"}},
+			want: &Failure{Kind: kindNoEncoder, Line: "[h264_nvenc @ 0x55f1c3a2e6c0] OpenEncodeSessionEx failed: unsupported device (2): (no details)", Rungs: []string{"1080p", "720p", "480p", "360p"}},
 		},
 		{
 			name: "mid-stream", a: nv, stderr: readLines(t, "ffmpeg/nvenc-runtime-cuda-error.txt"),
-			want: &Failure{Kind: KindRuntime, Line: "[h264_nvenc @ 0x55d0a8c4e1c0] EncodePicture failed!: unknown error (20): (no details)", Rungs: []string{"1080p", "720p", "480p", "360p"}, NoDevice: true},
+			want: &Failure{Kind: kindRuntime, Line: "[h264_nvenc @ 0x55d0a8c4e1c0] EncodePicture failed!: unknown error (20): (no details)", Rungs: []string{"1080p", "720p", "480p", "360p"}, NoDevice: true},
 		},
 		{
 			name: "decoder cannot start", a: nv, stderr: readLines(t, "ffmpeg/cuda-hwaccel-failed.txt"),
-			want: &Failure{Kind: KindDecode, Line: "[h264 @ 0x55e3b7c1d980] Failed setup for format cuda: hwaccel initialisation returned error.", NoDecode: true},
+			want: &Failure{Kind: kindDecode, Line: "[h264 @ 0x55e3b7c1d980] Failed setup for format cuda: hwaccel initialisation returned error.", NoDecode: true},
 		},
 		{
 			name: "frames never reached the device", a: nv, stderr: readLines(t, "ffmpeg/vaapi-function-not-implemented.txt"),
-			want: &Failure{Kind: KindFrames, Line: "Impossible to convert between the formats supported by the filter 'Parsed_null_0' and the filter 'auto_scale_0'", Rungs: []string{"1080p", "720p", "480p", "360p"}, NoDevice: true},
+			want: &Failure{Kind: kindFrames, Line: "Impossible to convert between the formats supported by the filter 'Parsed_null_0' and the filter 'auto_scale_0'", Rungs: []string{"1080p", "720p", "480p", "360p"}, NoDevice: true},
 		},
 		{name: "the source went away", a: nv, stderr: []string{"[rtmp @ 0x55d] Cannot open connection tcp://127.0.0.1:1935", "rtmp://127.0.0.1:1935/live/cam: Connection refused"}},
 		{name: "software job", a: soft, stderr: readLines(t, "ffmpeg/nvenc-no-libcuda.txt")},
@@ -359,7 +393,7 @@ func TestFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if encoders(last) != "x264 x264 x264 x264" || last.HW != (Hardware{}) || last.Device != "" || len(last.Moved) != 4 {
+	if encoders(last) != "x264 x264 x264 x264" || last.HW != (encoder.Hardware{}) || last.Device != "" || len(last.Moved) != 4 {
 		t.Errorf("last = %+v", last)
 	}
 	if p := s.Sessions()[0]; p.InUse != 0 {
@@ -377,7 +411,7 @@ func TestFallback(t *testing.T) {
 	// ...but may still stop decoding on the GPU: no rung changes encoder.
 	f, _ = Diagnose(a, readLines(t, "ffmpeg/cuda-hwaccel-failed.txt"))
 	next, err = s.Fallback("j", strict, a, f)
-	if err != nil || next.HW.Decode || next.HW.Type != FramesCUDA || encoders(next) != "nvenc nvenc nvenc nvenc" {
+	if err != nil || next.HW.Decode || next.HW.Type != encoder.FramesCUDA || encoders(next) != "nvenc nvenc nvenc nvenc" {
 		t.Errorf("decode off = %+v, %v", next, err)
 	}
 }
@@ -387,7 +421,7 @@ func TestFallbackDropsUnneededDevice(t *testing.T) {
 	s := service(h100Caps())
 	l := testLadder("auto", "none", nil)
 	a, err := s.Admit("j", l, testPlan(), h264Source)
-	if err != nil || a.HW.Type != FramesCUDA {
+	if err != nil || a.HW.Type != encoder.FramesCUDA {
 		t.Fatalf("%+v %v", a, err)
 	}
 	f, ok := Diagnose(a, readLines(t, "ffmpeg/cuda-no-libcuda.txt"))
@@ -395,7 +429,7 @@ func TestFallbackDropsUnneededDevice(t *testing.T) {
 		t.Fatalf("diagnose = %+v %v", f, ok)
 	}
 	next, err := s.Fallback("j", l, a, f)
-	if err != nil || next.HW != (Hardware{}) || encoders(next) != "x264 x264 x264 x264" {
+	if err != nil || next.HW != (encoder.Hardware{}) || encoders(next) != "x264 x264 x264 x264" {
 		t.Errorf("next = %+v, %v", next, err)
 	}
 }

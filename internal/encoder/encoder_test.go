@@ -1,4 +1,4 @@
-package gpu
+package encoder
 
 import (
 	"errors"
@@ -43,8 +43,8 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Resolve(%q): %v", tt.in, err)
 			}
-			if enc.Name() != tt.want {
-				t.Errorf("Resolve(%q).Name() = %q, want %q", tt.in, enc.Name(), tt.want)
+			if enc.Name != tt.want {
+				t.Errorf("Resolve(%q).Name = %q, want %q", tt.in, enc.Name, tt.want)
 			}
 		})
 	}
@@ -86,7 +86,7 @@ func TestX264VideoArgs(t *testing.T) {
 			if tt.rung != nil {
 				tt.rung(&r)
 			}
-			got, err := X264{}.VideoArgs(r, tt.preset, tt.gop, tt.seg)
+			got, err := mustResolve(t, X264).VideoArgs(r, tt.preset, tt.gop, tt.seg)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
@@ -100,5 +100,26 @@ func TestX264VideoArgs(t *testing.T) {
 				t.Errorf("VideoArgs =\n  %s\nwant\n  %s", strings.Join(got, " "), tt.want)
 			}
 		})
+	}
+}
+
+func mustResolve(t *testing.T, name string) Backend {
+	t.Helper()
+	b, err := Resolve(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBits(t *testing.T) {
+	tests := []struct {
+		in   int64
+		want string
+	}{{128_000, "128k"}, {2_800_000, "2800k"}, {96_500, "96500"}, {1, "1"}}
+	for _, tt := range tests {
+		if got := Bits(tt.in); got != tt.want {
+			t.Errorf("Bits(%d) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }

@@ -1,0 +1,19 @@
+package encoder
+
+// amf is AMD's Advanced Media Framework encoder, ffmpeg's h264_amf, where the
+// ffmpeg build has it (Debian's does not) and the AMF runtime is installed. On
+// Linux it reads frames in system memory. Rate control is CBR or
+// peak-constrained VBR; no B-frames, which many AMD encoders lack for H.264.
+var amf = h264{
+	lead:         []string{"-usage", "transcoding"},
+	presetOption: "-quality", presets: amfQuality, unknownPreset: "unknown preset %q for " + AMF,
+	profiles:    constrainedBaseline,
+	rateControl: "-rc", cbr: "cbr", vbr: "vbr_peak",
+	keyframes: func(string) []string { return []string{"-bf", "0"} },
+}
+
+// amfQuality maps x264 presets to h264_amf's -quality.
+var amfQuality = map[string]string{
+	"ultrafast": "speed", "superfast": "speed", "veryfast": "speed", "faster": "balanced", "fast": "balanced",
+	"medium": "balanced", "slow": "quality", "slower": "quality", "veryslow": "quality", "placebo": "quality",
+}

@@ -1,0 +1,49 @@
+package gpu
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// maxStderr caps how much of a child's stderr is kept.
+const maxStderr = 64 << 10
+
+// run runs a short command and returns its stdout and its stderr lines. It is
+// the one way the probe starts a process (ffmpeg's listings, nvidia-smi, the
+// VAAPI driver check, the trial clip, trial encodes and session counts), so
+// that one function decides how they are started and stopped.
+func run(ctx context.Context, name string, env []string, args ...string) ([]byte, []string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	cmd.WaitDelay = 5 * time.Second
+	var stdout bytes.Buffer
+	stderr := &capped{max: maxStderr}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	err := cmd.Run()
+	var lines []string
+	for _, l := range strings.FieldsFunc(string(stderr.buf), func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	return stdout.Bytes(), lines, err
+}
+
+// capped keeps the first max bytes written to it.
+type capped struct {
+	buf []byte
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
