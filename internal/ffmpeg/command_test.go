@@ -16,6 +16,7 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -364,7 +365,7 @@ func TestNetworkInputOptionsAccepted(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, ff, argv...)
-			tail := NewTail(10)
+			tail := supervise.NewTail(10)
 			cmd.Stderr = tail
 			err = cmd.Run()
 			if err == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 // State is where a job is in its life.
@@ -111,7 +112,7 @@ type Job struct {
 	lastProgress time.Time // when ffmpeg's out_time last moved
 	pid          int       // the running ffmpeg, 0 when none
 	plan         *ladder.Plan
-	tail         *ffmpeg.Tail // stderr of the last ffmpeg run
+	tail         *supervise.Tail // stderr of the last ffmpeg run
 
 	written     map[string][]byte      // manifests as last written; used by the runner goroutine only
 	master      *manifest.Presentation // what the master playlist was last written from; likewise

@@ -19,6 +19,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 // startState is what a job starts from: nothing for a new live job (it probes), the
@@ -413,7 +414,7 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	// ffmpeg names its input in errors: never with its password in a log, an event or
 	// the API.
 	redact := ffmpeg.Redactor(j.src.URL)
-	tail := ffmpeg.NewTail(20)
+	tail := supervise.NewTail(20)
 	tail.SetRedactor(redact)
 	j.mu.Lock()
 	j.tail = tail
