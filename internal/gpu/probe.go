@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 // Probe defaults.
@@ -797,17 +798,12 @@ func firstLine(b []byte) string {
 // maxStderr caps how much of a child's stderr is kept.
 const maxStderr = 64 << 10
 
-// run runs a short command and returns its stdout and its stderr lines.
+// run runs a short command and returns its stdout and its stderr lines. It starts it
+// as jobs do (internal/supervise): a daemon killed mid-probe leaves no ffmpeg behind.
 func run(ctx context.Context, name string, env []string, args ...string) ([]byte, []string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	cmd.WaitDelay = 5 * time.Second
 	var stdout bytes.Buffer
 	stderr := &capped{max: maxStderr}
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	err := cmd.Run()
+	err := supervise.Run(ctx, supervise.Spec{Path: name, Args: args, Env: env, Stdout: &stdout, Stderr: stderr, Grace: 5 * time.Second}).Err
 	var lines []string
 	for _, l := range strings.FieldsFunc(string(stderr.buf), func(r rune) bool { return r == '\n' || r == '\r' }) {
 		if strings.TrimSpace(l) != "" {
