@@ -15,7 +15,6 @@ import (
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
-	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 // State is where a job is in its life.
@@ -112,8 +111,8 @@ type Job struct {
 	lastProgress time.Time // when ffmpeg's out_time last moved
 	pid          int       // the running ffmpeg, 0 when none
 	plan         *ladder.Plan
-	tail         *supervise.Tail // stderr of the last ffmpeg run
 
+	stderr      []string               // the last lines of the last ffmpeg's stderr; runner goroutine only
 	written     map[string][]byte      // manifests as last written; used by the runner goroutine only
 	master      *manifest.Presentation // what the master playlist was last written from; likewise
 	persistedAt time.Time              // when the segment index was last stored; runner goroutine only

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/backoff"
@@ -189,7 +186,7 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 			runErr = errors.New("the live source ended") // ffmpeg exits 0 when a live source closes
 		}
 		if j.m.cfg.GPU != nil {
-			if f, ok := gpu.Diagnose(adm, j.stderrTail()); ok {
+			if f, ok := gpu.Diagnose(adm, j.stderr); ok {
 				// The hardware failed, not the source: move its rungs to x264 (if the
 				// ladder allows) and start again at once.
 				next, err := j.m.cfg.GPU.Fallback(j.id, j.ladder, adm, f)
@@ -402,34 +399,10 @@ func stallLimits(segDur time.Duration) (running, starting time.Duration) {
 // runFFmpeg runs one ffmpeg process to its end, indexing and rendering as segments
 // appear (see publish.go for how it learns of them). Cancelling ctx stops ffmpeg
 // gracefully: SIGINT to its process group, so it closes its last segment, then SIGKILL
-// after the grace period. An ffmpeg that is alive but makes no progress (a hung source,
-// a stopped process) is killed: errStalled. One that must restart with other rungs of
-// plan (shed.go) is stopped: errReshape.
+// after the grace period (internal/supervise). An ffmpeg that is alive but makes no
+// progress (a hung source, a stopped process) is killed: errStalled. One that must
+// restart with other rungs of plan (shed.go) is stopped: errReshape.
 func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Plan, idx *index) error {
-	cmd := exec.Command(j.m.cfg.FFmpeg, argv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	// ffmpeg names its input in errors: never with its password in a log, an event or
-	// the API.
-	redact := ffmpeg.Redactor(j.src.URL)
-	tail := supervise.NewTail(20)
-	tail.SetRedactor(redact)
-	j.mu.Lock()
-	j.tail = tail
-	j.mu.Unlock()
-	cmd.Stderr = io.MultiWriter(tail, newStderrLog(j.log, j.m.now, redact))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("ffmpeg stdout: %w", err)
-	}
-	progress := io.Reader(stdout)
-	if f, ok := stdout.(*os.File); ok { // it is: a pipe from os.Pipe
-		if r, err := fileio.NewPollReader(f); err == nil {
-			progress = r
-		}
-	}
 	// ffmpeg's playlists of the run before have been read to the end (the refresh after
 	// it exited, or a restore's catch-up): left in place, they would be read again as
 	// this run's before it writes its own (the index forgets what it last saw of them at
@@ -444,20 +417,37 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	wake := make(chan struct{}, 1)
 	stopWatch, watching := j.watch(wake)
 	defer stopWatch()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ffmpeg: %w", err)
-	}
-	pid := cmd.Process.Pid
-	if cap := j.m.cfg.CPU; cap != nil {
-		if err := cap.Attach(pid); err != nil {
-			j.log.Warn().Err(err).Msg("ffmpeg runs outside the CPU cap")
-		}
+	// ffmpeg names its input in errors: never with its password in a log, an event or
+	// the API.
+	redact := ffmpeg.Redactor(j.src.URL)
+	spec := supervise.Spec{Path: j.m.cfg.FFmpeg, Args: argv, Env: env, PipeStdout: true,
+		Stderr: newStderrLog(j.log, j.m.now, redact), Redact: redact, Grace: j.m.cfg.StopGrace}
+	if j.m.cfg.CPU != nil {
+		spec.Cgroup = j.m.cfg.CPU
 	}
 	if !j.src.Live {
 		// A file job yields to live ones: its viewers do not watch it being made. Under
 		// the same cgroup, CFS weighs nice 19 at 15 against 1024 for nice 0.
-		if err := syscall.Setpriority(syscall.PRIO_PGRP, pid, fileNice); err != nil {
-			j.log.Warn().Err(err).Msg("file job runs at the priority of live jobs")
+		spec.Nice = fileNice
+	}
+	// The run's own context: a reshape stops this ffmpeg, not the job.
+	rctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	proc, err := supervise.Start(rctx, spec)
+	if err != nil {
+		return fmt.Errorf("start ffmpeg: %w", err)
+	}
+	pid := proc.Pid
+	if proc.CgroupErr != nil {
+		j.log.Warn().Err(proc.CgroupErr).Msg("ffmpeg runs outside the CPU cap")
+	}
+	if proc.NiceErr != nil {
+		j.log.Warn().Err(proc.NiceErr).Msg("file job runs at the priority of live jobs")
+	}
+	progress := proc.Stdout
+	if f, ok := progress.(*os.File); ok { // it is: a pipe from os.Pipe
+		if r, err := fileio.NewPollReader(f); err == nil {
+			progress = r
 		}
 	}
 	meter, _ := cpucap.NewMeter(pid)
@@ -505,10 +495,10 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 			}
 		})
 	}()
-	exited := make(chan error, 1)
+	exited := make(chan supervise.Result, 1)
 	go func() {
 		<-progressDone // Wait closes stdout; read it to the end first
-		exited <- cmd.Wait()
+		exited <- proc.Wait()
 	}()
 
 	running, starting := stallLimits(idx.segDur)
@@ -520,23 +510,18 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	}
 	tick := newBeat(interval)
 	defer tick.stop()
-	var waitErr, stall, reshape error
+	var res supervise.Result
+	var stall, reshape error
 	woken := false // by a rename since the last beat, and polled every track
 	stopping := ctx.Done()
-	var kill <-chan time.Time
 loop:
 	for {
 		select {
-		case waitErr = <-exited:
+		case res = <-exited:
 			break loop
 		case <-stopping:
 			stopping = nil
-			j.setState(Stopping)
-			_ = syscall.Kill(-pid, syscall.SIGINT)
-			kill = time.After(j.m.cfg.StopGrace)
-		case <-kill:
-			j.log.Warn().Int("pid", pid).Msg("ffmpeg ignored SIGINT; killing it")
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			j.setState(Stopping) // supervise sends SIGINT to the group, SIGKILL after the grace
 		case <-wake:
 			woken = j.refresh(idx) // a poll that failed is tried again at the beat
 		case now := <-tick.C:
@@ -568,8 +553,7 @@ loop:
 				continue
 			}
 			if reshape = j.reshape(now, pc, plan, idx); reshape != nil {
-				_ = syscall.Kill(-pid, syscall.SIGINT) // it closes its segments, then exits
-				kill = time.After(j.m.cfg.StopGrace)
+				stopRun() // SIGINT: it closes its segments, then exits
 				continue
 			}
 			j.mu.Lock()
@@ -592,50 +576,35 @@ loop:
 				j.log.Warn().Int("pid", pid).Err(stall).Msg("ffmpeg stalled; killing it")
 				j.event(Event{Type: "stall", PID: pid, Message: stall.Error()})
 				j.update(func(v *View) { v.Stalls++ })
-				_ = syscall.Kill(-pid, syscall.SIGKILL) // a hung process may ignore SIGINT
+				proc.Kill() // a hung process may ignore SIGINT
 			}
 		}
 	}
-	// Whatever the exit, no process of the group may outlive the run.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if res.Overran {
+		j.log.Warn().Int("pid", pid).Msg("ffmpeg ignored SIGINT; killing it")
+	}
+	j.stderr = res.Tail
 	j.holdAudio(idx, false) // the run's last segments are all listed
 	j.refresh(idx)
 	j.persistSegments(idx, true)
 
-	code := 0
-	if waitErr != nil {
-		code = -1
-		var ee *exec.ExitError
-		if errors.As(waitErr, &ee) {
-			code = ee.ExitCode()
-		}
-	}
-	j.event(Event{Type: "exit", PID: pid, Code: &code, Stderr: tail.Lines(),
+	code := res.Code
+	j.event(Event{Type: "exit", PID: pid, Code: &code, Stderr: res.Tail,
 		Message: fmt.Sprintf("ffmpeg exited with code %d after %v", code, time.Since(began).Round(time.Millisecond))})
 	switch {
 	case stall != nil:
 		return stall
 	case reshape != nil && ctx.Err() == nil:
 		return reshape
-	case waitErr == nil:
+	case code == 0:
 		j.log.Info().Int("pid", pid).Msg("ffmpeg exited")
 		return nil
 	}
-	err = fmt.Errorf("ffmpeg exited with code %d: %s", code, tail.Last())
+	err = fmt.Errorf("ffmpeg exited with code %d: %s", code, res.Last())
 	if ctx.Err() == nil {
-		j.log.Warn().Int("pid", pid).Int("code", code).Strs("stderr", tail.Lines()).Msg("ffmpeg failed")
+		j.log.Warn().Int("pid", pid).Int("code", code).Strs("stderr", res.Tail).Msg("ffmpeg failed")
 	}
 	return err
-}
-
-// stderrTail returns the last lines of the last ffmpeg's stderr.
-func (j *Job) stderrTail() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.tail == nil {
-		return nil
-	}
-	return j.tail.Lines()
 }
 
 // finish ends the job: finished when err is nil, failed otherwise.
