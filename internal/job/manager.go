@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -52,9 +53,19 @@ type Config struct {
 	ShedHoldOff  time.Duration    // how long a shed rung stays off before it is tried again (5m, doubling)
 	Now          func() time.Time // clock for manifests
 	Observer     Observer         // measurements for metrics; nil for none
-	Store        *store.Store     // where jobs survive a restart; nil keeps them in memory only
-	CPU          *cpucap.Cap      // admission and enforcement of the CPU limit; nil for none
-	GPU          *gpu.Service     // hardware encoders found by the probe; nil is x264 only
+	Store        Store            // where jobs survive a restart; nil keeps them in memory only (store.Memory)
+	CPU          *cpucap.Cap      // admission and enforcement of the CPU limit; nil for none (cpucap.Unlimited)
+	GPU          *gpu.Service     // hardware encoders found by the probe; nil: a service that has probed none
+}
+
+// Store is where jobs survive a restart: store.Store, or a store.Memory.
+type Store interface {
+	PutJob(id string, record any) error
+	Jobs() (map[string]json.RawMessage, error)
+	DeleteJob(id string) error
+	UpdateSegments(id string, changes []store.SegmentChange) error
+	ClearSegments(id string) error
+	Segments(id string) (map[string][]manifest.Segment, error)
 }
 
 // Observer receives measurements as jobs make them. Its methods must be fast and safe
@@ -64,6 +75,11 @@ type Observer interface {
 	// every manifest naming it was written.
 	ManifestsWritten(job string, sinceSegmentClosed time.Duration)
 }
+
+// noObserver is the Observer of a manager given none.
+type noObserver struct{}
+
+func (noObserver) ManifestsWritten(string, time.Duration) {}
 
 // Request is what a client asks for.
 type Request struct {
@@ -113,6 +129,19 @@ func NewManager(cfg Config) *Manager {
 	if cfg.ShedHoldOff <= 0 {
 		cfg.ShedHoldOff = shedHoldOff
 	}
+	// What the daemon always gives, a test may leave out: null objects stand in.
+	if cfg.Store == nil {
+		cfg.Store = store.NewMemory()
+	}
+	if cfg.CPU == nil {
+		cfg.CPU = cpucap.Unlimited()
+	}
+	if cfg.GPU == nil {
+		cfg.GPU = gpu.NewService(gpu.Prober{}, cfg.Log)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
+	}
 	return &Manager{cfg: cfg, jobs: map[string]*Job{}, fs: fileio.For(cfg.Output), pressure: cpucap.NewPressure(cfg.CPU)}
 }
 
@@ -151,7 +180,7 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 		return nil, err
 	}
 	var info *ladder.SourceInfo
-	if src.Live && m.cfg.CPU != nil {
+	if src.Live {
 		// Probe now, briefly, to admit the job on the rungs it will really encode (a 720p
 		// camera drops a 1080p rung). A source not reachable yet is admitted on its
 		// ladder's full cost, then measured, and the job starts as reconnecting.
@@ -195,7 +224,7 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 	}
 	var cost float64
 	waiting := ""
-	if cap := m.cfg.CPU; cap != nil && src.Live {
+	if cap := m.cfg.CPU; src.Live {
 		// A live job must keep up with real time: it is admitted only if its estimated
 		// cost fits beside what the running live jobs reserve (measured once they run).
 		plan := nominalPlan(l)
@@ -216,9 +245,7 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		if m.cfg.CPU != nil {
-			m.cfg.CPU.Release(id) // not releaseCPU: m.mu is held, and no room was freed
-		}
+		m.cfg.CPU.Release(id) // not releaseCPU: m.mu is held, and no room was freed
 		return nil, fmt.Errorf("create job folder: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -321,10 +348,8 @@ func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
 		m.mu.Lock()
 		delete(m.jobs, id)
 		m.mu.Unlock()
-		if m.cfg.Store != nil {
-			if err := m.cfg.Store.DeleteJob(id); err != nil {
-				return j.View(), fmt.Errorf("forget job: %w", err)
-			}
+		if err := m.cfg.Store.DeleteJob(id); err != nil {
+			return j.View(), fmt.Errorf("forget job: %w", err)
 		}
 		return j.View(), nil
 	}
@@ -357,10 +382,8 @@ func nominalPlan(l *ladder.Ladder) ladder.Plan {
 
 // releaseCPU gives a job's cores back, and the queue a chance at them.
 func (m *Manager) releaseCPU(id string) {
-	if m.cfg.CPU != nil {
-		m.cfg.CPU.Release(id)
-		m.admitQueued()
-	}
+	m.cfg.CPU.Release(id)
+	m.admitQueued()
 }
 
 func (m *Manager) closing() bool {

@@ -113,9 +113,6 @@ func lookup(obj map[string]any, path []string) (map[string]any, string, any) {
 // persist writes the job's record; a failure is logged, never fatal to the stream.
 func (j *Job) persist() {
 	st := j.m.cfg.Store
-	if st == nil {
-		return
-	}
 	j.mu.Lock()
 	rec := record{Format: recordFormat, Request: j.req, Ladder: j.ladder, Plan: j.plan, AST: j.ast, PID: j.pid, View: j.view, Input: j.view.Input}
 	j.mu.Unlock()
@@ -136,13 +133,13 @@ const persistEvery = 5 * time.Second
 // or now with force.
 func (j *Job) persistSegments(idx *index, force bool) {
 	st := j.m.cfg.Store
-	if st != nil && !force && !idx.urgent && time.Since(j.persistedAt) < persistEvery && idx.pending() < ffmpeg.PlaylistSize/2 {
+	if !force && !idx.urgent && time.Since(j.persistedAt) < persistEvery && idx.pending() < ffmpeg.PlaylistSize/2 {
 		return
 	}
 	idx.urgent = false
 	j.persistedAt = time.Now()
 	added, removed := idx.takeChanges()
-	if st == nil || (len(added) == 0 && len(removed) == 0) {
+	if len(added) == 0 && len(removed) == 0 {
 		return
 	}
 	var changes []store.SegmentChange
@@ -170,11 +167,7 @@ func (j *Job) persistSegments(idx *index, force bool) {
 // are started again: a live job continues its presentation in the same folder, a file
 // job starts over.
 func (m *Manager) Restore(ctx context.Context) error {
-	st := m.cfg.Store
-	if st == nil {
-		return nil
-	}
-	recs, err := st.Jobs()
+	recs, err := m.cfg.Store.Jobs()
 	if err != nil {
 		return fmt.Errorf("read stored jobs: %w", err)
 	}
@@ -240,7 +233,7 @@ func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir str
 		}
 		return nil
 	}
-	if j.view.State == Queued && src.Live && m.cfg.CPU != nil {
+	if j.view.State == Queued && src.Live {
 		plan := nominalPlan(rec.Ladder)
 		if rec.Input != nil {
 			if p, err := rec.Ladder.Plan(*rec.Input); err == nil {
@@ -264,7 +257,7 @@ func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir str
 		}
 		start = startState{info: rec.Input, plan: rec.Plan, segments: segs, ast: rec.AST}
 	}
-	if cap := m.cfg.CPU; cap != nil && src.Live {
+	if cap := m.cfg.CPU; src.Live {
 		j.cost = cpucap.Estimate(nominalPlan(rec.Ladder), rec.Ladder.Video.Preset)
 		if err := cap.Admit(id, j.cost); err != nil {
 			m.cfg.Log.Warn().Err(err).Str("job", id).Msg("resuming a job over the CPU limit: it was admitted before the restart")

@@ -106,15 +106,11 @@ func (j *Job) publish(idx *index) {
 // ffmpeg closing each (its file's modification time) to now, when the manifests naming
 // it have been written.
 func (j *Job) observeLatency(idx *index) {
-	obs := j.m.cfg.Observer
 	fresh := idx.fresh
 	idx.fresh = idx.fresh[:0]
-	if obs == nil {
-		return
-	}
 	now := time.Now()
 	for _, closed := range fresh {
-		obs.ManifestsWritten(j.id, now.Sub(closed))
+		j.m.cfg.Observer.ManifestsWritten(j.id, now.Sub(closed))
 	}
 }
 

@@ -27,7 +27,7 @@ func (m *Manager) admitLocked(id string, cost float64) error {
 func (m *Manager) admitQueued() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || m.restoring || m.cfg.CPU == nil {
+	if m.closed || m.restoring {
 		return
 	}
 	for len(m.queue) > 0 {

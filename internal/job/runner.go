@@ -45,7 +45,7 @@ func (j *Job) run(ctx context.Context, st startState) {
 	info := st.info
 	if info == nil {
 		in, err := j.probeLive(ctx, bo)
-		if ctx.Err() != nil && j.m.closing() && j.m.cfg.Store != nil {
+		if ctx.Err() != nil && j.m.closing() {
 			j.log.Info().Msg("daemon stopping: the job probes its source again when it starts again")
 			return
 		}
@@ -81,15 +81,11 @@ func (j *Job) run(ctx context.Context, st startState) {
 // admitGPU places the plan's rungs on the GPU the probe found (or on x264), reserving
 // encoder sessions, and says so in the job for every rung moved to software.
 func (j *Job) admitGPU(plan ladder.Plan, info *ladder.SourceInfo) (gpu.Admission, error) {
-	svc := j.m.cfg.GPU
-	if svc == nil {
-		return gpu.Admission{Plan: plan}, nil
-	}
 	var src ladder.SourceInfo
 	if info != nil {
 		src = *info
 	}
-	adm, err := svc.Admit(j.id, j.ladder, plan, src)
+	adm, err := j.m.cfg.GPU.Admit(j.id, j.ladder, plan, src)
 	if err != nil {
 		return adm, fmt.Errorf("encoder: %w", err)
 	}
@@ -127,9 +123,7 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 		j.finish(err)
 		return
 	}
-	if j.m.cfg.GPU != nil {
-		defer j.m.cfg.GPU.Release(j.id)
-	}
+	defer j.m.cfg.GPU.Release(j.id)
 	for attempt := 1; ; attempt++ {
 		start := idx.beginAttempt()
 		argv, err := ffmpeg.BuildArgs(ffmpeg.Job{
@@ -164,7 +158,7 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 		if !stopped && errors.Is(runErr, errReshape) {
 			continue // at once: the source is fine, only the rungs change
 		}
-		if stopped && j.m.closing() && j.m.cfg.Store != nil {
+		if stopped && j.m.closing() {
 			j.log.Info().Msg("daemon stopping: the job resumes when it starts again")
 			return
 		}
@@ -185,28 +179,26 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 		if runErr == nil {
 			runErr = errors.New("the live source ended") // ffmpeg exits 0 when a live source closes
 		}
-		if j.m.cfg.GPU != nil {
-			if f, ok := gpu.Diagnose(adm, j.stderr); ok {
-				// The hardware failed, not the source: move its rungs to x264 (if the
-				// ladder allows) and start again at once.
-				next, err := j.m.cfg.GPU.Fallback(j.id, j.ladder, adm, f)
-				if err != nil {
+		if f, ok := gpu.Diagnose(adm, j.stderr); ok {
+			// The hardware failed, not the source: move its rungs to x264 (if the
+			// ladder allows) and start again at once.
+			next, err := j.m.cfg.GPU.Fallback(j.id, j.ladder, adm, f)
+			if err != nil {
+				j.finish(err)
+				return
+			}
+			j.announce(next, adm.Moved)
+			adm = next
+			for _, t := range idx.tracks {
+				t.init = nil // the codec string may change with the encoder
+			}
+			if !j.src.Live {
+				if idx, err = j.freshIndex(plan); err != nil {
 					j.finish(err)
 					return
 				}
-				j.announce(next, adm.Moved)
-				adm = next
-				for _, t := range idx.tracks {
-					t.init = nil // the codec string may change with the encoder
-				}
-				if !j.src.Live {
-					if idx, err = j.freshIndex(plan); err != nil {
-						j.finish(err)
-						return
-					}
-				}
-				continue
 			}
+			continue
 		}
 		if !j.src.Live && attempt >= maxFileAttempts {
 			j.finish(fmt.Errorf("gave up after %d attempts: %w", attempt, runErr))
@@ -277,10 +269,8 @@ func (j *Job) newIndex(plan ladder.Plan) *index {
 // freshIndex returns an empty index for plan, with empty rendition folders.
 func (j *Job) freshIndex(plan ladder.Plan) (*index, error) {
 	idx := j.newIndex(plan)
-	if j.m.cfg.Store != nil {
-		if err := j.m.cfg.Store.ClearSegments(j.id); err != nil {
-			return nil, fmt.Errorf("clear stored index: %w", err)
-		}
+	if err := j.m.cfg.Store.ClearSegments(j.id); err != nil {
+		return nil, fmt.Errorf("clear stored index: %w", err)
 	}
 	for _, t := range idx.tracks {
 		if err := os.RemoveAll(t.dir); err != nil {
@@ -325,7 +315,7 @@ func (j *Job) measure(meter *cpucap.Meter, now time.Time) {
 	}
 	j.update(func(v *View) { v.CPU = cores })
 	// Once segments flow: a job still connecting uses less than it will.
-	if j.m.cfg.CPU != nil && j.src.Live && j.state() == Running {
+	if j.src.Live && j.state() == Running {
 		j.m.cfg.CPU.Observe(j.id, cores)
 		j.m.admitQueued() // the measure may free part of the estimate
 	}
@@ -420,11 +410,8 @@ func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Pla
 	// ffmpeg names its input in errors: never with its password in a log, an event or
 	// the API.
 	redact := ffmpeg.Redactor(j.src.URL)
-	spec := supervise.Spec{Path: j.m.cfg.FFmpeg, Args: argv, Env: env, PipeStdout: true,
+	spec := supervise.Spec{Path: j.m.cfg.FFmpeg, Args: argv, Env: env, PipeStdout: true, Cgroup: j.m.cfg.CPU,
 		Stderr: newStderrLog(j.log, j.m.now, redact), Redact: redact, Grace: j.m.cfg.StopGrace}
-	if j.m.cfg.CPU != nil {
-		spec.Cgroup = j.m.cfg.CPU
-	}
 	if !j.src.Live {
 		// A file job yields to live ones: its viewers do not watch it being made. Under
 		// the same cgroup, CFS weighs nice 19 at 15 against 1024 for nice 0.

@@ -142,18 +142,16 @@ func (j *Job) reshape(now time.Time, p pace, plan ladder.Plan, idx *index) error
 		j.withdraw(idx, top.Name, true)
 		return fmt.Errorf("%w: %s shed", errReshape, top.Name)
 	case s.rung != "" && now.Sub(s.since) >= s.holdOff:
-		if c := j.m.cfg.CPU; c != nil {
-			// Queued jobs go first; then the rung's cores are reserved before it starts.
-			need := cpucap.Estimate(ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, j.ladder.Video.Preset)
-			err := errors.New("live jobs are queued")
-			if j.m.queued() == 0 {
-				err = c.Grow(j.id, need)
-			}
-			if err != nil {
-				s.since = now // no room yet: look again after another hold-off
-				j.log.Info().Err(err).Str("rung", top.Name).Msg("the shed rung stays off: the CPU cap has no room for it")
-				return nil
-			}
+		// Queued jobs go first; then the rung's cores are reserved before it starts.
+		need := cpucap.Estimate(ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, j.ladder.Video.Preset)
+		err := errors.New("live jobs are queued")
+		if j.m.queued() == 0 {
+			err = j.m.cfg.CPU.Grow(j.id, need)
+		}
+		if err != nil {
+			s.since = now // no room yet: look again after another hold-off
+			j.log.Info().Err(err).Str("rung", top.Name).Msg("the shed rung stays off: the CPU cap has no room for it")
+			return nil
 		}
 		msg := fmt.Sprintf("trying the top rung %s again after %v", top.Name, now.Sub(s.since).Round(time.Second))
 		j.log.Info().Str("rung", top.Name).Msg(msg)
