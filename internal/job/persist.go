@@ -2,21 +2,14 @@ package job
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/ladder"
-	"github.com/transcoderd/transcoderd/internal/source"
 	"github.com/transcoderd/transcoderd/internal/store"
 )
 
@@ -112,11 +105,10 @@ func lookup(obj map[string]any, path []string) (map[string]any, string, any) {
 
 // persist writes the job's record; a failure is logged, never fatal to the stream.
 func (j *Job) persist() {
-	st := j.m.cfg.Store
 	j.mu.Lock()
 	rec := record{Format: recordFormat, Request: j.req, Ladder: j.ladder, Plan: j.plan, AST: j.ast, PID: j.pid, View: j.view, Input: j.view.Input}
 	j.mu.Unlock()
-	if err := st.PutJob(j.id, rec); err != nil {
+	if err := j.store.PutJob(j.id, rec); err != nil {
 		j.log.Error().Err(err).Msg("persist job")
 	}
 }
@@ -131,13 +123,14 @@ const persistEvery = 5 * time.Second
 // persistSegments writes what was indexed and pruned since the last write, when it is
 // time to (persistEvery, a run's first segment, or half of ffmpeg's playlist waiting),
 // or now with force.
-func (j *Job) persistSegments(idx *index, force bool) {
-	st := j.m.cfg.Store
-	if !force && !idx.urgent && time.Since(j.persistedAt) < persistEvery && idx.pending() < ffmpeg.PlaylistSize/2 {
+func (r *runner) persistSegments(force bool) {
+	idx := r.idx
+	now := r.now()
+	if !force && !idx.urgent && now.Sub(r.persistedAt) < persistEvery && idx.pending() < ffmpeg.PlaylistSize/2 {
 		return
 	}
 	idx.urgent = false
-	j.persistedAt = time.Now()
+	r.persistedAt = now
 	added, removed := idx.takeChanges()
 	if len(added) == 0 && len(removed) == 0 {
 		return
@@ -148,145 +141,10 @@ func (j *Job) persistSegments(idx *index, force bool) {
 			changes = append(changes, store.SegmentChange{Track: t.Name, Added: added[t.Name], Removed: removed[t.Name]})
 		}
 	}
-	if err := st.UpdateSegments(j.id, changes); err != nil {
-		j.log.Error().Err(err).Msg("persist segment index")
+	if err := r.store.UpdateSegments(r.j.id, changes); err != nil {
+		r.log.Error().Err(err).Msg("persist segment index")
 	}
-	if !idx.ast.IsZero() {
-		j.mu.Lock()
-		changed := !j.ast.Equal(idx.ast)
-		j.ast = idx.ast
-		j.mu.Unlock()
-		if changed {
-			j.persist()
-		}
+	if !idx.ast.IsZero() && r.j.setAST(idx.ast) {
+		r.j.persist()
 	}
-}
-
-// Restore brings back the jobs of a previous run of the daemon: an ffmpeg it left
-// behind is killed, ended jobs are listed as they ended, and jobs that had not ended
-// are started again: a live job continues its presentation in the same folder, a file
-// job starts over.
-func (m *Manager) Restore(ctx context.Context) error {
-	recs, err := m.cfg.Store.Jobs()
-	if err != nil {
-		return fmt.Errorf("read stored jobs: %w", err)
-	}
-	m.mu.Lock()
-	m.restoring = true // the queue waits until every running job holds its cores again
-	m.mu.Unlock()
-	for id, raw := range recs {
-		rec, err := decodeRecord(raw)
-		if err != nil {
-			m.cfg.Log.Error().Err(err).Str("job", id).Msg("unreadable stored job: skipped")
-			continue
-		}
-		dir := filepath.Join(m.cfg.Output, id)
-		if rec.PID > 0 && killOrphan(rec.PID, dir) {
-			m.cfg.Log.Warn().Str("job", id).Int("pid", rec.PID).Msg("killed the ffmpeg a previous daemon left running")
-		}
-		if err := m.restoreOne(ctx, id, rec, dir); err != nil {
-			m.cfg.Log.Error().Err(err).Str("job", id).Msg("restore job")
-		}
-	}
-	m.mu.Lock()
-	slices.SortFunc(m.queue, func(a, b *Job) int {
-		if c := a.view.Created.Compare(b.view.Created); c != 0 {
-			return c
-		}
-		return strings.Compare(a.id, b.id)
-	})
-	m.restoring = false
-	m.mu.Unlock()
-	m.admitQueued()
-	return nil
-}
-
-func (m *Manager) restoreOne(ctx context.Context, id string, rec record, dir string) error {
-	if rec.Ladder == nil {
-		return fmt.Errorf("stored job has no ladder")
-	}
-	src, err := source.Parse(rec.Request.Source, m.cfg.MediaRoot)
-	if err != nil {
-		rec.View.State = Failed
-		rec.View.Error = "not resumed: " + err.Error()
-	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	j := &Job{
-		id: id, req: rec.Request, src: src, ladder: rec.Ladder, dir: dir,
-		log: m.cfg.Log.With().Str("job", id).Logger(), m: m,
-		ctx: rctx, cancel: cancel, done: make(chan struct{}),
-		view: rec.View, plan: rec.Plan, ast: rec.AST,
-	}
-	// What the last ffmpeg run was doing does not hold for the next one.
-	j.view.Progress, j.view.Behind, j.view.Shed = Progress{}, false, nil
-	for i := range j.view.Renditions {
-		j.view.Renditions[i].Shed = false
-	}
-	m.mu.Lock()
-	m.jobs[id] = j
-	m.mu.Unlock()
-	if j.view.State.Ended() {
-		close(j.done)
-		cancel()
-		if err != nil {
-			j.persist()
-		}
-		return nil
-	}
-	if j.view.State == Queued && src.Live {
-		plan := nominalPlan(rec.Ladder)
-		if rec.Input != nil {
-			if p, err := rec.Ladder.Plan(*rec.Input); err == nil {
-				plan = p
-			}
-		}
-		j.cost = cpucap.Estimate(plan, rec.Ladder.Video.Preset)
-		m.mu.Lock()
-		m.queue = append(m.queue, j) // in order of creation once all are restored
-		m.mu.Unlock()
-		j.event(Event{Type: "restore", Message: "still queued after a daemon restart"})
-		return nil
-	}
-	j.view.State = Starting // it was running, reconnecting, stopping for a daemon restart, or queued without a cap now
-	j.view.Waiting = ""
-	start := startState{info: rec.Input}
-	if src.Live && rec.Plan != nil {
-		segs, err := m.cfg.Store.Segments(id)
-		if err != nil {
-			return err
-		}
-		start = startState{info: rec.Input, plan: rec.Plan, segments: segs, ast: rec.AST}
-	}
-	if cap := m.cfg.CPU; src.Live {
-		j.cost = cpucap.Estimate(nominalPlan(rec.Ladder), rec.Ladder.Video.Preset)
-		if err := cap.Admit(id, j.cost); err != nil {
-			m.cfg.Log.Warn().Err(err).Str("job", id).Msg("resuming a job over the CPU limit: it was admitted before the restart")
-			cap.Reserve(id, j.cost)
-		}
-	}
-	j.event(Event{Type: "restore", Message: "resumed after a daemon restart"})
-	j.log.Info().Bool("live", src.Live).Msg("resuming job after a daemon restart")
-	m.mu.Lock()
-	m.launchLocked(j, start)
-	m.mu.Unlock()
-	return nil
-}
-
-// killOrphan kills the process group of pid if pid is still an ffmpeg writing into dir
-// (a daemon killed with -9 whose child outlived it). It reports whether it killed one.
-func killOrphan(pid int, dir string) bool {
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return false
-	}
-	args := strings.Split(string(cmdline), "\x00")
-	if len(args) == 0 || filepath.Base(args[0]) != "ffmpeg" && !strings.Contains(args[0], "ffmpeg") {
-		return false
-	}
-	if !strings.Contains(string(cmdline), dir+string(filepath.Separator)) {
-		return false
-	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	return true
 }
