@@ -42,22 +42,18 @@ func (m *Manager) Restore(ctx context.Context) error {
 }
 
 // restoreOne lists the job of rec again, and queues or resumes it if it had not ended.
-func (m *Manager) restoreOne(id string, rec record) error {
+func (m *Manager) restoreOne(id string, rec storedJob) error {
 	if rec.Ladder == nil {
 		return fmt.Errorf("stored job has no ladder")
 	}
+	view := rec.view()
 	src, err := source.Parse(rec.Request.Source, m.cfg.MediaRoot)
 	if err != nil {
-		rec.View.State = Failed
-		rec.View.Error = "not resumed: " + err.Error()
+		view.State = Failed
+		view.Error = "not resumed: " + err.Error()
 	}
-	j := m.newJob(id, rec.Request, src, rec.Ladder, rec.View)
+	j := m.newJob(id, Request(rec.Request), src, rec.Ladder, view)
 	j.plan, j.ast = rec.Plan, rec.AST
-	// What the last ffmpeg run was doing does not hold for the next one.
-	j.view.Progress, j.view.Behind, j.view.Shed = Progress{}, false, nil
-	for i := range j.view.Renditions {
-		j.view.Renditions[i].Shed = false
-	}
 	m.mu.Lock()
 	m.jobs[id] = j
 	m.mu.Unlock()
@@ -79,16 +75,12 @@ func (m *Manager) restoreOne(id string, rec record) error {
 
 // resume starts again a job that was running, reconnecting, stopping for a daemon
 // restart, or queued without a cap now: a live job with its stored plan and index.
-func (m *Manager) resume(j *Job, rec record) error {
+func (m *Manager) resume(j *Job, rec storedJob) error {
 	j.view.State = Starting
 	j.view.Waiting = ""
-	start := startState{info: rec.Input}
-	if j.src.Live && rec.Plan != nil {
-		segs, err := m.cfg.Store.Segments(j.id)
-		if err != nil {
-			return err
-		}
-		start = startState{info: rec.Input, plan: rec.Plan, segments: segs, ast: rec.AST}
+	start, err := m.startOf(j, rec)
+	if err != nil {
+		return err
 	}
 	if j.src.Live {
 		j.cost = cpucap.Estimate(nominalPlan(rec.Ladder), rec.Ladder.Video.Preset)
@@ -122,4 +114,17 @@ func killOrphan(pid int, dir string) bool {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	return true
+}
+
+// startOf is what a resumed job starts from: a live job that had planned, its stored
+// plan and index on the same timeline; any other, its probe, if it had one.
+func (m *Manager) startOf(j *Job, rec storedJob) (startState, error) {
+	if !j.src.Live || rec.Plan == nil {
+		return startState{info: rec.Input}, nil
+	}
+	segs, err := m.cfg.Store.Segments(j.id)
+	if err != nil {
+		return startState{}, err
+	}
+	return startState{info: rec.Input, plan: rec.Plan, segments: segs, ast: rec.AST}, nil
 }
