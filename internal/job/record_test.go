@@ -60,7 +60,7 @@ func TestRestoreStoreFormat2(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
-		sameJSON(t, id+" as listed", (&Job{view: rec.view()}).View(), golden[id])
+		sameView(t, id+" as listed", (&Job{view: rec.view()}).View(), golden[id])
 		checkStoredAgain(t, id, rec)
 		checkStart(t, m, id, rec)
 	}
@@ -76,7 +76,7 @@ func TestRestoreStoreFormat2(t *testing.T) {
 		v := j.View()
 		switch {
 		case strings.Contains(string(want), `"ended"`):
-			sameJSON(t, id+" restored", v, want)
+			sameView(t, id+" restored", v, want)
 		case id == "cam-queued":
 			if v.State != Queued || !hasEvent(j, "restore") {
 				t.Errorf("%s: %s, want still queued", id, v.State)
@@ -87,14 +87,15 @@ func TestRestoreStoreFormat2(t *testing.T) {
 	}
 }
 
-// sameJSON fails the test unless v encodes as the JSON want.
-func sameJSON(t *testing.T, what string, v any, want json.RawMessage) {
+// sameView fails the test unless v is the view want: both through the API's JSON, so
+// that a key the API has dropped since the golden file was written is not compared.
+func sameView(t *testing.T, what string, v View, want json.RawMessage) {
 	t.Helper()
 	got, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g, w any
+	var g, w View
 	if err := json.Unmarshal(got, &g); err != nil {
 		t.Fatal(err)
 	}

@@ -158,47 +158,44 @@ func TestStartFails(t *testing.T) {
 	}
 }
 
-// TestStopHonoursSIGINT: a child asked to stop gets SIGINT and exits in its own way,
-// with its own code, well before the grace ends.
-func TestStopHonoursSIGINT(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := spec("trap")
-	s.Grace = time.Minute
-	p, err := Start(ctx, s)
-	if err != nil || !ready(p.Stdout) {
-		t.Fatalf("start: %v", err)
+// TestStop: a child asked to stop gets SIGINT to its group. One that heeds it exits in
+// its own way, with its own code, well before the grace ends; one that ignores it is
+// killed at the end of the grace.
+func TestStop(t *testing.T) {
+	tests := []struct {
+		name     string
+		mode     string
+		grace    time.Duration
+		code     int
+		last     string // its last line of stderr
+		overran  bool
+		min, max time.Duration // from SIGINT to its exit
+	}{
+		{"SIGINT honoured", "trap", time.Minute, 3, "interrupted", false, 0, 10 * time.Second},
+		{"SIGKILL after the grace", "ignore", 300 * time.Millisecond, -1, "", true, 300 * time.Millisecond, 10 * time.Second},
 	}
-	began := time.Now()
-	cancel()
-	r := wait(t, p)
-	if r.Code != 3 || r.Last() != "interrupted" || r.Overran {
-		t.Errorf("code %d, stderr %q, overran %v; want 3, interrupted, false", r.Code, r.Tail, r.Overran)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			s := spec(tc.mode)
+			s.Grace = tc.grace
+			p, err := Start(ctx, s)
+			if err != nil || !ready(p.Stdout) {
+				t.Fatalf("start: %v", err)
+			}
+			began := time.Now()
+			cancel()
+			r := wait(t, p)
+			took := time.Since(began)
+			if r.Code != tc.code || r.Last() != tc.last || r.Overran != tc.overran {
+				t.Errorf("code %d, stderr %q, overran %v; want %d, %q, %v", r.Code, r.Tail, r.Overran, tc.code, tc.last, tc.overran)
+			}
+			if took < tc.min || took > tc.max {
+				t.Errorf("exited %v after SIGINT, want between %v and %v", took, tc.min, tc.max)
+			}
+			waitGone(t, p.Pid, 5*time.Second, "after it was stopped")
+		})
 	}
-	if took := time.Since(began); took > 10*time.Second {
-		t.Errorf("took %v to stop", took)
-	}
-}
-
-// TestStopKillsAfterGrace: a child that ignores SIGINT is killed at the end of the grace.
-func TestStopKillsAfterGrace(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := spec("ignore")
-	s.Grace = 300 * time.Millisecond
-	p, err := Start(ctx, s)
-	if err != nil || !ready(p.Stdout) {
-		t.Fatalf("start: %v", err)
-	}
-	began := time.Now()
-	cancel()
-	r := wait(t, p)
-	took := time.Since(began)
-	if r.Code != -1 || !r.Overran {
-		t.Errorf("code %d, overran %v; want -1, true", r.Code, r.Overran)
-	}
-	if took < s.Grace || took > s.Grace+10*time.Second {
-		t.Errorf("killed %v after SIGINT, want after the grace of %v", took, s.Grace)
-	}
-	waitGone(t, p.Pid, 5*time.Second, "after the grace")
 }
 
 // TestGroupKilled: no process of the child's group outlives it, whether the child
