@@ -1,6 +1,9 @@
 // Package job owns transcoding jobs: it validates a request, probes the source, applies
-// the ladder, runs and supervises the job's single ffmpeg process, indexes the segments
-// it writes and renders the HLS and DASH manifests from that index.
+// the ladder, and gives each job a runner (a goroutine of its own) that runs the job's
+// single ffmpeg process through internal/supervise, watches it, indexes the segments it
+// writes and renders the HLS and DASH manifests from that index. The Job holds what the
+// API reads; the queue admits live jobs under the CPU cap; the store keeps a record of
+// each job (storedJob) so that a restarted daemon resumes them.
 package job
 
 import (
