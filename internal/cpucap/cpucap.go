@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -90,6 +91,12 @@ type Cap struct {
 // be written, New still succeeds in priority mode, and Mode says so.
 func New(limit float64, root string) *Cap {
 	return newCap(limit, root, "/proc/self/cgroup", os.Getpid())
+}
+
+// Unlimited returns a cap that admits every job and holds no process under a limit:
+// for a job manager given none (tests). Its Mode is "none".
+func Unlimited() *Cap {
+	return &Cap{limit: math.Inf(1), mode: "none", reserved: map[string]float64{}}
 }
 
 // newCap is New with the file that names the daemon's own cgroups and the daemon's
@@ -362,8 +369,9 @@ func (c *Cap) Limit() float64 { return c.limit }
 // and only admission holds jobs to the limit.
 func (c *Cap) Whole() bool { return c.limit >= float64(Cores()) }
 
-// Mode tells how the cap is enforced: "cgroup v2", "cgroup v1", or "priority" (no
-// cgroup could be written: ffmpeg runs at nice 10 and the limit holds only at admission).
+// Mode tells how the cap is enforced: "cgroup v2", "cgroup v1", "priority" (no
+// cgroup could be written: ffmpeg runs at nice 10 and the limit holds only at admission),
+// or "none" (Unlimited).
 func (c *Cap) Mode() string { return c.mode }
 
 // Admit reserves cores for a job, or refuses it with a message that says what is used
@@ -424,6 +432,9 @@ func (c *Cap) usedLocked() float64 {
 
 // Attach puts a freshly started ffmpeg under the cap.
 func (c *Cap) Attach(pid int) error {
+	if c.mode == "none" {
+		return nil
+	}
 	if c.group == "" {
 		// The whole process group (ffmpeg is its leader), every thread of it.
 		return syscall.Setpriority(syscall.PRIO_PGRP, pid, 10)

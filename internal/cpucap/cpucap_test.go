@@ -3,9 +3,11 @@ package cpucap
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
@@ -141,4 +143,47 @@ func abs(f float64) float64 {
 		return -f
 	}
 	return f
+}
+
+// TestUnlimited: the cap of a manager given none admits every job and leaves ffmpeg
+// where it is, where a cap in priority mode lowers its priority.
+func TestUnlimited(t *testing.T) {
+	c := Unlimited()
+	if err := c.Admit("a", 1e6); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Grow("a", 1e6); err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode() != "none" || c.Close() != nil {
+		t.Errorf("mode %q", c.Mode())
+	}
+	for _, tc := range []struct {
+		cap  *Cap
+		nice int
+	}{{Unlimited(), 0}, {New(2, t.TempDir()), 10}} {
+		cmd := exec.Command("sleep", "30")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		err := tc.cap.Attach(cmd.Process.Pid)
+		f, ok := procStat(cmd.Process.Pid)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if err != nil || !ok || f[16] != strconv.Itoa(tc.nice) {
+			t.Errorf("mode %s: attach %v, nice %v, want %d", tc.cap.Mode(), err, f, tc.nice)
+		}
+	}
+}
+
+// procStat returns the fields of /proc/<pid>/stat after the command name, as
+// testmedia.Stat does (testmedia imports cpucap, so it cannot be used here).
+func procStat(pid int) ([]string, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return f, len(f) > 0
 }

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 // MinVersion is the oldest ffmpeg release whose options mean what BuildArgs means by
@@ -141,16 +143,13 @@ func notFound(tool, path string, err error) error {
 // run runs a short command and returns its stdout; its error carries the last
 // stderr line.
 func run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
 	var stdout bytes.Buffer
-	stderr := NewTail(4)
-	cmd.Stdout = &stdout
-	cmd.Stderr = stderr
-	if err := cmd.Run(); err != nil {
-		if last := stderr.Last(); last != "" {
-			return nil, fmt.Errorf("%s: %w", last, err)
+	r := supervise.Run(ctx, supervise.Spec{Path: name, Args: args, Stdout: &stdout, TailLines: 4})
+	if r.Err != nil {
+		if last := r.Last(); last != "" {
+			return nil, fmt.Errorf("%s: %w", last, r.Err)
 		}
-		return nil, err
+		return nil, r.Err
 	}
 	return stdout.Bytes(), nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/encoder"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -354,7 +355,7 @@ func TestNetworkInputOptionsAccepted(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, ff, argv...)
-			tail := NewTail(10)
+			tail := supervise.NewTail(10)
 			cmd.Stderr = tail
 			err = cmd.Run()
 			if err == nil {

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 // ErrNoMedia is wrapped by Probe when the source has neither a video nor an
@@ -46,16 +46,12 @@ func Probe(ctx context.Context, ffprobe string, src string, kind source.Kind) (l
 	a.Flag("probesize", "5000000")
 	a.Add(input)
 
-	cmd := exec.CommandContext(ctx, ffprobe, a.Strings()...)
 	var stdout bytes.Buffer
-	stderr := NewTail(8)
-	cmd.Stdout = &stdout
-	cmd.Stderr = stderr
-	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil {
+	run := supervise.Run(ctx, supervise.Spec{Path: ffprobe, Args: a.Strings(), Stdout: &stdout, TailLines: 8, Grace: time.Second})
+	if err := run.Err; err != nil {
 		// A live HLS playlist whose segments are refused makes ffprobe retry
 		// until ctx ends: the refusal is still the reason to give.
-		refused := whitelistRefusal(stderr.Lines())
+		refused := whitelistRefusal(run.Tail)
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -65,7 +61,7 @@ func Probe(ctx context.Context, ffprobe string, src string, kind source.Kind) (l
 		if ctx.Err() != nil {
 			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, err)
 		}
-		if last := stderr.Last(); last != "" {
+		if last := run.Last(); last != "" {
 			// ffprobe says "<input>: <reason>"; the error names the source already.
 			last = strings.TrimPrefix(last, input+": ")
 			last = source.Redactor(src)(last)

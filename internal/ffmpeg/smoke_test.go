@@ -18,6 +18,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 // TestSmokeEncode runs the real ffmpeg with BuildArgs on a 3 s file: two video
@@ -92,7 +93,7 @@ func runFFmpeg(t *testing.T, ff string, job Job) Progress {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ff, argv...)
-	stderr := NewTail(20)
+	stderr := supervise.NewTail(20)
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

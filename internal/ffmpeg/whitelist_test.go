@@ -15,6 +15,7 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 func TestWhitelistArgs(t *testing.T) {
@@ -206,7 +207,7 @@ func TestWhitelistStopsReferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stderr := NewTail(20)
+			stderr := supervise.NewTail(20)
 			cmd := exec.CommandContext(ctx, ff, argv...)
 			cmd.Stderr = stderr
 			if err := cmd.Run(); err == nil {

@@ -3,10 +3,10 @@ package gpu
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 // maxStderr caps how much of a child's stderr is kept.
@@ -14,18 +14,13 @@ const maxStderr = 64 << 10
 
 // run runs a short command and returns its stdout and its stderr lines. It is
 // the one way the probe starts a process (ffmpeg's listings, nvidia-smi, the
-// VAAPI driver check, the trial clip, trial encodes and session counts), so
-// that one function decides how they are started and stopped.
+// VAAPI driver check, the trial clip, trial encodes and session counts), and it
+// starts it as jobs do (internal/supervise): its own process group and the
+// parent-death signal, so a daemon killed mid-probe leaves no ffmpeg behind.
 func run(ctx context.Context, name string, env []string, args ...string) ([]byte, []string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	cmd.WaitDelay = 5 * time.Second
 	var stdout bytes.Buffer
 	stderr := &capped{max: maxStderr}
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	err := cmd.Run()
+	err := supervise.Run(ctx, supervise.Spec{Path: name, Args: args, Env: env, Stdout: &stdout, Stderr: stderr, Grace: 5 * time.Second}).Err
 	var lines []string
 	for _, l := range strings.FieldsFunc(string(stderr.buf), func(r rune) bool { return r == '\n' || r == '\r' }) {
 		if strings.TrimSpace(l) != "" {

@@ -110,7 +110,7 @@ func (m *Manager) Purge(ctx context.Context, id string) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
-	j.cancel()
+	j.stop(nil)
 	select {
 	case <-j.done:
 	case <-ctx.Done():

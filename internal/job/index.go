@@ -269,6 +269,20 @@ func (t *track) measure(s manifest.Segment) {
 	}
 }
 
+// restoreTracks puts back the segments a previous daemon indexed for every track (see
+// restore); it fails when none of them is on disk.
+func (x *index) restoreTracks(segs map[string][]manifest.Segment) error {
+	for _, t := range x.tracks {
+		if err := x.restore(t, segs[t.Name]); err != nil {
+			return err
+		}
+	}
+	if x.produced == 0 {
+		return fmt.Errorf("no segment of the stored index is on disk")
+	}
+	return nil
+}
+
 // restore puts back the segments a previous daemon indexed for t (from the store), as
 // far as their files are still on disk, and the track's init segment.
 func (x *index) restore(t *track, segs []manifest.Segment) error {
@@ -424,51 +438,10 @@ func (x *index) presentation(ended bool) *manifest.Presentation {
 	}
 	limit := x.audioLimit(ended)
 	for _, t := range x.tracks {
-		if t.init == nil || len(t.Segments) == 0 {
-			continue // nothing to say about it yet; the master waits for ready()
-		}
-		n := len(t.Segments)
-		if t.Kind == manifest.Audio && limit > 0 {
-			for n > 0 && t.Segments[n-1].Number >= t.listedNext && segEnd(t.Segments[n-1], t.Timescale) > limit {
-				n--
-			}
-			if n == 0 {
-				continue
-			}
-		}
-		// Each track's window ends at its own newest listed segment: a track's listing
-		// changes only with its own segments, not when another track's segment closes
-		// first. A withdrawn rung has no new segments: its window follows the others.
-		from := 0.0
-		if x.live && x.window > 0 {
-			end := segEnd(t.Segments[n-1], t.Timescale)
-			if t.Withdrawn {
-				end = x.edge()
-			}
-			from = end - x.window.Seconds()
-		}
-		k := 0
-		for k < n && segEnd(t.Segments[k], t.Timescale) <= from {
-			k++
-		}
-		// A track that sat out a whole run (a shed rung) cannot say so in HLS: one
-		// EXT-X-DISCONTINUITY counts one. Its listing starts after the gap.
-		for i := n - 1; i > k; i-- {
-			if t.Segments[i].Disc > t.Segments[i-1].Disc+1 {
-				k = i
-				break
-			}
-		}
-		if k == n {
+		mt, ok := x.listing(t, limit)
+		if !ok {
 			continue
 		}
-		t.listedNext = max(t.listedNext, t.Segments[n-1].Number+1)
-		mt := t.Track
-		// Not copied: the manifests are rendered from p at once, and the index only
-		// ever appends to a track's segments or reslices them. The capacity is cut so
-		// that an append to one cannot write into the other.
-		mt.Segments = t.Segments[k:n:n]
-		mt.DiscontinuitySequence = mt.Segments[0].Disc // its own tag is not written
 		if mt.Kind == manifest.Video {
 			p.Video = append(p.Video, mt)
 		} else {
@@ -476,6 +449,57 @@ func (x *index) presentation(ended bool) *manifest.Presentation {
 		}
 	}
 	return p
+}
+
+// listing is what the manifests list of t: its segments in the window, audio held to
+// limit (audioLimit). ok is false when there is nothing to list yet.
+func (x *index) listing(t *track, limit float64) (manifest.Track, bool) {
+	if t.init == nil || len(t.Segments) == 0 {
+		return manifest.Track{}, false // nothing to say about it yet; the master waits for ready()
+	}
+	n := len(t.Segments)
+	if t.Kind == manifest.Audio && limit > 0 {
+		for n > 0 && t.Segments[n-1].Number >= t.listedNext && segEnd(t.Segments[n-1], t.Timescale) > limit {
+			n--
+		}
+		if n == 0 {
+			return manifest.Track{}, false
+		}
+	}
+	// Each track's window ends at its own newest listed segment: a track's listing
+	// changes only with its own segments, not when another track's segment closes
+	// first. A withdrawn rung has no new segments: its window follows the others.
+	from := 0.0
+	if x.live && x.window > 0 {
+		end := segEnd(t.Segments[n-1], t.Timescale)
+		if t.Withdrawn {
+			end = x.edge()
+		}
+		from = end - x.window.Seconds()
+	}
+	k := 0
+	for k < n && segEnd(t.Segments[k], t.Timescale) <= from {
+		k++
+	}
+	// A track that sat out a whole run (a shed rung) cannot say so in HLS: one
+	// EXT-X-DISCONTINUITY counts one. Its listing starts after the gap.
+	for i := n - 1; i > k; i-- {
+		if t.Segments[i].Disc > t.Segments[i-1].Disc+1 {
+			k = i
+			break
+		}
+	}
+	if k == n {
+		return manifest.Track{}, false
+	}
+	t.listedNext = max(t.listedNext, t.Segments[n-1].Number+1)
+	mt := t.Track
+	// Not copied: the manifests are rendered from p at once, and the index only ever
+	// appends to a track's segments or reslices them. The capacity is cut so that an
+	// append to one cannot write into the other.
+	mt.Segments = t.Segments[k:n:n]
+	mt.DiscontinuitySequence = mt.Segments[0].Disc // its own tag is not written
+	return mt, true
 }
 
 // audioLimit returns, while holdAudio is set (the job runs slower than real time), the

@@ -1,6 +1,9 @@
 // Package job owns transcoding jobs: it validates a request, probes the source, applies
-// the ladder, runs and supervises the job's single ffmpeg process, indexes the segments
-// it writes and renders the HLS and DASH manifests from that index.
+// the ladder, and gives each job a runner (a goroutine of its own) that runs the job's
+// single ffmpeg process through internal/supervise, watches it, indexes the segments it
+// writes and renders the HLS and DASH manifests from that index. The Job holds what the
+// API reads; the queue admits live jobs under the CPU cap; the store keeps a record of
+// each job (storedJob) so that a restarted daemon resumes them.
 package job
 
 import (
@@ -89,7 +92,9 @@ type View struct {
 	Ended      *time.Time         `json:"ended,omitempty"`
 }
 
-// Job is one source being transcoded to one ladder.
+// Job is one source being transcoded to one ladder: what the API reads of it, under
+// its mutex. Its runner (runner.go), a goroutine of its own, runs its ffmpeg and writes
+// here what it does.
 type Job struct {
 	id     string
 	req    Request
@@ -97,26 +102,18 @@ type Job struct {
 	ladder *ladder.Ladder
 	dir    string
 	log    zerolog.Logger
-	m      *Manager
+	now    func() time.Time
+	store  Store         // where its record is kept
+	done   chan struct{} // closed when the runner has returned
+	cost   float64       // cores the job was admitted (or waits) for; the queue's
 
-	cancel context.CancelFunc // asks the runner to stop
-	done   chan struct{}      // closed when the runner has returned
-
-	mu           sync.Mutex
-	view         View
-	events       []Event
-	lastProgress time.Time // when ffmpeg's out_time last moved
-	pid          int       // the running ffmpeg, 0 when none
-	plan         *ladder.Plan
-	tail         *ffmpeg.Tail // stderr of the last ffmpeg run
-
-	written     map[string][]byte      // manifests as last written; used by the runner goroutine only
-	master      *manifest.Presentation // what the master playlist was last written from; likewise
-	persistedAt time.Time              // when the segment index was last stored; runner goroutine only
-	shed        shedding               // the rung shed while the box is over capacity; runner goroutine only
-	cost        float64                // cores the job was admitted (or waits) for; live jobs under a CPU cap
-	ctx         context.Context        // the runner's context; cancel ends it
-	ast         time.Time              // the presentation's availability start, once known
+	mu     sync.Mutex
+	view   View
+	events []Event
+	pid    int // the running ffmpeg, 0 when none
+	plan   *ladder.Plan
+	ast    time.Time               // the presentation's availability start, once known
+	cancel context.CancelCauseFunc // ends the runner; nil until it starts
 }
 
 // ID returns the job id.
@@ -149,6 +146,16 @@ func (j *Job) PID() int {
 // Done is closed when the job has ended and its ffmpeg has exited.
 func (j *Job) Done() <-chan struct{} { return j.done }
 
+// stop ends the job's runner, for cause (nil: a stop asked for; errDaemonStopping: the
+// job is suspended). A job whose runner has not started is not touched.
+func (j *Job) stop(cause error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.cancel != nil {
+		j.cancel(cause)
+	}
+}
+
 func (j *Job) update(fn func(v *View)) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -162,7 +169,7 @@ func (j *Job) setState(s State) {
 		}
 		v.State = s
 		if s.Ended() {
-			now := j.m.now().UTC()
+			now := j.now().UTC()
 			v.Ended = &now
 		}
 	})
@@ -175,6 +182,40 @@ func (j *Job) state() State {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.view.State
+}
+
+// finish ends the job: finished when err is nil, failed otherwise.
+func (j *Job) finish(err error) {
+	if err != nil {
+		j.update(func(v *View) { v.Error = err.Error() })
+		j.log.Error().Err(err).Msg("job failed")
+		j.setState(Failed)
+		return
+	}
+	j.update(func(v *View) { v.Error = "" })
+	j.setState(Finished)
+}
+
+// setPlan records the plan the job encodes to, with the renditions it shows.
+func (j *Job) setPlan(plan ladder.Plan, info *ladder.SourceInfo) {
+	j.update(func(v *View) {
+		v.Input = info
+		v.Renditions = renditionsOf(plan)
+		v.Dropped = plan.Dropped
+	})
+	j.mu.Lock()
+	j.plan = &plan
+	j.mu.Unlock()
+	j.persist()
+}
+
+// setAST records the presentation's availability start; it reports whether it changed.
+func (j *Job) setAST(ast time.Time) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	changed := !j.ast.Equal(ast)
+	j.ast = ast
+	return changed
 }
 
 func renditionsOf(p ladder.Plan) []Rendition {
@@ -240,7 +281,7 @@ type Event struct {
 const maxEvents = 256
 
 func (j *Job) event(e Event) {
-	e.Time = j.m.now().UTC()
+	e.Time = j.now().UTC()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if len(j.events) >= maxEvents {
@@ -254,50 +295,4 @@ func (j *Job) Events() []Event {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return append([]Event{}, j.events...)
-}
-
-// speedWindow is how far back speedMeter looks.
-const speedWindow = 5 * time.Second
-
-// realTime is the speed at or above which a live job keeps up: ffmpeg's reports jitter
-// by a frame or two.
-const realTime = 0.98
-
-// speedMeter turns ffmpeg's progress into its recent encoding speed, and into the lag:
-// the real time it has lost since it last kept up. ffmpeg's own speed is media time
-// over wall-clock time since it started: after hours at 1.0x, a live job that drops to
-// 0.8x would take many minutes to show it.
-type speedMeter struct {
-	samples []speedSample
-	origin  time.Time     // the first report
-	ahead   time.Duration // wall-clock time since origin less media time, when it last kept up
-	lag     time.Duration
-}
-
-type speedSample struct {
-	wall  time.Time
-	media time.Duration
-}
-
-// add records that ffmpeg had reached media time at wall, updates the lag, and returns
-// the speed over the last speedWindow; ok is false until that much time has been seen.
-func (m *speedMeter) add(wall time.Time, media time.Duration) (speed float64, ok bool) {
-	m.samples = append(m.samples, speedSample{wall, media})
-	for len(m.samples) > 2 && wall.Sub(m.samples[1].wall) >= speedWindow {
-		m.samples = m.samples[1:] // the oldest sample that still spans the window is kept
-	}
-	first := m.samples[0]
-	if dt := wall.Sub(first.wall); dt >= speedWindow {
-		speed, ok = max(media-first.media, 0).Seconds()/dt.Seconds(), true
-	}
-	// Until a speed is known, and whenever it keeps up, the lag starts again from here.
-	if m.origin.IsZero() {
-		m.origin = wall
-	}
-	off := wall.Sub(m.origin) - media
-	if !ok || speed >= realTime || off < m.ahead {
-		m.ahead = off
-	}
-	m.lag = off - m.ahead
-	return speed, ok
 }

@@ -4,10 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/dirwatch"
-	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
@@ -44,17 +42,20 @@ type Config struct {
 	Limits    Limits             // what one request may ask for (guard.go); zero checks nothing
 	Hosts     *source.HostPolicy // the hosts network sources may name; nil allows every host
 
-	// Optional knobs; zero values take the defaults.
-	PollInterval time.Duration    // how often ffmpeg's output is polled where it cannot be watched (100ms)
-	StopGrace    time.Duration    // SIGINT to SIGKILL (10s)
-	ProbeTimeout time.Duration    // ffprobe limit (20s)
-	SegmentGrace time.Duration    // how long a segment stays on disk after leaving the window (30s + 3 segments)
-	ShedHoldOff  time.Duration    // how long a shed rung stays off before it is tried again (5m, doubling)
-	Now          func() time.Time // clock for manifests
-	Observer     Observer         // measurements for metrics; nil for none
-	Store        *store.Store     // where jobs survive a restart; nil keeps them in memory only
-	CPU          *cpucap.Cap      // admission and enforcement of the CPU limit; nil for none
-	GPU          *gpu.Service     // hardware encoders found by the probe; nil is x264 only
+	Observer Observer     // measurements for metrics; nil for none
+	Store    Store        // where jobs survive a restart; nil keeps them in memory only (store.Memory)
+	CPU      *cpucap.Cap  // admission and enforcement of the CPU limit; nil for none (cpucap.Unlimited)
+	GPU      *gpu.Service // hardware encoders found by the probe; nil: a service that has probed none
+}
+
+// Store is where jobs survive a restart: store.Store, or a store.Memory.
+type Store interface {
+	PutJob(id string, record any) error
+	Jobs() (map[string]json.RawMessage, error)
+	DeleteJob(id string) error
+	UpdateSegments(id string, changes []store.SegmentChange) error
+	ClearSegments(id string) error
+	Segments(id string) (map[string][]manifest.Segment, error)
 }
 
 // Observer receives measurements as jobs make them. Its methods must be fast and safe
@@ -64,6 +65,11 @@ type Observer interface {
 	// every manifest naming it was written.
 	ManifestsWritten(job string, sinceSegmentClosed time.Duration)
 }
+
+// noObserver is the Observer of a manager given none.
+type noObserver struct{}
+
+func (noObserver) ManifestsWritten(string, time.Duration) {}
 
 // Request is what a client asks for.
 type Request struct {
@@ -78,199 +84,74 @@ type Request struct {
 
 // Manager owns every job of the daemon.
 type Manager struct {
-	cfg Config
+	cfg   Config
+	deps  deps   // what each runner is given
+	queue *queue // live jobs waiting for room under the CPU cap
+	// inputOf is where a job's ffmpeg reads src (inputFor; a test may feed it).
+	inputOf func(src source.Source) Input
 
 	mu     sync.Mutex
 	jobs   map[string]*Job
-	closed bool   // set by Close: stopping jobs are suspended, not ended
-	queue  []*Job // live jobs waiting for room under the CPU cap, oldest first
-	// restoring holds the queue while Restore brings back the jobs that held cores.
-	restoring bool
-	wg        sync.WaitGroup
+	closed bool // set by Close: stopping jobs are suspended, not ended
+	wg     sync.WaitGroup
 
 	watchOnce sync.Once
 	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
-
-	fs fileio.FS // for the hot path's files under cfg.Output
-
-	pressure *cpucap.Pressure // whether the jobs as a whole are short of CPU (shedding)
 }
 
 // NewManager returns a Manager; it starts nothing until Create.
-func NewManager(cfg Config) *Manager {
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 100 * time.Millisecond
+func NewManager(cfg Config) *Manager { return newManager(cfg, timing{}, time.Now) }
+
+// newManager is NewManager with the runners' timing (zero fields take the daemon's)
+// and clock: tests shorten the one and may fake the other.
+func newManager(cfg Config, tm timing, now func() time.Time) *Manager {
+	// What the daemon always gives, a test may leave out: null objects stand in.
+	if cfg.Store == nil {
+		cfg.Store = store.NewMemory()
 	}
-	if cfg.StopGrace <= 0 {
-		cfg.StopGrace = 10 * time.Second
+	if cfg.CPU == nil {
+		cfg.CPU = cpucap.Unlimited()
 	}
-	if cfg.ProbeTimeout <= 0 {
-		cfg.ProbeTimeout = 20 * time.Second
+	if cfg.GPU == nil {
+		cfg.GPU = gpu.NewService(gpu.Prober{}, cfg.Log)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
-	if cfg.ShedHoldOff <= 0 {
-		cfg.ShedHoldOff = shedHoldOff
+	m := &Manager{cfg: cfg, jobs: map[string]*Job{}}
+	m.inputOf = func(src source.Source) Input { return inputFor(src, cfg.FFprobe) }
+	m.queue = newQueue(cfg.CPU, m.launch)
+	m.deps = deps{
+		ffmpeg:   cfg.FFmpeg,
+		store:    cfg.Store,
+		cores:    m.queue,
+		cgroup:   cfg.CPU,
+		gpu:      cfg.GPU,
+		watcher:  m.watcher,
+		fs:       fileio.For(cfg.Output),
+		pressure: cpucap.NewPressure(cfg.CPU),
+		observer: cfg.Observer,
+		now:      now,
+		timing:   tm.orDaemon(),
 	}
-	return &Manager{cfg: cfg, jobs: map[string]*Job{}, fs: fileio.For(cfg.Output), pressure: cpucap.NewPressure(cfg.CPU)}
+	return m
 }
 
-func (m *Manager) now() time.Time { return m.cfg.Now() }
-
-// Create validates req and starts the job. Nothing is started and nothing is written
-// when it returns an error.
-func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
-	id := req.ID
-	if id == "" {
-		id = newID()
-	} else if !ladder.ValidName(id) {
-		return nil, fmt.Errorf("%w: id %q must match [a-z0-9_-]{1,64}", ErrInvalid, id)
-	}
-	if req.Ladder == "" {
-		req.Ladder = "default"
-	}
-	src, err := source.Parse(req.Source, m.cfg.MediaRoot)
-	if err == nil {
-		err = m.cfg.Hosts.Check(ctx, src)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	l, err := m.cfg.Ladders.Get(req.Ladder)
-	if err != nil {
-		return nil, fmt.Errorf("%w: ladder %q: %w", ErrInvalid, req.Ladder, err)
-	}
-	if err := m.cfg.Limits.checkLadder(l, src.Live); err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	err = m.cfg.Limits.checkJobs(m.jobs) // again below: this one spares a probe
-	m.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	var info *ladder.SourceInfo
-	if src.Live && m.cfg.CPU != nil {
-		// Probe now, briefly, to admit the job on the rungs it will really encode (a 720p
-		// camera drops a 1080p rung). A source not reachable yet is admitted on its
-		// ladder's full cost, then measured, and the job starts as reconnecting.
-		pctx, cancel := context.WithTimeout(ctx, min(m.cfg.ProbeTimeout, 8*time.Second))
-		if in, err := ffmpeg.Probe(pctx, m.cfg.FFprobe, src.URL, src.Kind); err == nil {
-			info = &in
-		}
-		cancel()
-	}
-	if !src.Live {
-		// A file is probed now, so that a file that is not media is refused with a 4xx.
-		pctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
-		in, err := ffmpeg.Probe(pctx, m.cfg.FFprobe, src.URL, src.Kind)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, src.Display, err)
-		}
-		if _, err := l.Plan(in); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, src.Display, err)
-		}
-		info = &in
-	}
-	dir := filepath.Join(m.cfg.Output, id)
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
-	if _, ok := m.jobs[id]; ok {
-		return nil, fmt.Errorf("%w: job %q exists", ErrConflict, id)
-	}
-	if err := m.cfg.Limits.checkJobs(m.jobs); err != nil {
-		return nil, err
-	}
-	if err := checkJobDir(dir); err != nil {
-		return nil, err
-	}
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return nil, fmt.Errorf("%w: output folder %s is not empty: delete it or choose another id", ErrConflict, dir)
-	}
-	var cost float64
-	waiting := ""
-	if cap := m.cfg.CPU; cap != nil && src.Live {
-		// A live job must keep up with real time: it is admitted only if its estimated
-		// cost fits beside what the running live jobs reserve (measured once they run).
-		plan := nominalPlan(l)
-		if info != nil {
-			if p, err := l.Plan(*info); err == nil {
-				plan = p
-			}
-		}
-		cost = cpucap.Estimate(plan, l.Video.Preset)
-		if cost > cap.Limit() {
-			return nil, fmt.Errorf("%w: this job needs about %.2f cores, more than the whole limit of %.2f: it could never start", cpucap.ErrOverCapacity, cost, cap.Limit())
-		}
-		if err := m.admitLocked(id, cost); err != nil {
-			if !req.Queue || !errors.Is(err, cpucap.ErrOverCapacity) {
-				return nil, err
-			}
-			waiting = err.Error()
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		if m.cfg.CPU != nil {
-			m.cfg.CPU.Release(id) // not releaseCPU: m.mu is held, and no room was freed
-		}
-		return nil, fmt.Errorf("create job folder: %w", err)
-	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	state := Starting
-	if waiting != "" {
-		state = Queued
-	}
-	j := &Job{
-		id:     id,
-		req:    Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue},
-		src:    src,
-		ladder: l,
-		dir:    dir,
-		log:    m.cfg.Log.With().Str("job", id).Logger(),
-		m:      m,
-		ctx:    rctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
-		cost:   cost,
-		view: View{
-			ID:      id,
-			State:   state,
-			Source:  src.Display,
-			Ladder:  l.Name,
-			Live:    src.Live,
-			Input:   info,
-			HLS:     id + "/" + manifest.MasterName,
-			DASH:    id + "/" + manifest.MPDName,
-			Waiting: waiting,
-			Created: m.now().UTC(),
-		},
-	}
-	m.jobs[id] = j
-	j.persist()
-	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Str("state", string(state)).Msg("job created")
-	if state == Queued {
-		m.queue = append(m.queue, j)
-		j.event(Event{Type: "queued", Message: "waiting for room under the CPU cap: " + waiting})
-		return j, nil
-	}
-	m.launchLocked(j, startState{info: info})
-	return j, nil
-}
-
-// launchLocked starts the runner of j. m.mu is held.
-func (m *Manager) launchLocked(j *Job, st startState) {
+// launch starts the runner of j; st is what it starts from. Callers hold m.mu or the
+// queue's lock, so that Close waits for it.
+func (m *Manager) launch(j *Job, st startState) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	j.mu.Lock()
+	j.cancel = cancel
+	j.mu.Unlock()
+	r := newRunner(j, m.deps, m.inputOf(j.src))
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		defer close(j.done)
-		defer m.releaseCPU(j.id)
-		j.run(j.ctx, st)
+		defer m.queue.released(j.id) // its cores, and the queue a chance at them
+		defer cancel(nil)
+		r.run(ctx, st)
 	}()
 }
 
@@ -313,22 +194,24 @@ func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
-	if m.unqueue(j) {
-		m.admitQueued() // the jobs behind it may fit
+	if m.queue.remove(j) {
+		j.event(Event{Type: "state", Message: "removed from the queue before it started"})
+		j.update(func(v *View) { v.Waiting = "" })
+		j.setState(Finished)
+		close(j.done)
+		m.queue.admitWaiting() // the jobs behind it may fit
 		return j.View(), nil
 	}
 	if j.state().Ended() {
 		m.mu.Lock()
 		delete(m.jobs, id)
 		m.mu.Unlock()
-		if m.cfg.Store != nil {
-			if err := m.cfg.Store.DeleteJob(id); err != nil {
-				return j.View(), fmt.Errorf("forget job: %w", err)
-			}
+		if err := m.cfg.Store.DeleteJob(id); err != nil {
+			return j.View(), fmt.Errorf("forget job: %w", err)
 		}
 		return j.View(), nil
 	}
-	j.cancel()
+	j.stop(nil)
 	select {
 	case <-j.done:
 	case <-ctx.Done():
@@ -337,45 +220,18 @@ func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
 	return j.View(), nil
 }
 
-// nominalPlan is a ladder applied to a source as large as its top rung, at 30 fps (or
-// its max_fps): the cost of a live job before its source has been probed.
-func nominalPlan(l *ladder.Ladder) ladder.Plan {
-	top := 0
-	for _, r := range l.Video.Renditions {
-		top = max(top, r.Height)
-	}
-	fps := 30.0
-	if l.Video.MaxFPS > 0 {
-		fps = min(fps, l.Video.MaxFPS)
-	}
-	p, err := l.Plan(ladder.SourceInfo{HasVideo: top > 0, Width: (top*16/9 + 1) &^ 1, Height: top, FPS: fps, HasAudio: true, Channels: 2})
-	if err != nil {
-		return ladder.Plan{}
-	}
-	return p
-}
-
-// releaseCPU gives a job's cores back, and the queue a chance at them.
-func (m *Manager) releaseCPU(id string) {
-	if m.cfg.CPU != nil {
-		m.cfg.CPU.Release(id)
-		m.admitQueued()
-	}
-}
-
-func (m *Manager) closing() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.closed
-}
+// errDaemonStopping ends the runners when the daemon stops (Close): their jobs are
+// suspended, not ended, and the next daemon resumes them from the store.
+var errDaemonStopping = errors.New("daemon stopping")
 
 // Close stops every job's ffmpeg and waits for each to exit. Jobs that had not ended
-// are not ended: with a store, the next daemon resumes them (a restart, not a stop).
+// are not ended: the next daemon resumes them (a restart, not a stop).
 func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true
+	m.queue.close()
 	for _, j := range m.jobs {
-		j.cancel()
+		j.stop(errDaemonStopping)
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
@@ -392,7 +248,7 @@ func (m *Manager) watcher() *dirwatch.Watcher {
 	m.watchOnce.Do(func() {
 		w, err := dirwatch.New()
 		if err != nil {
-			m.cfg.Log.Warn().Err(err).Dur("poll", m.cfg.PollInterval).Msg("new segments are found by polling")
+			m.cfg.Log.Warn().Err(err).Dur("poll", m.deps.timing.poll).Msg("new segments are found by polling")
 			return
 		}
 		m.watchDirs = w

@@ -35,17 +35,18 @@ const checkInterval = time.Second
 // the runtime fires their timers in one pass.
 type beat struct {
 	every time.Duration
+	now   func() time.Time
 	t     *time.Timer
 	C     <-chan time.Time
 }
 
-func newBeat(every time.Duration) *beat {
-	t := time.NewTimer(untilBeat(time.Now(), every))
-	return &beat{every: every, t: t, C: t.C}
+func newBeat(every time.Duration, now func() time.Time) *beat {
+	t := time.NewTimer(untilBeat(now(), every))
+	return &beat{every: every, now: now, t: t, C: t.C}
 }
 
 // next arms the beat for the next multiple of its interval; call it after each tick.
-func (b *beat) next() { b.t.Reset(untilBeat(time.Now(), b.every)) }
+func (b *beat) next() { b.t.Reset(untilBeat(b.now(), b.every)) }
 
 func (b *beat) stop() { b.t.Stop() }
 
@@ -57,14 +58,14 @@ func untilBeat(now time.Time, every time.Duration) time.Duration {
 // watch subscribes wake to the renames of ffmpeg's playlists, all in the job's
 // ffmpeg.PrivateDir. It returns false, having subscribed nothing, when the job must
 // poll instead.
-func (j *Job) watch(wake chan<- struct{}) (stop func(), ok bool) {
-	w := j.m.watcher()
+func (r *runner) watch(wake chan<- struct{}) (stop func(), ok bool) {
+	w := r.watcher()
 	if w == nil {
 		return func() {}, false
 	}
-	stop, err := w.Watch(filepath.Join(j.dir, ffmpeg.PrivateDir), wake)
+	stop, err := w.Watch(filepath.Join(r.j.dir, ffmpeg.PrivateDir), wake)
 	if err != nil {
-		j.log.Warn().Err(err).Dur("poll", j.m.cfg.PollInterval).Msg("cannot watch ffmpeg's playlists; polling them")
+		r.log.Warn().Err(err).Dur("poll", r.timing.poll).Msg("cannot watch ffmpeg's playlists; polling them")
 		return func() {}, false
 	}
 	return stop, true
@@ -72,61 +73,69 @@ func (j *Job) watch(wake chan<- struct{}) (stop func(), ok bool) {
 
 // refresh indexes what ffmpeg has completed and publishes it: manifests, metrics, store.
 // It reports whether every track was polled without error.
-func (j *Job) refresh(idx *index) bool {
-	changed, err := idx.poll()
+func (r *runner) refresh() bool {
+	changed, err := r.idx.poll()
 	if err != nil {
-		j.log.Warn().Err(err).Msg("index segments")
+		r.log.Warn().Err(err).Msg("index segments")
 	}
 	if changed {
-		j.publish(idx)
+		r.publish()
 	}
 	return err == nil
 }
 
+// holdAudio sets whether the manifests hold audio to the video (index.audioLimit).
+// When the hold ends, they list the held segments at once rather than with the next
+// segment.
+func (r *runner) holdAudio(on bool) {
+	was := r.idx.holdAudio
+	r.idx.holdAudio = on
+	if was && !on {
+		r.publish()
+	}
+}
+
 // publish renders the manifests for the segments indexed since the last publish, drops
 // the segments that left the window, and records both.
-func (j *Job) publish(idx *index) {
+func (r *runner) publish() {
 	// Deferred calls run last first: the latency is taken when the manifests are
 	// written, before the store's fsync.
-	defer j.persistSegments(idx, false)
-	defer j.observeLatency(idx)
-	for _, err := range idx.prune() {
-		j.log.Warn().Err(err).Msg("delete old segment")
+	defer r.persistSegments(false)
+	defer r.observeLatency()
+	for _, err := range r.idx.prune() {
+		r.log.Warn().Err(err).Msg("delete old segment")
 	}
-	if j.state() == Starting || j.state() == Reconnecting {
-		j.update(func(v *View) { v.Error = "" })
-		j.setState(Running)
+	if s := r.j.state(); s == Starting || s == Reconnecting {
+		r.j.update(func(v *View) { v.Error = "" })
+		r.j.setState(Running)
 	}
-	if err := j.render(idx, false); err != nil {
-		j.log.Error().Err(err).Msg("render manifests")
+	if err := r.render(false); err != nil {
+		r.log.Error().Err(err).Msg("render manifests")
 	}
 }
 
 // observeLatency reports, for the segments indexed by the last poll, the time from
 // ffmpeg closing each (its file's modification time) to now, when the manifests naming
 // it have been written.
-func (j *Job) observeLatency(idx *index) {
-	obs := j.m.cfg.Observer
-	fresh := idx.fresh
-	idx.fresh = idx.fresh[:0]
-	if obs == nil {
-		return
-	}
-	now := time.Now()
+func (r *runner) observeLatency() {
+	fresh := r.idx.fresh
+	r.idx.fresh = r.idx.fresh[:0]
+	now := r.now()
 	for _, closed := range fresh {
-		obs.ManifestsWritten(j.id, now.Sub(closed))
+		r.observer.ManifestsWritten(r.j.id, now.Sub(closed))
 	}
 }
 
 // render writes every manifest that has something to say. The MPD of a VOD job is
 // written once, when it ends; a live MPD follows every new segment.
-func (j *Job) render(idx *index, ended bool) error {
+func (r *runner) render(ended bool) error {
+	idx, dir := r.idx, r.j.dir
 	p := idx.presentation(ended)
 	var errs []error
 	for _, tr := range append(append([]manifest.Track(nil), p.Video...), p.Audio...) {
 		if tr.Withdrawn {
 			// Players on a shed rung get a 404 at their next reload and switch.
-			errs = append(errs, j.remove(filepath.Join(j.dir, tr.Name, manifest.MediaName)))
+			errs = append(errs, r.remove(filepath.Join(dir, tr.Name, manifest.MediaName)))
 			continue
 		}
 		if tr.Codecs == "" || len(tr.Segments) == 0 {
@@ -134,7 +143,7 @@ func (j *Job) render(idx *index, ended bool) error {
 		}
 		data, err := manifest.RenderMedia(p, &tr)
 		if err == nil {
-			err = j.write(filepath.Join(j.dir, tr.Name, manifest.MediaName), data)
+			err = r.write(filepath.Join(dir, tr.Name, manifest.MediaName), data)
 		}
 		errs = append(errs, err)
 	}
@@ -142,7 +151,7 @@ func (j *Job) render(idx *index, ended bool) error {
 	for _, t := range idx.tracks {
 		codecs[t.Name] = t.Codecs
 	}
-	j.update(func(v *View) {
+	r.j.update(func(v *View) {
 		v.Segments = idx.produced
 		for i := range v.Renditions {
 			v.Renditions[i].Codecs = codecs[v.Renditions[i].Name]
@@ -151,20 +160,20 @@ func (j *Job) render(idx *index, ended bool) error {
 	if !idx.ready() {
 		return errors.Join(errs...)
 	}
-	if !manifest.SameMaster(j.master, p) {
+	if !manifest.SameMaster(r.master, p) {
 		data, err := manifest.RenderMaster(p)
 		if err == nil {
-			err = j.write(filepath.Join(j.dir, manifest.MasterName), data)
+			err = r.write(filepath.Join(dir, manifest.MasterName), data)
 		}
 		if err == nil {
-			j.master = outline(p)
+			r.master = outline(p)
 		}
 		errs = append(errs, err)
 	}
 	if idx.live || ended {
 		data, err := manifest.RenderMPD(p)
 		if err == nil {
-			err = j.write(filepath.Join(j.dir, manifest.MPDName), data)
+			err = r.write(filepath.Join(dir, manifest.MPDName), data)
 		}
 		errs = append(errs, err)
 	}
@@ -186,26 +195,23 @@ func outline(p *manifest.Presentation) *manifest.Presentation {
 
 // write replaces a manifest atomically, unless it already holds exactly data (a rendition
 // whose playlist did not change, a master whose figures did not move).
-func (j *Job) write(path string, data []byte) error {
-	if j.written == nil {
-		j.written = map[string][]byte{}
-	}
-	if bytes.Equal(j.written[path], data) {
+func (r *runner) write(path string, data []byte) error {
+	if bytes.Equal(r.written[path], data) {
 		return nil
 	}
-	if err := j.m.fs.WriteAtomic(path, data); err != nil {
+	if err := r.fs.WriteAtomic(path, data); err != nil {
 		return err
 	}
-	j.written[path] = data
+	r.written[path] = data
 	return nil
 }
 
 // remove deletes a manifest the job wrote, once.
-func (j *Job) remove(path string) error {
-	if _, ok := j.written[path]; !ok {
+func (r *runner) remove(path string) error {
+	if _, ok := r.written[path]; !ok {
 		return nil
 	}
-	delete(j.written, path)
+	delete(r.written, path)
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

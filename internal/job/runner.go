@@ -4,23 +4,71 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/transcoderd/transcoderd/internal/backoff"
 	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/dirwatch"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
-	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
+
+// deps is what a runner needs from the daemon, each always there (null objects stand
+// in for what a test leaves out).
+type deps struct {
+	ffmpeg   string
+	store    Store
+	cores    cores                    // the CPU cap's reservations, through the queue
+	cgroup   supervise.Cgroup         // where ffmpeg runs under the cap
+	gpu      *gpu.Service             // hardware encoders and their sessions
+	watcher  func() *dirwatch.Watcher // nil where inotify is unavailable: the runner polls
+	fs       fileio.FS                // the hot path's files under the output folder
+	pressure *cpucap.Pressure         // whether the jobs as a whole are short of CPU (shedding)
+	observer Observer
+	now      func() time.Time
+	timing   timing
+}
+
+// cores is the runner's side of the CPU cap: the queue (queue.go) reacts to what it
+// is told.
+type cores interface {
+	// measured replaces the job's reservation with what its ffmpeg used.
+	measured(id string, used float64)
+	// grow reserves more cores for the job, unless live jobs wait for room.
+	grow(id string, more float64) error
+}
+
+// timing is how long a runner waits for things: the daemon's figures, which tests
+// shorten. A zero field takes the daemon's.
+type timing struct {
+	poll         time.Duration // how often ffmpeg's output is polled where it cannot be watched (100 ms)
+	stopGrace    time.Duration // SIGINT to SIGKILL (10 s)
+	probe        time.Duration // ffprobe's limit (20 s)
+	segmentGrace time.Duration // how long a segment stays on disk after leaving the window (30 s + 3 segments)
+	shedHoldOff  time.Duration // how long a shed rung stays off before it is tried again, at first (shedHoldOff)
+}
+
+// orDaemon fills the zero fields of t with the daemon's figures.
+func (t timing) orDaemon() timing {
+	or := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	or(&t.poll, 100*time.Millisecond)
+	or(&t.stopGrace, 10*time.Second)
+	or(&t.probe, 20*time.Second)
+	or(&t.shedHoldOff, shedHoldOff)
+	return t // a zero segmentGrace is the index's own (newIndex)
+}
 
 // startState is what a job starts from: nothing for a new live job (it probes), the
 // probe for a new file job, and the stored plan and index for a resumed live job.
@@ -31,90 +79,137 @@ type startState struct {
 	ast      time.Time
 }
 
+// runner runs one job's ffmpeg, again and again, until the job ends. It is owned by
+// its goroutine: nothing else reads or writes its fields. What the API reads it writes
+// into the Job.
+type runner struct {
+	j    *Job
+	deps // each runner's own copy
+	log  zerolog.Logger
+	in   Input
+	live bool
+	bo   *backoff.Backoff
+
+	plan ladder.Plan   // the ladder applied to the source
+	adm  gpu.Admission // where its rungs run now
+	idx  *index        // every segment on disk
+	shed shedding      // the rung shed while the box is over capacity
+	pace pace          // how the running ffmpeg keeps up with real time
+
+	stderr      []string               // the last lines of the last ffmpeg's stderr
+	written     map[string][]byte      // manifests as last written
+	master      *manifest.Presentation // what the master playlist was last written from
+	persistedAt time.Time              // when the segment index was last stored
+}
+
+func newRunner(j *Job, d deps, in Input) *runner {
+	return &runner{j: j, deps: d, log: j.log, in: in, live: j.src.Live, bo: backoff.New(), written: map[string][]byte{}}
+}
+
 // run is the job's whole life: probe, plan, then ffmpeg runs until the source ends
 // (VOD), the job is stopped, or it fails. Live sources are retried with backoff.
-func (j *Job) run(ctx context.Context, st startState) {
-	bo := backoff.New()
-	if st.plan != nil {
-		idx, err := j.resumeIndex(*st.plan, st)
-		if err != nil {
-			j.log.Warn().Err(err).Msg("cannot resume the stored index: starting the presentation again")
-		} else {
-			j.persistSegments(idx, true) // what catchUp found, before anything can overwrite it
-			j.loop(ctx, bo, *st.plan, idx, st.info)
-			return
-		}
+func (r *runner) run(ctx context.Context, st startState) {
+	if st.plan != nil && r.resume(*st.plan, st) {
+		r.loop(ctx, st.info)
+		return
 	}
 	info := st.info
 	if info == nil {
-		in, err := j.probeLive(ctx, bo)
-		if ctx.Err() != nil && j.m.closing() && j.m.cfg.Store != nil {
-			j.log.Info().Msg("daemon stopping: the job probes its source again when it starts again")
+		in, err := r.probeLive(ctx)
+		if ctx.Err() != nil && suspended(ctx) {
+			r.log.Info().Msg("daemon stopping: the job probes its source again when it starts again")
 			return
 		}
 		if err != nil || ctx.Err() != nil {
-			j.finish(err) // stopped before the source was ever reached: nothing to end
+			r.j.finish(err) // stopped before the source was ever reached: nothing to end
 			return
 		}
 		info = &in
 	}
-	plan, err := j.ladder.Plan(*info)
+	plan, err := r.j.ladder.Plan(*info)
 	if err != nil {
-		j.finish(fmt.Errorf("plan ladder %s: %w", j.ladder.Name, err))
+		r.j.finish(fmt.Errorf("plan ladder %s: %w", r.j.ladder.Name, err))
 		return
 	}
-	j.update(func(v *View) {
-		v.Input = info
-		v.Renditions = renditionsOf(plan)
-		v.Dropped = plan.Dropped
-	})
-	j.mu.Lock()
-	j.plan = &plan
-	j.mu.Unlock()
-	j.persist()
+	r.plan = plan
+	r.j.setPlan(plan, info)
+	if err := r.freshIndex(); err != nil {
+		r.j.finish(err)
+		return
+	}
+	r.loop(ctx, info)
+}
 
-	idx, err := j.freshIndex(plan)
+// resume rebuilds the index of a live job from the store and the files on disk; it
+// reports false, having said why, when the presentation must start again.
+func (r *runner) resume(plan ladder.Plan, st startState) bool {
+	r.plan = plan
+	r.idx = r.newIndex()
+	r.idx.ast = st.ast
+	err := r.idx.restoreTracks(st.segments)
 	if err != nil {
-		j.finish(err)
-		return
+		r.log.Warn().Err(err).Msg("cannot resume the stored index: starting the presentation again")
+		return false
 	}
-	j.loop(ctx, bo, plan, idx, info)
+	r.idx.attempt = 1       // the next run is a restart: new period, discontinuity
+	r.persistSegments(true) // what catchUp found, before anything can overwrite it
+	return true
+}
+
+// probeLive probes a live source, retrying with backoff while it is unreachable.
+func (r *runner) probeLive(ctx context.Context) (ladder.SourceInfo, error) {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, r.timing.probe)
+		began := r.now()
+		in, err := r.in.Probe(pctx)
+		cancel()
+		if err == nil {
+			return in, nil
+		}
+		if ctx.Err() != nil {
+			return ladder.SourceInfo{}, nil
+		}
+		wait := r.bo.Next(r.now().Sub(began))
+		r.log.Warn().Err(err).Dur("retry_in", wait).Msg("source not reachable")
+		r.j.update(func(v *View) { v.Error = err.Error() })
+		r.j.setState(Reconnecting)
+		if !sleep(ctx, wait) {
+			return ladder.SourceInfo{}, nil
+		}
+	}
 }
 
 // admitGPU places the plan's rungs on the GPU the probe found (or on x264), reserving
 // encoder sessions, and says so in the job for every rung moved to software.
-func (j *Job) admitGPU(plan ladder.Plan, info *ladder.SourceInfo) (gpu.Admission, error) {
-	svc := j.m.cfg.GPU
-	if svc == nil {
-		return gpu.Admission{Plan: plan}, nil
-	}
+func (r *runner) admitGPU(info *ladder.SourceInfo) error {
 	var src ladder.SourceInfo
 	if info != nil {
 		src = *info
 	}
-	adm, err := svc.Admit(j.id, j.ladder, plan, src)
+	adm, err := r.gpu.Admit(r.j.id, r.j.ladder, r.plan, src)
 	if err != nil {
-		return adm, fmt.Errorf("encoder: %w", err)
+		return fmt.Errorf("encoder: %w", err)
 	}
-	j.announce(adm, nil)
-	return adm, nil
+	r.announce(adm, nil)
+	r.adm = adm
+	return nil
 }
 
 // announce publishes where the rungs run: never a silent fallback.
-func (j *Job) announce(adm gpu.Admission, before []gpu.Move) {
+func (r *runner) announce(adm gpu.Admission, before []gpu.Move) {
 	for _, mv := range adm.Moved[len(before):] {
 		msg := fmt.Sprintf("rung %s: %s → %s: %s", mv.Rung, mv.Wanted, mv.To, mv.Reason)
-		j.log.Warn().Str("rung", mv.Rung).Str("wanted", mv.Wanted).Str("to", mv.To).Msg("encoder fallback: " + mv.Reason)
-		j.event(Event{Type: "fallback", Message: msg})
+		r.log.Warn().Str("rung", mv.Rung).Str("wanted", mv.Wanted).Str("to", mv.To).Msg("encoder fallback: " + mv.Reason)
+		r.j.event(Event{Type: "fallback", Message: msg})
 	}
 	for _, n := range adm.Notes {
-		j.event(Event{Type: "encoder", Message: n})
+		r.j.event(Event{Type: "encoder", Message: n})
 	}
 	enc := map[string]string{}
 	for _, v := range adm.Plan.Video {
 		enc[v.Name] = v.Encoder
 	}
-	j.update(func(v *View) {
+	r.j.update(func(v *View) {
 		for i := range v.Renditions {
 			if e, ok := enc[v.Renditions[i].Name]; ok {
 				v.Renditions[i].Encoder = e
@@ -124,118 +219,157 @@ func (j *Job) announce(adm gpu.Admission, before []gpu.Move) {
 }
 
 // loop runs ffmpeg again and again until the job ends.
-func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, idx *index, info *ladder.SourceInfo) {
-	adm, err := j.admitGPU(plan, info)
-	if err != nil {
-		j.finish(err)
+func (r *runner) loop(ctx context.Context, info *ladder.SourceInfo) {
+	if err := r.admitGPU(info); err != nil {
+		r.j.finish(err)
 		return
 	}
-	if j.m.cfg.GPU != nil {
-		defer j.m.cfg.GPU.Release(j.id)
-	}
+	defer r.gpu.Release(r.j.id)
 	for attempt := 1; ; attempt++ {
-		start := idx.beginAttempt()
-		argv, err := ffmpeg.BuildArgs(ffmpeg.Job{
-			Source:       j.src.URL,
-			Kind:         j.src.Kind,
-			Live:         j.src.Live,
-			Plan:         without(adm.Plan, j.shed.rung),
-			HW:           adm.HW,
-			Preset:       j.ladder.Video.Preset,
-			Dir:          j.dir,
-			StartNumbers: start,
-		})
-		if err != nil {
-			j.finish(fmt.Errorf("build ffmpeg command: %w", err))
-			return
-		}
-		shown := append([]string{j.m.cfg.FFmpeg}, argv...)
-		for i, a := range shown {
-			if a == j.src.URL && j.src.Display != "" {
-				shown[i] = j.src.Display // never show a source's password in the API
-			}
-		}
-		j.update(func(v *View) {
-			v.FFmpeg = shown
-			v.Restarts = attempt - 1
-		})
-		began := time.Now()
-		runErr := j.runFFmpeg(ctx, argv, adm.Env(), adm.Plan, idx)
-		ran := time.Since(began)
-
-		stopped := ctx.Err() != nil
-		if !stopped && errors.Is(runErr, errReshape) {
-			continue // at once: the source is fine, only the rungs change
-		}
-		if stopped && j.m.closing() && j.m.cfg.Store != nil {
-			j.log.Info().Msg("daemon stopping: the job resumes when it starts again")
-			return
-		}
-		if stopped || (!j.src.Live && runErr == nil) {
-			if err := j.render(idx, true); err != nil {
-				j.log.Error().Err(err).Msg("render final manifests")
-			}
-			j.update(func(v *View) {
-				if stopped {
-					v.Progress.ETA = nil // it will not go on
-				} else if !j.src.Live {
-					v.Progress.finished()
-				}
-			})
-			j.finish(nil)
-			return
-		}
-		if runErr == nil {
-			runErr = errors.New("the live source ended") // ffmpeg exits 0 when a live source closes
-		}
-		if j.m.cfg.GPU != nil {
-			if f, ok := gpu.Diagnose(adm, j.stderrTail()); ok {
-				// The hardware failed, not the source: move its rungs to x264 (if the
-				// ladder allows) and start again at once.
-				next, err := j.m.cfg.GPU.Fallback(j.id, j.ladder, adm, f)
-				if err != nil {
-					j.finish(err)
-					return
-				}
-				j.announce(next, adm.Moved)
-				adm = next
-				for _, t := range idx.tracks {
-					t.init = nil // the codec string may change with the encoder
-				}
-				if !j.src.Live {
-					if idx, err = j.freshIndex(plan); err != nil {
-						j.finish(err)
-						return
-					}
-				}
-				continue
-			}
-		}
-		if !j.src.Live && attempt >= maxFileAttempts {
-			j.finish(fmt.Errorf("gave up after %d attempts: %w", attempt, runErr))
-			return
-		}
-		// A live source dropped or ffmpeg died: the presentation goes on after a pause.
-		// A file is encoded again from the start, into a clean folder.
-		wait := bo.Next(ran)
-		j.log.Warn().Err(runErr).Dur("ran", ran).Dur("retry_in", wait).Int("attempt", attempt).Msg("ffmpeg exited; restarting")
-		j.event(Event{Type: "restart", Message: fmt.Sprintf("restart %d in %v: %v", attempt, wait.Round(time.Millisecond), runErr)})
-		j.update(func(v *View) { v.Error = runErr.Error() })
-		j.setState(Reconnecting)
-		if !j.src.Live {
-			if idx, err = j.freshIndex(plan); err != nil {
-				j.finish(err)
-				return
-			}
-		}
-		if !sleep(ctx, wait) {
-			if err := j.render(idx, true); err != nil {
-				j.log.Error().Err(err).Msg("render final manifests")
-			}
-			j.finish(nil)
+		began := r.now()
+		err := r.attempt(ctx, attempt)
+		if !r.next(ctx, attempt, err, r.now().Sub(began)) {
 			return
 		}
 	}
+}
+
+// fatal wraps an error that ends the job at once: running ffmpeg again cannot help.
+type fatal struct{ error }
+
+func (f fatal) Unwrap() error { return f.error }
+
+// attempt runs ffmpeg once, the n-th time, on what the input feeds it.
+func (r *runner) attempt(ctx context.Context, n int) error {
+	feed, err := r.in.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("open the source: %w", err)
+	}
+	start := r.idx.beginAttempt()
+	argv, err := ffmpeg.BuildArgs(ffmpeg.Job{
+		Source:       feed.Source.URL,
+		Kind:         feed.Source.Kind,
+		Live:         r.live,
+		Plan:         without(r.adm.Plan, r.shed.rung),
+		HW:           r.adm.HW,
+		Preset:       r.j.ladder.Video.Preset,
+		Dir:          r.j.dir,
+		StartNumbers: start,
+	})
+	if err != nil {
+		closeAll(feed.Files)
+		return fatal{fmt.Errorf("build ffmpeg command: %w", err)}
+	}
+	shown := append([]string{r.ffmpeg}, argv...)
+	for i, a := range shown {
+		if a == feed.Source.URL && feed.Source.Display != "" {
+			shown[i] = feed.Source.Display // never show a source's password in the API
+		}
+	}
+	r.j.update(func(v *View) {
+		v.FFmpeg = shown
+		v.Restarts = n - 1
+	})
+	return r.runFFmpeg(ctx, argv, feed)
+}
+
+// next decides, after a run of ffmpeg that ended with runErr, whether ffmpeg runs
+// again; it ends the job when not.
+func (r *runner) next(ctx context.Context, attempt int, runErr error, ran time.Duration) bool {
+	var f fatal
+	stopped := ctx.Err() != nil
+	switch {
+	case errors.As(runErr, &f):
+		r.j.finish(f.error)
+		return false
+	case !stopped && errors.Is(runErr, errReshape):
+		return true // at once: the source is fine, only the rungs change
+	case stopped && suspended(ctx):
+		r.log.Info().Msg("daemon stopping: the job resumes when it starts again")
+		return false
+	case stopped || (!r.live && runErr == nil):
+		r.end(stopped)
+		return false
+	}
+	if runErr == nil {
+		runErr = errors.New("the live source ended") // ffmpeg exits 0 when a live source closes
+	}
+	if failed, again := r.fallback(); failed {
+		return again
+	}
+	if !r.live && attempt >= maxFileAttempts {
+		r.j.finish(fmt.Errorf("gave up after %d attempts: %w", attempt, runErr))
+		return false
+	}
+	return r.retry(ctx, attempt, runErr, ran)
+}
+
+// end ends the job after its last run: stopped, or a file encoded to its end.
+func (r *runner) end(stopped bool) {
+	if err := r.render(true); err != nil {
+		r.log.Error().Err(err).Msg("render final manifests")
+	}
+	r.j.update(func(v *View) {
+		if stopped {
+			v.Progress.ETA = nil // it will not go on
+		} else if !r.live {
+			v.Progress.finished()
+		}
+	})
+	r.j.finish(nil)
+}
+
+// fallback moves the rungs of a hardware encoder that failed to x264, if the ladder
+// allows, when the last run's stderr says the hardware failed rather than the source;
+// ffmpeg starts again at once. failed is false when the hardware did not fail; again
+// is false when the job ended.
+func (r *runner) fallback() (failed, again bool) {
+	f, ok := gpu.Diagnose(r.adm, r.stderr)
+	if !ok {
+		return false, true
+	}
+	next, err := r.gpu.Fallback(r.j.id, r.j.ladder, r.adm, f)
+	if err != nil {
+		r.j.finish(err)
+		return true, false
+	}
+	r.announce(next, r.adm.Moved)
+	r.adm = next
+	for _, t := range r.idx.tracks {
+		t.init = nil // the codec string may change with the encoder
+	}
+	if !r.live {
+		if err := r.freshIndex(); err != nil {
+			r.j.finish(err)
+			return true, false
+		}
+	}
+	return true, true
+}
+
+// retry waits before the next run: a live source dropped or ffmpeg died, and the
+// presentation goes on after a pause. A file is encoded again from the start, into a
+// clean folder. It reports false when the job was stopped while it waited.
+func (r *runner) retry(ctx context.Context, attempt int, runErr error, ran time.Duration) bool {
+	wait := r.bo.Next(ran)
+	r.log.Warn().Err(runErr).Dur("ran", ran).Dur("retry_in", wait).Int("attempt", attempt).Msg("ffmpeg exited; restarting")
+	r.j.event(Event{Type: "restart", Message: fmt.Sprintf("restart %d in %v: %v", attempt, wait.Round(time.Millisecond), runErr)})
+	r.j.update(func(v *View) { v.Error = runErr.Error() })
+	r.j.setState(Reconnecting)
+	if !r.live {
+		if err := r.freshIndex(); err != nil {
+			r.j.finish(err)
+			return false
+		}
+	}
+	if !sleep(ctx, wait) {
+		if err := r.render(true); err != nil {
+			r.log.Error().Err(err).Msg("render final manifests")
+		}
+		r.j.finish(nil)
+		return false
+	}
+	return true
 }
 
 // fileNice is the nice value of a file job's ffmpeg.
@@ -244,412 +378,45 @@ const fileNice = 19
 // maxFileAttempts bounds how often a file job's ffmpeg is started.
 const maxFileAttempts = 3
 
-// resumeIndex rebuilds the index of a live job from the store and the files on disk.
-func (j *Job) resumeIndex(plan ladder.Plan, st startState) (*index, error) {
-	idx := j.newIndex(plan)
-	idx.ast = st.ast
-	for _, t := range idx.tracks {
-		if err := idx.restore(t, st.segments[t.Name]); err != nil {
-			return nil, err
-		}
+// newIndex returns an index with the plan's tracks, touching nothing on disk.
+func (r *runner) newIndex() *index {
+	idx := newIndex(r.live, r.plan.SegmentDuration, r.j.ladder.Window, r.now)
+	idx.fs = r.fs
+	if r.timing.segmentGrace > 0 {
+		idx.grace = r.timing.segmentGrace
 	}
-	if idx.produced == 0 {
-		return nil, fmt.Errorf("no segment of the stored index is on disk")
+	dir := r.j.dir
+	for _, v := range r.plan.Video {
+		t := idx.addTrack(v.Name, manifest.Video, filepath.Join(dir, v.Name), filepath.Join(dir, ffmpeg.PrivatePlaylist(v.Name)), v.MaxRate)
+		t.FrameRate = ffmpeg.FrameRate(r.plan.FPS)
 	}
-	idx.attempt = 1 // the next run is a restart: new period, discontinuity
-	return idx, nil
-}
-
-// newIndex returns an index with plan's tracks, touching nothing on disk.
-func (j *Job) newIndex(plan ladder.Plan) *index {
-	idx := newIndex(j.src.Live, plan.SegmentDuration, j.ladder.Window, j.m.now)
-	idx.fs = j.m.fs
-	if j.m.cfg.SegmentGrace > 0 {
-		idx.grace = j.m.cfg.SegmentGrace
-	}
-	for _, v := range plan.Video {
-		t := idx.addTrack(v.Name, manifest.Video, filepath.Join(j.dir, v.Name), filepath.Join(j.dir, ffmpeg.PrivatePlaylist(v.Name)), v.MaxRate)
-		t.FrameRate = ffmpeg.FrameRate(plan.FPS)
-	}
-	for _, a := range plan.Audio {
-		idx.addTrack(a.Name, manifest.Audio, filepath.Join(j.dir, a.Name), filepath.Join(j.dir, ffmpeg.PrivatePlaylist(a.Name)), a.Bitrate)
+	for _, a := range r.plan.Audio {
+		idx.addTrack(a.Name, manifest.Audio, filepath.Join(dir, a.Name), filepath.Join(dir, ffmpeg.PrivatePlaylist(a.Name)), a.Bitrate)
 	}
 	return idx
 }
 
-// freshIndex returns an empty index for plan, with empty rendition folders.
-func (j *Job) freshIndex(plan ladder.Plan) (*index, error) {
-	idx := j.newIndex(plan)
-	if j.m.cfg.Store != nil {
-		if err := j.m.cfg.Store.ClearSegments(j.id); err != nil {
-			return nil, fmt.Errorf("clear stored index: %w", err)
-		}
+// freshIndex starts an empty index of the plan, with empty rendition folders.
+func (r *runner) freshIndex() error {
+	idx := r.newIndex()
+	if err := r.store.ClearSegments(r.j.id); err != nil {
+		return fmt.Errorf("clear stored index: %w", err)
 	}
 	for _, t := range idx.tracks {
 		if err := os.RemoveAll(t.dir); err != nil {
-			return nil, fmt.Errorf("clear rendition folder: %w", err)
+			return fmt.Errorf("clear rendition folder: %w", err)
 		}
 		if err := os.MkdirAll(t.dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create rendition folder: %w", err)
+			return fmt.Errorf("create rendition folder: %w", err)
 		}
 	}
-	return idx, nil
+	r.idx = idx
+	return nil
 }
 
-// probeLive probes a live source, retrying with backoff while it is unreachable.
-func (j *Job) probeLive(ctx context.Context, bo *backoff.Backoff) (ladder.SourceInfo, error) {
-	for {
-		pctx, cancel := context.WithTimeout(ctx, j.m.cfg.ProbeTimeout)
-		began := time.Now()
-		in, err := ffmpeg.Probe(pctx, j.m.cfg.FFprobe, j.src.URL, j.src.Kind)
-		cancel()
-		if err == nil {
-			return in, nil
-		}
-		if ctx.Err() != nil {
-			return ladder.SourceInfo{}, nil
-		}
-		wait := bo.Next(time.Since(began))
-		j.log.Warn().Err(err).Dur("retry_in", wait).Msg("source not reachable")
-		j.update(func(v *View) { v.Error = err.Error() })
-		j.setState(Reconnecting)
-		if !sleep(ctx, wait) {
-			return ladder.SourceInfo{}, nil
-		}
-	}
-}
-
-// measure records the cores ffmpeg used since the last call; for a running live job
-// under the CPU cap, the measure replaces its reservation.
-func (j *Job) measure(meter *cpucap.Meter, now time.Time) {
-	cores, err := meter.Cores(float64(now.UnixNano()) / 1e9)
-	if err != nil {
-		return
-	}
-	j.update(func(v *View) { v.CPU = cores })
-	// Once segments flow: a job still connecting uses less than it will.
-	if j.m.cfg.CPU != nil && j.src.Live && j.state() == Running {
-		j.m.cfg.CPU.Observe(j.id, cores)
-		j.m.admitQueued() // the measure may free part of the estimate
-	}
-}
-
-// checkBehind reports a live job whose ffmpeg has run slower than real time for 10 s:
-// its viewers will stall. It returns p with slowSince set to when the slow spell began
-// (zero when not slow).
-func (j *Job) checkBehind(now time.Time, p pace) pace {
-	if !j.src.Live {
-		return pace{}
-	}
-	j.mu.Lock()
-	speed, behind := j.view.Progress.Speed, j.view.Behind
-	p.lag = time.Duration(j.view.Progress.Lag * float64(time.Second))
-	j.mu.Unlock()
-	switch {
-	case speed == 0:
-		return p
-	case speed >= realTime:
-		if behind {
-			j.update(func(v *View) { v.Behind = false })
-			j.event(Event{Type: "behind", Message: fmt.Sprintf("back to real time (speed %.2fx)", speed)})
-		}
-		p.slowSince = time.Time{}
-		return p
-	case p.slowSince.IsZero():
-		p.slowSince = now
-	case !behind && now.Sub(p.slowSince) >= 10*time.Second:
-		j.update(func(v *View) { v.Behind = true })
-		why := "the box is over capacity: ffmpeg is short of CPU"
-		switch {
-		case !p.loadKnown && !p.busiestKnown:
-			why = "the cause is not measured"
-		case !p.shortOfCPU():
-			why = "ffmpeg waits for its source"
-		}
-		if p.loadKnown || p.busiestKnown {
-			why += " (" + p.cpu() + ")"
-		}
-		msg := fmt.Sprintf("slower than real time for %v (speed %.2fx, %.1f s behind): %s",
-			now.Sub(p.slowSince).Round(time.Second), speed, p.lag.Seconds(), why)
-		j.log.Warn().Float64("speed", speed).Float64("lag", p.lag.Seconds()).Msg(msg)
-		j.event(Event{Type: "behind", Message: msg})
-	}
-	return p
-}
-
-// holdAudio sets whether the manifests hold audio to the video (index.audioLimit).
-// When the hold ends, they list the held segments at once rather than with the next
-// segment.
-func (j *Job) holdAudio(idx *index, on bool) {
-	was := idx.holdAudio
-	idx.holdAudio = on
-	if was && !on {
-		j.publish(idx)
-	}
-}
-
-// errStalled is returned by runFFmpeg when it killed an ffmpeg that stopped making progress.
-var errStalled = errors.New("ffmpeg stalled")
-
-// stallLimits returns how long ffmpeg may go without progress or without a new segment
-// before it is killed and restarted: a few segment durations once segments flow, and
-// more before the first one (connecting, probing, filling the first GOP).
-func stallLimits(segDur time.Duration) (running, starting time.Duration) {
-	running = max(4*segDur, 8*time.Second)
-	return running, max(running, 30*time.Second)
-}
-
-// runFFmpeg runs one ffmpeg process to its end, indexing and rendering as segments
-// appear (see publish.go for how it learns of them). Cancelling ctx stops ffmpeg
-// gracefully: SIGINT to its process group, so it closes its last segment, then SIGKILL
-// after the grace period. An ffmpeg that is alive but makes no progress (a hung source,
-// a stopped process) is killed: errStalled. One that must restart with other rungs of
-// plan (shed.go) is stopped: errReshape.
-func (j *Job) runFFmpeg(ctx context.Context, argv, env []string, plan ladder.Plan, idx *index) error {
-	cmd := exec.Command(j.m.cfg.FFmpeg, argv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	// ffmpeg names its input in errors: never with its password in a log, an event or
-	// the API.
-	redact := source.Redactor(j.src.URL)
-	tail := ffmpeg.NewTail(20)
-	tail.SetRedactor(redact)
-	j.mu.Lock()
-	j.tail = tail
-	j.mu.Unlock()
-	cmd.Stderr = io.MultiWriter(tail, newStderrLog(j.log, j.m.now, redact))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("ffmpeg stdout: %w", err)
-	}
-	progress := io.Reader(stdout)
-	if f, ok := stdout.(*os.File); ok { // it is: a pipe from os.Pipe
-		if r, err := fileio.NewPollReader(f); err == nil {
-			progress = r
-		}
-	}
-	// ffmpeg's playlists of the run before have been read to the end (the refresh after
-	// it exited, or a restore's catch-up): left in place, they would be read again as
-	// this run's before it writes its own (the index forgets what it last saw of them at
-	// each attempt), with an init segment being rewritten under them.
-	if err := os.RemoveAll(filepath.Join(j.dir, ffmpeg.PrivateDir)); err != nil {
-		return fmt.Errorf("clear folder of ffmpeg's playlists: %w", err)
-	}
-	for _, dir := range ffmpeg.OutputDirs(ffmpeg.Job{Dir: j.dir, Plan: plan}) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create ffmpeg's output folder: %w", err)
-		}
-	}
-	wake := make(chan struct{}, 1)
-	stopWatch, watching := j.watch(wake)
-	defer stopWatch()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start ffmpeg: %w", err)
-	}
-	pid := cmd.Process.Pid
-	if cap := j.m.cfg.CPU; cap != nil {
-		if err := cap.Attach(pid); err != nil {
-			j.log.Warn().Err(err).Msg("ffmpeg runs outside the CPU cap")
-		}
-	}
-	if !j.src.Live {
-		// A file job yields to live ones: its viewers do not watch it being made. Under
-		// the same cgroup, CFS weighs nice 19 at 15 against 1024 for nice 0.
-		if err := syscall.Setpriority(syscall.PRIO_PGRP, pid, fileNice); err != nil {
-			j.log.Warn().Err(err).Msg("file job runs at the priority of live jobs")
-		}
-	}
-	meter, _ := cpucap.NewMeter(pid)
-	var threads *cpucap.Threads // whether one thread holds ffmpeg back; live jobs only
-	if j.src.Live {
-		threads = cpucap.NewThreads(pid)
-	}
-	nextMeter := time.Now().Add(5 * time.Second)
-	var pc pace
-	j.setPID(pid)
-	defer j.setPID(0)
-	j.log.Info().Int("pid", pid).Msg("ffmpeg started")
-	j.event(Event{Type: "start", PID: pid, Message: "ffmpeg started"})
-
-	began := time.Now()
-	j.update(func(v *View) { v.Progress = Progress{} })
-	j.mu.Lock()
-	j.lastProgress = began
-	var duration time.Duration // of a file source, as probed
-	if j.view.Input != nil {
-		duration = j.view.Input.Duration
-	}
-	j.mu.Unlock()
-	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		var last time.Duration = -1
-		var speed speedMeter
-		_ = ffmpeg.ReadProgress(progress, func(p ffmpeg.Progress) {
-			pr := progressOf(p)
-			if s, ok := speed.add(time.Now(), p.OutTime); ok {
-				pr.Speed = s
-			}
-			if j.src.Live {
-				pr.Lag = math.Round(speed.lag.Seconds()*100) / 100
-			} else {
-				pr.Percent, pr.ETA = fileProgress(p.OutTime, duration, pr.Speed)
-			}
-			j.update(func(v *View) { v.Progress = pr })
-			if p.OutTime != last {
-				last = p.OutTime
-				j.mu.Lock()
-				j.lastProgress = time.Now()
-				j.mu.Unlock()
-			}
-		})
-	}()
-	exited := make(chan error, 1)
-	go func() {
-		<-progressDone // Wait closes stdout; read it to the end first
-		exited <- cmd.Wait()
-	}()
-
-	running, starting := stallLimits(idx.segDur)
-	lastSegment := began
-	produced := idx.produced
-	interval := j.m.cfg.PollInterval
-	if watching {
-		interval = checkInterval
-	}
-	tick := newBeat(interval)
-	defer tick.stop()
-	var waitErr, stall, reshape error
-	woken := false // by a rename since the last beat, and polled every track
-	stopping := ctx.Done()
-	var kill <-chan time.Time
-loop:
-	for {
-		select {
-		case waitErr = <-exited:
-			break loop
-		case <-stopping:
-			stopping = nil
-			j.setState(Stopping)
-			_ = syscall.Kill(-pid, syscall.SIGINT)
-			kill = time.After(j.m.cfg.StopGrace)
-		case <-kill:
-			j.log.Warn().Int("pid", pid).Msg("ffmpeg ignored SIGINT; killing it")
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-		case <-wake:
-			woken = j.refresh(idx) // a poll that failed is tried again at the beat
-		case now := <-tick.C:
-			tick.next()
-			// A wake-up since the last beat polled every track: the safety poll is for
-			// a beat without one.
-			if !woken {
-				j.refresh(idx)
-			}
-			woken = false
-			// What holds ffmpeg back, every 5 s, and at every beat while it is slow: a
-			// shed must not wait for figures.
-			if threads != nil && (now.After(nextMeter) || !pc.slowSince.IsZero()) {
-				pc.busiest, pc.busiestKnown = threads.Busiest(now)
-				pc.load, pc.loadKnown = j.m.pressure.Sample(now)
-			}
-			if now.After(nextMeter) {
-				nextMeter = now.Add(5 * time.Second)
-				if meter != nil {
-					j.measure(meter, now)
-				}
-			}
-			pc = j.checkBehind(now, pc)
-			j.holdAudio(idx, !pc.slowSince.IsZero())
-			if idx.produced != produced {
-				produced, lastSegment = idx.produced, now
-			}
-			if stall != nil || reshape != nil || stopping == nil {
-				continue
-			}
-			if reshape = j.reshape(now, pc, plan, idx); reshape != nil {
-				_ = syscall.Kill(-pid, syscall.SIGINT) // it closes its segments, then exits
-				kill = time.After(j.m.cfg.StopGrace)
-				continue
-			}
-			j.mu.Lock()
-			quiet := now.Sub(j.lastProgress)
-			speed := j.view.Progress.Speed
-			j.mu.Unlock()
-			limit := running
-			if idx.produced == 0 || lastSegment == began {
-				limit = starting
-			}
-			// Segments come slower when ffmpeg runs slower than real time (a big file
-			// under the CPU cap): only progress that stops is a stall at any speed.
-			segLimit := limit
-			if speed > 0 && speed < 1 {
-				segLimit = time.Duration(float64(limit) / max(speed, 0.05))
-			}
-			if noSeg := now.Sub(lastSegment); noSeg > segLimit || quiet > limit {
-				stall = fmt.Errorf("%w: no progress for %v, no new segment for %v", errStalled,
-					quiet.Round(time.Second), noSeg.Round(time.Second))
-				j.log.Warn().Int("pid", pid).Err(stall).Msg("ffmpeg stalled; killing it")
-				j.event(Event{Type: "stall", PID: pid, Message: stall.Error()})
-				j.update(func(v *View) { v.Stalls++ })
-				_ = syscall.Kill(-pid, syscall.SIGKILL) // a hung process may ignore SIGINT
-			}
-		}
-	}
-	// Whatever the exit, no process of the group may outlive the run.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	j.holdAudio(idx, false) // the run's last segments are all listed
-	j.refresh(idx)
-	j.persistSegments(idx, true)
-
-	code := 0
-	if waitErr != nil {
-		code = -1
-		var ee *exec.ExitError
-		if errors.As(waitErr, &ee) {
-			code = ee.ExitCode()
-		}
-	}
-	j.event(Event{Type: "exit", PID: pid, Code: &code, Stderr: tail.Lines(),
-		Message: fmt.Sprintf("ffmpeg exited with code %d after %v", code, time.Since(began).Round(time.Millisecond))})
-	switch {
-	case stall != nil:
-		return stall
-	case reshape != nil && ctx.Err() == nil:
-		return reshape
-	case waitErr == nil:
-		j.log.Info().Int("pid", pid).Msg("ffmpeg exited")
-		return nil
-	}
-	err = fmt.Errorf("ffmpeg exited with code %d: %s", code, tail.Last())
-	if ctx.Err() == nil {
-		j.log.Warn().Int("pid", pid).Int("code", code).Strs("stderr", tail.Lines()).Msg("ffmpeg failed")
-	}
-	return err
-}
-
-// stderrTail returns the last lines of the last ffmpeg's stderr.
-func (j *Job) stderrTail() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.tail == nil {
-		return nil
-	}
-	return j.tail.Lines()
-}
-
-// finish ends the job: finished when err is nil, failed otherwise.
-func (j *Job) finish(err error) {
-	if err != nil {
-		j.update(func(v *View) { v.Error = err.Error() })
-		j.log.Error().Err(err).Msg("job failed")
-		j.setState(Failed)
-		return
-	}
-	j.update(func(v *View) { v.Error = "" })
-	j.setState(Finished)
-}
+// suspended reports whether ctx ended because the daemon stops: the job is left to
+// resume, not ended.
+func suspended(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errDaemonStopping) }
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -659,5 +426,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
 	}
 }

@@ -78,7 +78,7 @@ func (p pace) cpu() string {
 // errReshape ends an ffmpeg run that must start again at once with another set of rungs.
 var errReshape = errors.New("ladder reshaped")
 
-// shedding is a live job's record of its shed rung. The runner goroutine owns it.
+// shedding is a live job's record of its shed rung. Its runner owns it.
 type shedding struct {
 	rung    string        // the rung not encoded now; "" when every rung is
 	since   time.Time     // when it was shed
@@ -119,47 +119,41 @@ func without(p ladder.Plan, name string) ladder.Plan {
 // slower than real time, short of CPU, and has lost shedLag, and takes it back once the
 // hold-off has passed and the CPU cap has room for it. It returns errReshape (wrapped,
 // with the reason) or nil.
-func (j *Job) reshape(now time.Time, p pace, plan ladder.Plan, idx *index) error {
-	if !j.src.Live || !j.ladder.Video.ShedTopRung {
+func (r *runner) reshape(now time.Time, p pace, plan ladder.Plan, idx *index) error {
+	if !r.live || !r.j.ladder.Video.ShedTopRung {
 		return nil
 	}
 	top, ok := shedRung(plan)
 	if !ok {
 		return nil
 	}
-	s := &j.shed
+	s := &r.shed
 	switch {
 	case s.rung == "" && !p.slowSince.IsZero() && p.lag >= shedLag(idx.segDur) && p.shortOfCPU():
 		s.rung, s.since = top.Name, now
-		s.holdOff = min(max(2*s.holdOff, j.m.cfg.ShedHoldOff), shedHoldOffMax)
-		j.mu.Lock()
-		speed := j.view.Progress.Speed
-		j.mu.Unlock()
+		s.holdOff = min(max(2*s.holdOff, r.timing.shedHoldOff), shedHoldOffMax)
+		r.j.mu.Lock()
+		speed := r.j.view.Progress.Speed
+		r.j.mu.Unlock()
 		msg := fmt.Sprintf("short of CPU (%s), %.1f s behind real time after %v (speed %.2fx): shedding the top rung %s so the others keep up; it is tried again in %v",
 			p.cpu(), p.lag.Seconds(), now.Sub(p.slowSince).Round(time.Second), speed, top.Name, s.holdOff)
-		j.log.Warn().Str("rung", top.Name).Float64("speed", speed).Float64("lag", p.lag.Seconds()).Msg(msg)
-		j.event(Event{Type: "shed", Message: msg})
-		j.withdraw(idx, top.Name, true)
+		r.log.Warn().Str("rung", top.Name).Float64("speed", speed).Float64("lag", p.lag.Seconds()).Msg(msg)
+		r.j.event(Event{Type: "shed", Message: msg})
+		r.withdraw(idx, top.Name, true)
 		return fmt.Errorf("%w: %s shed", errReshape, top.Name)
 	case s.rung != "" && now.Sub(s.since) >= s.holdOff:
-		if c := j.m.cfg.CPU; c != nil {
-			// Queued jobs go first; then the rung's cores are reserved before it starts.
-			need := cpucap.Estimate(ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, j.ladder.Video.Preset)
-			err := errors.New("live jobs are queued")
-			if j.m.queued() == 0 {
-				err = c.Grow(j.id, need)
-			}
-			if err != nil {
-				s.since = now // no room yet: look again after another hold-off
-				j.log.Info().Err(err).Str("rung", top.Name).Msg("the shed rung stays off: the CPU cap has no room for it")
-				return nil
-			}
+		// Queued jobs go first; then the rung's cores are reserved before it starts.
+		need := cpucap.Estimate(ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, r.j.ladder.Video.Preset)
+		if err := r.cores.grow(r.j.id, need); err != nil {
+			s.since = now // no room yet: look again after another hold-off
+			r.log.Info().Err(err).Str("rung", top.Name).Msg("the shed rung stays off: the CPU cap has no room for it")
+			return nil
 		}
 		msg := fmt.Sprintf("trying the top rung %s again after %v", top.Name, now.Sub(s.since).Round(time.Second))
-		j.log.Info().Str("rung", top.Name).Msg(msg)
-		j.event(Event{Type: "unshed", Message: msg})
+		r.log.Info().Str("rung", top.Name).Msg(msg)
+		r.j.event(Event{Type: "unshed", Message: msg})
 		s.rung = ""
-		j.withdraw(idx, top.Name, false)
+		r.withdraw(idx, top.Name, false)
 		return fmt.Errorf("%w: %s back", errReshape, top.Name)
 	}
 	return nil
@@ -167,14 +161,14 @@ func (j *Job) reshape(now time.Time, p pace, plan ladder.Plan, idx *index) error
 
 // withdraw marks the rung called name shed (or back) in the index and the job's view.
 // A rung that comes back stays out of the manifests until its first new segment.
-func (j *Job) withdraw(idx *index, name string, shed bool) {
+func (r *runner) withdraw(idx *index, name string, shed bool) {
 	for _, t := range idx.tracks {
 		if t.Name == name {
 			t.Withdrawn = true
 			t.returning = !shed
 		}
 	}
-	j.update(func(v *View) {
+	r.j.update(func(v *View) {
 		v.Shed = nil
 		for i := range v.Renditions {
 			if v.Renditions[i].Name == name {
@@ -185,4 +179,51 @@ func (j *Job) withdraw(idx *index, name string, shed bool) {
 			}
 		}
 	})
+}
+
+// checkBehind reports a live job whose ffmpeg has run slower than real time for 10 s:
+// its viewers will stall. It keeps in the runner's pace when the slow spell began (zero
+// when not slow) and the lag.
+func (r *runner) checkBehind(now time.Time) {
+	if !r.live {
+		r.pace = pace{}
+		return
+	}
+	p := &r.pace
+	r.j.mu.Lock()
+	speed, behind := r.j.view.Progress.Speed, r.j.view.Behind
+	p.lag = time.Duration(r.j.view.Progress.Lag * float64(time.Second))
+	r.j.mu.Unlock()
+	switch {
+	case speed == 0:
+	case speed >= realTime:
+		if behind {
+			r.j.update(func(v *View) { v.Behind = false })
+			r.j.event(Event{Type: "behind", Message: fmt.Sprintf("back to real time (speed %.2fx)", speed)})
+		}
+		p.slowSince = time.Time{}
+	case p.slowSince.IsZero():
+		p.slowSince = now
+	case !behind && now.Sub(p.slowSince) >= 10*time.Second:
+		r.j.update(func(v *View) { v.Behind = true })
+		msg := fmt.Sprintf("slower than real time for %v (speed %.2fx, %.1f s behind): %s",
+			now.Sub(p.slowSince).Round(time.Second), speed, p.lag.Seconds(), p.why())
+		r.log.Warn().Float64("speed", speed).Float64("lag", p.lag.Seconds()).Msg(msg)
+		r.j.event(Event{Type: "behind", Message: msg})
+	}
+}
+
+// why says why ffmpeg is slower than real time, with the figures behind it.
+func (p pace) why() string {
+	why := "the box is over capacity: ffmpeg is short of CPU"
+	switch {
+	case !p.loadKnown && !p.busiestKnown:
+		why = "the cause is not measured"
+	case !p.shortOfCPU():
+		why = "ffmpeg waits for its source"
+	}
+	if p.loadKnown || p.busiestKnown {
+		why += " (" + p.cpu() + ")"
+	}
+	return why
 }

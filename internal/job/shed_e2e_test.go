@@ -159,7 +159,7 @@ audio:
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	m := testManager(t, Config{Output: out, Ladders: ladder.NewStore(profiles, nil), ShedHoldOff: holdOff, CPU: c})
+	m := testManager(t, Config{Output: out, Ladders: ladder.NewStore(profiles, nil), CPU: c}, timing{shedHoldOff: holdOff})
 	src := testmedia.StartRTMP(t, opts)
 	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "shed", ID: "shed"})
 	if err != nil {

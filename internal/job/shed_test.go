@@ -28,16 +28,15 @@ func TestReshape(t *testing.T) {
 	// 1080p at veryfast needs about 1.9 cores; the cap has 4.
 	cap := cpucap.New(4, t.TempDir())
 
-	newJob := func(opt bool, live bool) (*Job, *index) {
-		m := NewManager(Config{Log: zerolog.Nop(), CPU: cap, ShedHoldOff: holdOff})
+	newJob := func(opt bool, live bool) (*runner, *index) {
+		m := newManager(Config{Log: zerolog.Nop(), CPU: cap}, timing{shedHoldOff: holdOff}, time.Now)
 		l := &ladder.Ladder{Video: ladder.Video{Preset: "veryfast", ShedTopRung: opt}}
-		j := &Job{id: "cam", m: m, ladder: l, src: source.Source{Live: live}, log: zerolog.Nop()}
-		j.view.Renditions = renditionsOf(plan)
+		j := m.newJob("cam", Request{}, source.Source{Live: live}, l, View{Renditions: renditionsOf(plan)})
 		idx := newIndex(live, time.Second, time.Minute, time.Now)
 		for _, v := range plan.Video {
 			idx.addTrack(v.Name, manifest.Video, "", "", v.Bitrate)
 		}
-		return j, idx
+		return newRunner(j, m.deps, nil), idx
 	}
 	withdrawn := func(idx *index) []string {
 		var out []string
@@ -51,22 +50,22 @@ func TestReshape(t *testing.T) {
 
 	t.Run("not opted in, or not live", func(t *testing.T) {
 		for _, c := range []struct{ opt, live bool }{{false, true}, {true, false}} {
-			j, idx := newJob(c.opt, c.live)
-			if err := j.reshape(t0.Add(time.Hour), slow, plan, idx); err != nil {
+			r, idx := newJob(c.opt, c.live)
+			if err := r.reshape(t0.Add(time.Hour), slow, plan, idx); err != nil {
 				t.Errorf("opt %v live %v: %v", c.opt, c.live, err)
 			}
 		}
 	})
 	t.Run("one rung is never shed", func(t *testing.T) {
-		j, idx := newJob(true, true)
+		r, idx := newJob(true, true)
 		one := plan
 		one.Video = plan.Video[:1]
-		if err := j.reshape(t0.Add(time.Hour), slow, one, idx); err != nil {
+		if err := r.reshape(t0.Add(time.Hour), slow, one, idx); err != nil {
 			t.Error(err)
 		}
 	})
 
-	j, idx := newJob(true, true)
+	r, idx := newJob(true, true)
 	// The index's segments last 1 s: the job sheds once it has lost 2 s for want of CPU.
 	// What the figures said over the last 5 s (nil: not measured).
 	var (
@@ -113,12 +112,12 @@ func TestReshape(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		err := j.reshape(now, p, plan, idx)
+		err := r.reshape(now, p, plan, idx)
 		if got := errors.Is(err, errReshape); got != s.reshape {
 			t.Fatalf("%s: reshape %v (%v), want %v", s.name, got, err, s.reshape)
 		}
-		if j.shed.rung != s.shed {
-			t.Errorf("%s: shed %q, want %q", s.name, j.shed.rung, s.shed)
+		if r.shed.rung != s.shed {
+			t.Errorf("%s: shed %q, want %q", s.name, r.shed.rung, s.shed)
 		}
 		if got := withdrawn(idx); !reflect.DeepEqual(got, s.withdrawn) {
 			t.Errorf("%s: withdrawn tracks %v, want %v", s.name, got, s.withdrawn)
@@ -127,12 +126,12 @@ func TestReshape(t *testing.T) {
 		if s.shed != "" {
 			wantView = []string{s.shed}
 		}
-		if v := j.View(); !reflect.DeepEqual(v.Shed, wantView) {
+		if v := r.j.View(); !reflect.DeepEqual(v.Shed, wantView) {
 			t.Errorf("%s: view lists %v shed, want %v", s.name, v.Shed, wantView)
 		}
 	}
 	var types []string
-	for _, e := range j.Events() {
+	for _, e := range r.j.Events() {
 		types = append(types, e.Type)
 	}
 	if want := []string{"shed", "unshed", "shed", "unshed"}; !reflect.DeepEqual(types, want) {

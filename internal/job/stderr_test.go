@@ -8,8 +8,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/source"
+	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
 func TestStderrLogRateLimit(t *testing.T) {
@@ -38,7 +38,7 @@ func TestStderrMasksSource(t *testing.T) {
 	redact := source.Redactor(src)
 	var buf bytes.Buffer
 	log := newStderrLog(zerolog.New(&buf), time.Now, redact)
-	tail := ffmpeg.NewTail(5)
+	tail := supervise.NewTail(5)
 	tail.SetRedactor(redact)
 	line := "[rtsp @ 0x55d0] method DESCRIBE failed: 401 Unauthorized\n" + src + ": Server returned 401 Unauthorized (authorization failed)\n"
 	for _, w := range []interface{ Write([]byte) (int, error) }{log, tail} {

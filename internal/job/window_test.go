@@ -25,7 +25,7 @@ func TestWindowEnforced(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	m := testManager(t, Config{Output: out, Ladders: ladder.NewStore(profiles, nil), SegmentGrace: time.Second})
+	m := testManager(t, Config{Output: out, Ladders: ladder.NewStore(profiles, nil)}, timing{segmentGrace: time.Second})
 	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 25})
 	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "short", ID: "win"})
 	if err != nil {

@@ -1,4 +1,4 @@
-package ffmpeg
+package supervise
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package ffmpeg
+package supervise
 
 import (
 	"bytes"
@@ -27,8 +27,8 @@ func NewTail(n int) *Tail {
 	return &Tail{n: max(n, 1)}
 }
 
-// SetRedactor makes Lines and Last pass every line through f (see Redactor), so
-// that a source's password printed by ffmpeg is never shown. Call it before use.
+// SetRedactor makes Lines and Last pass every line through f (a source's redactor),
+// so that a source's password printed by ffmpeg is never shown. Call it before use.
 func (t *Tail) SetRedactor(f func(string) string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
