@@ -18,7 +18,8 @@ import (
 // and RTSPTransport picks it from what the runs before taught: the job shows the
 // transport it uses, says when it changes, and explains a forced one that cannot
 // work. The price is one refused ffmpeg start (0.2 s against a local server) when
-// nothing is known yet, after a daemon restart or after UDP failed.
+// nothing is known yet: after a daemon restart (a resumed job is not probed), or
+// once UDP has failed for want of UDP.
 
 // refusedSetup is how ffmpeg (5.1 and later) reports that the server answered a
 // SETUP with 461 Unsupported Transport: "[rtsp @ 0x...] method SETUP failed: 461
@@ -71,10 +72,12 @@ func forcedHint(tr source.Transport) string {
 // RTSPTransport picks the transport of each ffmpeg run of one RTSP job, and
 // remembers what worked. A source that forces one (?transport=tcp or udp) gets it
 // every time. In auto mode a job starts on TCP; when the server refuses TCP (461)
-// the next run, at once, is over UDP, and so are the runs after it while UDP gets
-// media: a reconnect does not pay the refused TCP attempt again. A UDP run that
-// gets no media sends the next one back to TCP (the server may have changed, or UDP
-// is blocked). The zero value is auto mode; it is not safe for concurrent use.
+// the next run, at once, is over UDP, and so are the runs after it: a reconnect
+// (the camera rebooted, the network dropped) does not pay the refused TCP attempt
+// again. Only a UDP run that fails because of UDP sends the next one back to TCP:
+// the server now refuses UDP (461; at once), or the session was set up and no
+// packet came (a firewall or NAT drops UDP; after the backoff). The zero value is
+// auto mode; it is not safe for concurrent use.
 type RTSPTransport struct {
 	// Mode is the source's choice (source.Source.Transport); "" is auto.
 	Mode source.Transport
@@ -131,16 +134,14 @@ func (t *RTSPTransport) Ended(used source.Transport, media bool, stderr []string
 	case used == source.TransportTCP && no:
 		t.next = source.TransportUDP
 		return RTSPOutcome{To: source.TransportUDP, AtOnce: true, Reason: tcpRefused + ": pulling over UDP"}
-	case used == source.TransportUDP:
+	case used == source.TransportUDP && no:
 		t.next = source.TransportTCP
-		why := "RTP over UDP failed"
-		switch {
-		case no:
-			why = udpRefused
-		case silent(stderr):
-			why = udpSilent
-		}
-		return RTSPOutcome{To: source.TransportTCP, AtOnce: no, Reason: why + ": trying TCP again"}
+		return RTSPOutcome{To: source.TransportTCP, AtOnce: true, Reason: udpRefused + ": trying TCP again"}
+	case used == source.TransportUDP && silent(stderr):
+		t.next = source.TransportTCP
+		return RTSPOutcome{To: source.TransportTCP, Reason: udpSilent + ": trying TCP again"}
 	}
+	// The source is down, or refuses us for another reason (404, 401): the
+	// transport is not the trouble, keep it.
 	return RTSPOutcome{}
 }

@@ -49,14 +49,17 @@ func TestRTSPTransport(t *testing.T) {
 		{name: "probe over udp: the first run needs no refusal", probed: udp, runs: []run{
 			{want: udp, media: true},
 		}},
-		{name: "udp that fails sends the next run back to tcp", probed: udp, runs: []run{
-			{want: udp, stderr: stderrDown, to: tcp, reason: "RTP over UDP failed: trying TCP again"},
+		{name: "a source down keeps udp", runs: []run{
 			{want: tcp, stderr: stderr461, to: udp, atOnce: true},
 			{want: udp, media: true},
+			{want: udp, stderr: stderrDown},
+			{want: udp, stderr: nil},
+			{want: udp, media: true},
 		}},
-		{name: "silent udp says why", runs: []run{
+		{name: "silent udp goes back to tcp, after the backoff, and says why", runs: []run{
 			{want: tcp, stderr: stderr461, to: udp, atOnce: true},
 			{want: udp, stderr: stderrSilent, to: tcp, reason: "no media arrived over UDP: a firewall or NAT"},
+			{want: tcp, stderr: stderr461, to: udp, atOnce: true},
 		}},
 		{name: "a server that now refuses udp gets tcp at once", probed: udp, runs: []run{
 			{want: udp, stderr: stderr461, to: tcp, atOnce: true, reason: "refuses RTP over UDP"},
