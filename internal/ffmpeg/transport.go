@@ -9,9 +9,10 @@ import (
 // Why transcoderd chooses the RTSP transport of each run itself, rather than let
 // ffmpeg negotiate. ffmpeg 5.1's RTSP demuxer, with no -rtsp_transport, offers UDP
 // first (the lowest bit of its mask wins), TCP when the server answers 461, and
-// TCP again after 10 s without a UDP packet ("UDP timeout, retrying with TCP"):
-// UDP first means that through NAT or a firewall every start waits 10 s, and that
-// a lossy UDP path that does deliver is kept, with smeared pictures. -rtsp_flags
+// TCP again when no UDP packet came before the timeout ("UDP timeout, retrying with
+// TCP"; 10 s with our -timeout): UDP first means that through NAT or a firewall
+// every start waits out that timeout, and that a lossy UDP path that does deliver
+// is kept, with smeared pictures. -rtsp_flags
 // prefer_tcp with -rtsp_transport tcp+udp does try TCP first and falls back to UDP
 // on 461 in the same connection, but then nothing but an error line tells which
 // transport a run got. So each run gets one transport, -rtsp_transport tcp or udp,
