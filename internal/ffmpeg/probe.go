@@ -62,7 +62,7 @@ func ProbeTransport(ctx context.Context, ffprobe string, src string, kind source
 	switch {
 	case kind != source.RTSP:
 	case refused(stderr) && fellBack:
-		hint = "the RTSP server refuses RTP over both TCP and UDP (461 Unsupported Transport)"
+		hint = bothRefused
 	case refused(stderr):
 		hint = forcedHint(tr)
 	case tr == source.TransportUDP && (errors.Is(err, ErrNoMedia) || silent(stderr)):

@@ -55,9 +55,10 @@ func silent(stderr []string) bool {
 
 // Reasons given in errors, events and logs.
 const (
-	tcpRefused = "the RTSP server refuses RTP over TCP (461 Unsupported Transport)"
-	udpRefused = "the RTSP server refuses RTP over UDP (461 Unsupported Transport)"
-	udpSilent  = "no media arrived over UDP: a firewall or NAT between the source and this host may drop it " +
+	tcpRefused  = "the RTSP server refuses RTP over TCP (461 Unsupported Transport)"
+	udpRefused  = "the RTSP server refuses RTP over UDP (461 Unsupported Transport)"
+	bothRefused = "the RTSP server refuses RTP over both TCP and UDP (461 Unsupported Transport)"
+	udpSilent   = "no media arrived over UDP: a firewall or NAT between the source and this host may drop it " +
 		"(ffmpeg receives RTP on local UDP ports 5000 to 65000; or pull over TCP)"
 )
 
@@ -81,8 +82,9 @@ func forcedHint(tr source.Transport) string {
 // auto mode; it is not safe for concurrent use.
 type RTSPTransport struct {
 	// Mode is the source's choice (source.Source.Transport); "" is auto.
-	Mode source.Transport
-	next source.Transport // auto mode: the next run's; "" is TCP
+	Mode   source.Transport
+	next   source.Transport // auto mode: the next run's; "" is TCP
+	atOnce bool             // the last run's outcome was a change at once
 }
 
 // Next returns the transport of the next run: TCP or UDP.
@@ -119,6 +121,17 @@ type RTSPOutcome struct {
 // segment, stderr is its last lines (ffmpeg.Tail). It returns what changes for the
 // next run.
 func (t *RTSPTransport) Ended(used source.Transport, media bool, stderr []string) RTSPOutcome {
+	out := t.ended(used, media, stderr)
+	if out.AtOnce && t.atOnce {
+		// The other transport was refused just before: a server that refuses both
+		// must not have ffmpeg started again and again without a pause.
+		out.AtOnce, out.Reason = false, bothRefused
+	}
+	t.atOnce = out.AtOnce
+	return out
+}
+
+func (t *RTSPTransport) ended(used source.Transport, media bool, stderr []string) RTSPOutcome {
 	if media {
 		t.Worked(used)
 		return RTSPOutcome{}

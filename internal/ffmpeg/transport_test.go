@@ -65,6 +65,12 @@ func TestRTSPTransport(t *testing.T) {
 			{want: udp, stderr: stderr461, to: tcp, atOnce: true, reason: "refuses RTP over UDP"},
 			{want: tcp, media: true},
 		}},
+		{name: "a server that refuses both is not hammered", runs: []run{
+			{want: tcp, stderr: stderr461, to: udp, atOnce: true},
+			{want: udp, stderr: stderr461, to: tcp, reason: "refuses RTP over both TCP and UDP"},
+			{want: tcp, stderr: stderr461, to: udp, atOnce: true},
+			{want: udp, stderr: stderr461, to: tcp},
+		}},
 		{name: "forced tcp is never changed, and says why it fails", mode: tcp, probed: udp, runs: []run{
 			{want: tcp, stderr: stderr461, reason: "refuses RTP over TCP (461 Unsupported Transport), and the source forces ?transport=tcp: use ?transport=udp or auto"},
 			{want: tcp, stderr: stderrDown},
