@@ -87,6 +87,7 @@ type View struct {
 	Waiting    string             `json:"waiting,omitempty"` // queued: what the job waits for
 	Created    time.Time          `json:"created"`
 	Ended      *time.Time         `json:"ended,omitempty"`
+	Transport  string             `json:"transport,omitempty"` // rtsp: tcp | udp, of the current (or last) ffmpeg run
 }
 
 // Job is one source being transcoded to one ladder.
@@ -117,6 +118,7 @@ type Job struct {
 	cost        float64                // cores the job was admitted (or waits) for; live jobs under a CPU cap
 	ctx         context.Context        // the runner's context; cancel ends it
 	ast         time.Time              // the presentation's availability start, once known
+	rtsp        ffmpeg.RTSPTransport   // an RTSP source's transport per run (transport.go); runner goroutine only
 }
 
 // ID returns the job id.
@@ -229,7 +231,7 @@ func (p *Progress) finished() {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal

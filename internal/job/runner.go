@@ -135,6 +135,7 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 	}
 	for attempt := 1; ; attempt++ {
 		start := idx.beginAttempt()
+		transport := j.nextTransport()
 		argv, err := ffmpeg.BuildArgs(ffmpeg.Job{
 			Source:       j.src.URL,
 			Kind:         j.src.Kind,
@@ -144,6 +145,7 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 			Preset:       j.ladder.Video.Preset,
 			Dir:          j.dir,
 			StartNumbers: start,
+			Transport:    transport,
 		})
 		if err != nil {
 			j.finish(fmt.Errorf("build ffmpeg command: %w", err))
@@ -151,21 +153,29 @@ func (j *Job) loop(ctx context.Context, bo *backoff.Backoff, plan ladder.Plan, i
 		}
 		shown := append([]string{j.m.cfg.FFmpeg}, argv...)
 		for i, a := range shown {
-			if a == j.src.URL && j.src.Display != "" {
-				shown[i] = j.src.Display // never show a source's password in the API
+			if a == j.src.URL {
+				shown[i] = source.Redact(a) // never show a source's password in the API
 			}
 		}
 		j.update(func(v *View) {
 			v.FFmpeg = shown
 			v.Restarts = attempt - 1
+			v.Transport = string(transport)
 		})
 		began := time.Now()
+		produced := idx.produced
 		runErr := j.runFFmpeg(ctx, argv, adm.Env(), adm.Plan, idx)
 		ran := time.Since(began)
 
 		stopped := ctx.Err() != nil
 		if !stopped && errors.Is(runErr, errReshape) {
 			continue // at once: the source is fine, only the rungs change
+		}
+		if !stopped {
+			var atOnce bool
+			if atOnce, runErr = j.transportEnded(transport, runErr, idx.produced > produced); atOnce {
+				continue // the server answered: only the transport changes
+			}
 		}
 		if stopped && j.m.closing() && j.m.cfg.Store != nil {
 			j.log.Info().Msg("daemon stopping: the job resumes when it starts again")
@@ -301,9 +311,10 @@ func (j *Job) probeLive(ctx context.Context, bo *backoff.Backoff) (ladder.Source
 	for {
 		pctx, cancel := context.WithTimeout(ctx, j.m.cfg.ProbeTimeout)
 		began := time.Now()
-		in, err := ffmpeg.Probe(pctx, j.m.cfg.FFprobe, j.src.URL, j.src.Kind)
+		in, tr, err := ffmpeg.ProbeTransport(pctx, j.m.cfg.FFprobe, j.src.URL, j.src.Kind, j.src.Transport)
 		cancel()
 		if err == nil {
+			j.probedOver(tr)
 			return in, nil
 		}
 		if ctx.Err() != nil {
