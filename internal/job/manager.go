@@ -151,13 +151,14 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 		return nil, err
 	}
 	var info *ladder.SourceInfo
+	var probedOver source.Transport // an RTSP source's, when probed here
 	if src.Live && m.cfg.CPU != nil {
 		// Probe now, briefly, to admit the job on the rungs it will really encode (a 720p
 		// camera drops a 1080p rung). A source not reachable yet is admitted on its
 		// ladder's full cost, then measured, and the job starts as reconnecting.
 		pctx, cancel := context.WithTimeout(ctx, min(m.cfg.ProbeTimeout, 8*time.Second))
-		if in, err := ffmpeg.Probe(pctx, m.cfg.FFprobe, src.URL, src.Kind); err == nil {
-			info = &in
+		if in, tr, err := ffmpeg.ProbeTransport(pctx, m.cfg.FFprobe, src.URL, src.Kind, src.Transport); err == nil {
+			info, probedOver = &in, tr
 		}
 		cancel()
 	}
@@ -254,6 +255,7 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 	m.jobs[id] = j
 	j.persist()
 	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Str("state", string(state)).Msg("job created")
+	j.probedOver(probedOver) // before the runner starts
 	if state == Queued {
 		m.queue = append(m.queue, j)
 		j.event(Event{Type: "queued", Message: "waiting for room under the CPU cap: " + waiting})
