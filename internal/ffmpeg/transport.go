@@ -105,6 +105,17 @@ func (t *RTSPTransport) Worked(tr source.Transport) {
 	}
 }
 
+// Probed records the transport a probe (ProbeTransport) got its answer over, for
+// the first run. In auto mode, UDP means that the server refused TCP: the outcome
+// says so, as a change from TCP.
+func (t *RTSPTransport) Probed(tr source.Transport) RTSPOutcome {
+	t.Worked(tr)
+	if tr != source.TransportUDP || t.Mode == source.TransportTCP || t.Mode == source.TransportUDP {
+		return RTSPOutcome{}
+	}
+	return RTSPOutcome{To: source.TransportUDP, Reason: tcpRefused + ": pulling over UDP"}
+}
+
 // RTSPOutcome is what a run taught RTSPTransport.
 type RTSPOutcome struct {
 	// To is the next run's transport when it changes; "" when it does not.

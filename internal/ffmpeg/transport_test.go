@@ -36,7 +36,7 @@ func TestRTSPTransport(t *testing.T) {
 		probed source.Transport // Worked before the first run; "" for none
 		runs   []run
 	}{
-		{name: "tcp server", runs: []run{
+		{name: "tcp server", probed: tcp, runs: []run{
 			{want: tcp, media: true},
 			{want: tcp, stderr: stderrDown},
 			{want: tcp, media: true},
@@ -89,7 +89,11 @@ func TestRTSPTransport(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := RTSPTransport{Mode: tc.mode}
 			if tc.probed != "" {
-				tr.Worked(tc.probed)
+				out := tr.Probed(tc.probed)
+				fellBack := tc.probed == source.TransportUDP && tc.mode != tcp && tc.mode != udp
+				if fellBack != (out.To == udp) || fellBack != strings.Contains(out.Reason, "refuses RTP over TCP (461 Unsupported Transport): pulling over UDP") {
+					t.Errorf("Probed(%q) = %+v", tc.probed, out)
+				}
 			}
 			for i, r := range tc.runs {
 				if got := tr.Next(); got != r.want {

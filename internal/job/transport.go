@@ -26,9 +26,9 @@ func (j *Job) probedOver(tr source.Transport) {
 	if j.src.Kind != source.RTSP || tr == "" {
 		return
 	}
-	j.rtsp.Worked(tr)
-	if tr == source.TransportUDP && j.src.Transport == source.TransportAuto {
-		j.transportChanged(source.TransportTCP, tr, "the RTSP server refuses RTP over TCP (461 Unsupported Transport): pulling over UDP")
+	j.rtsp.Mode = j.src.Transport
+	if out := j.rtsp.Probed(tr); out.To != "" {
+		j.transportChanged(source.TransportTCP, out.To, out.Reason)
 	}
 }
 
