@@ -107,10 +107,11 @@ func (t *RTSPTransport) Worked(tr source.Transport) {
 
 // Probed records the transport a probe (ProbeTransport) got its answer over, for
 // the first run. In auto mode, UDP means that the server refused TCP: the outcome
-// says so, as a change from TCP.
+// says so, as a change from TCP, once (a job probed again is told nothing new).
 func (t *RTSPTransport) Probed(tr source.Transport) RTSPOutcome {
+	was := t.Next()
 	t.Worked(tr)
-	if tr != source.TransportUDP || t.Mode == source.TransportTCP || t.Mode == source.TransportUDP {
+	if now := t.Next(); now == was || now != source.TransportUDP {
 		return RTSPOutcome{}
 	}
 	return RTSPOutcome{To: source.TransportUDP, Reason: tcpRefused + ": pulling over UDP"}

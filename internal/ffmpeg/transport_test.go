@@ -33,7 +33,8 @@ func TestRTSPTransport(t *testing.T) {
 	tests := []struct {
 		name   string
 		mode   source.Transport
-		probed source.Transport // Worked before the first run; "" for none
+		probed source.Transport // Probed before the first run; "" for none
+		again  bool             // and probed again (a queued job): nothing new to tell
 		runs   []run
 	}{
 		{name: "tcp server", probed: tcp, runs: []run{
@@ -46,7 +47,7 @@ func TestRTSPTransport(t *testing.T) {
 			{want: udp, media: true},
 			{want: udp, media: true}, // a reconnect does not pay the refused TCP again
 		}},
-		{name: "probe over udp: the first run needs no refusal", probed: udp, runs: []run{
+		{name: "probe over udp: the first run needs no refusal", probed: udp, again: true, runs: []run{
 			{want: udp, media: true},
 		}},
 		{name: "a source down keeps udp", runs: []run{
@@ -93,6 +94,11 @@ func TestRTSPTransport(t *testing.T) {
 				fellBack := tc.probed == source.TransportUDP && tc.mode != tcp && tc.mode != udp
 				if fellBack != (out.To == udp) || fellBack != strings.Contains(out.Reason, "refuses RTP over TCP (461 Unsupported Transport): pulling over UDP") {
 					t.Errorf("Probed(%q) = %+v", tc.probed, out)
+				}
+			}
+			if tc.again {
+				if out := tr.Probed(tc.probed); out != (RTSPOutcome{}) {
+					t.Errorf("Probed(%q) again = %+v, want nothing new", tc.probed, out)
 				}
 			}
 			for i, r := range tc.runs {
