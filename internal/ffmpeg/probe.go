@@ -40,7 +40,7 @@ func Probe(ctx context.Context, ffprobe string, src string, kind source.Kind) (l
 // ProbeTransport is Probe for an RTSP source whose transport is mode
 // (source.Source.Transport): over the one it forces, or in auto mode ("" too) over
 // TCP, then over UDP when the server refuses TCP (461). It returns the transport
-// that got the answer, for the job's first run (RTSPTransport.Worked); "" for
+// that got the answer, for the job's first run (RTSPTransport.Probed); "" for
 // other kinds, which ignore mode. An error says when the transport was the
 // trouble: a refused forced transport, or UDP that brought nothing.
 func ProbeTransport(ctx context.Context, ffprobe string, src string, kind source.Kind, mode source.Transport) (ladder.SourceInfo, source.Transport, error) {

@@ -11,10 +11,10 @@ const Mask = "xxxxx"
 // Redact masks what in a source URL may be a secret, so the source can go in
 // errors, logs and API answers: the password, every query value (an SRT
 // passphrase, a token) but an RTSP source's ?transport= (TransportParam), and the
-// fragment. The password is also masked where it
-// appears decoded in the user name, the path and the query keys, and then, as it
-// is, path-escaped or query-escaped, anywhere in the result. A string that is not
-// a URL with a scheme is returned as it is.
+// fragment. The password is also masked where it appears decoded in the user
+// name, the path and the query keys, and then, as it is, path-escaped or
+// query-escaped, anywhere in the result. A string that is not a URL with a scheme
+// is returned as it is.
 func Redact(source string) string {
 	u, err := url.Parse(source)
 	if err != nil || u.Scheme == "" || u.Opaque != "" {

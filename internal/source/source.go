@@ -1,7 +1,7 @@
 // Package source decides whether a source string from the API may be handed to ffmpeg,
-// and what kind of source it is (Kind) and, for RTSP, over which transport (Transport),
-// and masks what in it may be a secret before it is shown (Redact, Redactor). It depends on the standard library only, so that any
-// package may import it.
+// what kind of source it is (Kind) and, for RTSP, over which transport (Transport), and
+// masks what in it may be a secret before it is shown (Redact, Redactor). It depends on
+// the standard library only, so that any package may import it.
 //
 // Network sources are URLs with an allowed scheme; files are paths relative to the media
 // root that must resolve, after symlinks, to a regular file inside it. Everything else is
