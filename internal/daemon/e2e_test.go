@@ -213,6 +213,7 @@ func TestBadRequests(t *testing.T) {
 		{"traversal", `{"source":"../../../etc/passwd","ladder":"test"}`, 400, "outside the media root"},
 		{"missing file", `{"source":"nope.mp4","ladder":"test"}`, 400, "does not exist"},
 		{"not media", `{"source":"notes.txt","ladder":"test"}`, 400, "notes.txt"},
+		{"bad rtsp transport", `{"source":"rtsp://127.0.0.1:1/cam?transport=sctp","ladder":"test"}`, 400, "?transport= must be tcp, udp or auto"},
 		{"unknown ladder", `{"source":"rtmp://127.0.0.1:1/live","ladder":"nope"}`, 400, `ladder "nope"`},
 		{"broken ladder", `{"source":"rtmp://127.0.0.1:1/live","ladder":"broken"}`, 400, "broken.yaml:5: video.renditions[1].height"},
 		{"ladder traversal", `{"source":"rtmp://127.0.0.1:1/live","ladder":"../test"}`, 400, "ladder"},

@@ -63,6 +63,9 @@ type Job struct {
 	// HW is the GPU the plan's hardware rungs use, from gpu's admission; the
 	// zero value keeps every frame in system memory (the software path).
 	HW encoder.Hardware
+	// Transport is an RTSP source's transport for this run, TCP or UDP ("" is TCP);
+	// RTSPTransport picks it. Empty for other kinds.
+	Transport source.Transport
 }
 
 var renditionName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
@@ -93,7 +96,7 @@ func BuildArgs(j Job) ([]string, error) {
 	// 5 s, and each report wakes the daemon, which counts with ten jobs.
 	a.Flag("stats_period", "2")
 	a.Add(j.HW.InputArgs()...)
-	opts, input := inputArgs(j.Kind, j.Source, j.Live)
+	opts, input := inputArgs(j.Kind, j.Source, j.Live, j.Transport)
 	a.Add(opts...)
 	a.Flag("i", input)
 
@@ -149,13 +152,22 @@ func renditionDirs(j Job) []string {
 }
 
 // inputArgs returns the input options for a source kind and the string to pass
-// to -i. ffprobe takes the same options.
-func inputArgs(kind source.Kind, src string, live bool) (opts []string, input string) {
+// to -i. ffprobe takes the same options. tr is an RTSP source's transport, TCP or
+// UDP ("" is TCP).
+func inputArgs(kind source.Kind, src string, live bool, tr source.Transport) (opts []string, input string) {
 	switch kind {
 	case source.RTMP:
 		opts = []string{"-rw_timeout", ioTimeout}
 	case source.RTSP:
-		opts = []string{"-rtsp_transport", "tcp", "-timeout", ioTimeout}
+		// One transport, never ffmpeg's negotiation: see RTSPTransport. Over UDP,
+		// ffmpeg takes a pair of local ports per stream from min_port to max_port
+		// (5000 to 65000, its defaults, kept: a firewall in front of this host must
+		// let the source's UDP in to them), and -timeout also bounds how long it
+		// waits for a packet.
+		if tr == "" {
+			tr = source.TransportTCP
+		}
+		opts = []string{"-rtsp_transport", string(tr), "-timeout", ioTimeout}
 	case source.HTTP:
 		opts = []string{"-rw_timeout", ioTimeout, "-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_delay_max", "5"}
 		if live {
@@ -204,6 +216,12 @@ func validate(j Job) error {
 	case source.RTMP, source.RTSP, source.SRT, source.HTTP, source.File:
 	default:
 		bad("unknown source kind %q", j.Kind)
+	}
+	switch {
+	case j.Kind == source.RTSP && j.Transport != "" && j.Transport != source.TransportTCP && j.Transport != source.TransportUDP:
+		bad("rtsp transport %q: a run is over tcp or udp", j.Transport)
+	case j.Kind != source.RTSP && j.Transport != "":
+		bad("transport %q is for rtsp sources only", j.Transport)
 	}
 	if j.Source == "" {
 		bad("source is empty")

@@ -77,6 +77,19 @@ var goldenJobs = []struct {
 		},
 	},
 	{
+		// The same source over UDP, for a server that refuses TCP (461): only
+		// -rtsp_transport differs from rtsp-live.
+		name: "rtsp-udp",
+		job: Job{
+			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "superfast", Dir: jobDir, Transport: source.TransportUDP,
+			Plan: ladder.Plan{
+				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
+				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_500_000, "main"), rung("360p", 640, 360, 700_000, "main")},
+				Audio: []ladder.Audio{stereo},
+			},
+		},
+	},
+	{
 		name: "hls-pull-live",
 		job: Job{
 			Source: "https://origin.example/live/master.m3u8", Kind: source.HTTP, Live: true, Preset: "veryfast", Dir: jobDir,
@@ -250,6 +263,18 @@ func TestBuildArgsErrors(t *testing.T) {
 			name: "hardware encoder", edit: func(j *Job) { j.Plan.Video[1].Encoder = "nvenc" }, unavailable: true,
 			wantErr: []string{`rung "360p": encoder nvenc needs cuda frames but the job has no hardware device: hardware encoder not available`},
 		},
+		{
+			name: "auto is no run's transport", edit: func(j *Job) {
+				j.Source, j.Kind, j.Live, j.Transport = "rtsp://cam/s", source.RTSP, true, source.TransportAuto
+			},
+			wantErr: []string{`rtsp transport "auto": a run is over tcp or udp`},
+		},
+		{
+			name: "transport of another kind", edit: func(j *Job) {
+				j.Source, j.Kind, j.Live, j.Transport = "rtmp://h/live", source.RTMP, true, source.TransportUDP
+			},
+			wantErr: []string{`transport "udp" is for rtsp sources only`},
+		},
 		{name: "bad preset", edit: func(j *Job) { j.Preset = "turbo" }, wantErr: []string{`rung "720p": unknown x264 preset "turbo"`, `rung "360p": unknown x264 preset "turbo"`}},
 		{
 			name:    "every problem at once",
@@ -336,18 +361,20 @@ func TestNetworkInputOptionsAccepted(t *testing.T) {
 	ff := needTool(t, "ffmpeg")
 	addr := closedPort(t)
 	tests := []struct {
-		name   string
-		source string
-		kind   source.Kind
+		name      string
+		source    string
+		kind      source.Kind
+		transport source.Transport
 	}{
 		{name: "rtmp", source: "rtmp://" + addr + "/live/cam", kind: source.RTMP},
 		{name: "rtsp", source: "rtsp://" + addr + "/stream1", kind: source.RTSP},
+		{name: "rtsp over udp", source: "rtsp://" + addr + "/stream1", kind: source.RTSP, transport: source.TransportUDP},
 		{name: "hls pull", source: "http://" + addr + "/live/index.m3u8", kind: source.HTTP},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			j := validJob()
-			j.Source, j.Kind, j.Live, j.Dir = tt.source, tt.kind, true, t.TempDir()
+			j.Source, j.Kind, j.Live, j.Dir, j.Transport = tt.source, tt.kind, true, t.TempDir(), tt.transport
 			argv, err := BuildArgs(j)
 			if err != nil {
 				t.Fatal(err)

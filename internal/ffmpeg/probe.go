@@ -30,13 +30,60 @@ const maxFPS = 300
 // the 10 s socket timeout at most. On failure the error carries ffprobe's last
 // stderr line ("Connection refused", "No such file or directory") with any
 // password or query values in the source masked, or, when a whitelist stopped
-// it (see whitelist.go), what was refused.
+// it (see whitelist.go), what was refused. An RTSP source is probed over TCP,
+// and over UDP when the server refuses TCP (see ProbeTransport).
 func Probe(ctx context.Context, ffprobe string, src string, kind source.Kind) (ladder.SourceInfo, error) {
+	info, _, err := ProbeTransport(ctx, ffprobe, src, kind, source.TransportAuto)
+	return info, err
+}
+
+// ProbeTransport is Probe for an RTSP source whose transport is mode
+// (source.Source.Transport): over the one it forces, or in auto mode ("" too) over
+// TCP, then over UDP when the server refuses TCP (461). It returns the transport
+// that got the answer, for the job's first run (RTSPTransport.Probed); "" for
+// other kinds, which ignore mode. An error says when the transport was the
+// trouble: a refused forced transport, or UDP that brought nothing.
+func ProbeTransport(ctx context.Context, ffprobe string, src string, kind source.Kind, mode source.Transport) (ladder.SourceInfo, source.Transport, error) {
+	shown := source.Redact(src)
+	var tr source.Transport
+	if kind == source.RTSP {
+		tr = (&RTSPTransport{Mode: mode}).Next()
+	}
+	info, stderr, err := probe(ctx, ffprobe, src, kind, tr)
+	fellBack := false
+	if err != nil && tr == source.TransportTCP && mode != source.TransportTCP && refused(stderr) && ctx.Err() == nil {
+		fellBack, tr = true, source.TransportUDP
+		info, stderr, err = probe(ctx, ffprobe, src, kind, tr)
+	}
+	if err == nil {
+		return info, tr, nil
+	}
+	var hint string
+	switch {
+	case kind != source.RTSP:
+	case refused(stderr) && fellBack:
+		hint = bothRefused
+	case refused(stderr):
+		hint = forcedHint(tr)
+	case tr == source.TransportUDP && (errors.Is(err, ErrNoMedia) || silent(stderr)):
+		hint = udpSilent
+		if fellBack {
+			hint = tcpRefused + ", and " + hint
+		}
+	}
+	if hint != "" {
+		return ladder.SourceInfo{}, "", fmt.Errorf("probe %s: %s: %w", shown, hint, err)
+	}
+	return ladder.SourceInfo{}, "", fmt.Errorf("probe %s: %w", shown, err)
+}
+
+// probe runs ffprobe once, over transport tr for an RTSP source, and returns its
+// last stderr lines (masked) with the outcome. Errors do not name the source.
+func probe(ctx context.Context, ffprobe string, src string, kind source.Kind, tr source.Transport) (ladder.SourceInfo, []string, error) {
 	if ffprobe == "" {
 		ffprobe = "ffprobe"
 	}
-	shown := source.Redact(src)
-	opts, input := inputArgs(kind, src, false)
+	opts, input := inputArgs(kind, src, false, tr)
 	var a Args
 	a.Flag("v", "error")
 	a.Flag("print_format", "json")
@@ -47,33 +94,31 @@ func Probe(ctx context.Context, ffprobe string, src string, kind source.Kind) (l
 	a.Add(input)
 
 	var stdout bytes.Buffer
-	run := supervise.Run(ctx, supervise.Spec{Path: ffprobe, Args: a.Strings(), Stdout: &stdout, TailLines: 8, Grace: time.Second})
+	run := supervise.Run(ctx, supervise.Spec{Path: ffprobe, Args: a.Strings(), Stdout: &stdout, TailLines: 8,
+		Redact: source.Redactor(src), Grace: time.Second})
+	lines := run.Tail
 	if err := run.Err; err != nil {
 		// A live HLS playlist whose segments are refused makes ffprobe retry
 		// until ctx ends: the refusal is still the reason to give.
-		refused := whitelistRefusal(run.Tail)
+		refused := whitelistRefusal(lines)
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
 		if refused != "" {
-			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %s: %w", shown, refused, err)
+			return ladder.SourceInfo{}, lines, fmt.Errorf("%s: %w", refused, err)
 		}
 		if ctx.Err() != nil {
-			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, err)
+			return ladder.SourceInfo{}, lines, err
 		}
 		if last := run.Last(); last != "" {
 			// ffprobe says "<input>: <reason>"; the error names the source already.
-			last = strings.TrimPrefix(last, input+": ")
-			last = source.Redactor(src)(last)
-			return ladder.SourceInfo{}, fmt.Errorf("probe %s: %s: %w", shown, last, err)
+			last = strings.TrimPrefix(last, source.Redact(input)+": ")
+			return ladder.SourceInfo{}, lines, fmt.Errorf("%s: %w", last, err)
 		}
-		return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, err)
+		return ladder.SourceInfo{}, lines, err
 	}
 	info, err := parseProbe(stdout.Bytes(), kind)
-	if err != nil {
-		return ladder.SourceInfo{}, fmt.Errorf("probe %s: %w", shown, err)
-	}
-	return info, nil
+	return info, lines, err
 }
 
 // probeOutput is the part of ffprobe's JSON that Probe reads.

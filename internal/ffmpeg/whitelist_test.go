@@ -178,7 +178,7 @@ func TestWhitelistStopsReferences(t *testing.T) {
 			// The control: ffprobe as it would run without the whitelists.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_, input := inputArgs(tt.kind, src, false)
+			_, input := inputArgs(tt.kind, src, false, "")
 			out, _ := exec.CommandContext(ctx, ffprobe, "-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", input).Output()
 			if strings.Contains(string(out), "176,144") {
 				leaked++

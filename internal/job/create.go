@@ -21,11 +21,12 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := m.probeNew(ctx, src, l)
+	in := m.inputOf(src) // the job's: what its probe learns, its runner knows
+	info, err := m.probeNew(ctx, in, src, l)
 	if err != nil {
 		return nil, err
 	}
-	return m.register(id, req, src, l, info)
+	return m.register(id, req, src, l, info, in)
 }
 
 // check validates req, filling in its defaults: the job's id, its source and its ladder.
@@ -64,8 +65,7 @@ func (m *Manager) check(ctx context.Context, req *Request) (string, source.Sourc
 // not reachable yet is admitted on its ladder's full cost, then measured, and the job
 // starts as reconnecting. A file is probed in full, so that a file that is not media
 // is refused with a 4xx.
-func (m *Manager) probeNew(ctx context.Context, src source.Source, l *ladder.Ladder) (*ladder.SourceInfo, error) {
-	in := m.inputOf(src)
+func (m *Manager) probeNew(ctx context.Context, in Input, src source.Source, l *ladder.Ladder) (*ladder.SourceInfo, error) {
 	if src.Live {
 		pctx, cancel := context.WithTimeout(ctx, min(m.deps.timing.probe, 8*time.Second))
 		defer cancel()
@@ -87,7 +87,7 @@ func (m *Manager) probeNew(ctx context.Context, src source.Source, l *ladder.Lad
 }
 
 // register admits the new job, creates its folder and starts it, or queues it.
-func (m *Manager) register(id string, req Request, src source.Source, l *ladder.Ladder, info *ladder.SourceInfo) (*Job, error) {
+func (m *Manager) register(id string, req Request, src source.Source, l *ladder.Ladder, info *ladder.SourceInfo, in Input) (*Job, error) {
 	dir := filepath.Join(m.cfg.Output, id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -124,7 +124,7 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 		ID: id, State: state, Source: src.Display, Ladder: l.Name, Live: src.Live, Input: info,
 		HLS: id + "/" + manifest.MasterName, DASH: id + "/" + manifest.MPDName, Waiting: waiting, Created: m.deps.now().UTC(),
 	})
-	j.cost = cost
+	j.cost, j.in = cost, in
 	m.jobs[id] = j
 	j.persist()
 	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Str("state", string(state)).Msg("job created")
@@ -163,7 +163,7 @@ func (m *Manager) newJob(id string, req Request, src source.Source, l *ladder.La
 	return &Job{
 		id: id, req: req, src: src, ladder: l, dir: filepath.Join(m.cfg.Output, id),
 		log: m.cfg.Log.With().Str("job", id).Logger(), now: m.deps.now, store: m.cfg.Store,
-		done: make(chan struct{}), view: view,
+		done: make(chan struct{}), view: view, in: m.inputOf(src),
 	}
 }
 

@@ -10,7 +10,8 @@ import (
 )
 
 // Input is where a job's ffmpeg reads its source. The runner asks it before each run
-// of ffmpeg and does not care what it is: today a URL or a file (urlInput); push ingest
+// of ffmpeg and does not care what it is: today a URL or a file (urlInput; rtspInput
+// picks an RTSP source's transport per run); push ingest
 // will hand ffmpeg a pipe from the daemon's own hub, and the fleet a job moved from
 // another box. inputFor picks one for a source.
 type Input interface {
@@ -32,6 +33,9 @@ type Feed struct {
 // inputFor is where a job's ffmpeg reads src: the one place a kind of source picks its
 // Input. ffprobe is the path of ffprobe.
 func inputFor(src source.Source, ffprobe string) Input {
+	if src.Kind == source.RTSP {
+		return newRTSPInput(src, ffprobe)
+	}
 	return urlInput{src: src, ffprobe: ffprobe}
 }
 

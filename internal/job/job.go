@@ -90,6 +90,7 @@ type View struct {
 	Waiting    string             `json:"waiting,omitempty"` // queued: what the job waits for
 	Created    time.Time          `json:"created"`
 	Ended      *time.Time         `json:"ended,omitempty"`
+	Transport  string             `json:"transport,omitempty"` // rtsp: tcp | udp, of the current (or last) ffmpeg run
 }
 
 // Job is one source being transcoded to one ladder: what the API reads of it, under
@@ -106,6 +107,7 @@ type Job struct {
 	store  Store         // where its record is kept
 	done   chan struct{} // closed when the runner has returned
 	cost   float64       // cores the job was admitted (or waits) for; the queue's
+	in     Input         // where its ffmpeg reads: Create's probe, then its runner's
 
 	mu     sync.Mutex
 	view   View
@@ -270,7 +272,7 @@ func (p *Progress) finished() {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal

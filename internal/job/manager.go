@@ -144,7 +144,7 @@ func (m *Manager) launch(j *Job, st startState) {
 	j.mu.Lock()
 	j.cancel = cancel
 	j.mu.Unlock()
-	r := newRunner(j, m.deps, m.inputOf(j.src))
+	r := newRunner(j, m.deps, j.in)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

@@ -18,6 +18,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/source"
 	"github.com/transcoderd/transcoderd/internal/supervise"
 )
 
@@ -220,6 +221,7 @@ func (r *runner) announce(adm gpu.Admission, before []gpu.Move) {
 
 // loop runs ffmpeg again and again until the job ends.
 func (r *runner) loop(ctx context.Context, info *ladder.SourceInfo) {
+	r.tellProbed()
 	if err := r.admitGPU(info); err != nil {
 		r.j.finish(err)
 		return
@@ -255,6 +257,7 @@ func (r *runner) attempt(ctx context.Context, n int) error {
 		Preset:       r.j.ladder.Video.Preset,
 		Dir:          r.j.dir,
 		StartNumbers: start,
+		Transport:    feed.Source.Transport,
 	})
 	if err != nil {
 		closeAll(feed.Files)
@@ -262,15 +265,21 @@ func (r *runner) attempt(ctx context.Context, n int) error {
 	}
 	shown := append([]string{r.ffmpeg}, argv...)
 	for i, a := range shown {
-		if a == feed.Source.URL && feed.Source.Display != "" {
-			shown[i] = feed.Source.Display // never show a source's password in the API
+		if a == feed.Source.URL {
+			shown[i] = source.Redact(a) // never show a source's password in the API
 		}
 	}
 	r.j.update(func(v *View) {
 		v.FFmpeg = shown
 		v.Restarts = n - 1
+		v.Transport = string(feed.Source.Transport)
 	})
-	return r.runFFmpeg(ctx, argv, feed)
+	produced := r.idx.produced
+	err = r.runFFmpeg(ctx, argv, feed)
+	if ctx.Err() != nil || errors.Is(err, errReshape) {
+		return err
+	}
+	return r.transportEnded(err, r.idx.produced > produced)
 }
 
 // next decides, after a run of ffmpeg that ended with runErr, whether ffmpeg runs
@@ -284,6 +293,8 @@ func (r *runner) next(ctx context.Context, attempt int, runErr error, ran time.D
 		return false
 	case !stopped && errors.Is(runErr, errReshape):
 		return true // at once: the source is fine, only the rungs change
+	case !stopped && errors.Is(runErr, errTransport):
+		return true // at once: the server answered, only the transport changes
 	case stopped && suspended(ctx):
 		r.log.Info().Msg("daemon stopping: the job resumes when it starts again")
 		return false

@@ -44,6 +44,7 @@ func FuzzParse(f *testing.F) {
 		"https://origin.example/live/master.m3u8", "a.mp4", "talks/b.mp4", "./talks/../a.mp4", "alias.mp4", "escape.mp4",
 		"../outside/secret.mp4", "/etc/passwd", "file:///etc/passwd", "concat:a.mp4|b.mp4", "-i", "a.mp4 -f null",
 		"subfile,,start,0,end,0,,:a.mp4", "rtmp:///x", "rtmp://[::1]:1935/x", "data:,x", "", "talks", "a.mp4\x00",
+		"rtsp://cam/s?a=1&transport=udp&b=%20#f", "rtsp://cam/s?%74ransport=tcp", "rtsp://cam/s#?transport=x", "rtsp://u:transport@cam/s?transport=udp",
 	} {
 		f.Add(s)
 	}
@@ -69,8 +70,21 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		u, err := url.Parse(s.URL)
-		if err != nil || s.URL != raw || !s.Live || u.Hostname() == "" {
+		if err != nil || !s.Live || u.Hostname() == "" {
 			t.Fatalf("Parse(%q) = %+v (%v)", raw, s, err)
+		}
+		// The URL is raw, but for an RTSP source's own ?transport=, which is taken
+		// out: ffmpeg would hand it to the camera.
+		given, _ := url.Parse(raw)
+		switch {
+		case s.Kind != RTSP && (s.URL != raw || s.Transport != ""):
+			t.Fatalf("Parse(%q) = %+v: a non-RTSP URL changed, or has a transport", raw, s)
+		case s.Kind == RTSP && transports[string(s.Transport)] != s.Transport:
+			t.Fatalf("Parse(%q): transport %q", raw, s.Transport)
+		case s.Kind == RTSP && u.Query().Has(TransportParam):
+			t.Fatalf("Parse(%q) = %q keeps ?%s=", raw, s.URL, TransportParam)
+		case s.Kind == RTSP && !given.Query().Has(TransportParam) && s.URL != raw:
+			t.Fatalf("Parse(%q) = %q, changed without a ?%s=", raw, s.URL, TransportParam)
 		}
 		if kind, ok := schemes[strings.ToLower(u.Scheme)]; !ok || kind != s.Kind {
 			t.Fatalf("Parse(%q): scheme %q gave kind %q", raw, u.Scheme, s.Kind)

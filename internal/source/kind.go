@@ -8,7 +8,7 @@ type Kind string
 const (
 	// RTMP pulls rtmp:// or rtmps://.
 	RTMP Kind = "rtmp"
-	// RTSP pulls rtsp:// or rtsps://, always interleaved over TCP.
+	// RTSP pulls rtsp:// or rtsps://, RTP over TCP or UDP (see Transport).
 	RTSP Kind = "rtsp"
 	// SRT pulls srt://. libsrt takes its options from the URL query, not from
 	// command-line options, so timeouts go there, in microseconds:

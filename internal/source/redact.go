@@ -10,10 +10,11 @@ const Mask = "xxxxx"
 
 // Redact masks what in a source URL may be a secret, so the source can go in
 // errors, logs and API answers: the password, every query value (an SRT
-// passphrase, a token) and the fragment. The password is also masked where it
-// appears decoded in the user name, the path and the query keys, and then, as it
-// is, path-escaped or query-escaped, anywhere in the result. A string that is not
-// a URL with a scheme is returned as it is.
+// passphrase, a token) but an RTSP source's ?transport= (TransportParam), and the
+// fragment. The password is also masked where it appears decoded in the user
+// name, the path and the query keys, and then, as it is, path-escaped or
+// query-escaped, anywhere in the result. A string that is not a URL with a scheme
+// is returned as it is.
 func Redact(source string) string {
 	u, err := url.Parse(source)
 	if err != nil || u.Scheme == "" || u.Opaque != "" {
@@ -34,7 +35,11 @@ func Redact(source string) string {
 	}
 	if u.RawQuery != "" {
 		q := url.Values{}
-		for k := range u.Query() {
+		for k, v := range u.Query() {
+			if shownTransport(u.Scheme, k, v) {
+				q[k] = v
+				continue
+			}
 			q[hide(k)] = []string{Mask}
 		}
 		u.RawQuery = q.Encode()
@@ -70,7 +75,8 @@ func maskAll(s string, secrets ...string) string {
 // Redactor returns a function that masks, in a line ffmpeg printed about source,
 // what Redact masks: the source as given becomes Redact(source), and a password
 // or query value of it shown elsewhere in the line (ffmpeg names a URL in parts
-// at times) is masked too.
+// at times) is masked too; an RTSP transport (tcp, udp) is not, or every "tcp" of
+// every line would be.
 func Redactor(source string) func(string) string {
 	shown := Redact(source)
 	u, err := url.Parse(source)
@@ -88,7 +94,7 @@ func Redactor(source string) func(string) string {
 		}
 	}
 	for _, pair := range strings.Split(u.RawQuery, "&") {
-		if _, v, ok := strings.Cut(pair, "="); ok && len(v) >= 3 {
+		if k, v, ok := strings.Cut(pair, "="); ok && len(v) >= 3 && !shownTransport(u.Scheme, k, []string{v}) {
 			secrets = append(secrets, v) // shorter values (mode=1) are not worth garbling every line for
 		}
 	}

@@ -1,7 +1,7 @@
 // Package source decides whether a source string from the API may be handed to ffmpeg,
-// and what kind of source it is (Kind), and masks what in it may be a secret before it
-// is shown (Redact, Redactor). It depends on the standard library only, so that any
-// package may import it.
+// what kind of source it is (Kind) and, for RTSP, over which transport (Transport), and
+// masks what in it may be a secret before it is shown (Redact, Redactor). It depends on
+// the standard library only, so that any package may import it.
 //
 // Network sources are URLs with an allowed scheme; files are paths relative to the media
 // root that must resolve, after symlinks, to a regular file inside it. Everything else is
@@ -23,7 +23,8 @@ var ErrInvalid = errors.New("invalid source")
 
 // Source is a source that passed validation.
 type Source struct {
-	// URL is what ffmpeg opens: the URL as given, or the absolute resolved path of a file.
+	// URL is what ffmpeg opens: the URL as given (less an RTSP source's
+	// ?transport=, see TransportParam), or the absolute resolved path of a file.
 	URL string
 	// Display is what the user gave, with what may be a secret masked (see
 	// [Redact]); safe to log and return.
@@ -31,6 +32,9 @@ type Source struct {
 	Kind    Kind
 	// Live is true for every network source: it has no end, and a drop is retried.
 	Live bool
+	// Transport is an RTSP source's transport, TransportAuto unless the URL chose
+	// one (TransportParam); empty for other kinds.
+	Transport Transport
 }
 
 var schemes = map[string]Kind{
@@ -81,7 +85,13 @@ func parseURL(raw string) (Source, error) {
 	if u.Host == "" || u.Hostname() == "" {
 		return Source{}, invalid("%s URL has no host", scheme)
 	}
-	return Source{URL: raw, Display: Redact(raw), Kind: kind, Live: true}, nil
+	src := Source{URL: raw, Display: Redact(raw), Kind: kind, Live: true}
+	if kind == RTSP {
+		if src.URL, src.Transport, err = takeTransport(raw, u); err != nil {
+			return Source{}, err
+		}
+	}
+	return src, nil
 }
 
 func parseFile(raw, mediaRoot string) (Source, error) {

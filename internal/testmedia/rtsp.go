@@ -3,6 +3,8 @@ package testmedia
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -31,16 +33,50 @@ const rtspPath = "/cam"
 // Pause and Resume stop and restart the publisher; the server itself stays.
 func StartRTSP(t testing.TB, opts SourceOptions) *Source {
 	t.Helper()
+	return startRTSP(t, opts, false)
+}
+
+// StartRTSPUDP is StartRTSP with a server that sends RTP to readers over UDP
+// only, as VLC's RTSP server and many cameras do: a reader's SETUP that asks
+// for RTP interleaved over TCP is answered 461 Unsupported Transport. The
+// server's own RTP and RTCP ports are a pair on 127.0.0.1; readers open theirs.
+// The publisher still records over TCP.
+func StartRTSPUDP(t testing.TB, opts SourceOptions) *Source {
+	t.Helper()
+	return startRTSP(t, opts, true)
+}
+
+func startRTSP(t testing.TB, opts SourceOptions, udpOnly bool) *Source {
+	t.Helper()
 	RequireFFmpeg(t)
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
 		t.Fatalf("testmedia: rtsp source options: %v", err)
 		return nil
 	}
-	relay := &rtspRelay{}
+	relay := &rtspRelay{udpOnly: udpOnly}
 	relay.server = &gortsplib.Server{
 		Handler:     relay,
 		RTSPAddress: "127.0.0.1:0",
+	}
+	if udpOnly {
+		rtp, rtcp, err := udpPair()
+		if err != nil {
+			t.Fatalf("testmedia: rtsp server's udp ports: %v", err)
+			return nil
+		}
+		// The server opens the pair by address; it gets the sockets already bound,
+		// so that no other process can take a port between the choice and the use.
+		conns := map[string]net.PacketConn{rtp.LocalAddr().String(): rtp, rtcp.LocalAddr().String(): rtcp}
+		relay.server.UDPRTPAddress = rtp.LocalAddr().String()
+		relay.server.UDPRTCPAddress = rtcp.LocalAddr().String()
+		relay.server.ListenPacket = func(network, address string) (net.PacketConn, error) {
+			if pc, ok := conns[address]; ok {
+				delete(conns, address) // the server closes it
+				return pc, nil
+			}
+			return nil, fmt.Errorf("testmedia: unexpected udp listen on %s %s", network, address)
+		}
 	}
 	if err := relay.server.Start(); err != nil {
 		t.Fatalf("testmedia: start rtsp server: %v", err)
@@ -51,10 +87,34 @@ func StartRTSP(t testing.TB, opts SourceOptions) *Source {
 	return newSource(t, url, p, relay.server.Close)
 }
 
+// udpPair binds two consecutive UDP ports on 127.0.0.1, the first even, as an
+// RTSP server's RTP and RTCP ports must be.
+func udpPair() (rtp, rtcp net.PacketConn, err error) {
+	for range 100 {
+		a, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		port := a.LocalAddr().(*net.UDPAddr).Port
+		if port%2 != 0 || port == 65534 {
+			a.Close()
+			continue
+		}
+		b, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port+1))
+		if err != nil {
+			a.Close()
+			continue
+		}
+		return a, b, nil
+	}
+	return nil, nil, fmt.Errorf("no free pair of consecutive udp ports after 100 tries")
+}
+
 // rtspRelay is the gortsplib handler: it forwards the publisher's RTP
 // packets to every reader.
 type rtspRelay struct {
-	server *gortsplib.Server
+	server  *gortsplib.Server
+	udpOnly bool // readers' SETUPs for RTP over TCP get 461
 
 	mu        sync.Mutex
 	stream    *gortsplib.ServerStream // nil while no publisher records
@@ -117,10 +177,14 @@ func (r *rtspRelay) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
-// OnSetup accepts the publisher's SETUPs, and readers' while a stream exists.
+// OnSetup accepts the publisher's SETUPs, and readers' while a stream exists
+// (with udpOnly, only those asking for UDP).
 func (r *rtspRelay) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
+	}
+	if r.udpOnly && ctx.Transport.Protocol == gortsplib.ProtocolTCP {
+		return &base.Response{StatusCode: base.StatusUnsupportedTransport}, nil, nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -143,6 +143,33 @@ func TestStartRTSP(t *testing.T) {
 	requireGone(t, pids)
 }
 
+// TestStartRTSPUDP: the server refuses RTP over TCP with 461, as VLC's does, and
+// serves it over UDP, to two readers at once (each with its own ports); after a
+// Pause and Resume it serves again.
+func TestStartRTSPUDP(t *testing.T) {
+	RequireFFmpeg(t)
+	var src *Source
+	t.Run("serve", func(t *testing.T) {
+		src = StartRTSPUDP(t, SourceOptions{Width: 320, Height: 180, FPS: 25})
+		if _, err := ffprobe(src.URL, "-rtsp_transport", "tcp"); err == nil || !strings.Contains(err.Error(), "method SETUP failed: 461") {
+			t.Errorf("ffprobe over tcp = %v, want 461", err)
+		}
+		probeConcurrently(t, src.URL, 320, 180, []string{"-rtsp_transport", "udp"}, nil)
+		src.Pause()
+		src.Resume()
+		res, err := ffprobe(src.URL, "-rtsp_transport", "udp")
+		if err == nil {
+			err = checkLive(res, 320, 180)
+		}
+		if err != nil {
+			t.Fatalf("after Resume: %v", err)
+		}
+	})
+	if src != nil {
+		requireGone(t, src.impl.pids())
+	}
+}
+
 // probeConcurrently runs two ffprobes on url at once, with extra input
 // options a and b, and checks what both see.
 func probeConcurrently(t *testing.T, url string, width, height int, a, b []string) {
