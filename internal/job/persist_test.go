@@ -96,6 +96,7 @@ func TestDecodeRecord(t *testing.T) {
 		{name: "format 2", in: `{"format":2,"ladder":{"window":90},"view":{"progress":{"out_time":62.3}}}`, window: 90 * time.Second, outTime: 62.3},
 		{name: "format 2 with a string", in: `{"format":2,"view":{"progress":{"out_time":"1m2.3s"}}}`, err: "out_time"},
 		{name: "not JSON", in: `{"format":`, err: "unexpected end"},
+		{name: "newer format", in: `{"format":3,"ladder":{"window":90}}`, err: "record of format 3, newer than this daemon's 2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

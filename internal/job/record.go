@@ -122,6 +122,10 @@ func decodeRecord(raw []byte) (storedJob, error) {
 	if err := json.Unmarshal(raw, &head); err != nil {
 		return storedJob{}, err
 	}
+	if head.Format > storedVersion {
+		// A newer daemon wrote it (a downgrade): its keys may mean something else here.
+		return storedJob{}, fmt.Errorf("record of format %d, newer than this daemon's %d: written by a newer transcoderd, left untouched", head.Format, storedVersion)
+	}
 	if head.Format < 2 {
 		var err error
 		if raw, err = upgradeRecord1(raw); err != nil {
