@@ -67,7 +67,7 @@ func (r *runner) runFFmpeg(ctx context.Context, argv []string, feed Feed) error 
 		case res := <-c.exited:
 			return r.onExit(ctx, c, res)
 		case <-c.stopping:
-			r.onStop(c)
+			r.onStop(ctx, c)
 		case <-c.wake:
 			r.onWake(c)
 		case <-c.beat.C:
@@ -179,9 +179,13 @@ func (r *runner) close(c *child) {
 }
 
 // onStop is the job's stop: supervise sends SIGINT to the group, SIGKILL after the grace.
-func (r *runner) onStop(c *child) {
+// A daemon that stops suspends the job rather than stopping it: its state stays, so that
+// the next daemon resumes it (a job stored as stopping is ended by the next, finalize).
+func (r *runner) onStop(ctx context.Context, c *child) {
 	c.stopping = nil
-	r.j.setState(Stopping)
+	if !suspended(ctx) {
+		r.j.setState(Stopping)
+	}
 }
 
 // onWake indexes what a rename announced; a poll that failed is tried again at the beat.

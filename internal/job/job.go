@@ -8,6 +8,7 @@ package job
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -31,11 +32,12 @@ const (
 	Reconnecting State = "reconnecting" // a live source went away; waiting to retry
 	Stopping     State = "stopping"     // asked to stop; ffmpeg is finishing its last segment
 	Finished     State = "finished"     // VOD done, or a live job stopped on request
+	Stopped      State = "stopped"      // a file job stopped on request before its end: its output is partial
 	Failed       State = "failed"       // see Error
 )
 
 // Ended reports whether the job will not change any more.
-func (s State) Ended() bool { return s == Finished || s == Failed }
+func (s State) Ended() bool { return s == Finished || s == Failed || s == Stopped }
 
 // Rendition is one output of a job, as the API shows it.
 type Rendition struct {
@@ -194,6 +196,25 @@ func (j *Job) finish(err error) {
 	}
 	j.update(func(v *View) { v.Error = "" })
 	j.setState(Finished)
+}
+
+// endStopped ends a job stopped on request. Stopping is how a live job ends: it is
+// finished. A file job stopped before the end of its file is stopped, and says how much
+// of the file its output holds: what was written stays, and is served, but is partial.
+func (j *Job) endStopped(live bool) {
+	if live {
+		j.finish(nil)
+		return
+	}
+	j.mu.Lock()
+	msg := fmt.Sprintf("stopped at %.1f s", j.view.Progress.OutTime)
+	if in := j.view.Input; in != nil && in.Duration > 0 {
+		msg += fmt.Sprintf(" of %.1f s", in.Duration.Seconds())
+	}
+	j.view.Error = ""
+	j.mu.Unlock()
+	j.event(Event{Type: "state", Message: msg + ": the output is partial"})
+	j.setState(Stopped)
 }
 
 // setPlan records the plan the job encodes to, with the renditions it shows.

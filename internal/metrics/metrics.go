@@ -37,7 +37,7 @@ type CPUFunc func() (used, limit float64)
 
 // knownStates are always exported by transcoderd_jobs, at 0 when no job is in them, so
 // that a query for a state has a series to read before the first job reaches it.
-var knownStates = []job.State{job.Queued, job.Starting, job.Running, job.Reconnecting, job.Stopping, job.Finished, job.Failed}
+var knownStates = []job.State{job.Queued, job.Starting, job.Running, job.Reconnecting, job.Stopping, job.Finished, job.Stopped, job.Failed}
 
 // Metrics is the daemon's metrics: a prometheus.Collector of the jobs' figures, the
 // job.Observer of manifest latency, and the registry and HTTP handler that serve them.

@@ -77,6 +77,7 @@ transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 0
+transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
 `,
 		},
@@ -107,6 +108,7 @@ transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 1
 transcoderd_jobs{state="running"} 2
 transcoderd_jobs{state="starting"} 0
+transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
 transcoderd_job_state{job="cam1",state="running"} 1
 transcoderd_job_state{job="cam2",state="running"} 1
@@ -171,6 +173,7 @@ transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 0
+transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
 transcoderd_job_state{job="q",state="paused"} 1
 transcoderd_job_restarts_total{job="q"} 0
@@ -219,6 +222,7 @@ transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 1
+transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
 `
 	if err := testutil.ScrapeAndCompare(srv.URL, strings.NewReader(want), "transcoderd_jobs", "transcoderd_cpu_used_cores", "transcoderd_cpu_limit_cores"); err != nil {
