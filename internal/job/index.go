@@ -68,6 +68,8 @@ type track struct {
 	// are written: a restored track keeps everything until then.
 	named    [2]uint64
 	releases []release
+	failing  int64 // the segment that the last poll could not index
+	tries    int   // polls that failed to index it
 }
 
 // The manifests that name a track's segments, as indexes of track.named.
@@ -113,6 +115,7 @@ func (x *index) beginAttempt() map[string]uint64 {
 		next[t.Name] = uint64(t.last + 1)
 		t.haveFirst = false
 		t.seen = fileio.Version{}
+		t.tries = 0
 	}
 	if x.attempt == 1 || x.produced == 0 {
 		return next // nothing on the timeline yet: the run starts it
@@ -195,12 +198,45 @@ func (x *index) pollTrack(t *track) (bool, error) {
 		if n <= t.last {
 			continue
 		}
-		if err := x.addSegment(t, n); err != nil {
-			return changed, err
+		if n != t.last+1 {
+			// ffmpeg's playlist no longer names the next one: it can never be read.
+			return changed, fmt.Errorf("%w: segment %d left ffmpeg's playlist unread", errSegmentLost, t.last+1)
 		}
+		if err := x.addSegment(t, n); err != nil {
+			return changed, t.failed(n, err)
+		}
+		t.tries = 0
 		changed = true
 	}
 	return changed, nil
+}
+
+// maxSegmentTries is how many polls in a row may fail to read or parse a segment that
+// ffmpeg has completed before it is given up (errSegmentLost).
+const maxSegmentTries = 3
+
+// errSegmentLost is a track's next segment given up: ffmpeg listed it complete, but it
+// could not be read or parsed (a truncated file, a full disk) in maxSegmentTries polls,
+// or it left ffmpeg's playlist unread. Left as it is, the track would never list
+// another segment. The segments after it cannot be listed either: HLS media sequence
+// numbers and DASH $Number$ count segments without gaps. So ffmpeg runs again, the
+// track going on at the lost number: the lost seconds are a discontinuity in HLS and a
+// new Period in DASH, as after any restart, and every number stays gapless.
+var errSegmentLost = errors.New("segment lost")
+
+// failed counts a poll that could not index segment n of t, and returns err, wrapped
+// in errSegmentLost once n has failed maxSegmentTries times. Until then the next poll
+// reads ffmpeg's playlist again, whether or not it changed, and tries n again.
+func (t *track) failed(n int64, err error) error {
+	t.seen = fileio.Version{}
+	if n != t.failing {
+		t.failing, t.tries = n, 0
+	}
+	t.tries++
+	if t.tries < maxSegmentTries {
+		return err
+	}
+	return fmt.Errorf("%w after %d tries: %w", errSegmentLost, t.tries, err)
 }
 
 func (x *index) addSegment(t *track, n int64) error {

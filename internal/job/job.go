@@ -86,12 +86,15 @@ type View struct {
 	Segments   int                `json:"segments"`
 	Restarts   int                `json:"restarts"`
 	Stalls     int                `json:"stalls"`
-	CPU        float64            `json:"cpu"`               // cores ffmpeg used over the last 5 s
-	Behind     bool               `json:"behind"`            // live, and slower than real time for 10 s
-	Shed       []string           `json:"shed,omitempty"`    // rungs not encoded now (video.shed_top_rung)
-	Waiting    string             `json:"waiting,omitempty"` // queued: what the job waits for
-	Created    time.Time          `json:"created"`
-	Ended      *time.Time         `json:"ended,omitempty"`
+	// SegmentsLost counts the segments given up since the daemon started: ffmpeg wrote
+	// them, but they could not be read (see errSegmentLost).
+	SegmentsLost int        `json:"segments_lost"`
+	CPU          float64    `json:"cpu"`               // cores ffmpeg used over the last 5 s
+	Behind       bool       `json:"behind"`            // live, and slower than real time for 10 s
+	Shed         []string   `json:"shed,omitempty"`    // rungs not encoded now (video.shed_top_rung)
+	Waiting      string     `json:"waiting,omitempty"` // queued: what the job waits for
+	Created      time.Time  `json:"created"`
+	Ended        *time.Time `json:"ended,omitempty"`
 }
 
 // Job is one source being transcoded to one ladder: what the API reads of it, under
@@ -291,7 +294,7 @@ func (p *Progress) finished() {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | lost
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal

@@ -26,40 +26,13 @@ import (
 // manifest on disk names must be on disk; the old run's segments still go, a grace
 // period after the manifests stopped naming them.
 func TestOutageNeverServesDeleted(t *testing.T) {
-	testmedia.RequireFFmpeg(t)
-	src := t.TempDir()
-	for _, tr := range []struct{ name, lavfi, codec string }{
-		{"v", "testsrc2=size=160x90:rate=25:duration=70", "libx264"},
-		{"a", "sine=sample_rate=48000:duration=70", "aac"},
-	} {
-		dir := filepath.Join(src, tr.name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", tr.lavfi,
-			"-c", tr.codec, "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
-			"-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "0",
-			"-hls_fmp4_init_filename", manifest.InitName, "-hls_segment_filename", filepath.Join(dir, ffmpeg.SegmentPattern),
-			filepath.Join(dir, "all.m3u8")).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ffmpeg: %v\n%s", err, out)
-		}
-	}
+	src := readySegments(t, 70)
 	dir := t.TempDir()
 	start := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	now := start
 	clock := func() time.Time { return now }
 	r := publishRunner(t, dir, clock)
-	feeds := map[string]*feed{}
-	for _, name := range []string{"v", "a"} {
-		kind := manifest.Video
-		if name == "a" {
-			kind = manifest.Audio
-		}
-		f := &feed{src: filepath.Join(src, name), dir: filepath.Join(dir, name), playlist: filepath.Join(dir, ffmpeg.PrivatePlaylist(name))}
-		r.idx.addTrack(name, kind, f.dir, f.playlist, 100_000)
-		feeds[name] = f
-	}
+	feeds := feedTracks(r, src, dir)
 	run := func(first uint64, segments int) {
 		next := r.idx.beginAttempt()
 		for name, f := range feeds {
@@ -81,6 +54,48 @@ func TestOutageNeverServesDeleted(t *testing.T) {
 		t.Errorf("the old run's last segment is still on disk 45 s after the outage: %v", err)
 	}
 	testmedia.ValidateMPD(t, filepath.Join(dir, manifest.MPDName))
+}
+
+// readySegments has ffmpeg write seconds of 1 s segments of a video track ("v") and an
+// audio track ("a") into a folder each, and returns their parent.
+func readySegments(t *testing.T, seconds int) string {
+	t.Helper()
+	testmedia.RequireFFmpeg(t)
+	src := t.TempDir()
+	for _, tr := range []struct{ name, lavfi, codec string }{
+		{"v", fmt.Sprintf("testsrc2=size=160x90:rate=25:duration=%d", seconds), "libx264"},
+		{"a", fmt.Sprintf("sine=sample_rate=48000:duration=%d", seconds), "aac"},
+	} {
+		dir := filepath.Join(src, tr.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", tr.lavfi,
+			"-c", tr.codec, "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
+			"-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "0",
+			"-hls_fmp4_init_filename", manifest.InitName, "-hls_segment_filename", filepath.Join(dir, ffmpeg.SegmentPattern),
+			filepath.Join(dir, "all.m3u8")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ffmpeg: %v\n%s", err, out)
+		}
+	}
+	return src
+}
+
+// feedTracks adds the tracks "v" and "a" to r's index, and returns a feed of each from
+// the segments readySegments wrote in src.
+func feedTracks(r *runner, src, dir string) map[string]*feed {
+	feeds := map[string]*feed{}
+	for _, name := range []string{"v", "a"} {
+		kind := manifest.Video
+		if name == "a" {
+			kind = manifest.Audio
+		}
+		f := &feed{src: filepath.Join(src, name), dir: filepath.Join(dir, name), playlist: filepath.Join(dir, ffmpeg.PrivatePlaylist(name))}
+		r.idx.addTrack(name, kind, f.dir, f.playlist, 100_000)
+		feeds[name] = f
+	}
+	return feeds
 }
 
 // publishRunner is a runner of a live job in dir whose index has no tracks yet; its
@@ -115,6 +130,19 @@ func (f *feed) begin(t *testing.T, next uint64) {
 	}
 	copyTo(t, filepath.Join(f.src, manifest.InitName), filepath.Join(f.dir, manifest.InitName))
 	_ = os.Remove(f.playlist) // a new run's ffmpeg starts without one (clearPrivate)
+}
+
+// truncate cuts the newest segment to half its size, as a full disk leaves it.
+func (f *feed) truncate(t *testing.T) {
+	t.Helper()
+	path := filepath.Join(f.dir, manifest.SegmentName(f.next-1))
+	st, err := os.Stat(path)
+	if err == nil {
+		err = os.Truncate(path, st.Size()/2)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // emit writes the k-th segment of the ready-made run as the track's next segment.

@@ -78,6 +78,9 @@ func (r *runner) refresh() bool {
 	if err != nil {
 		r.log.Warn().Err(err).Msg("index segments")
 	}
+	if errors.Is(err, errSegmentLost) && r.lost == nil {
+		r.lost = err // the child's loop acts on it (checkLost)
+	}
 	if changed {
 		r.publish()
 	}

@@ -101,6 +101,7 @@ type runner struct {
 	written     map[string][]byte      // manifests as last written
 	master      *manifest.Presentation // what the master playlist was last written from
 	persistedAt time.Time              // when the segment index was last stored
+	lost        error                  // a segment given up by the last refresh (errSegmentLost), until acted on
 }
 
 func newRunner(j *Job, d deps, in Input) *runner {
