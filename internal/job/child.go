@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/cpucap"
@@ -36,6 +37,7 @@ type child struct {
 	nextMeter         time.Time // when its CPU use is measured next
 	running, starting time.Duration
 	stall, reshape    error // why the runner ended it
+	lost              error // a segment given up: it runs again (checkLost)
 }
 
 // errStalled is returned by runFFmpeg when it killed an ffmpeg that stopped making progress.
@@ -67,7 +69,7 @@ func (r *runner) runFFmpeg(ctx context.Context, argv []string, feed Feed) error 
 		case res := <-c.exited:
 			return r.onExit(ctx, c, res)
 		case <-c.stopping:
-			r.onStop(c)
+			r.onStop(ctx, c)
 		case <-c.wake:
 			r.onWake(c)
 		case <-c.beat.C:
@@ -179,13 +181,20 @@ func (r *runner) close(c *child) {
 }
 
 // onStop is the job's stop: supervise sends SIGINT to the group, SIGKILL after the grace.
-func (r *runner) onStop(c *child) {
+// A daemon that stops suspends the job rather than stopping it: its state stays, so that
+// the next daemon resumes it (a job stored as stopping is ended by the next, finalize).
+func (r *runner) onStop(ctx context.Context, c *child) {
 	c.stopping = nil
-	r.j.setState(Stopping)
+	if !suspended(ctx) {
+		r.j.setState(Stopping)
+	}
 }
 
 // onWake indexes what a rename announced; a poll that failed is tried again at the beat.
-func (r *runner) onWake(c *child) { c.woken = r.refresh() }
+func (r *runner) onWake(c *child) {
+	c.woken = r.refresh()
+	r.checkLost(c)
+}
 
 // onBeat makes the checks that need no event.
 func (r *runner) onBeat(c *child) {
@@ -197,18 +206,55 @@ func (r *runner) onBeat(c *child) {
 		r.refresh()
 	}
 	c.woken = false
+	r.checkLost(c)
 	r.sampleCPU(c, now)
 	r.checkBehind(now)
 	r.holdAudio(!r.pace.slowSince.IsZero())
 	if r.idx.produced != c.produced {
 		c.produced, c.lastSegment = r.idx.produced, now
 	}
-	if c.stall != nil || c.reshape != nil || c.stopping == nil {
+	if c.stall != nil || c.reshape != nil || c.lost != nil || c.stopping == nil {
 		return // it is ending already
 	}
 	if !r.checkReshape(c, now) {
 		r.checkStall(c, now)
 	}
+}
+
+// checkLost stops ffmpeg when the index gave up a segment (errSegmentLost), so that it
+// runs again with the track going on at the lost number; it says so in the log, the
+// job's events and its count of lost segments, and names a full disk as the cause.
+func (r *runner) checkLost(c *child) {
+	if r.lost == nil {
+		return
+	}
+	lost := r.lost
+	r.lost = nil
+	if c.lost != nil || c.stall != nil || c.reshape != nil || c.stopping == nil {
+		return // it is ending already
+	}
+	if avail, ok := freeBytes(r.j.dir); ok && avail < diskFull {
+		lost = fmt.Errorf("%w (the disk is full: %d bytes free)", lost, avail)
+	}
+	c.lost = lost
+	r.log.Error().Err(lost).Int("pid", c.proc.Pid).Msg("segment lost; restarting ffmpeg")
+	r.j.event(Event{Type: "lost", PID: c.proc.Pid, Message: lost.Error()})
+	r.j.update(func(v *View) { v.SegmentsLost++ })
+	c.stop() // SIGINT: the other tracks close their segments
+}
+
+// diskFull is the free space under which the output's file system counts as full: a
+// segment that could not be read was cut short by ENOSPC (ffmpeg writes 32 KiB at a
+// time). ffmpeg then runs again once the segments past the window are deleted.
+const diskFull = 1 << 20
+
+// freeBytes returns the space left to unprivileged writers on the file system of dir.
+func freeBytes(dir string) (uint64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	return st.Bavail * uint64(st.Bsize), true
 }
 
 // sampleCPU reads what holds ffmpeg back, every 5 s, and at every beat while it is
@@ -297,6 +343,8 @@ func (r *runner) onExit(ctx context.Context, c *child, res supervise.Result) err
 		return c.stall
 	case c.reshape != nil && ctx.Err() == nil:
 		return c.reshape
+	case c.lost != nil && ctx.Err() == nil:
+		return c.lost
 	case code == 0:
 		r.log.Info().Int("pid", pid).Msg("ffmpeg exited")
 		return nil

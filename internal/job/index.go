@@ -62,6 +62,30 @@ type track struct {
 	returning   bool           // a shed rung encoded again: withdrawn until its first new segment
 	seen        fileio.Version // of ffmpeg's playlist at the last read: unchanged means nothing new
 	listedNext  uint64         // the number after the newest segment the manifests list
+	// named is, per manifest on disk that lists the track (namedByPlaylist,
+	// namedByMPD), the lowest segment number it names: what is below both may go, a
+	// grace period after it stopped being named (releases). Zero until the manifests
+	// are written: a restored track keeps everything until then.
+	named    [2]uint64
+	releases []release
+	failing  int64 // the segment that the last poll could not index
+	tries    int   // polls that failed to index it
+}
+
+// The manifests that name a track's segments, as indexes of track.named.
+const (
+	namedByPlaylist = iota // its media playlist
+	namedByMPD
+)
+
+// notNamed is the track.named of a manifest that names none of the track's segments.
+const notNamed = math.MaxUint64
+
+// release is when the segments of a track numbered below below stopped being named by
+// any manifest on disk.
+type release struct {
+	below uint64
+	at    time.Time
 }
 
 func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *index {
@@ -91,6 +115,7 @@ func (x *index) beginAttempt() map[string]uint64 {
 		next[t.Name] = uint64(t.last + 1)
 		t.haveFirst = false
 		t.seen = fileio.Version{}
+		t.tries = 0
 	}
 	if x.attempt == 1 || x.produced == 0 {
 		return next // nothing on the timeline yet: the run starts it
@@ -173,12 +198,45 @@ func (x *index) pollTrack(t *track) (bool, error) {
 		if n <= t.last {
 			continue
 		}
-		if err := x.addSegment(t, n); err != nil {
-			return changed, err
+		if n != t.last+1 {
+			// ffmpeg's playlist no longer names the next one: it can never be read.
+			return changed, fmt.Errorf("%w: segment %d left ffmpeg's playlist unread", errSegmentLost, t.last+1)
 		}
+		if err := x.addSegment(t, n); err != nil {
+			return changed, t.failed(n, err)
+		}
+		t.tries = 0
 		changed = true
 	}
 	return changed, nil
+}
+
+// maxSegmentTries is how many polls in a row may fail to read or parse a segment that
+// ffmpeg has completed before it is given up (errSegmentLost).
+const maxSegmentTries = 3
+
+// errSegmentLost is a track's next segment given up: ffmpeg listed it complete, but it
+// could not be read or parsed (a truncated file, a full disk) in maxSegmentTries polls,
+// or it left ffmpeg's playlist unread. Left as it is, the track would never list
+// another segment. The segments after it cannot be listed either: HLS media sequence
+// numbers and DASH $Number$ count segments without gaps. So ffmpeg runs again, the
+// track going on at the lost number: the lost seconds are a discontinuity in HLS and a
+// new Period in DASH, as after any restart, and every number stays gapless.
+var errSegmentLost = errors.New("segment lost")
+
+// failed counts a poll that could not index segment n of t, and returns err, wrapped
+// in errSegmentLost once n has failed maxSegmentTries times. Until then the next poll
+// reads ffmpeg's playlist again, whether or not it changed, and tries n again.
+func (t *track) failed(n int64, err error) error {
+	t.seen = fileio.Version{}
+	if n != t.failing {
+		t.failing, t.tries = n, 0
+	}
+	t.tries++
+	if t.tries < maxSegmentTries {
+		return err
+	}
+	return fmt.Errorf("%w after %d tries: %w", errSegmentLost, t.tries, err)
 }
 
 func (x *index) addSegment(t *track, n int64) error {
@@ -398,18 +456,22 @@ func (x *index) edge() float64 {
 	return e
 }
 
-// prune drops from the index and from disk the segments that left the window more than
-// the grace period ago. Players that loaded a playlist just before a segment left it can
-// still fetch that segment for the grace period.
+// prune drops from the index and from disk the segments that no manifest on disk has
+// named for the grace period. Players that loaded a manifest just before a segment left
+// it can still fetch that segment for the grace period; a segment that a served manifest
+// names is never deleted, however far it is behind the edge (after an outage, a track
+// whose new run has no segment yet keeps its manifests, and its old segments, until it
+// has one). Call it after the manifests are written.
 func (x *index) prune() []error {
 	if !x.live || x.window <= 0 {
 		return nil
 	}
-	limit := x.edge() - (x.window + x.grace).Seconds()
+	now := x.now()
 	var errs []error
 	for _, t := range x.tracks {
+		below := t.released(now, now.Add(-x.grace))
 		k := 0
-		for k < len(t.Segments) && segEnd(t.Segments[k], t.Timescale) < limit {
+		for k < len(t.Segments) && t.Segments[k].Number < below {
 			s := t.Segments[k]
 			if err := x.fs.Remove(filepath.Join(t.dir, manifest.SegmentName(s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
@@ -424,6 +486,53 @@ func (x *index) prune() []error {
 		t.Segments = t.Segments[k:]
 	}
 	return errs
+}
+
+// name records that manifest m (namedByPlaylist, namedByMPD) of track name, as now on
+// disk, lists the segments of listed (nil: none).
+func (x *index) name(track string, m int, listed *manifest.Track) {
+	for _, t := range x.tracks {
+		if t.Name != track {
+			continue
+		}
+		t.named[m] = notNamed
+		if listed != nil && len(listed.Segments) > 0 {
+			t.named[m] = listed.Segments[0].Number
+		}
+	}
+}
+
+// nameInMPD records what the MPD rendered from p, now on disk, lists of every track.
+func (x *index) nameInMPD(p *manifest.Presentation) {
+	listed := map[string]*manifest.Track{}
+	for _, tracks := range [][]manifest.Track{p.Video, p.Audio} {
+		for i := range tracks {
+			listed[tracks[i].Name] = &tracks[i]
+		}
+	}
+	for _, t := range x.tracks {
+		x.name(t.Name, namedByMPD, listed[t.Name])
+	}
+}
+
+// released notes, at now, the segments of t that no manifest on disk names any more,
+// and returns the number below which every segment has been unnamed since cutoff.
+func (t *track) released(now, cutoff time.Time) uint64 {
+	low := min(t.named[namedByPlaylist], t.named[namedByMPD])
+	if low == notNamed {
+		low = uint64(t.last + 1) // neither manifest lists the track (a withdrawn rung out of the window)
+	}
+	if n := len(t.releases); low > 0 && (n == 0 || low > t.releases[n-1].below) {
+		t.releases = append(t.releases, release{below: low, at: now})
+	}
+	var below uint64
+	i := 0
+	for i < len(t.releases) && !t.releases[i].at.After(cutoff) {
+		below = t.releases[i].below
+		i++
+	}
+	t.releases = t.releases[i:]
+	return below
 }
 
 // presentation builds what the manifest package renders, trimmed to the window.

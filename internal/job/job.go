@@ -8,6 +8,7 @@ package job
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -31,11 +32,12 @@ const (
 	Reconnecting State = "reconnecting" // a live source went away; waiting to retry
 	Stopping     State = "stopping"     // asked to stop; ffmpeg is finishing its last segment
 	Finished     State = "finished"     // VOD done, or a live job stopped on request
+	Stopped      State = "stopped"      // a file job stopped on request before its end: its output is partial
 	Failed       State = "failed"       // see Error
 )
 
 // Ended reports whether the job will not change any more.
-func (s State) Ended() bool { return s == Finished || s == Failed }
+func (s State) Ended() bool { return s == Finished || s == Failed || s == Stopped }
 
 // Rendition is one output of a job, as the API shows it.
 type Rendition struct {
@@ -84,13 +86,16 @@ type View struct {
 	Segments   int                `json:"segments"`
 	Restarts   int                `json:"restarts"`
 	Stalls     int                `json:"stalls"`
-	CPU        float64            `json:"cpu"`               // cores ffmpeg used over the last 5 s
-	Behind     bool               `json:"behind"`            // live, and slower than real time for 10 s
-	Shed       []string           `json:"shed,omitempty"`    // rungs not encoded now (video.shed_top_rung)
-	Waiting    string             `json:"waiting,omitempty"` // queued: what the job waits for
-	Created    time.Time          `json:"created"`
-	Ended      *time.Time         `json:"ended,omitempty"`
-	Transport  string             `json:"transport,omitempty"` // rtsp: tcp | udp, of the current (or last) ffmpeg run
+	// SegmentsLost counts the segments given up since the daemon started: ffmpeg wrote
+	// them, but they could not be read (see errSegmentLost).
+	SegmentsLost int        `json:"segments_lost"`
+	CPU          float64    `json:"cpu"`               // cores ffmpeg used over the last 5 s
+	Behind       bool       `json:"behind"`            // live, and slower than real time for 10 s
+	Shed         []string   `json:"shed,omitempty"`    // rungs not encoded now (video.shed_top_rung)
+	Waiting      string     `json:"waiting,omitempty"` // queued: what the job waits for
+	Created      time.Time  `json:"created"`
+	Ended        *time.Time `json:"ended,omitempty"`
+	Transport    string     `json:"transport,omitempty"` // rtsp: tcp | udp, of the current (or last) ffmpeg run
 }
 
 // Job is one source being transcoded to one ladder: what the API reads of it, under
@@ -198,6 +203,25 @@ func (j *Job) finish(err error) {
 	j.setState(Finished)
 }
 
+// endStopped ends a job stopped on request. Stopping is how a live job ends: it is
+// finished. A file job stopped before the end of its file is stopped, and says how much
+// of the file its output holds: what was written stays, and is served, but is partial.
+func (j *Job) endStopped(live bool) {
+	if live {
+		j.finish(nil)
+		return
+	}
+	j.mu.Lock()
+	msg := fmt.Sprintf("stopped at %.1f s", j.view.Progress.OutTime)
+	if in := j.view.Input; in != nil && in.Duration > 0 {
+		msg += fmt.Sprintf(" of %.1f s", in.Duration.Seconds())
+	}
+	j.view.Error = ""
+	j.mu.Unlock()
+	j.event(Event{Type: "state", Message: msg + ": the output is partial"})
+	j.setState(Stopped)
+}
+
 // setPlan records the plan the job encodes to, with the renditions it shows.
 func (j *Job) setPlan(plan ladder.Plan, info *ladder.SourceInfo) {
 	j.update(func(v *View) {
@@ -272,7 +296,7 @@ func (p *Progress) finished() {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport | lost
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal

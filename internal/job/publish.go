@@ -78,6 +78,9 @@ func (r *runner) refresh() bool {
 	if err != nil {
 		r.log.Warn().Err(err).Msg("index segments")
 	}
+	if errors.Is(err, errSegmentLost) && r.lost == nil {
+		r.lost = err // the child's loop acts on it (checkLost)
+	}
 	if changed {
 		r.publish()
 	}
@@ -95,22 +98,23 @@ func (r *runner) holdAudio(on bool) {
 	}
 }
 
-// publish renders the manifests for the segments indexed since the last publish, drops
-// the segments that left the window, and records both.
+// publish renders the manifests for the segments indexed since the last publish, then
+// drops the segments that no manifest on disk has named for the grace period (files
+// before manifests: a manifest never names a deleted segment), and records both.
 func (r *runner) publish() {
 	// Deferred calls run last first: the latency is taken when the manifests are
 	// written, before the store's fsync.
 	defer r.persistSegments(false)
 	defer r.observeLatency()
-	for _, err := range r.idx.prune() {
-		r.log.Warn().Err(err).Msg("delete old segment")
-	}
 	if s := r.j.state(); s == Starting || s == Reconnecting {
 		r.j.update(func(v *View) { v.Error = "" })
 		r.j.setState(Running)
 	}
 	if err := r.render(false); err != nil {
 		r.log.Error().Err(err).Msg("render manifests")
+	}
+	for _, err := range r.idx.prune() {
+		r.log.Warn().Err(err).Msg("delete old segment")
 	}
 }
 
@@ -135,7 +139,11 @@ func (r *runner) render(ended bool) error {
 	for _, tr := range append(append([]manifest.Track(nil), p.Video...), p.Audio...) {
 		if tr.Withdrawn {
 			// Players on a shed rung get a 404 at their next reload and switch.
-			errs = append(errs, r.remove(filepath.Join(dir, tr.Name, manifest.MediaName)))
+			err := r.remove(filepath.Join(dir, tr.Name, manifest.MediaName))
+			if err == nil {
+				idx.name(tr.Name, namedByPlaylist, nil)
+			}
+			errs = append(errs, err)
 			continue
 		}
 		if tr.Codecs == "" || len(tr.Segments) == 0 {
@@ -144,6 +152,9 @@ func (r *runner) render(ended bool) error {
 		data, err := manifest.RenderMedia(p, &tr)
 		if err == nil {
 			err = r.write(filepath.Join(dir, tr.Name, manifest.MediaName), data)
+		}
+		if err == nil {
+			idx.name(tr.Name, namedByPlaylist, &tr)
 		}
 		errs = append(errs, err)
 	}
@@ -174,6 +185,9 @@ func (r *runner) render(ended bool) error {
 		data, err := manifest.RenderMPD(p)
 		if err == nil {
 			err = r.write(filepath.Join(dir, manifest.MPDName), data)
+		}
+		if err == nil {
+			idx.nameInMPD(p)
 		}
 		errs = append(errs, err)
 	}

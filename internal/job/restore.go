@@ -69,12 +69,13 @@ func (m *Manager) restoreOne(id string, rec storedJob) error {
 		m.queue.add(j) // in order of creation once all are restored
 		j.event(Event{Type: "restore", Message: "still queued after a daemon restart"})
 		return nil
+	case j.view.State == Stopping:
+		return m.finalize(j, rec)
 	}
 	return m.resume(j, rec)
 }
 
-// resume starts again a job that was running, reconnecting, stopping for a daemon
-// restart, or queued without a cap now: a live job with its stored plan and index.
+// resume starts again a job that was running, reconnecting, or queued without a cap now: a live job with its stored plan and index.
 func (m *Manager) resume(j *Job, rec storedJob) error {
 	j.view.State = Starting
 	j.view.Waiting = ""
@@ -91,6 +92,24 @@ func (m *Manager) resume(j *Job, rec storedJob) error {
 	}
 	j.event(Event{Type: "restore", Message: "resumed after a daemon restart"})
 	j.log.Info().Bool("live", j.src.Live).Msg("resuming job after a daemon restart")
+	m.mu.Lock()
+	m.launch(j, start)
+	m.mu.Unlock()
+	return nil
+}
+
+// finalize carries out the stop asked of a job before the previous daemon died: it is
+// not resumed, only given the final manifests of what it wrote and ended (runner.finalize).
+func (m *Manager) finalize(j *Job, rec storedJob) error {
+	start := startState{info: rec.Input, plan: rec.Plan, ast: rec.AST, final: true}
+	if rec.Plan != nil {
+		segs, err := m.cfg.Store.Segments(j.id)
+		if err != nil {
+			m.cfg.Log.Warn().Err(err).Str("job", j.id).Msg("stored index unreadable: no final manifests")
+		}
+		start.segments = segs
+	}
+	j.event(Event{Type: "restore", Message: "it was stopping when the daemon stopped: it is not resumed"})
 	m.mu.Lock()
 	m.launch(j, start)
 	m.mu.Unlock()

@@ -78,6 +78,7 @@ type startState struct {
 	plan     *ladder.Plan
 	segments map[string][]manifest.Segment
 	ast      time.Time
+	final    bool // the previous daemon was stopping the job: end it, run nothing (finalize)
 }
 
 // runner runs one job's ffmpeg, again and again, until the job ends. It is owned by
@@ -101,6 +102,7 @@ type runner struct {
 	written     map[string][]byte      // manifests as last written
 	master      *manifest.Presentation // what the master playlist was last written from
 	persistedAt time.Time              // when the segment index was last stored
+	lost        error                  // a segment given up by the last refresh (errSegmentLost), until acted on
 }
 
 func newRunner(j *Job, d deps, in Input) *runner {
@@ -110,6 +112,10 @@ func newRunner(j *Job, d deps, in Input) *runner {
 // run is the job's whole life: probe, plan, then ffmpeg runs until the source ends
 // (VOD), the job is stopped, or it fails. Live sources are retried with backoff.
 func (r *runner) run(ctx context.Context, st startState) {
+	if st.final {
+		r.finalize(st)
+		return
+	}
 	if st.plan != nil && r.resume(*st.plan, st) {
 		r.loop(ctx, st.info)
 		return
@@ -155,6 +161,23 @@ func (r *runner) resume(plan ladder.Plan, st startState) bool {
 	r.idx.attempt = 1       // the next run is a restart: new period, discontinuity
 	r.persistSegments(true) // what catchUp found, before anything can overwrite it
 	return true
+}
+
+// finalize ends a job that the previous daemon was stopping when it died, as that stop
+// would have: the final manifests of the segments on disk (with ENDLIST, a static MPD),
+// and the state a stop ends in. No ffmpeg runs.
+func (r *runner) finalize(st startState) {
+	if st.plan != nil {
+		r.plan = *st.plan
+		r.idx = r.newIndex()
+		r.idx.ast = st.ast
+		if err := r.idx.restoreTracks(st.segments); err != nil {
+			r.log.Warn().Err(err).Msg("no final manifests for the stopped job")
+		} else if err := r.render(true); err != nil {
+			r.log.Error().Err(err).Msg("render final manifests")
+		}
+	}
+	r.j.endStopped(r.live)
 }
 
 // probeLive probes a live source, retrying with backoff while it is unreachable.
@@ -316,6 +339,12 @@ func (r *runner) next(ctx context.Context, attempt int, runErr error, ran time.D
 }
 
 // end ends the job after its last run: stopped, or a file encoded to its end.
+//
+// A file job stopped half way gets the manifests of a finished one (ENDLIST, VOD
+// playlists, a static MPD as long as what was encoded): no segment will be added, which
+// is all ENDLIST says, and a player plays what there is from its start. Without it,
+// players would take the playlists for a live event, start near its end and reload
+// them for ever. That the output is partial, the job's state (stopped) and an event say.
 func (r *runner) end(stopped bool) {
 	if err := r.render(true); err != nil {
 		r.log.Error().Err(err).Msg("render final manifests")
@@ -327,6 +356,10 @@ func (r *runner) end(stopped bool) {
 			v.Progress.finished()
 		}
 	})
+	if stopped {
+		r.j.endStopped(r.live)
+		return
+	}
 	r.j.finish(nil)
 }
 
@@ -377,7 +410,7 @@ func (r *runner) retry(ctx context.Context, attempt int, runErr error, ran time.
 		if err := r.render(true); err != nil {
 			r.log.Error().Err(err).Msg("render final manifests")
 		}
-		r.j.finish(nil)
+		r.j.endStopped(r.live)
 		return false
 	}
 	return true

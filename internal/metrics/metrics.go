@@ -37,7 +37,7 @@ type CPUFunc func() (used, limit float64)
 
 // knownStates are always exported by transcoderd_jobs, at 0 when no job is in them, so
 // that a query for a state has a series to read before the first job reaches it.
-var knownStates = []job.State{job.Queued, job.Starting, job.Running, job.Reconnecting, job.Stopping, job.Finished, job.Failed}
+var knownStates = []job.State{job.Queued, job.Starting, job.Running, job.Reconnecting, job.Stopping, job.Finished, job.Stopped, job.Failed}
 
 // Metrics is the daemon's metrics: a prometheus.Collector of the jobs' figures, the
 // job.Observer of manifest latency, and the registry and HTTP handler that serve them.
@@ -50,7 +50,7 @@ type Metrics struct {
 	jobs Lister
 	cpu  CPUFunc
 
-	jobsByState, jobState, restarts, stalls, segments         *prometheus.Desc
+	jobsByState, jobState, restarts, stalls, segments, lost   *prometheus.Desc
 	fps, speed, lag, bitrate, behind, shed, cpuUsed, cpuLimit *prometheus.Desc
 }
 
@@ -75,6 +75,7 @@ func New(jobs Lister, cpu CPUFunc) *Metrics {
 		restarts:    desc("job_restarts_total", "Times the job's ffmpeg was started again after it exited or stalled.", "job"),
 		stalls:      desc("job_stalls_total", "Times the job's ffmpeg was killed for making no progress.", "job"),
 		segments:    desc("job_segments_total", "Segments the job has written, all renditions together.", "job"),
+		lost:        desc("job_segments_lost_total", "Segments the job's ffmpeg wrote that could not be read, skipped with a restart of ffmpeg (a truncated file, a full disk).", "job"),
 		fps:         desc("job_fps", "Frames per second the job's ffmpeg encodes now; 0 when it is not running.", "job"),
 		speed:       desc("job_speed_ratio", "Encoding speed as a multiple of real time; below 1 a live job falls behind; 0 when it is not running.", "job"),
 		lag:         desc("job_lag_seconds", "Real time a live job's ffmpeg has lost since it last kept up; viewers stall once it passes their buffer. 0 when it is not running.", "job"),
@@ -131,7 +132,7 @@ type jobCollector Metrics
 
 // Describe implements prometheus.Collector.
 func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.fps, c.speed, c.lag, c.bitrate, c.behind, c.shed, c.cpuUsed, c.cpuLimit} {
+	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.lost, c.fps, c.speed, c.lag, c.bitrate, c.behind, c.shed, c.cpuUsed, c.cpuLimit} {
 		ch <- d
 	}
 }
@@ -160,6 +161,7 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- constMetric(c.jobState, prometheus.GaugeValue, 1, v.ID, string(v.State))
 		ch <- constMetric(c.restarts, prometheus.CounterValue, float64(v.Restarts), v.ID)
 		ch <- constMetric(c.stalls, prometheus.CounterValue, float64(v.Stalls), v.ID)
+		ch <- constMetric(c.lost, prometheus.CounterValue, float64(v.SegmentsLost), v.ID)
 		ch <- constMetric(c.segments, prometheus.CounterValue, float64(v.Segments), v.ID)
 		// A job between ffmpeg runs, or ended, keeps the figures of its last run: they
 		// are not what it does now.

@@ -21,7 +21,7 @@ func (f fakeJobs) List() []job.View { return f }
 // jobNames are the metrics read from the job list.
 var jobNames = []string{
 	"transcoderd_jobs", "transcoderd_job_state", "transcoderd_job_restarts_total",
-	"transcoderd_job_stalls_total", "transcoderd_job_segments_total", "transcoderd_job_fps",
+	"transcoderd_job_stalls_total", "transcoderd_job_segments_total", "transcoderd_job_segments_lost_total", "transcoderd_job_fps",
 	"transcoderd_job_speed_ratio", "transcoderd_job_lag_seconds", "transcoderd_job_bitrate_bits_per_second",
 	"transcoderd_job_behind", "transcoderd_job_rungs_shed",
 	"transcoderd_cpu_used_cores", "transcoderd_cpu_limit_cores",
@@ -38,6 +38,8 @@ const help = `
 # TYPE transcoderd_job_stalls_total counter
 # HELP transcoderd_job_segments_total Segments the job has written, all renditions together.
 # TYPE transcoderd_job_segments_total counter
+# HELP transcoderd_job_segments_lost_total Segments the job's ffmpeg wrote that could not be read, skipped with a restart of ffmpeg (a truncated file, a full disk).
+# TYPE transcoderd_job_segments_lost_total counter
 # HELP transcoderd_job_fps Frames per second the job's ffmpeg encodes now; 0 when it is not running.
 # TYPE transcoderd_job_fps gauge
 # HELP transcoderd_job_speed_ratio Encoding speed as a multiple of real time; below 1 a live job falls behind; 0 when it is not running.
@@ -77,6 +79,7 @@ transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 0
+transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
 `,
 		},
@@ -93,7 +96,7 @@ transcoderd_cpu_limit_cores 1.5
 			jobs: fakeJobs{
 				{ID: "cam1", State: job.Running, Segments: 42, Restarts: 2, Stalls: 1, Behind: true, Shed: []string{"1080p"},
 					Progress: job.Progress{FPS: 29.97, Speed: 0.91, Lag: 2.5, Bitrate: 812.5}},
-				{ID: "cam2", State: job.Running, Segments: 7},
+				{ID: "cam2", State: job.Running, Segments: 7, SegmentsLost: 1},
 				{ID: "cam3", State: job.Reconnecting, Segments: 30, Restarts: 5,
 					Progress: job.Progress{FPS: 30, Speed: 1, Lag: 4, Bitrate: 700}}, // of its last run
 				{ID: "vod", State: job.Finished, Segments: 12,
@@ -107,6 +110,7 @@ transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 1
 transcoderd_jobs{state="running"} 2
 transcoderd_jobs{state="starting"} 0
+transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
 transcoderd_job_state{job="cam1",state="running"} 1
 transcoderd_job_state{job="cam2",state="running"} 1
@@ -128,6 +132,11 @@ transcoderd_job_segments_total{job="cam2"} 7
 transcoderd_job_segments_total{job="cam3"} 30
 transcoderd_job_segments_total{job="vod"} 12
 transcoderd_job_segments_total{job="bad"} 0
+transcoderd_job_segments_lost_total{job="cam1"} 0
+transcoderd_job_segments_lost_total{job="cam2"} 1
+transcoderd_job_segments_lost_total{job="cam3"} 0
+transcoderd_job_segments_lost_total{job="vod"} 0
+transcoderd_job_segments_lost_total{job="bad"} 0
 transcoderd_job_fps{job="cam1"} 29.97
 transcoderd_job_fps{job="cam2"} 0
 transcoderd_job_fps{job="cam3"} 0
@@ -171,11 +180,13 @@ transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 0
+transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
 transcoderd_job_state{job="q",state="paused"} 1
 transcoderd_job_restarts_total{job="q"} 0
 transcoderd_job_stalls_total{job="q"} 0
 transcoderd_job_segments_total{job="q"} 0
+transcoderd_job_segments_lost_total{job="q"} 0
 transcoderd_job_fps{job="q"} 0
 transcoderd_job_speed_ratio{job="q"} 0
 transcoderd_job_lag_seconds{job="q"} 0
@@ -219,6 +230,7 @@ transcoderd_jobs{state="queued"} 0
 transcoderd_jobs{state="reconnecting"} 0
 transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 1
+transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
 `
 	if err := testutil.ScrapeAndCompare(srv.URL, strings.NewReader(want), "transcoderd_jobs", "transcoderd_cpu_used_cores", "transcoderd_cpu_limit_cores"); err != nil {

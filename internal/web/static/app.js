@@ -123,7 +123,7 @@
       if (j.error) stateCell.append(el('div', { class: 'detail' }, j.error));
       const actions = el('td', {},
         el('button', { class: 'play', type: 'button', onclick: () => play(j.id) }, 'Play'));
-      if (j.state !== 'finished' && j.state !== 'failed') {
+      if (j.state !== 'finished' && j.state !== 'stopped' && j.state !== 'failed') {
         actions.append(' ', el('button', { class: 'stop', type: 'button', onclick: (e) => stop(j.id, e.target) }, 'Stop'));
       }
       const speed = j.state === 'running' ? `${(j.progress.speed || 0).toFixed(2)}x, ${(j.progress.fps || 0).toFixed(0)} fps` : '';

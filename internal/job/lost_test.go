@@ -1,0 +1,86 @@
+package job
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/supervise"
+	"github.com/transcoderd/transcoderd/internal/testmedia"
+)
+
+// TestTruncatedSegment has ffmpeg (played by feeds) leave a video segment cut short:
+// the runner tries it maxSegmentTries times, then gives it up, counts it, and stops
+// ffmpeg; the next run goes on at the lost number, so the playlists and the MPD stay
+// gapless (a discontinuity, a new Period) and every segment they name is on disk.
+func TestTruncatedSegment(t *testing.T) {
+	src := readySegments(t, 20)
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	r := publishRunner(t, dir, clock)
+	feeds := feedTracks(r, src, dir)
+	stopped := false
+	c := &child{proc: &supervise.Process{Pid: 1}, stop: func() { stopped = true }, stopping: make(chan struct{})}
+	step := func(k int, cut bool) {
+		now = now.Add(time.Second)
+		for _, name := range []string{"a", "v"} {
+			feeds[name].emit(t, k)
+			if cut && name == "v" {
+				feeds[name].truncate(t)
+			}
+			r.onWake(c)
+			checkServed(t, dir, "a segment")
+		}
+	}
+	next := r.idx.beginAttempt()
+	for name, f := range feeds {
+		f.begin(t, next[name])
+	}
+	for k := range 6 {
+		step(k, false)
+	}
+	step(6, true) // video segment 6 is cut short: one failed try
+	for try := 2; try <= maxSegmentTries; try++ {
+		if stopped {
+			t.Fatalf("ffmpeg stopped after %d tries, want %d", try-1, maxSegmentTries)
+		}
+		r.onWake(c) // a poll with no new segment, as at a beat
+	}
+	if !stopped {
+		t.Fatalf("ffmpeg not stopped after %d failed tries: the track is frozen at %d", maxSegmentTries, r.idx.tracks[0].last)
+	}
+	if v := r.j.View(); v.SegmentsLost != 1 {
+		t.Errorf("segments lost: %d, want 1", v.SegmentsLost)
+	}
+	lost := false
+	for _, e := range r.j.Events() {
+		lost = lost || e.Type == "lost" && strings.Contains(e.Message, "segment 6")
+	}
+	if !lost {
+		t.Errorf("no event says segment 6 was lost: %+v", r.j.Events())
+	}
+	// The next run, as runner.attempt starts it.
+	next = r.idx.beginAttempt()
+	if next["v"] != 6 {
+		t.Errorf("the next run writes video from %d, want the lost 6", next["v"])
+	}
+	for name, f := range feeds {
+		f.begin(t, next[name])
+	}
+	c = &child{proc: &supervise.Process{Pid: 2}, stop: func() { t.Error("the next run stopped too") }, stopping: make(chan struct{})}
+	now = now.Add(3 * time.Second)
+	for k := range 5 {
+		step(k, false)
+	}
+	pl := string(readFile(t, filepath.Join(dir, "v", manifest.MediaName)))
+	if !strings.Contains(pl, "seg_5.m4s\n#EXT-X-DISCONTINUITY\n") || !strings.Contains(pl, "seg_10.m4s") {
+		t.Errorf("video playlist:\n%s", pl)
+	}
+	testmedia.ValidateMPD(t, filepath.Join(dir, manifest.MPDName))
+	if mpd := string(readFile(t, filepath.Join(dir, manifest.MPDName))); strings.Count(mpd, "<Period") != 2 {
+		t.Errorf("MPD with %d Periods, want 2:\n%s", strings.Count(mpd, "<Period"), mpd)
+	}
+}
