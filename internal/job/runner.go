@@ -407,6 +407,10 @@ func (r *runner) retry(ctx context.Context, attempt int, runErr error, ran time.
 		}
 	}
 	if !sleep(ctx, wait) {
+		if suspended(ctx) {
+			r.log.Info().Msg("daemon stopping: the job resumes when it starts again")
+			return false
+		}
 		if err := r.render(true); err != nil {
 			r.log.Error().Err(err).Msg("render final manifests")
 		}

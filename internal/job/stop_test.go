@@ -140,15 +140,51 @@ func TestSuspendIsNoStop(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	m.Close()
+	if state := storedState(t, st, "cam"); state != Running {
+		t.Errorf("a job suspended by a daemon restart is stored %s, want running", state)
+	}
+}
+
+// TestSuspendWhileReconnecting: a live job waiting to reconnect (its source gone) when
+// the daemon stops is left to resume, not ended.
+func TestSuspendWhileReconnecting(t *testing.T) {
+	testmedia.RequireFFmpeg(t)
+	st := store.NewMemory()
+	m := testManager(t, Config{Store: st})
+	src := testmedia.StartRTMP(t, testmedia.SourceOptions{})
+	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "test", ID: "cam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState := func(want State) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for j.View().State != want {
+			if time.Now().After(deadline) || j.View().State.Ended() {
+				t.Fatalf("not %s: %+v", want, j.View())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitState(Running)
+	src.Pause()
+	waitState(Reconnecting)
+	m.Close()
+	if state := storedState(t, st, "cam"); state.Ended() {
+		t.Errorf("a job reconnecting when the daemon stopped is stored %s: it would not resume", state)
+	}
+}
+
+// storedState is the state of job id as st holds it.
+func storedState(t *testing.T, st Store, id string) State {
+	t.Helper()
 	recs, err := st.Jobs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := decodeRecord(recs["cam"])
+	rec, err := decodeRecord(recs[id])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.View.State != Running {
-		t.Errorf("a job suspended by a daemon restart is stored %s, want running", rec.View.State)
-	}
+	return rec.View.State
 }
