@@ -56,7 +56,9 @@ func TestEstimate(t *testing.T) {
 // TestCost: a rung on a hardware encoder costs its share of the CPU (the trial's
 // figure, or HardwareShare), not an x264 encode; mixed rungs cost the sum.
 func TestCost(t *testing.T) {
-	rung := func(enc string, w, h int) ladder.PlannedVideo { return ladder.PlannedVideo{Encoder: enc, Width: w, Height: h} }
+	rung := func(enc string, w, h int) ladder.PlannedVideo {
+		return ladder.PlannedVideo{Encoder: enc, Width: w, Height: h}
+	}
 	plan := func(encs ...string) ladder.Plan {
 		return ladder.Plan{FPS: 30, Audio: []ladder.Audio{{}}, Video: []ladder.PlannedVideo{
 			rung(encs[0], 1920, 1080), rung(encs[1], 1280, 720), rung(encs[2], 854, 480), rung(encs[3], 640, 360)}}
