@@ -24,7 +24,6 @@ import (
 
 	"github.com/shirou/gopsutil/v4/process"
 
-	"github.com/transcoderd/transcoderd/internal/encoder"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
@@ -80,10 +79,10 @@ const HardwareShare = 0.2 * x264PerMpx
 
 // Cost is the cores a plan needs in real time once its encoders are chosen (each
 // rung's Encoder, as the GPU service placed it): a rung on x264 costs what Estimate
-// says of it; a rung on a hardware encoder costs its share of the CPU, hw cores per
-// megapixel per second (HardwareShare when hw is 0), not an encode. Mixed rungs cost
-// the sum.
-func Cost(p ladder.Plan, preset string, hw float64) float64 {
+// says of it; a rung onGPU says is on a hardware encoder (encoder.IsHardware of its
+// Encoder) costs its share of the CPU, hw cores per megapixel per second
+// (HardwareShare when hw is 0), not an encode. Mixed rungs cost the sum.
+func Cost(p ladder.Plan, preset string, onGPU func(ladder.PlannedVideo) bool, hw float64) float64 {
 	if hw <= 0 {
 		hw = HardwareShare
 	}
@@ -91,7 +90,7 @@ func Cost(p ladder.Plan, preset string, hw float64) float64 {
 	soft.Video = nil
 	var cores float64
 	for _, v := range p.Video {
-		if encoder.IsHardware(v.Encoder) {
+		if onGPU(v) {
 			cores += megapixels(v, p.FPS) * hw
 		} else {
 			soft.Video = append(soft.Video, v)
@@ -427,11 +426,17 @@ func (c *Cap) Admit(job string, cores float64) error {
 }
 
 // Reserve sets a job's reservation whether it fits or not: a job that was running
-// before the daemon restarted is not refused, but what it uses must be counted.
-func (c *Cap) Reserve(job string, cores float64) {
+// before the daemon restarted is not refused, nor one whose rungs moved from a GPU to
+// x264, but what it uses must be counted. It returns an error wrapping
+// ErrOverCapacity when the reservations are then over the limit.
+func (c *Cap) Reserve(job string, cores float64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reserved[job] = cores
+	if used := c.usedLocked(); used > c.limit {
+		return fmt.Errorf("%w: %.2f of %.2f cores are reserved by running live jobs", ErrOverCapacity, used, c.limit)
+	}
+	return nil
 }
 
 // Grow adds cores to a job's reservation if they fit under the limit.

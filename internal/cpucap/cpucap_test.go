@@ -64,6 +64,8 @@ func TestCost(t *testing.T) {
 			rung(encs[0], 1920, 1080), rung(encs[1], 1280, 720), rung(encs[2], 854, 480), rung(encs[3], 640, 360)}}
 	}
 	const mpx1080, mpx720 = 1920 * 1080 * 30 / 1e6, 1280 * 720 * 30 / 1e6
+	// encoder.IsHardware, which cpucap cannot import (encoder's tests import it).
+	onGPU := func(v ladder.PlannedVideo) bool { return v.Encoder != "x264" && v.Encoder != "" }
 	x264 := Estimate(plan("x264", "x264", "x264", "x264"), "veryfast")
 	lower := plan("x264", "x264", "x264", "x264")
 	lower.Video = lower.Video[2:]
@@ -83,11 +85,11 @@ func TestCost(t *testing.T) {
 			0.01*(mpx1080+mpx720) + Estimate(lower, "veryfast")},
 	}
 	for _, tc := range tests {
-		if got := Cost(tc.plan, "veryfast", tc.hw); abs(got-tc.want) > 1e-9 {
+		if got := Cost(tc.plan, "veryfast", onGPU, tc.hw); abs(got-tc.want) > 1e-9 {
 			t.Errorf("%s: %.4f cores, want %.4f", tc.name, got, tc.want)
 		}
 	}
-	if hw := Cost(plan("nvenc", "nvenc", "nvenc", "nvenc"), "veryfast", 0); hw > x264/4 {
+	if hw := Cost(plan("nvenc", "nvenc", "nvenc", "nvenc"), "veryfast", onGPU, 0); hw > x264/4 {
 		t.Errorf("the default ladder on nvenc costs %.2f cores, on x264 %.2f", hw, x264)
 	}
 }
