@@ -103,7 +103,7 @@ type fakeGPU struct{}
 
 func (fakeGPU) Capabilities() (gpu.Capabilities, bool) {
 	cuda := 0
-	trial := &gpu.Trial{OK: false, Error: "No capable devices found", Kind: "no-encoder", Frames: 0, Keyframes: []int{0, 30}, TookMS: 120, Args: []string{"ffmpeg", "-f", "lavfi"}}
+	trial := &gpu.Trial{OK: false, Error: "No capable devices found", Kind: "no-encoder", Frames: 0, Keyframes: []int{0, 30}, TookMS: 120, CPUMS: 95, Args: []string{"ffmpeg", "-f", "lavfi"}}
 	return gpu.Capabilities{
 		ProbedAt: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC), TookMS: 2300,
 		FFmpeg:    gpu.Build{Encoders: []string{"libx264", "h264_nvenc"}, HWAccels: []string{"cuda"}, Filters: []string{"scale_cuda"}},
@@ -113,7 +113,7 @@ func (fakeGPU) Capabilities() (gpu.Capabilities, bool) {
 			RenderNode: "/dev/dri/renderD128", KernelDriver: "nvidia", Name: "NVIDIA H100", Driver: "NVIDIA 550.54",
 			DriverLine: "a line", DriverError: "an error", CUDAIndex: &cuda, SessionsInUse: 1,
 			Encoders: []gpu.EncoderResult{{Backend: "nvenc", Encoder: "h264_nvenc", Working: false, Error: "No capable devices found",
-				Kind: "no-encoder", Trial: trial, Sessions: 3, SessionsAtLeast: true, SessionsError: "OpenEncodeSessionEx failed"}},
+				Kind: "no-encoder", Trial: trial, Sessions: 3, SessionsAtLeast: true, SessionsError: "OpenEncodeSessionEx failed", CPUPerMpx: 0.004}},
 			Decode: trial, Status: "no-encoder", Summary: "no encoder",
 		}},
 		Auto:     gpu.Choice{Encoder: "x264", Device: "renderD128", DecodeOn: "renderD128", Reason: "no encoder"},

@@ -51,19 +51,57 @@ func ParseLimit(s string, cores int) (float64, error) {
 	return v, nil
 }
 
-// Estimate is the cores a ladder needs to encode in real time: x264 work grows with
-// pixels per second and with the preset. The factor is calibrated on this project's
-// benchmark (the default ladder, 1080p30 at veryfast: about 3.3 cores on 2020s x86).
+// Estimate is the cores a ladder needs to encode in real time with x264 on every
+// rung: x264 work grows with pixels per second and with the preset. The factor is
+// calibrated on this project's benchmark (the default ladder, 1080p30 at veryfast:
+// about 3.3 cores on 2020s x86).
 func Estimate(p ladder.Plan, preset string) float64 {
 	var mpx float64
 	for _, v := range p.Video {
-		mpx += float64(v.Width*v.Height) * p.FPS / 1e6
+		mpx += megapixels(v, p.FPS)
 	}
-	cores := mpx * 0.03 * presetFactor[preset]
+	cores := mpx * x264PerMpx * presetFactor[preset]
 	if cores == 0 && len(p.Video) > 0 {
-		cores = mpx * 0.03
+		cores = mpx * x264PerMpx
 	}
 	return cores + 0.02*float64(len(p.Audio)) + 0.05 // audio, decode and muxing overhead
+}
+
+// x264PerMpx is what x264 at veryfast takes, in cores per megapixel per second.
+const x264PerMpx = 0.03
+
+// HardwareShare is what a rung on a hardware encoder takes on the CPU, in cores per
+// megapixel per second, where the probe measured nothing better (its trial encode's
+// figure, gpu.EncoderResult.CPUPerMpx): a fifth of x264 at veryfast. The GPU encodes
+// (and, for an H.264 source its trial proved, decodes and scales); ffmpeg still
+// decodes the source otherwise, uploads the frames and muxes the segments.
+const HardwareShare = 0.2 * x264PerMpx
+
+// Cost is the cores a plan needs in real time once its encoders are chosen (each
+// rung's Encoder, as the GPU service placed it): a rung on x264 costs what Estimate
+// says of it; a rung onGPU says is on a hardware encoder (encoder.IsHardware of its
+// Encoder) costs its share of the CPU, hw cores per megapixel per second
+// (HardwareShare when hw is 0), not an encode. Mixed rungs cost the sum.
+func Cost(p ladder.Plan, preset string, onGPU func(ladder.PlannedVideo) bool, hw float64) float64 {
+	if hw <= 0 {
+		hw = HardwareShare
+	}
+	soft := p
+	soft.Video = nil
+	var cores float64
+	for _, v := range p.Video {
+		if onGPU(v) {
+			cores += megapixels(v, p.FPS) * hw
+		} else {
+			soft.Video = append(soft.Video, v)
+		}
+	}
+	return cores + Estimate(soft, preset)
+}
+
+// megapixels is the megapixels per second rung v outputs at fps.
+func megapixels(v ladder.PlannedVideo, fps float64) float64 {
+	return float64(v.Width*v.Height) * fps / 1e6
 }
 
 var presetFactor = map[string]float64{
@@ -388,11 +426,17 @@ func (c *Cap) Admit(job string, cores float64) error {
 }
 
 // Reserve sets a job's reservation whether it fits or not: a job that was running
-// before the daemon restarted is not refused, but what it uses must be counted.
-func (c *Cap) Reserve(job string, cores float64) {
+// before the daemon restarted is not refused, nor one whose rungs moved from a GPU to
+// x264, but what it uses must be counted. It returns an error wrapping
+// ErrOverCapacity when the reservations are then over the limit.
+func (c *Cap) Reserve(job string, cores float64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reserved[job] = cores
+	if used := c.usedLocked(); used > c.limit {
+		return fmt.Errorf("%w: %.2f of %.2f cores are reserved by running live jobs", ErrOverCapacity, used, c.limit)
+	}
+	return nil
 }
 
 // Grow adds cores to a job's reservation if they fit under the limit.

@@ -53,6 +53,47 @@ func TestEstimate(t *testing.T) {
 	}
 }
 
+// TestCost: a rung on a hardware encoder costs its share of the CPU (the trial's
+// figure, or HardwareShare), not an x264 encode; mixed rungs cost the sum.
+func TestCost(t *testing.T) {
+	rung := func(enc string, w, h int) ladder.PlannedVideo {
+		return ladder.PlannedVideo{Encoder: enc, Width: w, Height: h}
+	}
+	plan := func(encs ...string) ladder.Plan {
+		return ladder.Plan{FPS: 30, Audio: []ladder.Audio{{}}, Video: []ladder.PlannedVideo{
+			rung(encs[0], 1920, 1080), rung(encs[1], 1280, 720), rung(encs[2], 854, 480), rung(encs[3], 640, 360)}}
+	}
+	const mpx1080, mpx720 = 1920 * 1080 * 30 / 1e6, 1280 * 720 * 30 / 1e6
+	// encoder.IsHardware, which cpucap cannot import (encoder's tests import it).
+	onGPU := func(v ladder.PlannedVideo) bool { return v.Encoder != "x264" && v.Encoder != "" }
+	x264 := Estimate(plan("x264", "x264", "x264", "x264"), "veryfast")
+	lower := plan("x264", "x264", "x264", "x264")
+	lower.Video = lower.Video[2:]
+	tests := []struct {
+		name string
+		plan ladder.Plan
+		hw   float64
+		want float64
+	}{
+		{"x264 everywhere is Estimate", plan("x264", "x264", "x264", "x264"), 0.004, x264},
+		{"an empty encoder is x264", plan("", "", "", ""), 0, x264},
+		{"nvenc at the trial's figure", plan("nvenc", "nvenc", "nvenc", "nvenc"), 0.004,
+			0.004*(1920*1080+1280*720+854*480+640*360)*30/1e6 + 0.02 + 0.05},
+		{"nvenc unmeasured: the default share", plan("nvenc", "nvenc", "nvenc", "nvenc"), 0,
+			HardwareShare*(1920*1080+1280*720+854*480+640*360)*30/1e6 + 0.02 + 0.05},
+		{"mixed: the sum", plan("qsv", "vaapi", "x264", "x264"), 0.01,
+			0.01*(mpx1080+mpx720) + Estimate(lower, "veryfast")},
+	}
+	for _, tc := range tests {
+		if got := Cost(tc.plan, "veryfast", onGPU, tc.hw); abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: %.4f cores, want %.4f", tc.name, got, tc.want)
+		}
+	}
+	if hw := Cost(plan("nvenc", "nvenc", "nvenc", "nvenc"), "veryfast", onGPU, 0); hw > x264/4 {
+		t.Errorf("the default ladder on nvenc costs %.2f cores, on x264 %.2f", hw, x264)
+	}
+}
+
 func TestAdmit(t *testing.T) {
 	c := New(2, t.TempDir()) // no cgroup there: priority mode
 	if c.Mode() != "priority" {

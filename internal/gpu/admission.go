@@ -21,6 +21,11 @@ type Admission struct {
 	Moved []Move `json:"moved,omitempty"`
 	// Notes says how auto resolved and whether the GPU decodes.
 	Notes []string `json:"notes,omitempty"`
+	// CPUPerMpx is what a hardware rung of the job takes on the CPU, in cores
+	// per megapixel per second: the trial's figure for its backend on its
+	// device (EncoderResult.CPUPerMpx), the highest where rungs use several; 0
+	// when the probe measured none, and the CPU cap's default holds.
+	CPUPerMpx float64 `json:"cpu_per_mpx,omitempty"`
 }
 
 // Move is one rung put on software instead of the hardware its ladder asked for.

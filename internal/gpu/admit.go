@@ -25,23 +25,44 @@ func (s *Service) Admit(id string, l *ladder.Ladder, p ladder.Plan, src ladder.S
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.held, id)
+	a, holds, err := s.placeLocked(l, p, src)
+	if err != nil {
+		return Admission{}, err
+	}
+	if len(holds) > 0 {
+		s.held[id] = holds
+	}
+	return a, nil
+}
+
+// Place is Admit without holding anything: how plan p of ladder l would run if it
+// were admitted now, for the CPU cap to cost a job on the encoders it will use
+// before it starts. A rung that Admit would refuse (fallback: none) is on x264
+// here; Admit says why when the job starts.
+func (s *Service) Place(l *ladder.Ladder, p ladder.Plan, src ladder.SourceInfo) Admission {
+	if l == nil {
+		return Admission{Plan: p}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, _, _ := s.placeLocked(l, p, src)
+	return a
+}
+
+// placeLocked decides how plan p of ladder l runs now, and which sessions that
+// takes; err joins the rungs that cannot move to x264. s.mu is held.
+func (s *Service) placeLocked(l *ladder.Ladder, p ladder.Plan, src ladder.SourceInfo) (Admission, []hold, error) {
 	a := Admission{Plan: p}
 	a.Plan.Video = slices.Clone(p.Video)
 	if len(a.Plan.Video) == 0 {
-		return a, nil
+		return a, nil, nil
 	}
 	ad := admitting{s: s, caps: s.caps, l: l, a: &a}
 	for i := range a.Plan.Video {
 		ad.place(&a.Plan.Video[i])
 	}
-	if err := errors.Join(ad.errs...); err != nil {
-		return Admission{}, err
-	}
 	ad.attach(src.VideoCodec)
-	if len(ad.holds) > 0 {
-		s.held[id] = ad.holds
-	}
-	return a, nil
+	return a, ad.holds, errors.Join(ad.errs...)
 }
 
 // admitting is one Admit call under way, with s.mu held.
@@ -134,6 +155,7 @@ func (ad *admitting) reserve(rung, want string, candidates []string) (backend, w
 		return "", fmt.Sprintf("no %s session left on %s: %s", r.Backend, describe(ad.dev), ad.s.usageLocked(key, local))
 	}
 	ad.holds = append(ad.holds, hold{pool: key, rung: rung})
+	ad.a.CPUPerMpx = max(ad.a.CPUPerMpx, r.CPUPerMpx)
 	if ad.frames == "" {
 		ad.frames = framesOf(backend)
 	}

@@ -61,6 +61,13 @@ type EncoderResult struct {
 	SessionsAtLeast bool `json:"sessions_at_least,omitempty"`
 	// SessionsError is ffmpeg's line that ended the search.
 	SessionsError string `json:"sessions_error,omitempty"`
+	// CPUPerMpx is the CPU a rung of this backend takes, in cores per megapixel
+	// per second of its output: the trial encode's CPU time over the pixels it
+	// encoded. It is ffmpeg's share of the work, the encode being on the GPU:
+	// making the frames (a job decodes them), uploading them, muxing, and
+	// starting up (which makes it err high). The CPU cap costs a job's hardware
+	// rungs by it (cpucap.Cost); 0 when the trial did not measure it.
+	CPUPerMpx float64 `json:"cpu_per_mpx,omitempty"`
 }
 
 // Trial is one trial encode.
@@ -71,7 +78,8 @@ type Trial struct {
 	Frames    int      `json:"frames"`              // frames of the first output
 	Keyframes []int    `json:"keyframes,omitempty"` // their frame numbers
 	TookMS    int64    `json:"took_ms"`
-	Args      []string `json:"args"` // ffmpeg's argv, to run it by hand
+	CPUMS     int64    `json:"cpu_ms"` // the CPU time ffmpeg used (user and system, from its rusage)
+	Args      []string `json:"args"`   // ffmpeg's argv, to run it by hand
 }
 
 // summarize sets d's Status and Summary.

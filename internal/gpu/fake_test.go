@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The probe tests replace ffmpeg and nvidia-smi with this test binary: run under
@@ -53,6 +55,7 @@ type fakeEncoder struct {
 	// Beyond it the fake prints nvenc-session-limit.txt with the failing output.
 	Sessions          int  `json:"sessions"`
 	NoForcedKeyframes bool `json:"no_forced_keyframes"` // keyframe only on the first frame
+	CPUMS             int  `json:"cpu_ms"`              // CPU time each run that opens it spins for
 }
 
 // fakeRun is one line of the log.
@@ -238,8 +241,16 @@ func (sc scenario) encoders(args fakeArgs, dev string) (noKeys bool, code int, d
 			return false, 1, true
 		}
 		noKeys = noKeys || e.NoForcedKeyframes
+		spin(time.Duration(e.CPUMS) * time.Millisecond)
 	}
 	return noKeys, 0, false
+}
+
+// spin uses CPU until this process has used d of it.
+func spin(d time.Duration) {
+	var ru syscall.Rusage
+	for d > 0 && syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil && time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) < d {
+	}
 }
 
 // writeOutputs ends a run that works: every framecrc output gets 30 frames,

@@ -253,6 +253,7 @@ func (p Prober) tryBackend(ctx context.Context, d *Device, be encoder.Backend, b
 	r.Trial, r.Working, r.Error, r.Kind = &t, t.OK, t.Error, t.Kind
 	switch {
 	case t.OK:
+		r.CPUPerMpx = t.cpuPerMpx(rung)
 		r.Sessions, r.SessionsAtLeast, r.SessionsError = p.sessions(ctx, hw, be.Name, tmp)
 	case t.Kind == kindSessionLimit:
 		// The encoder is there but every session is taken (by our own jobs

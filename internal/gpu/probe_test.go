@@ -132,13 +132,21 @@ func TestProbeNVENCSessionCap(t *testing.T) {
 	c, rs := runProbe(t, scenario{
 		SMI: "nvidia-smi-rtx3060.csv",
 		Devices: map[string]fakeDevice{"cuda:0": {Encoders: map[string]fakeEncoder{
-			"h264_nvenc": {Sessions: 3},
+			"h264_nvenc": {Sessions: 3, CPUMS: 200},
 		}}},
 	}, geforce)
 	d := c.Devices[0]
 	r := encoderOf(t, d, encoder.NVENC)
 	if !r.Working || r.Sessions != 3 || r.SessionsAtLeast {
 		t.Errorf("nvenc = %+v, want working with 3 sessions", r)
+	}
+	// The trial's ffmpeg spun 200 ms of CPU (and started up) for 30 frames of 720p:
+	// 27.6 megapixels.
+	if r.Trial == nil || r.Trial.CPUMS < 200 || r.Trial.CPUMS > 500 {
+		t.Errorf("trial cpu_ms = %+v, want the 200 ms the fake spun, and its start-up", r.Trial)
+	}
+	if mpx := 1280 * 720 * 30 / 1e6; r.CPUPerMpx < 0.2/mpx || r.CPUPerMpx > 0.5/mpx {
+		t.Errorf("cpu_per_mpx = %.5f, want %.5f to %.5f", r.CPUPerMpx, 0.2/mpx, 0.5/mpx)
 	}
 	if !strings.Contains(r.SessionsError, "OpenEncodeSessionEx failed: out of memory (10)") {
 		t.Errorf("sessions error = %q, want ffmpeg's session-limit line", r.SessionsError)

@@ -18,16 +18,23 @@ const maxStderr = 64 << 10
 // starts it as jobs do (internal/supervise): its own process group and the
 // parent-death signal, so a daemon killed mid-probe leaves no ffmpeg behind.
 func run(ctx context.Context, name string, env []string, args ...string) ([]byte, []string, error) {
+	out, lines, _, err := runTimed(ctx, name, env, args...)
+	return out, lines, err
+}
+
+// runTimed is run that also returns the processor time the command used (a trial
+// encode's, to cost hardware rungs under the CPU cap).
+func runTimed(ctx context.Context, name string, env []string, args ...string) ([]byte, []string, time.Duration, error) {
 	var stdout bytes.Buffer
 	stderr := &capped{max: maxStderr}
-	err := supervise.Run(ctx, supervise.Spec{Path: name, Args: args, Env: env, Stdout: &stdout, Stderr: stderr, Grace: 5 * time.Second}).Err
+	res := supervise.Run(ctx, supervise.Spec{Path: name, Args: args, Env: env, Stdout: &stdout, Stderr: stderr, Grace: 5 * time.Second})
 	var lines []string
 	for _, l := range strings.FieldsFunc(string(stderr.buf), func(r rune) bool { return r == '\n' || r == '\r' }) {
 		if strings.TrimSpace(l) != "" {
 			lines = append(lines, l)
 		}
 	}
-	return stdout.Bytes(), lines, err
+	return stdout.Bytes(), lines, res.CPU, res.Err
 }
 
 // capped keeps the first max bytes written to it.

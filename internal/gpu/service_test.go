@@ -171,6 +171,35 @@ func TestAdmitSessionBudget(t *testing.T) {
 	}
 }
 
+// TestPlace: Place says how a job would run, as Admit would place it now, holding
+// nothing, with the CPU its hardware rungs take as the trial measured it.
+func TestPlace(t *testing.T) {
+	caps := geforceCaps(3)
+	caps.Devices[0].Encoders[0].CPUPerMpx = 0.004
+	s := service(caps)
+	l := testLadder("auto", "x264", nil)
+	for range 2 { // nothing held: the second sees the same three sessions free
+		p := s.Place(l, testPlan(), h264Source)
+		if encoders(p) != "nvenc nvenc nvenc x264" || p.CPUPerMpx != 0.004 || p.Device != "renderD128" {
+			t.Errorf("placed %+v", p)
+		}
+	}
+	if pools := s.Sessions(); pools[0].InUse != 0 {
+		t.Errorf("Place held sessions: %+v", pools)
+	}
+	a, err := s.Admit("a", l, testPlan(), h264Source)
+	if err != nil || encoders(a) != "nvenc nvenc nvenc x264" || a.CPUPerMpx != 0.004 {
+		t.Fatalf("admitted %+v, %v", a, err)
+	}
+	// Every session is held now: the next job would run on x264, and a ladder
+	// that allows no fallback is placed on x264 too (Admit refuses it).
+	for _, l := range []*ladder.Ladder{l, testLadder("nvenc", "none", nil)} {
+		if p := s.Place(l, testPlan(), h264Source); encoders(p) != "x264 x264 x264 x264" || p.CPUPerMpx != 0 {
+			t.Errorf("placed beside a: %+v", p)
+		}
+	}
+}
+
 func TestAdmitReAdmitReleasesFirst(t *testing.T) {
 	s := service(geforceCaps(3))
 	for range 3 {

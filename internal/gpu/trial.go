@@ -133,8 +133,8 @@ func (p Prober) trial(ctx context.Context, hw encoder.Hardware, rungs []ladder.P
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	began := time.Now()
-	_, stderr, err := run(ctx, p.FFmpeg, hw.Env(), args...)
-	t := Trial{Args: append([]string{p.FFmpeg}, args...), TookMS: time.Since(began).Milliseconds()}
+	_, stderr, cpu, err := runTimed(ctx, p.FFmpeg, hw.Env(), args...)
+	t := Trial{Args: append([]string{p.FFmpeg}, args...), TookMS: time.Since(began).Milliseconds(), CPUMS: cpu.Milliseconds()}
 	if ctx.Err() != nil {
 		t.Error, t.Kind = fmt.Sprintf("trial encode did not finish in %s", p.Timeout), kindTimeout
 		return t
@@ -240,4 +240,14 @@ func joinInts(v []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ", ")
+}
+
+// cpuPerMpx is the CPU the trial took per megapixel per second of rung v, its
+// first output: cores per Mpx/s. 0 when it measured no CPU or no frame.
+func (t Trial) cpuPerMpx(v ladder.PlannedVideo) float64 {
+	mpx := float64(v.Width*v.Height*t.Frames) / 1e6
+	if t.CPUMS <= 0 || mpx <= 0 {
+		return 0
+	}
+	return float64(t.CPUMS) / 1e3 / mpx
 }

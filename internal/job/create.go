@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/encoder"
+	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
@@ -122,7 +124,7 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 	}
 	j := m.newJob(id, Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue}, src, l, View{
 		ID: id, State: state, Source: src.Display, Ladder: l.Name, Live: src.Live, Input: info,
-		HLS: id + "/" + manifest.MasterName, DASH: id + "/" + manifest.MPDName, Waiting: waiting, Created: m.deps.now().UTC(),
+		HLS: id + "/" + manifest.MasterName, DASH: id + "/" + manifest.MPDName, Waiting: waiting, Cost: cost, Created: m.deps.now().UTC(),
 	})
 	j.cost, j.in = cost, in
 	m.jobs[id] = j
@@ -138,14 +140,15 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 }
 
 // admitNew reserves cores for a new live job under the CPU cap: a live job must keep
-// up with real time, so it is admitted only if its estimated cost fits beside what the
-// running live jobs reserve (measured once they run). When it does not fit and the job
-// may queue, waiting says why it waits. The queue's lock is held.
+// up with real time, so it is admitted only if its estimated cost (costOf: on the
+// encoders it will run on) fits beside what the running live jobs reserve (measured
+// once they run). When it does not fit and the job may queue, waiting says why it
+// waits. The queue's lock is held.
 func (m *Manager) admitNew(id string, src source.Source, l *ladder.Ladder, info *ladder.SourceInfo, mayQueue bool) (cost float64, waiting string, err error) {
 	if !src.Live {
 		return 0, "", nil
 	}
-	cost = cpucap.Estimate(planOrNominal(l, info), l.Video.Preset)
+	cost = m.costOf(l, planOrNominal(l, info), info)
 	if limit := m.cfg.CPU.Limit(); cost > limit {
 		return 0, "", fmt.Errorf("%w: this job needs about %.2f cores, more than the whole limit of %.2f: it could never start", cpucap.ErrOverCapacity, cost, limit)
 	}
@@ -156,6 +159,24 @@ func (m *Manager) admitNew(id string, src source.Source, l *ladder.Ladder, info 
 		return cost, err.Error(), nil
 	}
 	return cost, "", nil
+}
+
+// costOf is the cores plan p of ladder l needs in real time on the encoders the GPU
+// service would choose for it now (gpu.Service.Place): a rung on a hardware encoder
+// costs its share of the CPU, as the probe's trial encode measured it, not an x264
+// encode (cpucap.Cost). info is the probed source, nil when not probed.
+func (m *Manager) costOf(l *ladder.Ladder, p ladder.Plan, info *ladder.SourceInfo) float64 {
+	var src ladder.SourceInfo
+	if info != nil {
+		src = *info
+	}
+	return admissionCost(m.cfg.GPU.Place(l, p, src), l.Video.Preset)
+}
+
+// admissionCost is the cores the plan of a takes on the encoders a places it on.
+func admissionCost(a gpu.Admission, preset string) float64 {
+	onGPU := func(v ladder.PlannedVideo) bool { return encoder.IsHardware(v.Encoder) }
+	return cpucap.Cost(a.Plan, preset, onGPU, a.CPUPerMpx)
 }
 
 // newJob returns a job of m with view, started by nothing yet.

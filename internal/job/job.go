@@ -96,6 +96,12 @@ type View struct {
 	Created      time.Time  `json:"created"`
 	Ended        *time.Time `json:"ended,omitempty"`
 	Transport    string     `json:"transport,omitempty"` // rtsp: tcp | udp, of the current (or last) ffmpeg run
+
+	// Cost is a live job's reservation under the CPU cap, in cores, as estimated: its
+	// ladder on the encoders chosen for it, a hardware rung at its CPU share (the
+	// probe's trial figure), priced again when its rungs move (to x264 when a GPU
+	// fails). Once ffmpeg runs, its measured use (CPU) stands in for it under the cap.
+	Cost float64 `json:"cost,omitempty"`
 }
 
 // Job is one source being transcoded to one ladder: what the API reads of it, under

@@ -100,6 +100,21 @@ func (q *queue) measured(id string, used float64) {
 	q.admitWaiting()
 }
 
+// recost replaces a running live job's reservation with cores, the cost of the
+// encoders it runs on now: the GPU service placed its rungs otherwise than when it was
+// admitted (sessions taken meanwhile, another plan), or a hardware encoder failed and
+// its rungs moved to x264. The job runs on whether that fits or not: it was admitted,
+// and stopping a live stream because its GPU failed would serve nobody. It is over
+// the cap then, which the error says: live jobs after it are refused (or queue) until
+// room frees up, its measured use replaces the estimate once it runs, and if the box
+// runs short of CPU a ladder with video.shed_top_rung sheds its top rung. A lower cost
+// gives the queue its chance.
+func (q *queue) recost(id string, cores float64) error {
+	err := q.cap.Reserve(id, cores)
+	q.admitWaiting()
+	return err
+}
+
 // grow reserves more cores for a running job (a shed rung back), unless live jobs
 // wait: they go first.
 func (q *queue) grow(id string, more float64) error {

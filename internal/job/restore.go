@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/source"
 )
 
@@ -65,7 +64,8 @@ func (m *Manager) restoreOne(id string, rec storedJob) error {
 		}
 		return nil
 	case j.view.State == Queued && src.Live:
-		j.cost = cpucap.Estimate(planOrNominal(rec.Ladder, rec.Input), rec.Ladder.Video.Preset)
+		j.cost = m.costOf(rec.Ladder, planOrNominal(rec.Ladder, rec.Input), rec.Input)
+		j.view.Cost = j.cost
 		m.queue.add(j) // in order of creation once all are restored
 		j.event(Event{Type: "restore", Message: "still queued after a daemon restart"})
 		return nil
@@ -84,7 +84,8 @@ func (m *Manager) resume(j *Job, rec storedJob) error {
 		return err
 	}
 	if j.src.Live {
-		j.cost = cpucap.Estimate(nominalPlan(rec.Ladder), rec.Ladder.Video.Preset)
+		j.cost = m.costOf(rec.Ladder, nominalPlan(rec.Ladder), rec.Input)
+		j.view.Cost = j.cost
 		if err := m.cfg.CPU.Admit(j.id, j.cost); err != nil {
 			m.cfg.Log.Warn().Err(err).Str("job", j.id).Msg("resuming a job over the CPU limit: it was admitted before the restart")
 			m.cfg.CPU.Reserve(j.id, j.cost)

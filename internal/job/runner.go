@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -45,6 +46,8 @@ type cores interface {
 	measured(id string, used float64)
 	// grow reserves more cores for the job, unless live jobs wait for room.
 	grow(id string, more float64) error
+	// recost replaces the job's reservation with cores, whether they fit or not.
+	recost(id string, cores float64) error
 }
 
 // timing is how long a runner waits for things: the daemon's figures, which tests
@@ -242,6 +245,31 @@ func (r *runner) announce(adm gpu.Admission, before []gpu.Move) {
 	})
 }
 
+// recost prices a live job again on the encoders its rungs run on now (the GPU's
+// admission, or a fallback to x264) and replaces its reservation under the CPU cap,
+// saying so when that puts the cap over its limit (queue.recost says what follows).
+func (r *runner) recost() {
+	if !r.live {
+		return
+	}
+	a := r.adm
+	a.Plan = without(a.Plan, r.shed.rung)
+	cost := admissionCost(a, r.j.ladder.Video.Preset)
+	r.j.mu.Lock()
+	was := r.j.view.Cost
+	r.j.view.Cost = cost
+	r.j.mu.Unlock()
+	if math.Abs(cost-was) < 0.005 {
+		return
+	}
+	msg := fmt.Sprintf("CPU reservation %.2f → %.2f cores on the encoders it runs on: %s", was, cost, r.adm)
+	if err := r.cores.recost(r.j.id, cost); err != nil {
+		msg += "; the CPU cap is over its limit now (" + err.Error() + "): the job runs on, new live jobs wait for room"
+		r.log.Warn().Float64("cost", cost).Err(err).Msg("CPU reservation over the cap after its encoders changed")
+	}
+	r.j.event(Event{Type: "cost", Message: msg})
+}
+
 // loop runs ffmpeg again and again until the job ends.
 func (r *runner) loop(ctx context.Context, info *ladder.SourceInfo) {
 	r.tellProbed()
@@ -250,6 +278,7 @@ func (r *runner) loop(ctx context.Context, info *ladder.SourceInfo) {
 		return
 	}
 	defer r.gpu.Release(r.j.id)
+	r.recost()
 	for attempt := 1; ; attempt++ {
 		began := r.now()
 		err := r.attempt(ctx, attempt)
@@ -379,6 +408,7 @@ func (r *runner) fallback() (failed, again bool) {
 	}
 	r.announce(next, r.adm.Moved)
 	r.adm = next
+	r.recost()
 	for _, t := range r.idx.tracks {
 		t.init = nil // the codec string may change with the encoder
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
@@ -143,7 +144,8 @@ func (r *runner) reshape(now time.Time, p pace, plan ladder.Plan, idx *index) er
 		return fmt.Errorf("%w: %s shed", errReshape, top.Name)
 	case s.rung != "" && now.Sub(s.since) >= s.holdOff:
 		// Queued jobs go first; then the rung's cores are reserved before it starts.
-		need := cpucap.Estimate(ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, r.j.ladder.Video.Preset)
+		// On its encoder: a rung on the GPU costs its CPU share.
+		need := admissionCost(gpu.Admission{Plan: ladder.Plan{FPS: plan.FPS, Video: []ladder.PlannedVideo{top}}, CPUPerMpx: r.adm.CPUPerMpx}, r.j.ladder.Video.Preset)
 		if err := r.cores.grow(r.j.id, need); err != nil {
 			s.since = now // no room yet: look again after another hold-off
 			r.log.Info().Err(err).Str("rung", top.Name).Msg("the shed rung stays off: the CPU cap has no room for it")

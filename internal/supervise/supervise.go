@@ -78,6 +78,9 @@ type Result struct {
 	Tail []string
 	// Overran is set when it was asked to stop and was killed at the end of the grace.
 	Overran bool
+	// CPU is the processor time (user and system) the child used, with the children
+	// it waited for: what its rusage says. Zero when it never started.
+	CPU time.Duration
 }
 
 // Last is the last line of the child's stderr, "" when it wrote none.
@@ -160,6 +163,7 @@ func (p *Process) Wait() Result {
 	r := Result{Code: -1, Err: err, Tail: p.tail.Lines()}
 	if st := p.cmd.ProcessState; st != nil {
 		r.Code = st.ExitCode()
+		r.CPU = st.UserTime() + st.SystemTime()
 		ws, ok := st.Sys().(syscall.WaitStatus)
 		// Killed, not by Kill, after the context ended: exec's WaitDelay did it.
 		r.Overran = ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && p.ctx.Err() != nil && !p.killed.Load()

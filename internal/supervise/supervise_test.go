@@ -77,6 +77,9 @@ func child(mode string) int {
 	case "env":
 		fmt.Println(os.Getenv("SUPERVISE_X"))
 		return 0
+	case "burn": // uses 300 ms of CPU, then exits
+		burn(300 * time.Millisecond)
+		return 0
 	}
 	return 2
 }
@@ -148,6 +151,28 @@ func TestExitCodeAndTail(t *testing.T) {
 	want := []string{"line 29 of rtmp://user:xxxxx@cam", "line 30 of rtmp://user:xxxxx@cam", "the end"}
 	if strings.Join(r.Tail, "|") != strings.Join(want, "|") || r.Last() != "the end" {
 		t.Errorf("tail %q, want %q", r.Tail, want)
+	}
+}
+
+// burn spins until this process has used d of CPU since it started.
+func burn(d time.Duration) {
+	var ru syscall.Rusage
+	for {
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		if time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) >= d {
+			return
+		}
+	}
+}
+
+// TestCPU: Result.CPU is the processor time the child used, as its rusage says.
+func TestCPU(t *testing.T) {
+	r := Run(context.Background(), spec("burn"))
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r.CPU < 300*time.Millisecond || r.CPU > 2*time.Second {
+		t.Errorf("cpu %v, want about 300ms (the child spun that long)", r.CPU)
 	}
 }
 
