@@ -28,6 +28,8 @@ type child struct {
 	progress *progress             // what it reports on stdout
 	meter    *cpucap.Meter         // its CPU use; nil when it cannot be measured
 	threads  *cpucap.Threads       // whether one thread holds it back; live jobs only
+	probed   chan probed           // the probe of a source that came back (replan.go); nil when none
+	held     bool                  // its segments are not listed until the probe answers
 
 	woken             bool          // by a rename since the last beat, and polled every track
 	began             time.Time     // when it started
@@ -82,6 +84,8 @@ func (r *runner) runFFmpeg(ctx context.Context, argv []string, feed Feed) error 
 			r.onWake(c)
 		case <-c.beat.C:
 			r.onBeat(c)
+		case p := <-c.probed:
+			r.onProbe(c, p)
 		}
 	}
 }
@@ -132,6 +136,8 @@ func (r *runner) start(ctx context.Context, argv []string, feed Feed) (*child, e
 		c.exited <- proc.Wait()
 	}()
 	c.beat = newBeat(interval, r.now)
+	c.probed = r.probeRun(ctx)
+	c.held = c.probed != nil
 	return c, nil
 }
 
@@ -195,7 +201,11 @@ func (r *runner) onStop(c *child) {
 }
 
 // onWake indexes what a rename announced; a poll that failed is tried again at the beat.
-func (r *runner) onWake(c *child) { c.woken = r.refresh() }
+func (r *runner) onWake(c *child) {
+	if !c.held {
+		c.woken = r.refresh()
+	}
+}
 
 // onBeat makes the checks that need no event.
 func (r *runner) onBeat(c *child) {
@@ -203,7 +213,7 @@ func (r *runner) onBeat(c *child) {
 	now := r.now()
 	// A wake-up since the last beat polled every track: the safety poll is for a beat
 	// without one.
-	if !c.woken {
+	if !c.woken && !c.held {
 		r.refresh()
 	}
 	c.woken = false
@@ -297,8 +307,12 @@ func (r *runner) onExit(ctx context.Context, c *child, res supervise.Result) err
 	}
 	r.stderr = res.Tail
 	r.holdAudio(false) // the run's last segments are all listed
-	r.refresh()
+	if !c.held {
+		r.refresh()
+	}
 	r.persistSegments(true)
+	// A source that ended (ffmpeg exited by itself) may come back changed: probed again.
+	r.sourceEnded = c.stall == nil && c.reshape == nil && res.Code >= 0
 	code := res.Code
 	r.j.event(Event{Type: "exit", PID: pid, Code: &code, Stderr: res.Tail,
 		Message: fmt.Sprintf("ffmpeg exited with code %d after %v", code, r.now().Sub(c.began).Round(time.Millisecond))})

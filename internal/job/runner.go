@@ -97,6 +97,8 @@ type runner struct {
 	pace pace          // how the running ffmpeg keeps up with real time
 
 	lost        time.Time              // a live job: when its segments last stopped flowing (retryWait)
+	sourceEnded bool                   // the last run ended with its source: the next probes it (replan.go)
+	replan      *replanned             // the plan the next run encodes, when the source changed
 	stderr      []string               // the last lines of the last ffmpeg's stderr
 	written     map[string][]byte      // manifests as last written
 	master      *manifest.Presentation // what the master playlist was last written from
@@ -276,6 +278,12 @@ func (r *runner) attempt(ctx context.Context, n int) error {
 	feed, err := r.in.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("open the source: %w", err)
+	}
+	if r.replan != nil {
+		if err := r.applyReplan(); err != nil {
+			closeAll(feed.Files)
+			return fatal{err}
+		}
 	}
 	start := r.idx.beginAttempt()
 	argv, err := ffmpeg.BuildArgs(ffmpeg.Job{
