@@ -44,6 +44,12 @@ func PrivatePlaylist(name string) string { return filepath.Join(PrivateDir, name
 // ioTimeout is the socket timeout for network sources, in microseconds (10 s).
 const ioTimeout = "10000000"
 
+// StatsPeriod is how often ffmpeg reports its progress (-stats_period): each report
+// wakes the daemon, which counts with ten jobs, but a live job's stall check sees a
+// hung ffmpeg once it has missed two (job's stallLimits), within three segments of one
+// second.
+const StatsPeriod = time.Second
+
 // ErrInvalidJob is wrapped by BuildArgs when the job cannot be turned into a
 // command. Retrying will not help.
 var ErrInvalidJob = errors.New("invalid ffmpeg job")
@@ -92,9 +98,7 @@ func BuildArgs(j Job) ([]string, error) {
 	a.Flag("loglevel", "warning")
 	a.Add("-nostats")
 	a.Flag("progress", "pipe:1")
-	// Progress every 2 s: ample for the stall checks (8 s at least) and the speed over
-	// 5 s, and each report wakes the daemon, which counts with ten jobs.
-	a.Flag("stats_period", "2")
+	a.Flag("stats_period", strconv.FormatFloat(StatsPeriod.Seconds(), 'f', -1, 64))
 	a.Add(j.HW.InputArgs()...)
 	opts, input := inputArgs(j.Kind, j.Source, j.Live, j.Transport)
 	a.Add(opts...)

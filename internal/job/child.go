@@ -29,13 +29,16 @@ type child struct {
 	progress *progress             // what it reports on stdout
 	meter    *cpucap.Meter         // its CPU use; nil when it cannot be measured
 	threads  *cpucap.Threads       // whether one thread holds it back; live jobs only
+	probed   chan probed           // the probe of a source that came back (replan.go); nil when none
+	held     bool                  // its segments are not listed until the probe answers
 
-	woken             bool      // by a rename since the last beat, and polled every track
-	began             time.Time // when it started
-	lastSegment       time.Time // when the index last grew
-	produced          int       // the index's segments then
-	nextMeter         time.Time // when its CPU use is measured next
-	running, starting time.Duration
+	woken             bool          // by a rename since the last beat, and polled every track
+	began             time.Time     // when it started
+	lastSegment       time.Time     // when the index last grew
+	produced          int           // the index's segments then
+	nextMeter         time.Time     // when its CPU use is measured next
+	running, starting time.Duration // stallLimits
+	hung              time.Duration
 	stall, reshape    error // why the runner ended it
 	lost              error // a segment given up: it runs again (checkLost)
 }
@@ -45,10 +48,19 @@ var errStalled = errors.New("ffmpeg stalled")
 
 // stallLimits returns how long ffmpeg may go without progress or without a new segment
 // before it is killed and restarted: a few segment durations once segments flow, and
-// more before the first one (connecting, probing, filling the first GOP).
-func stallLimits(segDur time.Duration) (running, starting time.Duration) {
+// more before the first one (connecting, probing, filling the first GOP). hung is how
+// long a live job's ffmpeg may go without progress once segments flow: its viewers sit
+// about three segments behind the live edge, so a hung ffmpeg (or a source that went
+// silent without closing) is seen within three segments, a beat included (checkStall
+// runs at each checkInterval), but never before it has missed two progress reports
+// (ffmpeg.StatsPeriod). A file job has no viewers waiting: it keeps running.
+func stallLimits(segDur time.Duration, live bool) (running, starting, hung time.Duration) {
 	running = max(4*segDur, 8*time.Second)
-	return running, max(running, 30*time.Second)
+	hung = running
+	if live {
+		hung = max(3*segDur-checkInterval, 2*ffmpeg.StatsPeriod)
+	}
+	return running, max(running, 30*time.Second), hung
 }
 
 // runFFmpeg runs one ffmpeg process to its end, indexing and rendering as segments
@@ -74,6 +86,8 @@ func (r *runner) runFFmpeg(ctx context.Context, argv []string, feed Feed) error 
 			r.onWake(c)
 		case <-c.beat.C:
 			r.onBeat(c)
+		case p := <-c.probed:
+			r.onProbe(c, p)
 		}
 	}
 }
@@ -116,7 +130,7 @@ func (r *runner) start(ctx context.Context, argv []string, feed Feed) (*child, e
 	c.began = r.now()
 	c.nextMeter = c.began.Add(5 * time.Second)
 	c.lastSegment, c.produced = c.began, r.idx.produced
-	c.running, c.starting = stallLimits(r.idx.segDur)
+	c.running, c.starting, c.hung = stallLimits(r.idx.segDur, r.live)
 	c.progress = newProgress(r.j, r.live, r.now)
 	c.exited = make(chan supervise.Result, 1)
 	go func() {
@@ -124,6 +138,8 @@ func (r *runner) start(ctx context.Context, argv []string, feed Feed) (*child, e
 		c.exited <- proc.Wait()
 	}()
 	c.beat = newBeat(interval, r.now)
+	c.probed = r.probeRun(ctx)
+	c.held = c.probed != nil
 	return c, nil
 }
 
@@ -192,7 +208,9 @@ func (r *runner) onStop(ctx context.Context, c *child) {
 
 // onWake indexes what a rename announced; a poll that failed is tried again at the beat.
 func (r *runner) onWake(c *child) {
-	c.woken = r.refresh()
+	if !c.held {
+		c.woken = r.refresh()
+	}
 	r.checkLost(c)
 }
 
@@ -202,7 +220,7 @@ func (r *runner) onBeat(c *child) {
 	now := r.now()
 	// A wake-up since the last beat polled every track: the safety poll is for a beat
 	// without one.
-	if !c.woken {
+	if !c.woken && !c.held {
 		r.refresh()
 	}
 	c.woken = false
@@ -303,9 +321,9 @@ func (r *runner) checkStall(c *child, now time.Time) {
 	r.j.mu.Lock()
 	speed := r.j.view.Progress.Speed
 	r.j.mu.Unlock()
-	limit := c.running
+	limit, quietLimit := c.running, c.hung
 	if r.idx.produced == 0 || c.lastSegment == c.began {
-		limit = c.starting
+		limit, quietLimit = c.starting, c.starting
 	}
 	// Segments come slower when ffmpeg runs slower than real time (a big file under
 	// the CPU cap): only progress that stops is a stall at any speed.
@@ -314,7 +332,7 @@ func (r *runner) checkStall(c *child, now time.Time) {
 		segLimit = time.Duration(float64(limit) / max(speed, 0.05))
 	}
 	noSeg := now.Sub(c.lastSegment)
-	if noSeg <= segLimit && quiet <= limit {
+	if noSeg <= segLimit && quiet <= quietLimit {
 		return
 	}
 	c.stall = fmt.Errorf("%w: no progress for %v, no new segment for %v", errStalled,
@@ -333,8 +351,12 @@ func (r *runner) onExit(ctx context.Context, c *child, res supervise.Result) err
 	}
 	r.stderr = res.Tail
 	r.holdAudio(false) // the run's last segments are all listed
-	r.refresh()
+	if !c.held {
+		r.refresh()
+	}
 	r.persistSegments(true)
+	// A source that ended (ffmpeg exited by itself) may come back changed: probed again.
+	r.sourceEnded = c.stall == nil && c.reshape == nil && res.Code >= 0
 	code := res.Code
 	r.j.event(Event{Type: "exit", PID: pid, Code: &code, Stderr: res.Tail,
 		Message: fmt.Sprintf("ffmpeg exited with code %d after %v", code, r.now().Sub(c.began).Round(time.Millisecond))})

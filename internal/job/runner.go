@@ -101,6 +101,9 @@ type runner struct {
 	shed shedding      // the rung shed while the box is over capacity
 	pace pace          // how the running ffmpeg keeps up with real time
 
+	gone        time.Time              // a live job: when its segments last stopped flowing (retryWait)
+	sourceEnded bool                   // the last run ended with its source: the next probes it (replan.go)
+	replan      *replanned             // the plan the next run encodes, when the source changed
 	stderr      []string               // the last lines of the last ffmpeg's stderr
 	written     map[string][]byte      // manifests as last written
 	master      *manifest.Presentation // what the master playlist was last written from
@@ -109,7 +112,34 @@ type runner struct {
 }
 
 func newRunner(j *Job, d deps, in Input) *runner {
-	return &runner{j: j, deps: d, log: j.log, in: in, live: j.src.Live, bo: backoff.New(), written: map[string][]byte{}}
+	bo := backoff.New()
+	if j.src.Live {
+		bo.Min = liveRetryMin
+	}
+	return &runner{j: j, deps: d, log: j.log, in: in, live: j.src.Live, bo: bo, gone: d.now(), written: map[string][]byte{}}
+}
+
+// Retrying a live source: its viewers wait. A run after which segments flowed starts
+// again after liveRetryMin, and a source that is away is tried about every second for
+// the first fastRetryFor of its outage (an encoder reconnecting, a camera rebooting),
+// then less and less often up to slowRetry, so that a source gone for good costs an
+// ffmpeg start every slowRetry, not every second. A file job keeps backoff's defaults.
+const (
+	liveRetryMin = 100 * time.Millisecond
+	fastRetry    = time.Second
+	fastRetryFor = 2 * time.Minute
+	slowRetry    = 10 * time.Second
+)
+
+// retryWait returns how long to wait before the next try, after one that ran for ran.
+func (r *runner) retryWait(ran time.Duration) time.Duration {
+	if r.live {
+		r.bo.Max = slowRetry
+		if r.now().Sub(r.gone) < fastRetryFor {
+			r.bo.Max = fastRetry
+		}
+	}
+	return r.bo.Next(ran)
 }
 
 // run is the job's whole life: probe, plan, then ffmpeg runs until the source ends
@@ -196,7 +226,7 @@ func (r *runner) probeLive(ctx context.Context) (ladder.SourceInfo, error) {
 		if ctx.Err() != nil {
 			return ladder.SourceInfo{}, nil
 		}
-		wait := r.bo.Next(r.now().Sub(began))
+		wait := r.retryWait(r.now().Sub(began))
 		r.log.Warn().Err(err).Dur("retry_in", wait).Msg("source not reachable")
 		r.j.update(func(v *View) { v.Error = err.Error() })
 		r.j.setState(Reconnecting)
@@ -280,8 +310,12 @@ func (r *runner) loop(ctx context.Context, info *ladder.SourceInfo) {
 	defer r.gpu.Release(r.j.id)
 	r.recost()
 	for attempt := 1; ; attempt++ {
-		began := r.now()
+		began, produced := r.now(), r.idx.produced
 		err := r.attempt(ctx, attempt)
+		if r.idx.produced != produced {
+			r.bo.Reset() // segments flowed: the source is back, the next try comes soon
+			r.gone = r.now()
+		}
 		if !r.next(ctx, attempt, err, r.now().Sub(began)) {
 			return
 		}
@@ -298,6 +332,12 @@ func (r *runner) attempt(ctx context.Context, n int) error {
 	feed, err := r.in.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("open the source: %w", err)
+	}
+	if r.replan != nil {
+		if err := r.applyReplan(); err != nil {
+			closeAll(feed.Files)
+			return fatal{err}
+		}
 	}
 	start := r.idx.beginAttempt()
 	argv, err := ffmpeg.BuildArgs(ffmpeg.Job{
@@ -425,7 +465,7 @@ func (r *runner) fallback() (failed, again bool) {
 // presentation goes on after a pause. A file is encoded again from the start, into a
 // clean folder. It reports false when the job was stopped while it waited.
 func (r *runner) retry(ctx context.Context, attempt int, runErr error, ran time.Duration) bool {
-	wait := r.bo.Next(ran)
+	wait := r.retryWait(ran)
 	r.log.Warn().Err(runErr).Dur("ran", ran).Dur("retry_in", wait).Int("attempt", attempt).Msg("ffmpeg exited; restarting")
 	r.j.event(Event{Type: "restart", Message: fmt.Sprintf("restart %d in %v: %v", attempt, wait.Round(time.Millisecond), runErr)})
 	r.j.update(func(v *View) { v.Error = runErr.Error() })

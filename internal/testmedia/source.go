@@ -138,6 +138,30 @@ func (s *Source) Resume() {
 	s.running = true
 }
 
+// ResumeAs serves the stream again with other options (another size, frame rate): a
+// camera or an encoder that comes back reconfigured. The Source must be paused, and
+// an RTMP one (StartRTMP).
+func (s *Source) ResumeAs(opts SourceOptions) {
+	s.t.Helper()
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		s.t.Fatalf("testmedia: resume %s: %v", s.URL, err)
+		return
+	}
+	r, ok := s.impl.(*rtmpServer)
+	s.mu.Lock()
+	running := s.running
+	if ok && !running {
+		r.opts = opts // no client is served while paused
+	}
+	s.mu.Unlock()
+	if !ok || running {
+		s.t.Fatalf("testmedia: ResumeAs needs a paused RTMP source")
+		return
+	}
+	s.Resume()
+}
+
 // freeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freeTCPPort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
