@@ -135,29 +135,7 @@ func (r *runner) observeLatency() {
 func (r *runner) render(ended bool) error {
 	idx, dir := r.idx, r.j.dir
 	p := idx.presentation(ended)
-	var errs []error
-	for _, tr := range append(append([]manifest.Track(nil), p.Video...), p.Audio...) {
-		if tr.Withdrawn {
-			// Players on a shed rung get a 404 at their next reload and switch.
-			err := r.remove(filepath.Join(dir, tr.Name, manifest.MediaName))
-			if err == nil {
-				idx.name(tr.Name, namedByPlaylist, nil)
-			}
-			errs = append(errs, err)
-			continue
-		}
-		if tr.Codecs == "" || len(tr.Segments) == 0 {
-			continue
-		}
-		data, err := manifest.RenderMedia(p, &tr)
-		if err == nil {
-			err = r.write(filepath.Join(dir, tr.Name, manifest.MediaName), data)
-		}
-		if err == nil {
-			idx.name(tr.Name, namedByPlaylist, &tr)
-		}
-		errs = append(errs, err)
-	}
+	errs := r.renderMedia(p)
 	codecs := map[string]string{}
 	for _, t := range idx.tracks {
 		codecs[t.Name] = t.Codecs
@@ -192,6 +170,36 @@ func (r *runner) render(ended bool) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// renderMedia writes the media playlist of every track with segments, and removes
+// those of withdrawn (shed) rungs; the index learns what each playlist names.
+func (r *runner) renderMedia(p *manifest.Presentation) []error {
+	idx, dir := r.idx, r.j.dir
+	var errs []error
+	for _, tr := range append(append([]manifest.Track(nil), p.Video...), p.Audio...) {
+		if tr.Withdrawn {
+			// Players on a shed rung get a 404 at their next reload and switch.
+			err := r.remove(filepath.Join(dir, tr.Name, manifest.MediaName))
+			if err == nil {
+				idx.name(tr.Name, namedByPlaylist, nil)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if tr.Codecs == "" || len(tr.Segments) == 0 {
+			continue
+		}
+		data, err := manifest.RenderMedia(p, &tr)
+		if err == nil {
+			err = r.write(filepath.Join(dir, tr.Name, manifest.MediaName), data)
+		}
+		if err == nil {
+			idx.name(tr.Name, namedByPlaylist, &tr)
+		}
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // outline is p without its segments: all manifest.SameMaster compares, without holding
