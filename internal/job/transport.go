@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/ladder"
@@ -12,9 +13,11 @@ import (
 
 // rtspInput is an RTSP source: ffmpeg opens its URL itself, over TCP or UDP, one
 // transport per run, as ffmpeg.RTSPTransport picks it from what the probe and the
-// runs before taught. It belongs to one job: Create's probe, then its runner.
+// runs before taught. It belongs to one job: Create's probe, then its runner, whose
+// probe of a source that came back (replan.go) runs beside the next run's Open.
 type rtspInput struct {
 	urlInput
+	mu     sync.Mutex
 	t      ffmpeg.RTSPTransport
 	used   source.Transport   // the last run's
 	probed ffmpeg.RTSPOutcome // what the last probe taught, until the runner tells it
@@ -27,6 +30,8 @@ func newRTSPInput(src source.Source, ffprobe string) *rtspInput {
 func (in *rtspInput) Probe(ctx context.Context) (ladder.SourceInfo, error) {
 	info, tr, err := ffmpeg.ProbeTransport(ctx, in.ffprobe, in.src.URL, in.src.Kind, in.src.Transport)
 	if err == nil {
+		in.mu.Lock()
+		defer in.mu.Unlock()
 		if out := in.t.Probed(tr); out.To != "" {
 			in.probed = out
 		}
@@ -36,6 +41,8 @@ func (in *rtspInput) Probe(ctx context.Context) (ladder.SourceInfo, error) {
 
 // Open gives the run the transport it is to use, in Feed.Source.Transport.
 func (in *rtspInput) Open(context.Context) (Feed, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	in.used = in.t.Next()
 	src := in.src
 	src.Transport = in.used
@@ -54,12 +61,16 @@ type transporter interface {
 }
 
 func (in *rtspInput) learned() (source.Transport, ffmpeg.RTSPOutcome) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	out := in.probed
 	in.probed = ffmpeg.RTSPOutcome{}
 	return source.TransportTCP, out
 }
 
 func (in *rtspInput) ended(media bool, stderr []string) (source.Transport, ffmpeg.RTSPOutcome) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	return in.used, in.t.Ended(in.used, media, stderr)
 }
 
