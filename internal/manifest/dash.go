@@ -22,6 +22,21 @@ const audioChannelScheme = mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH
 // minMinBufferTime is the floor of MPD@minBufferTime.
 const minMinBufferTime = 2 * time.Second
 
+// presentationDelay is MPD@suggestedPresentationDelay of a live presentation with
+// segments of seg: one segment, and never under minMinBufferTime. dash.js and Shaka put
+// their playhead that far behind the live edge they compute from the wall clock (now
+// minus availabilityStartTime, less one segment), and buffer what is listed beyond it.
+// availabilityStartTime is set from when the first segment was listed (package job), so
+// the listed segments reach about that edge, and the buffer ahead of the playhead stays
+// about this delay, less how much later than the first one a segment is listed (a busy
+// machine). Glass to glass, 2 s segments put dash.js and Shaka about this delay + 3 s
+// behind the camera, as ffmpeg's own dash muxer does (it writes one segment); three
+// segments, as before, put them 4 s further behind (TestGlassToGlass in internal/daemon
+// measures both). The 2 s floor keeps a margin where segments are short.
+func presentationDelay(seg time.Duration) time.Duration {
+	return max(seg, minMinBufferTime)
+}
+
 // mediaAfterFolder is what follows the representation's folder in SegmentTemplate: the
 // rest of @media (the segment file name with DASH's $Number$), then @initialization.
 var mediaAfterFolder = "/" + SegmentTemplate("$Number$") + `" initialization="`
@@ -165,7 +180,7 @@ func appendMPD(b []byte, p *Presentation) ([]byte, error) {
 		if p.Window > 0 {
 			b = appendDurationAttr(b, "timeShiftBufferDepth", p.Window)
 		}
-		b = appendDurationAttr(b, "suggestedPresentationDelay", 3*p.SegmentDuration)
+		b = appendDurationAttr(b, "suggestedPresentationDelay", presentationDelay(p.SegmentDuration))
 	}
 	b = append(b, ">\n"...)
 

@@ -951,3 +951,30 @@ func TestAppendTime(t *testing.T) {
 		}
 	}
 }
+
+// TestPresentationDelay: a live MPD asks players to sit one segment behind the live
+// edge, never less than 2 s (presentationDelay), rather than three segments.
+func TestPresentationDelay(t *testing.T) {
+	for _, tt := range []struct {
+		seg  time.Duration
+		want string
+	}{
+		{500 * time.Millisecond, `suggestedPresentationDelay="PT2S"`},
+		{time.Second, `suggestedPresentationDelay="PT2S"`},
+		{2 * time.Second, `suggestedPresentationDelay="PT2S"`},
+		{4 * time.Second, `suggestedPresentationDelay="PT4S"`},
+		{6 * time.Second, `suggestedPresentationDelay="PT6S"`},
+	} {
+		t.Run(tt.seg.String(), func(t *testing.T) {
+			p := Presentation{Live: true, AvailabilityStart: ast, PublishTime: ast.Add(time.Minute), SegmentDuration: tt.seg}
+			p.Video, p.Audio = ladder3(100, 3, true)
+			data, err := RenderMPD(&p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(data, []byte(tt.want)) {
+				t.Errorf("want %s in\n%s", tt.want, bytes.SplitN(data, []byte("\n"), 3)[1])
+			}
+		})
+	}
+}

@@ -21,6 +21,9 @@ type SourceOptions struct {
 	// Below 1 it stands for a source whose network cannot keep up (ffmpeg's -readrate,
 	// ffmpeg 5.0 and later).
 	Rate float64
+	// Clock burns into every frame the wall-clock time it was made at (see
+	// clock.go), for glass-to-glass latency.
+	Clock bool
 }
 
 func (o SourceOptions) withDefaults() SourceOptions {
@@ -54,12 +57,17 @@ func liveArgs(o SourceOptions) []string {
 	if o.Rate > 0 && o.Rate != 1 {
 		pace = []string{"-readrate", strconv.FormatFloat(o.Rate, 'f', -1, 64)}
 	}
+	video := []string{"-map", "0:v"}
+	if o.Clock {
+		video = []string{"-filter_complex", clockFilter(o.Width, o.Height, o.FPS), "-map", "[v]"}
+	}
 	return slices.Concat(
 		[]string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"},
 		pace, []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", o.Width, o.Height, o.FPS)},
 		pace, []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"},
+		video,
 		[]string{
-			"-map", "0:v", "-map", "1:a",
+			"-map", "1:a",
 			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
 			"-g", fps, "-keyint_min", fps, "-bf", "0",
 			"-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2",

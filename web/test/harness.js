@@ -200,13 +200,57 @@
     };
   }
 
+  // Glass to glass: every displayed frame (requestVideoFrameCallback; else a frame
+  // sampled every 100 ms) has the top of its picture drawn to a canvas, and the clock
+  // the test source burnt into it (clock.js) is read off; its latency is the wall-clock
+  // time the frame is shown minus the time it was made. Stalls: each 'waiting' after
+  // the first frame played, and how long until playback moved on.
+  const G = { samples: [], unreadable: 0, stalls: 0, stallMs: 0, stalledAt: 0, playing: false };
+  function watchGlass() {
+    const canvas = document.createElement('canvas');
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    const read = (shownMs) => {
+      const w = video.videoWidth, h = video.videoHeight;
+      if (!w || !h || video.paused) return;
+      const strip = Math.ceil(2 * h / 9);
+      if (canvas.width !== w || canvas.height !== strip) { canvas.width = w; canvas.height = strip; }
+      ctx.drawImage(video, 0, 0, w, strip, 0, 0, w, strip);
+      const v = window.transcoderdClock.readClock(ctx.getImageData(0, 0, w, strip).data, w, h);
+      if (v < 0) { G.unreadable++; return; }
+      G.samples.push([Date.now(), window.transcoderdClock.clockLatency(v, shownMs), h]);
+      if (G.samples.length > 5000) G.samples.shift();
+    };
+    if (video.requestVideoFrameCallback) {
+      const onFrame = (now, meta) => {
+        read(performance.timeOrigin + (meta.expectedDisplayTime || now));
+        video.requestVideoFrameCallback(onFrame);
+      };
+      video.requestVideoFrameCallback(onFrame);
+    } else {
+      setInterval(() => read(Date.now()), 100);
+    }
+    const resume = () => {
+      if (G.stalledAt) { G.stallMs += Date.now() - G.stalledAt; G.stalledAt = 0; }
+    };
+    video.addEventListener('playing', () => { G.playing = true; resume(); });
+    video.addEventListener('timeupdate', () => { if (!video.paused && video.readyState >= 3) resume(); });
+    video.addEventListener('waiting', () => {
+      if (!G.playing || G.stalledAt) return;
+      G.stalls++;
+      G.stalledAt = Date.now();
+      note('waiting (stall ' + G.stalls + ')');
+    });
+  }
+
   const drivers = { 'hls.js': hlsDriver, 'dash.js': dashDriver, shaka: shakaDriver };
 
   window.harness = {
-    // start plays url with player; opts.dvrWindow is the stream's live window in seconds.
+    // start plays url with player; opts.dvrWindow is the stream's live window in seconds;
+    // opts.glass measures glass-to-glass latency and stalls (see glass).
     start(player, url, opts = {}) {
       H.player = player;
       H.url = url;
+      if (opts.glass) watchGlass();
       try {
         H.driver = drivers[player](url, opts);
       } catch (e) {
@@ -243,6 +287,17 @@
         warnings: H.warnings.slice(-5),
         warningCount: H.warningCount,
         notes: H.notes.slice(),
+      };
+    },
+    // glass returns the glass-to-glass samples read since fromMs (Unix milliseconds):
+    // [when, latency ms, frame height] each, how many frames did not read, and the
+    // stalls so far (a stall still going on counts up to now).
+    glass(fromMs = 0) {
+      return {
+        samples: G.samples.filter((x) => x[0] >= fromMs),
+        unreadable: G.unreadable,
+        stalls: G.stalls,
+        stallSeconds: (G.stallMs + (G.stalledAt ? Date.now() - G.stalledAt : 0)) / 1000,
       };
     },
     rungs() { return H.driver ? H.driver.rungs() : { video: [], audio: [] }; },

@@ -249,7 +249,11 @@
 
   function hlsPlayer(url) {
     if (!window.Hls || !Hls.isSupported()) throw new Error('hls.js cannot play in this browser');
-    const hls = new Hls();
+    // Live: two target durations behind the newest segment (hls.js's default is three),
+    // which is where the MPD's suggestedPresentationDelay puts dash.js too; up to 10 %
+    // faster playback makes up for a slow start, and a player more than six behind
+    // (after a stall) jumps back to that point.
+    const hls = new Hls({ liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 6, maxLiveSyncPlaybackRate: 1.1 });
     hls.on(Hls.Events.MANIFEST_PARSED, () => { fillRungs(); startVideo(); });
     hls.on(Hls.Events.ERROR, (_, d) => {
       if (d.fatal) ui.message.textContent = `hls.js: ${d.type} ${d.details}`;
@@ -274,9 +278,13 @@
     const p = dashjs.MediaPlayer().create();
     // Clock sync comes from the MPD's UTCTiming; should that fail, ask this server rather
     // than dash.js's default time server on the internet.
+    // Live: dash.js keeps to the MPD's suggestedPresentationDelay, and its catch-up
+    // (off by default without a ServiceDescription) plays up to 10 % faster or slower to
+    // stay there after a slow start or a stall.
     p.updateSettings({
       streaming: {
         utcSynchronization: { defaultTimingSource: { scheme: 'urn:mpeg:dash:utc:http-head:2014', value: new URL(url, location.href).href } },
+        liveCatchup: { enabled: true, playbackRate: { min: -0.1, max: 0.1 } },
       },
     });
     const ev = dashjs.MediaPlayer.events;

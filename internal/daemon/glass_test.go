@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/job"
+	"github.com/transcoderd/transcoderd/internal/testmedia"
+)
+
+// glassLadder is the ladder both systems of TestGlassToGlass encode: 2 s segments, three
+// rungs of a 640x360 source, x264 ultrafast (cheap enough for a
+// two-core test machine to keep real time with both systems and the browser running).
+const glassLadder = `description: glass-to-glass latency, 2s segments, 3 rungs
+segment_duration: 2s
+window: 1m
+encoder: x264
+fallback: none
+video:
+  codec: h264
+  preset: ultrafast
+  renditions:
+    - {name: 360p, height: 360, bitrate: 800k}
+    - {name: 270p, height: 270, bitrate: 500k}
+    - {name: 180p, height: 180, bitrate: 250k}
+audio:
+  - {name: aac, codec: aac, bitrate: 64k, channels: 2, sample_rate: 48000}
+audio_only: false
+`
+
+// baselineArgs is the do-it-yourself baseline: ffmpeg's own dash muxer writing an MPD
+// and HLS playlists (-hls_playlist 1) of the same ladder as glassLadder from source,
+// into dir, as an operator would write it by hand.
+func baselineArgs(source, dir string) []string {
+	return []string{"-nostdin", "-hide_banner", "-loglevel", "error", "-i", source,
+		"-filter_complex", "[0:v]split=3[a][b][c];[a]scale=-2:360[v0];[b]scale=-2:270[v1];[c]scale=-2:180[v2]",
+		"-map", "[v0]", "-map", "[v1]", "-map", "[v2]", "-map", "0:a",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+		"-b:v:0", "800k", "-maxrate:v:0", "800k", "-bufsize:v:0", "1600k",
+		"-b:v:1", "500k", "-maxrate:v:1", "500k", "-bufsize:v:1", "1000k",
+		"-b:v:2", "250k", "-maxrate:v:2", "250k", "-bufsize:v:2", "500k",
+		"-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2",
+		"-f", "dash", "-seg_duration", "2", "-window_size", "30", "-use_template", "1", "-use_timeline", "1",
+		"-hls_playlist", "1", "-adaptation_sets", "id=0,streams=v id=1,streams=a",
+		filepath.Join(dir, "manifest.mpd")}
+}
+
+// glassSession is one player playing one system's stream, as latency.mjs reports it.
+type glassSession struct {
+	System       string   `json:"system"`
+	Player       string   `json:"player"`
+	URL          string   `json:"url"`
+	OK           bool     `json:"ok"`
+	Error        string   `json:"error"`
+	Version      string   `json:"version"`
+	Startup      float64  `json:"startup"`
+	Samples      int      `json:"samples"`
+	Unreadable   int      `json:"unreadable"`
+	Median       float64  `json:"median"`
+	Min          float64  `json:"min"`
+	Max          float64  `json:"max"`
+	Stalls       int      `json:"stalls"`
+	StallSeconds float64  `json:"stallSeconds"`
+	Heights      []int    `json:"heights"`
+	Notes        []string `json:"notes"`
+}
+
+// glassSlack is how much later than the baseline transcoderd may be in a player: the
+// spread of one player's median from run to run on a quiet machine.
+const glassSlack = 0.5
+
+// TestGlassToGlass measures live latency glass to glass, the way a viewer sees it: a
+// live source burns its wall clock into every frame, transcoderd and the baseline
+// (ffmpeg's own dash muxer, baselineArgs) each encode it with 2 s segments and three
+// rungs, both served by the daemon's HTTP server, and hls.js (master.m3u8), dash.js and
+// Shaka (manifest.mpd) play both side by side, reading the clock off every displayed
+// frame (web/test/latency.mjs). It prints a table of the median latency and the stalls
+// of each, and wants transcoderd no later than the baseline (plus glassSlack) and with
+// no more stalls, in every player.
+func TestGlassToGlass(t *testing.T) {
+	requireBrowser(t)
+	profiles := t.TempDir()
+	if err := os.WriteFile(filepath.Join(profiles, "glass.yaml"), []byte(glassLadder), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, profiles)
+	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30, Clock: true})
+	live := d.create(t, `{"source":"`+src.URL+`","ladder":"glass","id":"live"}`)
+	base := filepath.Join(d.out, "baseline")
+	startBaseline(t, src.URL, base)
+	d.waitFor(t, live.ID, time.Minute, "3 segments per rendition", func(v job.View) bool {
+		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
+	})
+	waitFile(t, filepath.Join(base, "master.m3u8"), time.Minute)
+	time.Sleep(4 * time.Second) // a few segments in the baseline's window too
+
+	var res struct {
+		Sessions []glassSession `json:"sessions"`
+		Blocked  []string       `json:"blocked"`
+	}
+	cfg := map[string]any{"base": d.api, "systems": []map[string]string{
+		{"name": "transcoderd", "hls": "/out/live/master.m3u8", "mpd": "/out/live/manifest.mpd"},
+		{"name": "baseline", "hls": "/out/baseline/master.m3u8", "mpd": "/out/baseline/manifest.mpd"},
+	}}
+	if err := runNode(t, 6*time.Minute, "latency.mjs", cfg, &res); err != nil {
+		t.Fatal(err)
+	}
+	checkGlass(t, res.Sessions)
+}
+
+// checkGlass prints the table and holds transcoderd to the baseline in every player.
+func checkGlass(t *testing.T, sessions []glassSession) {
+	t.Helper()
+	by := map[string]glassSession{}
+	var players []string
+	for _, s := range sessions {
+		by[s.System+" "+s.Player] = s
+		if s.System == "transcoderd" {
+			players = append(players, s.Player)
+		}
+		t.Logf("%s %s %s: %+v", s.System, s.Player, s.Version, s)
+	}
+	t.Logf("glass-to-glass latency, median over the measurement (stalls, stalled seconds):")
+	t.Logf("| player | transcoderd | ffmpeg dash muxer (-f dash -hls_playlist 1) |")
+	t.Logf("|---|---|---|")
+	for _, p := range players {
+		ours, theirs := by["transcoderd "+p], by["baseline "+p]
+		t.Logf("| %s | %s | %s |", p, glassCell(ours), glassCell(theirs))
+		if !ours.OK || !theirs.OK {
+			t.Errorf("%s: no measurement (transcoderd: %s; baseline: %s)", p, ours.Error, theirs.Error)
+			continue
+		}
+		if ours.Median > theirs.Median+glassSlack {
+			t.Errorf("%s: transcoderd %.2fs behind, the baseline %.2fs: later by more than %.1fs", p, ours.Median, theirs.Median, glassSlack)
+		}
+		if ours.Stalls > theirs.Stalls {
+			t.Errorf("%s: transcoderd stalled %d times, the baseline %d (events: %s)", p, ours.Stalls, theirs.Stalls, strings.Join(ours.Notes, " | "))
+		}
+	}
+}
+
+func glassCell(s glassSession) string {
+	if !s.OK {
+		return "failed: " + s.Error
+	}
+	return fmt.Sprintf("%.1f s (%d stalls, %.1f s)", s.Median, s.Stalls, s.StallSeconds)
+}
+
+// startBaseline runs the baseline's ffmpeg into dir until the test ends.
+func startBaseline(t *testing.T, source, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "ffmpeg", baselineArgs(source, dir)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if s := stderr.String(); s != "" {
+			t.Logf("baseline ffmpeg: %s", s)
+		}
+	})
+}
+
+// waitFile waits until path exists.
+func waitFile(t *testing.T, path string, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	t.Fatalf("no %s after %v", path, limit)
+}
