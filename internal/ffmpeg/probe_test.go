@@ -199,7 +199,7 @@ func TestParseProbe(t *testing.T) {
 				{"codec_type":"audio","codec_name":"aac","channels":2,"sample_rate":"48000","tags":{"language":"ger"}},
 				{"codec_type":"data"},
 				{"codec_type":"audio","codec_name":"ac3","channels":6,"sample_rate":"48000","tags":{"language":"EN-us","title":"  5.1\tmix\n "}},
-				{"codec_type":"audio","codec_name":"aac","channels":2,"sample_rate":"48000","tags":{"language":"english","title":"`+strings.Repeat("é", 70)+`"}}],"format":{"duration":"12.0"}}`,
+				{"codec_type":"audio","codec_name":"aac","channels":2,"sample_rate":"48000","tags":{"language":"english","title":"` + strings.Repeat("é", 70) + `"}}],"format":{"duration":"12.0"}}`,
 			want: ladder.SourceInfo{HasVideo: true, Width: 1280, Height: 720, FPS: 25, VideoCodec: "h264", HasAudio: true, AudioCodec: "aac", Channels: 2, SampleRate: 48000,
 				AudioTracks: []ladder.AudioTrack{
 					{Index: 0, Codec: "aac", Language: "de", Channels: 2, SampleRate: 48000},

@@ -204,8 +204,8 @@ func TestPlan(t *testing.T) {
 			ladder: "video:\n  renditions: [{name: v, height: 360, bitrate: 800k}]\naudio:\n  - {name: main, bitrate: 96k}\n  - {name: second, bitrate: 96k, track: 1, language: fr}\n",
 			src:    SourceInfo{HasVideo: true, Width: 640, Height: 360, FPS: 25, HasAudio: true, Channels: 2},
 			want: Plan{FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
-				Video: []PlannedVideo{{Name: "v", Width: 640, Height: 360, Bitrate: 800_000, MaxRate: 800_000, BufSize: 1_600_000, Encoder: "x264"}},
-				Audio: []Audio{{Name: "main", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000}},
+				Video:   []PlannedVideo{{Name: "v", Width: 640, Height: 360, Bitrate: 800_000, MaxRate: 800_000, BufSize: 1_600_000, Encoder: "x264"}},
+				Audio:   []Audio{{Name: "main", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000}},
 				Dropped: []string{"second"}, Notes: []string{"audio second: the source has no audio track 1 (it has 1 audio track)"}},
 		},
 		{
