@@ -30,7 +30,9 @@ var mediaAfterFolder = "/" + SegmentTemplate("$Number$") + `" initialization="`
 // dash-mpd's types and encoder would produce.
 //
 // One Period (id 0, start 0) holds an AdaptationSet of the video tracks (id 0) and one of
-// the audio tracks per language (ids from 1; a single language, the usual case, is id 1).
+// the audio tracks per language and source track (ids from 1; a single language, the
+// usual case, is id 1), with lang set when the language is known and a Label when the
+// tracks have one (Track.Label).
 // Every Representation has its own SegmentTemplate with $Number$ addressing and a
 // SegmentTimeline listing exactly its segments.
 //
@@ -269,12 +271,13 @@ func appendPeriod(b []byte, p *Presentation, ps time.Duration) ([]byte, error) {
 	if b, err = appendVideoSet(b, p.Video, ps); err != nil {
 		return nil, err
 	}
-	// One AdaptationSet per language, in the order languages first appear:
-	// Representations of one AdaptationSet must be interchangeable, and two languages
-	// are not.
+	// One AdaptationSet per language and source track, in the order they first appear:
+	// Representations of one AdaptationSet must be interchangeable, and two languages,
+	// or two tracks of one language (a film and its commentary), are not. The
+	// bitrates of one track are its Representations.
 	id := uint64(1)
 	for i := range p.Audio {
-		if !inPeriod(&p.Audio[i], ps) || !firstOfLanguage(p.Audio, i, ps) {
+		if !inPeriod(&p.Audio[i], ps) || !firstOfSet(p.Audio, i, ps) {
 			continue // not in this Period, or in the set of an earlier track
 		}
 		if b, err = appendAudioSet(b, id, p.Audio[i:], ps); err != nil {
@@ -285,11 +288,17 @@ func appendPeriod(b []byte, p *Presentation, ps time.Duration) ([]byte, error) {
 	return append(b, indentPeriod+"</Period>\n"...), nil
 }
 
-// firstOfLanguage reports whether no track before tracks[i] with segments in the Period
-// that starts at ps has the language of tracks[i].
-func firstOfLanguage(tracks []Track, i int, ps time.Duration) bool {
+// sameSet reports whether two audio tracks belong in one AdaptationSet: the same
+// language and the same source track.
+func sameSet(a, b *Track) bool {
+	return a.Language == b.Language && a.SourceTrack == b.SourceTrack
+}
+
+// firstOfSet reports whether no track before tracks[i] with segments in the Period
+// that starts at ps belongs in the AdaptationSet of tracks[i].
+func firstOfSet(tracks []Track, i int, ps time.Duration) bool {
 	for j := range i {
-		if tracks[j].Language == tracks[i].Language && inPeriod(&tracks[j], ps) {
+		if sameSet(&tracks[j], &tracks[i]) && inPeriod(&tracks[j], ps) {
 			return false
 		}
 	}
@@ -348,7 +357,7 @@ func appendVideoSet(b []byte, tracks []Track, ps time.Duration) ([]byte, error) 
 }
 
 // appendAudioSet appends an AdaptationSet of audio tracks: tracks[0] and the tracks
-// after it with the same language, among those with segments in the Period that starts
+// after it of its set (sameSet), among those with segments in the Period that starts
 // at ps.
 func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration) ([]byte, error) {
 	lang := tracks[0].Language
@@ -358,8 +367,15 @@ func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration) ([]by
 		b = appendAttr(b, "lang", lang)
 	}
 	b = append(b, ` contentType="audio" segmentAlignment="true" mimeType="`+mpd.MIME_TYPE_AUDIO_MP4+`" startWithSAP="1">`+"\n"...)
+	if l := tracks[0].Label; l != "" {
+		// What players list the set under, as HLS NAME: two sets of one language (a
+		// film and its commentary) differ only in it.
+		b = append(b, indentRepresentation+"<Label>"...)
+		b = appendEscaped(b, l) // as character data too, but for tab and newline, which validLabel refuses
+		b = append(b, "</Label>\n"...)
+	}
 	for i := range tracks {
-		if tracks[i].Language != lang || !inPeriod(&tracks[i], ps) {
+		if !sameSet(&tracks[i], &tracks[0]) || !inPeriod(&tracks[i], ps) {
 			continue
 		}
 		var err error
