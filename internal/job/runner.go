@@ -68,6 +68,9 @@ func (j *Job) run(ctx context.Context, st startState) {
 		v.Renditions = renditionsOf(plan)
 		v.Dropped = plan.Dropped
 	})
+	for _, n := range plan.Notes { // why audio renditions were dropped
+		j.event(Event{Type: "dropped", Message: n})
+	}
 	j.mu.Lock()
 	j.plan = &plan
 	j.mu.Unlock()
@@ -272,7 +275,8 @@ func (j *Job) newIndex(plan ladder.Plan) *index {
 		t.FrameRate = ffmpeg.FrameRate(plan.FPS)
 	}
 	for _, a := range plan.Audio {
-		idx.addTrack(a.Name, manifest.Audio, filepath.Join(j.dir, a.Name), filepath.Join(j.dir, ffmpeg.PrivatePlaylist(a.Name)), a.Bitrate)
+		t := idx.addTrack(a.Name, manifest.Audio, filepath.Join(j.dir, a.Name), filepath.Join(j.dir, ffmpeg.PrivatePlaylist(a.Name)), a.Bitrate)
+		t.Language, t.Label, t.Group, t.SourceTrack = a.Language, a.Label, a.Group, a.Track
 	}
 	return idx
 }
