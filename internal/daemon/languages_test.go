@@ -265,3 +265,30 @@ func meanVolume(t *testing.T, dir, name string) float64 {
 	}
 	return v
 }
+
+// TestPlayersLanguages plays a file job with English and French audio (the ladder of
+// TestLanguagesVOD: tracks: all at two bitrates) in headless Chromium with hls.js,
+// dash.js and Shaka: each must list both languages, start in English, switch to French
+// (fetching the French rendition's segments and playing on) and back. See
+// web/test/players.mjs (runLanguages).
+func TestPlayersLanguages(t *testing.T) {
+	requireBrowser(t)
+	profiles := t.TempDir()
+	writeFile(t, filepath.Join(profiles, "langs.yaml"), languagesLadder)
+	d := startDaemon(t, profiles)
+	testmedia.WriteSample(t, filepath.Join(d.mediaRoot, "film.mp4"), testmedia.SampleOptions{
+		Width: 640, Height: 360, FPS: 30, Duration: 20 * time.Second, Languages: []string{"eng", "fra"},
+	})
+	v := d.create(t, `{"source":"film.mp4","ladder":"langs","id":"film"}`)
+	d.waitFor(t, v.ID, 3*time.Minute, "finish", func(v job.View) bool { return v.State == job.Finished })
+	cfg := map[string]any{"base": d.api, "langs": v.ID}
+	if only := os.Getenv("PLAYERS_ONLY"); only != "" {
+		cfg["only"] = strings.Split(only, ",")
+	}
+	var res browserResult
+	if err := runNode(t, 3*time.Minute, "players.mjs", cfg, &res); err != nil {
+		t.Fatal(err)
+	}
+	reportSessions(t, res)
+	t.Logf("browser run %.1fs", res.Seconds)
+}
