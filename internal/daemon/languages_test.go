@@ -35,6 +35,20 @@ audio:
 audio_only: true
 `
 
+// camLadder picks the two audio tracks of a live source that tags neither and names
+// their languages ("fra" is written "fr"); its third entry names a track the source lacks.
+const camLadder = `segment_duration: 1s
+window: 30s
+video:
+  preset: ultrafast
+  renditions:
+    - {name: 180p, height: 180, bitrate: 200k}
+audio:
+  - {name: en, bitrate: 64k, track: 0, language: en}
+  - {name: fr, bitrate: 64k, track: 1, language: fra}
+  - {name: de, bitrate: 64k, track: 2, language: de}
+`
+
 // TestLanguagesVOD transcodes a file with an English and a French audio track (tones
 // 20 dB apart) on a ladder with tracks: all at two bitrates, and checks the outputs:
 // four audio renditions, each carrying its own source track; HLS groups "aac" and "lo"
@@ -69,17 +83,7 @@ func TestLanguagesVOD(t *testing.T) {
 // the job runs on with the other two.
 func TestLanguagesLiveRTSP(t *testing.T) {
 	profiles := t.TempDir()
-	writeFile(t, filepath.Join(profiles, "cam.yaml"), `segment_duration: 1s
-window: 30s
-video:
-  preset: ultrafast
-  renditions:
-    - {name: 180p, height: 180, bitrate: 200k}
-audio:
-  - {name: en, bitrate: 64k, track: 0, language: en}
-  - {name: fr, bitrate: 64k, track: 1, language: fra}
-  - {name: de, bitrate: 64k, track: 2, language: de}
-`)
+	writeFile(t, filepath.Join(profiles, "cam.yaml"), camLadder)
 	d := startDaemon(t, profiles)
 	src := testmedia.StartRTSP(t, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 25, AudioTracks: 2})
 	v := d.create(t, `{"source":"`+src.URL+`","ladder":"cam","id":"cam"}`)
@@ -138,7 +142,8 @@ func checkAudioRenditions(t *testing.T, v job.View, want map[string]string) {
 // each with a LANGUAGE, a NAME that is the language's own name and unique in its
 // group, AUTOSELECT and one DEFAULT, the first; every video variant comes once per
 // group. In the MPD (validated and checked by checkMPD), each Period has one audio
-// AdaptationSet per language with lang set, holding the renditions given.
+// AdaptationSet per language with lang set and a Label, holding the renditions given,
+// the first with Role main.
 func checkLanguages(t *testing.T, dir string, groups, sets map[string][]string) {
 	t.Helper()
 	data := readFile(t, filepath.Join(dir, manifest.MasterName))
@@ -195,6 +200,11 @@ func checkLanguages(t *testing.T, dir string, groups, sets map[string][]string) 
 		for _, as := range p.AdaptationSets {
 			if as.ContentType != "audio" {
 				continue
+			}
+			// The first set is the default, as in HLS: Role main, which dash.js starts with.
+			main := len(as.Roles) == 1 && as.Roles[0].Value == "main"
+			if main != (len(got) == 0) {
+				t.Errorf("period %s: audio AdaptationSet %d (lang %q) has roles %+v; want main on the first alone", p.Id, len(got), as.Lang, as.Roles)
 			}
 			if _, dup := got[as.Lang]; dup {
 				t.Errorf("period %s: two audio AdaptationSets of lang %q", p.Id, as.Lang)
@@ -267,7 +277,8 @@ func meanVolume(t *testing.T, dir, name string) float64 {
 }
 
 // TestPlayersLanguages plays a file job with English and French audio (the ladder of
-// TestLanguagesVOD: tracks: all at two bitrates) in headless Chromium with hls.js,
+// TestLanguagesVOD: tracks: all at two bitrates) and a live RTSP job with two audio
+// tracks (the ladder of TestLanguagesLiveRTSP) in headless Chromium with hls.js,
 // dash.js and Shaka: each must list both languages, start in English, switch to French
 // (fetching the French rendition's segments and playing on) and back. See
 // web/test/players.mjs (runLanguages).
@@ -275,13 +286,20 @@ func TestPlayersLanguages(t *testing.T) {
 	requireBrowser(t)
 	profiles := t.TempDir()
 	writeFile(t, filepath.Join(profiles, "langs.yaml"), languagesLadder)
+	writeFile(t, filepath.Join(profiles, "cam.yaml"), camLadder)
 	d := startDaemon(t, profiles)
 	testmedia.WriteSample(t, filepath.Join(d.mediaRoot, "film.mp4"), testmedia.SampleOptions{
 		Width: 640, Height: 360, FPS: 30, Duration: 20 * time.Second, Languages: []string{"eng", "fra"},
 	})
+	src := testmedia.StartRTSP(t, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 25, AudioTracks: 2})
+	live := d.create(t, `{"source":"`+src.URL+`","ladder":"cam","id":"cam"}`)
 	v := d.create(t, `{"source":"film.mp4","ladder":"langs","id":"film"}`)
 	d.waitFor(t, v.ID, 3*time.Minute, "finish", func(v job.View) bool { return v.State == job.Finished })
-	cfg := map[string]any{"base": d.api, "langs": v.ID}
+	d.waitFor(t, live.ID, time.Minute, "3 segments per rendition", func(v job.View) bool {
+		_, err := os.Stat(filepath.Join(d.out, live.ID, manifest.MPDName))
+		return v.State == job.Running && err == nil && v.Segments >= 3*len(v.Renditions)
+	})
+	cfg := map[string]any{"base": d.api, "langs": []string{live.ID, v.ID}}
 	if only := os.Getenv("PLAYERS_ONLY"); only != "" {
 		cfg["only"] = strings.Split(only, ",")
 	}

@@ -16,6 +16,9 @@ const (
 	utcDirect   = "urn:mpeg:dash:utc:direct:2014"
 )
 
+// roleScheme is the scheme of Role descriptors (ISO/IEC 23009-1 5.8.5.5).
+const roleScheme = "urn:mpeg:dash:role:2011"
+
 // audioChannelScheme signals the number of channels (ISO/IEC 23009-1 5.8.5.4).
 const audioChannelScheme = mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH
 
@@ -31,8 +34,8 @@ var mediaAfterFolder = "/" + SegmentTemplate("$Number$") + `" initialization="`
 //
 // One Period (id 0, start 0) holds an AdaptationSet of the video tracks (id 0) and one of
 // the audio tracks per language and source track (ids from 1; a single language, the
-// usual case, is id 1), with lang set when the language is known and a Label when the
-// tracks have one (Track.Label).
+// usual case, is id 1), with lang set when the language is known, a Label when the
+// tracks have one (Track.Label) and, when there are several, Role main on the first.
 // Every Representation has its own SegmentTemplate with $Number$ addressing and a
 // SegmentTimeline listing exactly its segments.
 //
@@ -275,15 +278,19 @@ func appendPeriod(b []byte, p *Presentation, ps time.Duration) ([]byte, error) {
 	// Representations of one AdaptationSet must be interchangeable, and two languages,
 	// or two tracks of one language (a film and its commentary), are not. The
 	// bitrates of one track are its Representations.
-	id := uint64(1)
+	var firsts []int // the first track of each audio set
 	for i := range p.Audio {
-		if !inPeriod(&p.Audio[i], ps) || !firstOfSet(p.Audio, i, ps) {
-			continue // not in this Period, or in the set of an earlier track
-		}
-		if b, err = appendAudioSet(b, id, p.Audio[i:], ps); err != nil {
+		if inPeriod(&p.Audio[i], ps) && firstOfSet(p.Audio, i, ps) {
+			firsts = append(firsts, i)
+		} // else not in this Period, or in the set of an earlier track
+	}
+	for k, i := range firsts {
+		// With several sets, the first is the default, as the first is in HLS
+		// (DEFAULT=YES): Role main, which dash.js and Shaka start with; without it dash.js
+		// starts with the set of the highest bitrate, whichever language that is.
+		if b, err = appendAudioSet(b, uint64(k+1), p.Audio[i:], ps, k == 0 && len(firsts) > 1); err != nil {
 			return nil, err
 		}
-		id++
 	}
 	return append(b, indentPeriod+"</Period>\n"...), nil
 }
@@ -359,7 +366,7 @@ func appendVideoSet(b []byte, tracks []Track, ps time.Duration) ([]byte, error) 
 // appendAudioSet appends an AdaptationSet of audio tracks: tracks[0] and the tracks
 // after it of its set (sameSet), among those with segments in the Period that starts
 // at ps.
-func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration) ([]byte, error) {
+func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration, main bool) ([]byte, error) {
 	lang := tracks[0].Language
 	b = append(b, indentAdaptationSet+"<AdaptationSet"...)
 	b = appendUintAttr(b, "id", id)
@@ -373,6 +380,9 @@ func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration) ([]by
 		b = append(b, indentRepresentation+"<Label>"...)
 		b = appendEscaped(b, l) // as character data too, but for tab and newline, which validLabel refuses
 		b = append(b, "</Label>\n"...)
+	}
+	if main {
+		b = appendDescriptor(b, indentRepresentation, "Role", roleScheme, "main")
 	}
 	for i := range tracks {
 		if !sameSet(&tracks[i], &tracks[0]) || !inPeriod(&tracks[i], ps) {

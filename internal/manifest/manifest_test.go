@@ -628,10 +628,23 @@ func checkMPD(t *testing.T, p *Presentation, data []byte) {
 	timelines := map[string][]Segment{}
 	for _, period := range m.Periods {
 		ps := time.Duration(*period.Start)
-		// One audio AdaptationSet per language and source track, labelled as its tracks.
+		// One audio AdaptationSet per language and source track, labelled as its tracks;
+		// with several, the first has Role main, the others none.
 		sets := map[string]bool{}
+		var audioSets []*mpd.AdaptationSetType
 		for _, as := range period.AdaptationSets {
-			if as.ContentType != "audio" || len(as.Representations) == 0 {
+			if as.ContentType == "audio" {
+				audioSets = append(audioSets, as)
+			}
+		}
+		for k, as := range audioSets {
+			main := len(as.Roles) == 1 && as.Roles[0].SchemeIdUri == "urn:mpeg:dash:role:2011" && as.Roles[0].Value == "main"
+			if want := k == 0 && len(audioSets) > 1; main != want || len(as.Roles) > btoi(want) {
+				t.Errorf("period %s: audio AdaptationSet %d of %d has roles %+v, want main %v", period.Id, k, len(audioSets), as.Roles, want)
+			}
+		}
+		for _, as := range audioSets {
+			if len(as.Representations) == 0 {
 				continue
 			}
 			first := trackByName(p, as.Representations[0].Id)
@@ -1085,4 +1098,11 @@ func TestAppendTime(t *testing.T) {
 			t.Errorf("formatTime(%v) = %q, want %q", tm, got, want)
 		}
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -5,8 +5,8 @@
 //
 //   node players.mjs '{"base":"http://127.0.0.1:8080","live":"live","vod":"vod","out":"result.json"}'
 //
-// Keys: base (the daemon), live and vod (job ids; either may be left out), langs (the id
-// of a finished file job with audio in several languages: each player lists the
+// Keys: base (the daemon), live and vod (job ids; either may be left out), langs (ids of
+// jobs with audio in several languages, live or finished: each player lists the
 // languages and switches to the second and back), out (where the JSON result goes;
 // stdout when empty), only (optional list of "player manifest" names to run, e.g.
 // ["hls.js master.m3u8"]). The live job is stopped (DELETE /v1/jobs/{id}) once every
@@ -448,12 +448,12 @@ async function main() {
         tasks.push(runVOD(s));
       }
     }
-    if (cfg.langs) {
-      const job = await jobInfo(cfg.langs);
+    for (const id of cfg.langs || []) {
+      const job = await jobInfo(id);
       await measured;
       for (const [p, m] of selected) {
         const s = new Session(browser, job, p, m);
-        s.result.kind = 'languages';
+        s.result.kind = `${job.live ? 'live' : 'VOD'} languages`;
         out.sessions.push(s.result);
         tasks.push(runLanguages(s));
       }
