@@ -103,7 +103,11 @@
     p.on(ev.PLAYBACK_ERROR, (e) => fatal('dash.js playback error: ' + JSON.stringify(e.error || e).slice(0, 300)));
     p.on(ev.PLAYBACK_ENDED, () => { H.endedEvent = true; });
     if (opts.debug) p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_INFO } });
-    // Settings for investigating (shed.mjs, SHED_DASH_SETTINGS): the tests play with dash.js's defaults.
+    // Each page is a viewer of its own. dash.js keeps the last audio language chosen in
+    // localStorage, which the pages of one browser share: a page starting while another
+    // had just switched to French started in French (TestPlayersLanguages).
+    p.updateSettings({ streaming: { lastMediaSettingsCachingInfo: { enabled: false } } });
+    // Settings for investigating (shed.mjs, SHED_DASH_SETTINGS): the tests play with dash.js's defaults otherwise.
     if (opts.dashSettings) p.updateSettings(opts.dashSettings);
     p.initialize(video, url, true);
     p.setMute(true);
