@@ -91,3 +91,52 @@ func TestEmbeddedStore(t *testing.T) {
 		t.Errorf("Path = %q", l.Path)
 	}
 }
+
+// TestDefaultAudioExamples parses the audio examples written in default.yaml's
+// comments (each run of "#   - {...}" lines is one audio list), so that what the
+// comments show is a valid ladder, and plans each on a source in two languages.
+func TestDefaultAudioExamples(t *testing.T) {
+	data, err := fs.ReadFile(profiles.FS, "default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var examples []string
+	prev := false
+	for _, line := range strings.Split(string(data), "\n") {
+		item, ok := strings.CutPrefix(line, "#   - {")
+		if !ok {
+			prev = false
+			continue
+		}
+		if !prev {
+			examples = append(examples, "audio:\n")
+		}
+		examples[len(examples)-1] += "  - {" + item + "\n"
+		prev = true
+	}
+	if len(examples) != 2 {
+		t.Fatalf("found %d audio examples in default.yaml's comments, want 2 (track and language; tracks: all)", len(examples))
+	}
+	src := ladder.SourceInfo{HasAudio: true, Channels: 2, SampleRate: 48000, AudioTracks: []ladder.AudioTrack{
+		{Index: 0, Language: "en", Channels: 2}, {Index: 1, Language: "fr", Channels: 2},
+	}}
+	for i, ex := range examples {
+		l, err := ladder.Parse("example", "default.yaml", []byte(ex))
+		if err != nil {
+			t.Errorf("example %d does not parse:\n%s\n%v", i+1, ex, err)
+			continue
+		}
+		p, err := l.Plan(src)
+		if err != nil {
+			t.Errorf("example %d does not plan: %v", i+1, err)
+			continue
+		}
+		langs := map[string]bool{}
+		for _, a := range p.Audio {
+			langs[a.Language] = true
+		}
+		if !langs["en"] || !langs["fr"] || len(p.Dropped) > 0 {
+			t.Errorf("example %d plans %+v, want English and French, nothing dropped", i+1, p.Audio)
+		}
+	}
+}

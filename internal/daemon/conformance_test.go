@@ -62,7 +62,8 @@ func measureRates(t *testing.T, dir string, tracks map[string]*trackInfo) map[st
 // checkHLSConformance checks what RFC 8216 asks of the playlists beyond parsing: the
 // VERSION each playlist declares covers the tags it uses (and is the same everywhere),
 // every variant's CODECS are exactly the codecs its init segments hold, BANDWIDTH is at
-// least the largest sum of peak segment bit rates of the variant's renditions, and
+// least the largest sum of peak segment bit rates of the variant's renditions (the
+// video's and those of its audio group), and
 // AVERAGE-BANDWIDTH is within 10% of the sum of their measured average rates. Segment
 // alignment across rungs and keyframes at segment starts are checked by checkOutputs.
 //
@@ -90,14 +91,14 @@ func checkHLSConformance(t *testing.T, dir string, v job.View, tracks map[string
 		t.Fatalf("master.m3u8 is not a master playlist")
 	}
 
-	// The audio renditions a variant may be played with.
-	var audio []string
-	for _, r := range v.Renditions {
-		if r.Kind == "audio" {
-			audio = append(audio, r.Name)
-		}
-	}
 	for _, va := range mp.Variants {
+		// The audio renditions the variant may be played with: those of its group.
+		var audio []string
+		for _, alt := range va.Alternatives {
+			if alt.Type == "AUDIO" && alt.GroupId == va.Audio {
+				audio = append(audio, strings.TrimSuffix(alt.URI, "/"+manifest.MediaName))
+			}
+		}
 		name := strings.TrimSuffix(va.URI, "/"+manifest.MediaName)
 		ti := tracks[name]
 		if ti == nil {

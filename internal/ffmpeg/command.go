@@ -81,7 +81,8 @@ var audioEncoders = map[string]string{"aac": "aac"}
 
 // BuildArgs returns the ffmpeg argv for j, without the program name. One ffmpeg
 // decodes the source once, splits the video to one scaler per rung and writes
-// one fMP4 HLS output per video and audio rendition into Dir/<name>/:
+// one fMP4 HLS output per video and audio rendition into Dir/<name>/, each audio
+// rendition from its own source track (ladder.Audio.Track):
 // manifest.InitName and manifest.SegmentName(N), with its playlist in Dir/PrivateDir (see
 // PrivatePlaylist). ffmpeg does not create those folders; the caller must (see
 // OutputDirs). Progress goes to stdout (-progress
@@ -119,7 +120,8 @@ func BuildArgs(j Job) ([]string, error) {
 		}
 	}
 	for _, au := range p.Audio {
-		a.Flag("map", "0:a:0")
+		// The rendition's own source track, by its index among the audio streams.
+		a.Flag("map", "0:a:"+strconv.Itoa(au.Track))
 		// Audio timestamps follow the sample count, bridging the source's jitter: RTMP
 		// and FLV carry milliseconds, and an AAC frame stamped a few ticks early made the
 		// mp4 muxer drop it ("Packet duration: -8 ... is out of range"), a click in the
@@ -295,6 +297,9 @@ func validate(j Job) error {
 		}
 		if au.SampleRate <= 0 {
 			bad("audio %q: sample rate %d must be greater than zero", au.Name, au.SampleRate)
+		}
+		if au.Track < 0 {
+			bad("audio %q: source track %d must not be negative", au.Name, au.Track)
 		}
 	}
 	return errors.Join(errs...)

@@ -112,6 +112,36 @@ var goldenJobs = []struct {
 		},
 	},
 	{
+		// A file with English and French audio, on a ladder with tracks: all at two
+		// bitrates: each rendition maps its own source track.
+		name: "two-languages-file",
+		job: Job{
+			Source: "/media/film.mkv", Kind: source.File, Preset: "veryfast", Dir: jobDir,
+			Plan: ladder.Plan{
+				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
+				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main")},
+				Audio: []ladder.Audio{
+					{Name: "aac_0", Codec: "aac", Bitrate: 128_000, Channels: 2, SampleRate: 48000, Track: 0, Language: "en", Label: "English", Group: "aac"},
+					{Name: "aac_1", Codec: "aac", Bitrate: 128_000, Channels: 2, SampleRate: 48000, Track: 1, Language: "fr", Label: "Français", Group: "aac"},
+					{Name: "lo_0", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Track: 0, Language: "en", Label: "English", Group: "lo"},
+					{Name: "lo_1", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Track: 1, Language: "fr", Label: "Français", Group: "lo"},
+				},
+			},
+		},
+	},
+	{
+		// A camera's second audio track alone, labelled by the ladder.
+		name: "rtsp-second-track",
+		job: Job{
+			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "veryfast", Dir: jobDir,
+			Plan: ladder.Plan{
+				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
+				Video: []ladder.PlannedVideo{rung("360p", 640, 360, 800_000, "main")},
+				Audio: []ladder.Audio{{Name: "fr", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000, Track: 1, Language: "fr", Label: "Français"}},
+			},
+		},
+	},
+	{
 		name: "audio-only-source",
 		job: Job{
 			Source: "/media/podcast.m4a", Kind: source.File, Preset: "veryfast", Dir: jobDir,
@@ -258,6 +288,7 @@ func TestBuildArgsErrors(t *testing.T) {
 		{name: "audio channels", edit: func(j *Job) { j.Plan.Audio[0].Channels = 0 }, wantErr: []string{`audio "aac": channels 0 must be 1 to 8`}},
 		{name: "audio rate", edit: func(j *Job) { j.Plan.Audio[0].SampleRate = 0 }, wantErr: []string{`audio "aac": sample rate 0 must be greater than zero`}},
 		{name: "audio bitrate", edit: func(j *Job) { j.Plan.Audio[0].Bitrate = 0 }, wantErr: []string{`audio "aac": bitrate must be greater than zero`}},
+		{name: "audio track", edit: func(j *Job) { j.Plan.Audio[0].Track = -1 }, wantErr: []string{`audio "aac": source track -1 must not be negative`}},
 		{name: "start number overflows ffmpeg", edit: func(j *Job) { j.StartNumbers = map[string]uint64{"360p": math.MaxUint64} }, wantErr: []string{`start number 18446744073709551615 of "360p" is too large`}},
 		{
 			name: "hardware encoder", edit: func(j *Job) { j.Plan.Video[1].Encoder = "nvenc" }, unavailable: true,

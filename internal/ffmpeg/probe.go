@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/source"
@@ -25,9 +27,11 @@ var ErrNoMedia = errors.New("no video or audio stream")
 const maxFPS = 300
 
 // Probe asks ffprobe (a path or a name looked up in PATH; "" means "ffprobe")
-// what source holds: the first video stream that is not cover art and the first
-// audio stream. ctx bounds the run; a network source that never answers costs
-// the 10 s socket timeout at most. On failure the error carries ffprobe's last
+// what source holds: the first video stream that is not cover art, and every audio
+// stream (ladder.SourceInfo.AudioTracks) with its language tag and title; the first
+// one's codec, channels and sample rate are also the SourceInfo's own. ctx bounds the
+// run; a network source that never answers costs the 10 s socket timeout at most. On
+// failure the error carries ffprobe's last
 // stderr line ("Connection refused", "No such file or directory") with any
 // password or query values in the source masked, or, when a whitelist stopped
 // it (see whitelist.go), what was refused. An RTSP source is probed over TCP,
@@ -137,7 +141,9 @@ type probeOutput struct {
 			AttachedPic int `json:"attached_pic"`
 		} `json:"disposition"`
 		Tags struct {
-			Rotate string `json:"rotate"`
+			Rotate   string `json:"rotate"`
+			Language string `json:"language"`
+			Title    string `json:"title"`
 		} `json:"tags"`
 		SideDataList []struct {
 			Rotation float64 `json:"rotation"`
@@ -175,11 +181,20 @@ func parseProbe(data []byte, kind source.Kind) (ladder.SourceInfo, error) {
 			if info.FPS == 0 {
 				info.FPS = rate(s.RFrameRate)
 			}
-		case s.CodecType == "audio" && !info.HasAudio:
-			info.HasAudio = true
-			info.AudioCodec = s.CodecName
-			info.Channels = s.Channels
-			info.SampleRate, _ = strconv.Atoi(s.SampleRate)
+		case s.CodecType == "audio":
+			t := ladder.AudioTrack{
+				Index:    len(info.AudioTracks),
+				Codec:    s.CodecName,
+				Language: ladder.Language(s.Tags.Language),
+				Channels: s.Channels,
+				Title:    cleanTitle(s.Tags.Title),
+			}
+			t.SampleRate, _ = strconv.Atoi(s.SampleRate)
+			info.AudioTracks = append(info.AudioTracks, t)
+			if !info.HasAudio {
+				info.HasAudio = true
+				info.AudioCodec, info.Channels, info.SampleRate = t.Codec, t.Channels, t.SampleRate
+			}
 		}
 	}
 	if !info.HasVideo && !info.HasAudio {
@@ -193,6 +208,29 @@ func parseProbe(data []byte, kind source.Kind) (ladder.SourceInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// maxTitle bounds a track title kept from the source, in runes.
+const maxTitle = 64
+
+// cleanTitle keeps a source track's title fit to show in a player's menu and to quote
+// in a playlist: printable, without quotes, on one line with single spaces, at most
+// maxTitle runes.
+func cleanTitle(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsSpace(r):
+			return ' '
+		case r == '"' || r == utf8.RuneError || !unicode.IsPrint(r):
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > maxTitle {
+		s = strings.TrimSpace(string(r[:maxTitle]))
+	}
+	return s
 }
 
 // displaySize applies a sample aspect ratio ("4:3"; "0:1" or "" mean square)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,28 @@ func TestProbeFiles(t *testing.T) {
 		{
 			name: "video and audio",
 			file: makeMedia(t, dir, "av.mp4", cat(video, sine, x264, []string{"-c:a", "aac", "-ac", "2"})...),
-			want: ladder.SourceInfo{HasVideo: true, Width: 320, Height: 180, FPS: 30, VideoCodec: "h264", HasAudio: true, AudioCodec: "aac", Channels: 2, SampleRate: 48000, Duration: time.Second},
+			want: ladder.SourceInfo{HasVideo: true, Width: 320, Height: 180, FPS: 30, VideoCodec: "h264", HasAudio: true, AudioCodec: "aac", Channels: 2, SampleRate: 48000, Duration: time.Second,
+				AudioTracks: []ladder.AudioTrack{{Index: 0, Codec: "aac", Channels: 2, SampleRate: 48000}}},
+		},
+		{
+			name: "two languages",
+			file: makeMedia(t, dir, "langs.mp4", cat(video, sine, []string{"-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100:duration=1"}, x264,
+				[]string{"-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:a", "aac", "-ac:a:0", "2", "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fre"})...),
+			want: ladder.SourceInfo{HasVideo: true, Width: 320, Height: 180, FPS: 30, VideoCodec: "h264", HasAudio: true, AudioCodec: "aac", Channels: 2, SampleRate: 48000, Duration: time.Second,
+				AudioTracks: []ladder.AudioTrack{
+					{Index: 0, Codec: "aac", Language: "en", Channels: 2, SampleRate: 48000},
+					{Index: 1, Codec: "aac", Language: "fr", Channels: 1, SampleRate: 44100},
+				}},
+		},
+		{
+			name: "titled tracks in matroska, one undetermined",
+			file: makeMedia(t, dir, "titles.mkv", cat(sine, sine, []string{"-map", "0:a", "-map", "1:a", "-c:a", "aac",
+				"-metadata:s:a:0", "language=und", "-metadata:s:a:0", `title=Main "mix"`, "-metadata:s:a:1", "language=spa", "-metadata:s:a:1", "title=Comentarios"})...),
+			want: ladder.SourceInfo{HasAudio: true, AudioCodec: "aac", Channels: 1, SampleRate: 48000, Duration: time.Second,
+				AudioTracks: []ladder.AudioTrack{
+					{Index: 0, Codec: "aac", Channels: 1, SampleRate: 48000, Title: "Main mix"},
+					{Index: 1, Codec: "aac", Language: "es", Channels: 1, SampleRate: 48000, Title: "Comentarios"},
+				}},
 		},
 		{
 			name: "video only",
@@ -48,7 +70,8 @@ func TestProbeFiles(t *testing.T) {
 		{
 			name: "audio only",
 			file: makeMedia(t, dir, "audio.m4a", cat(sine, []string{"-c:a", "aac"})...),
-			want: ladder.SourceInfo{HasAudio: true, AudioCodec: "aac", Channels: 1, SampleRate: 48000, Duration: time.Second},
+			want: ladder.SourceInfo{HasAudio: true, AudioCodec: "aac", Channels: 1, SampleRate: 48000, Duration: time.Second,
+				AudioTracks: []ladder.AudioTrack{{Index: 0, Codec: "aac", Channels: 1, SampleRate: 48000}}},
 		},
 		{
 			name: "anamorphic 4:3 pixels widen the picture",
@@ -83,7 +106,7 @@ func TestProbeFiles(t *testing.T) {
 				t.Errorf("FPS = %v, want %v", got.FPS, tt.want.FPS)
 			}
 			got.Duration, got.FPS = tt.want.Duration, tt.want.FPS
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Probe =\n  %+v\nwant\n  %+v", got, tt.want)
 			}
 		})
@@ -165,16 +188,24 @@ func TestParseProbe(t *testing.T) {
 			kind: source.File,
 			json: `{"streams":[{"codec_type":"video","codec_name":"mjpeg","width":600,"height":600,"disposition":{"attached_pic":1}},
 				{"codec_type":"audio","codec_name":"mp3","channels":2,"sample_rate":"44100"}],"format":{"duration":"180.5"}}`,
-			want: ladder.SourceInfo{HasAudio: true, AudioCodec: "mp3", Channels: 2, SampleRate: 44100, Duration: 180500 * time.Millisecond},
+			want: ladder.SourceInfo{HasAudio: true, AudioCodec: "mp3", Channels: 2, SampleRate: 44100, Duration: 180500 * time.Millisecond,
+				AudioTracks: []ladder.AudioTrack{{Index: 0, Codec: "mp3", Channels: 2, SampleRate: 44100}}},
 		},
 		{
-			name: "r_frame_rate when avg_frame_rate is unknown, first streams win",
+			name: "r_frame_rate when avg_frame_rate is unknown, first video wins, every audio track listed",
 			kind: source.RTMP,
 			json: `{"streams":[{"codec_type":"video","codec_name":"h264","width":1280,"height":720,"avg_frame_rate":"0/0","r_frame_rate":"25/1","sample_aspect_ratio":"0:1"},
 				{"codec_type":"video","codec_name":"h264","width":640,"height":360},
-				{"codec_type":"audio","codec_name":"aac","channels":2,"sample_rate":"48000"},
-				{"codec_type":"audio","codec_name":"aac","channels":6,"sample_rate":"48000"}],"format":{"duration":"12.0"}}`,
-			want: ladder.SourceInfo{HasVideo: true, Width: 1280, Height: 720, FPS: 25, VideoCodec: "h264", HasAudio: true, AudioCodec: "aac", Channels: 2, SampleRate: 48000},
+				{"codec_type":"audio","codec_name":"aac","channels":2,"sample_rate":"48000","tags":{"language":"ger"}},
+				{"codec_type":"data"},
+				{"codec_type":"audio","codec_name":"ac3","channels":6,"sample_rate":"48000","tags":{"language":"EN-us","title":"  5.1\tmix\n "}},
+				{"codec_type":"audio","codec_name":"aac","channels":2,"sample_rate":"48000","tags":{"language":"english","title":"` + strings.Repeat("é", 70) + `"}}],"format":{"duration":"12.0"}}`,
+			want: ladder.SourceInfo{HasVideo: true, Width: 1280, Height: 720, FPS: 25, VideoCodec: "h264", HasAudio: true, AudioCodec: "aac", Channels: 2, SampleRate: 48000,
+				AudioTracks: []ladder.AudioTrack{
+					{Index: 0, Codec: "aac", Language: "de", Channels: 2, SampleRate: 48000},
+					{Index: 1, Codec: "ac3", Language: "en-US", Channels: 6, SampleRate: 48000, Title: "5.1 mix"},
+					{Index: 2, Codec: "aac", Channels: 2, SampleRate: 48000, Title: strings.Repeat("é", 64)},
+				}},
 		},
 		{
 			name: "implausible rate is unknown",
@@ -209,7 +240,7 @@ func TestParseProbe(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("parseProbe =\n  %+v\nwant\n  %+v", got, tt.want)
 			}
 		})

@@ -84,6 +84,69 @@ func TestSmokeEncode(t *testing.T) {
 }
 
 // runFFmpeg runs one encode of job and returns the last progress block.
+// TestSmokeAudioTracks runs the real ffmpeg with BuildArgs on a file with two audio
+// tracks, a loud one and one 20 dB quieter, and a plan that encodes the second first:
+// each rendition must carry its own source track, which the loudness tells apart.
+func TestSmokeAudioTracks(t *testing.T) {
+	ff := needTool(t, "ffmpeg")
+	tmp := t.TempDir()
+	src := makeMedia(t, tmp, "in.mkv",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+		"-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000:duration=2,volume=0.1",
+		"-map", "0:a", "-map", "1:a", "-c:a", "aac", "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra")
+	job := Job{
+		Source: src, Kind: source.File, Dir: filepath.Join(tmp, "job"),
+		Plan: ladder.Plan{
+			FPS: 30, GOP: 30, SegmentDuration: time.Second,
+			Audio: []ladder.Audio{
+				{Name: "fr", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Track: 1, Language: "fr"},
+				{Name: "en", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Track: 0, Language: "en"},
+			},
+		},
+	}
+	for _, d := range OutputDirs(job) {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runFFmpeg(t, ff, job)
+	vol := map[string]float64{}
+	for _, a := range job.Plan.Audio {
+		checkRendition(t, filepath.Join(job.Dir, a.Name), 0)
+		// ffmpeg's playlist names the segments of the rendition folder: read it from there.
+		pl := filepath.Join(job.Dir, a.Name, "check.m3u8")
+		data, err := os.ReadFile(filepath.Join(job.Dir, PrivatePlaylist(a.Name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(pl, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		vol[a.Name] = meanVolume(t, ff, pl)
+	}
+	if d := vol["en"] - vol["fr"]; d < 17 || d > 23 {
+		t.Errorf("mean volume: en %.1f dB, fr %.1f dB; want fr 20 dB below en (its own source track)", vol["en"], vol["fr"])
+	}
+}
+
+// meanVolume decodes a playlist with ffmpeg's volumedetect and returns its mean volume in dB.
+func meanVolume(t *testing.T, ff, playlist string) float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, ff, "-hide_banner", "-nostdin", "-i", playlist, "-af", "volumedetect", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("volumedetect %s: %v\n%s", playlist, err, out)
+	}
+	_, rest, ok := bytes.Cut(out, []byte("mean_volume: "))
+	db, _, _ := bytes.Cut(rest, []byte(" dB"))
+	v, err := strconv.ParseFloat(string(db), 64)
+	if !ok || err != nil {
+		t.Fatalf("volumedetect %s: no mean volume in\n%s", playlist, out)
+	}
+	return v
+}
+
 func runFFmpeg(t *testing.T, ff string, job Job) Progress {
 	t.Helper()
 	argv, err := BuildArgs(job)

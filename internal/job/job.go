@@ -49,6 +49,10 @@ type Rendition struct {
 	Encoder string `json:"encoder"`
 	Codecs  string `json:"codecs,omitempty"`
 	Shed    bool   `json:"shed,omitempty"` // not encoded now: the box is over capacity (video.shed_top_rung)
+
+	// Language and Track are an audio rendition's BCP 47 language and source track.
+	Language string `json:"language,omitempty"`
+	Track    int    `json:"track,omitempty"`
 }
 
 // Progress is the live figures of the running ffmpeg. Times are seconds.
@@ -256,7 +260,7 @@ func renditionsOf(p ladder.Plan) []Rendition {
 		out = append(out, Rendition{Name: v.Name, Kind: string(manifest.Video), Width: v.Width, Height: v.Height, Bitrate: v.Bitrate, Encoder: v.Encoder})
 	}
 	for _, a := range p.Audio {
-		out = append(out, Rendition{Name: a.Name, Kind: string(manifest.Audio), Bitrate: a.Bitrate, Encoder: a.Codec})
+		out = append(out, Rendition{Name: a.Name, Kind: string(manifest.Audio), Bitrate: a.Bitrate, Encoder: a.Codec, Language: a.Language, Track: a.Track})
 	}
 	return out
 }
@@ -302,7 +306,7 @@ func (p *Progress) finished() {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport | lost | replan | cost
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport | lost | replan | cost | dropped
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal

@@ -73,6 +73,9 @@ type storedRendition struct {
 	Bitrate int64  `json:"bitrate"`
 	Encoder string `json:"encoder"`
 	Codecs  string `json:"codecs,omitempty"`
+	// Language and Track are an audio rendition's BCP 47 language and source track.
+	Language string `json:"language,omitempty"`
+	Track    int    `json:"track,omitempty"`
 }
 
 // storedVersion is the version of the record's JSON. Format 1, which had no "format"
@@ -93,6 +96,7 @@ func (j *Job) storedLocked() storedJob {
 	for _, r := range v.Renditions {
 		s.View.Renditions = append(s.View.Renditions, storedRendition{
 			Name: r.Name, Kind: r.Kind, Width: r.Width, Height: r.Height, Bitrate: r.Bitrate, Encoder: r.Encoder, Codecs: r.Codecs,
+			Language: r.Language, Track: r.Track,
 		})
 	}
 	return s
@@ -109,6 +113,7 @@ func (s storedJob) view() View {
 	for _, r := range sv.Renditions {
 		v.Renditions = append(v.Renditions, Rendition{
 			Name: r.Name, Kind: r.Kind, Width: r.Width, Height: r.Height, Bitrate: r.Bitrate, Encoder: r.Encoder, Codecs: r.Codecs,
+			Language: r.Language, Track: r.Track,
 		})
 	}
 	return v

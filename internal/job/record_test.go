@@ -157,3 +157,32 @@ func checkStart(t *testing.T, m *Manager, id string, rec storedJob) {
 			id, st.plan, st.ast, len(st.segments["180p"]), len(st.segments["aac"]), st.info, ast, w.segs)
 	}
 }
+
+// TestStoredRenditions stores a job whose audio renditions come from several source
+// tracks and languages and reads it back: a restored job lists each rendition's
+// language and source track as it did, under the keys the API's view (and so format 2)
+// writes.
+func TestStoredRenditions(t *testing.T) {
+	renditions := []Rendition{
+		{Name: "720p", Kind: "video", Width: 1280, Height: 720, Bitrate: 3_000_000, Encoder: "libx264", Codecs: "avc1.64001f"},
+		{Name: "hi_0", Kind: "audio", Bitrate: 128_000, Encoder: "aac", Codecs: "mp4a.40.2", Language: "en"},
+		{Name: "hi_1", Kind: "audio", Bitrate: 128_000, Encoder: "aac", Codecs: "mp4a.40.2", Language: "fr", Track: 1},
+	}
+	j := &Job{view: View{ID: "two-languages", State: Finished, Renditions: renditions}}
+	raw, err := json.Marshal(j.storedLocked())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"language":"fr","track":1`, `"language":"en"`} {
+		if !strings.Contains(string(raw), key) {
+			t.Errorf("stored record lacks %s: %s", key, raw)
+		}
+	}
+	rec, err := decodeRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.view().Renditions; !reflect.DeepEqual(got, renditions) {
+		t.Errorf("restored renditions\n%+v\nwant\n%+v", got, renditions)
+	}
+}

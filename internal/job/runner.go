@@ -172,6 +172,9 @@ func (r *runner) run(ctx context.Context, st startState) {
 		return
 	}
 	r.plan = plan
+	for _, n := range plan.Notes { // why audio renditions were dropped
+		r.j.event(Event{Type: "dropped", Message: n})
+	}
 	r.j.setPlan(plan, info)
 	if err := r.freshIndex(); err != nil {
 		r.j.finish(err)
@@ -509,7 +512,8 @@ func (r *runner) newIndex() *index {
 		t.FrameRate = ffmpeg.FrameRate(r.plan.FPS)
 	}
 	for _, a := range r.plan.Audio {
-		idx.addTrack(a.Name, manifest.Audio, filepath.Join(dir, a.Name), filepath.Join(dir, ffmpeg.PrivatePlaylist(a.Name)), a.Bitrate)
+		t := idx.addTrack(a.Name, manifest.Audio, filepath.Join(dir, a.Name), filepath.Join(dir, ffmpeg.PrivatePlaylist(a.Name)), a.Bitrate)
+		t.Language, t.Label, t.Group, t.SourceTrack = a.Language, a.Label, a.Group, a.Track
 	}
 	return idx
 }

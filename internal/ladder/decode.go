@@ -465,4 +465,23 @@ func (d *decoder) audio(n ast.Node, path string, a *Audio) {
 	d.bitrate(m, path, "bitrate", &a.Bitrate)
 	d.integer(m, path, "channels", &a.Channels)
 	d.integer(m, path, "sample_rate", &a.SampleRate)
+	d.integer(m, path, "track", &a.Track)
+	var lang string
+	if d.str(m, path, "language", &lang) {
+		switch {
+		case !ValidLanguage(lang):
+			d.fail(join(path, "language"), "%q is not a language tag: use a BCP 47 tag such as en, fr or pt-BR", lang)
+		case Language(lang) == "":
+			d.fail(join(path, "language"), "%q says the language is undetermined: leave the key out to take the source track's own tag", lang)
+		default:
+			a.Language = Language(lang) // "eng" is written "en", as players expect
+		}
+	}
+	if d.enum(m, path, "tracks", trackSets, &a.Tracks) {
+		for _, k := range []string{"track", "language"} {
+			if _, ok := m[k]; ok {
+				d.fail(join(path, k), "cannot go with tracks: all, which takes every source track with its own language")
+			}
+		}
+	}
 }

@@ -9,5 +9,7 @@
 // directory's ladders add to the embedded ones and replace those of the same
 // name. Ladder.Plan applies a ladder to a probed source and decides what
 // is really encoded: sizes that follow the source aspect ratio, no upscaling,
-// frame rate, GOP and resolved rate-control values.
+// frame rate, GOP and resolved rate-control values, and which source audio
+// track each audio rendition encodes, in which language (language.go turns
+// ISO 639-2 tags such as "fra" into the BCP 47 tags players match, "fr").
 package ladder

@@ -32,6 +32,7 @@ func FuzzParse(f *testing.F) {
 		"video:\n  renditions:\n    - &r {name: hi, height: 720, bitrate: 2M}\n    - *r\n",
 		"<<: {window: 0}\nwindow: !!str 0\n",
 		"audio: [{name: a, bitrate: 1.5k, channels: 1, sample_rate: 44100}]\naudio_only: true\n",
+		"audio: [{name: a, bitrate: 96k, track: 1, language: fra}, {name: b, bitrate: 64k, tracks: all}]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -114,6 +115,11 @@ func checkInvariants(t *testing.T, l *Ladder) {
 		if a.Codec != "aac" || a.Bitrate < minAudioBitrate || a.Bitrate > maxBitrate ||
 			!slices.Contains(channelSets, a.Channels) || !slices.Contains(sampleRates, a.SampleRate) {
 			t.Fatalf("audio %d %+v", i, a)
+		}
+		if a.Track < 0 || a.Track > maxTrack || a.Language != "" && Language(a.Language) != a.Language ||
+			a.Tracks != "" && (a.Tracks != "all" || a.Track != 0 || a.Language != "" || a.Tracks != l.Audio[0].Tracks) ||
+			a.Label != "" || a.Group != "" {
+			t.Fatalf("audio %d track, language or tracks %+v", i, a)
 		}
 	}
 }

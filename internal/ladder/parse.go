@@ -27,6 +27,8 @@ const (
 	maxFPS          = 120
 	maxVideoRungs   = 10
 	maxAudioRungs   = 4
+	maxAudioTracks  = 8      // source tracks an entry with tracks: all takes; the rest are dropped
+	maxTrack        = 31     // highest source audio track an entry may pick
 	minVideoBitrate = 10_000 // below this a missing "k" is far more likely than intent
 	minAudioBitrate = 8_000
 )
@@ -41,11 +43,12 @@ var (
 	audioCodecs  = []string{"aac"}
 	channelSets  = []int{1, 2}
 	sampleRates  = []int{44100, 48000}
+	trackSets    = []string{"all"}
 
 	topKeys       = []string{"description", "segment_duration", "window", "encoder", "fallback", "video", "audio", "audio_only"}
 	videoKeys     = []string{"codec", "preset", "max_fps", "shed_top_rung", "renditions"}
 	renditionKeys = []string{"name", "height", "bitrate", "maxrate", "bufsize", "profile", "encoder"}
-	audioKeys     = []string{"name", "codec", "bitrate", "channels", "sample_rate"}
+	audioKeys     = []string{"name", "codec", "bitrate", "channels", "sample_rate", "track", "language", "tracks"}
 )
 
 // defaultLadder returns a ladder holding every top-level default; the file's

@@ -155,8 +155,57 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "unknown key in audio",
-			yaml: strings.Replace(base, "bitrate: 128k}", "bitrate: 128k, language: en}", 1),
-			want: []want{{7, "audio[0].language", "unknown key"}},
+			yaml: strings.Replace(base, "bitrate: 128k}", "bitrate: 128k, lang: en}", 1),
+			want: []want{{7, "audio[0].lang", "unknown key; known keys here are name, codec, bitrate, channels, sample_rate, track, language, tracks"}},
+		},
+		{
+			name: "audio track out of range",
+			yaml: strings.Replace(base, "bitrate: 128k}", "bitrate: 128k, track: -1}\n  - {name: far, bitrate: 64k, track: 32}\n  - {name: two, bitrate: 64k, track: second}", 1),
+			want: []want{
+				{7, "audio[0].track", "-1 is out of range: use 0 (the first audio track) to 31"},
+				{8, "audio[1].track", "32 is out of range"},
+				{9, "audio[2].track", "want a whole number, got a string"},
+			},
+		},
+		{
+			name: "bad languages",
+			yaml: strings.Replace(base, "bitrate: 128k}", "bitrate: 128k, language: english}\n  - {name: b, bitrate: 64k, language: und}\n  - {name: c, bitrate: 64k, language: 33}", 1),
+			want: []want{
+				{7, "audio[0].language", `"english" is not a language tag: use a BCP 47 tag such as en`},
+				{8, "audio[1].language", `"und" says the language is undetermined: leave the key out`},
+				{9, "audio[2].language", `"33" is not a language tag`},
+			},
+		},
+		{
+			name: "tracks is not all",
+			yaml: strings.Replace(base, "bitrate: 128k}", "bitrate: 128k, tracks: some}", 1),
+			want: []want{{7, "audio[0].tracks", `"some" is not one of all`}},
+		},
+		{
+			name: "tracks: all with a track and a language",
+			yaml: strings.Replace(base, "bitrate: 128k}", "bitrate: 128k, tracks: all, track: 1, language: en}", 1),
+			want: []want{
+				{7, "audio[0].track", "cannot go with tracks: all, which takes every source track"},
+				{7, "audio[0].language", "cannot go with tracks: all"},
+			},
+		},
+		{
+			name: "tracks: all mixed with entries of one track",
+			yaml: strings.Replace(base, "bitrate: 128k}", "bitrate: 128k, track: 1}\n  - {name: all, bitrate: 64k, tracks: all}\n  - {name: one, bitrate: 64k}", 1),
+			want: []want{
+				{7, "audio[0]", "takes one track, but audio[1] takes every track (tracks: all): use tracks: all on every audio entry or on none"},
+				{9, "audio[2]", "takes one track, but audio[1] takes every track"},
+			},
+		},
+		{
+			name: "tracks: all with a name too long for its renditions",
+			yaml: strings.Replace(base, "name: aac, bitrate: 128k}", "name: "+strings.Repeat("a", 63)+", bitrate: 128k, tracks: all}", 1),
+			want: []want{{7, "audio[0].name", "is too long for tracks: all, whose renditions are named " + strings.Repeat("a", 63) + "_0 to " + strings.Repeat("a", 63) + "_7: use at most 62 characters"}},
+		},
+		{
+			name: "tracks: all names a rendition already named",
+			yaml: strings.Replace(strings.Replace(base, "name: lo,", "name: aac_3,", 1), "bitrate: 128k}", "bitrate: 128k, tracks: all}", 1),
+			want: []want{{7, "audio[0].name", `tracks: all names its renditions aac_0 to aac_7, but "aac_3" is already the name of video.renditions[1]`}},
 		},
 		{
 			name: "duplicate key",
@@ -459,7 +508,7 @@ video:
     - {name: "360", height: 360, bitrate: 800000}
 audio:
   - &aac {name: stereo, codec: aac, bitrate: 128K, channels: 2, sample_rate: 44100}
-  - {name: mono, bitrate: 64k, channels: 1}
+  - {name: mono, bitrate: 64k, channels: 1, track: 2, language: fre}
 audio_only: false
 `
 	l, err := Parse("full", "full.yaml", []byte(doc))
@@ -475,11 +524,68 @@ audio_only: false
 		}},
 		Audio: []Audio{
 			{Name: "stereo", Codec: "aac", Bitrate: 128_000, Channels: 2, SampleRate: 44100},
-			{Name: "mono", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000},
+			{Name: "mono", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Track: 2, Language: "fr"},
 		},
 	}
 	if !reflect.DeepEqual(l, wantL) {
 		t.Errorf("got  %+v\nwant %+v", l, wantL)
+	}
+}
+
+func TestParseTracksAll(t *testing.T) {
+	l, err := Parse("langs", "langs.yaml", []byte("audio:\n  - {name: hi, bitrate: 128k, tracks: all}\n  - {name: lo, bitrate: 64k, channels: 1, tracks: all}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Audio{
+		{Name: "hi", Codec: "aac", Bitrate: 128_000, Channels: 2, SampleRate: 48000, Tracks: "all"},
+		{Name: "lo", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Tracks: "all"},
+	}
+	if !reflect.DeepEqual(l.Audio, want) {
+		t.Errorf("got  %+v\nwant %+v", l.Audio, want)
+	}
+}
+
+func TestLanguage(t *testing.T) {
+	tests := []struct{ in, want, name string }{
+		{"eng", "en", "English"},
+		{"en", "en", "English"},
+		{"fra", "fr", "Français"},
+		{"fre", "fr", "Français"}, // ISO 639-2/B
+		{"FRA", "fr", "Français"},
+		{"ger", "de", "Deutsch"},
+		{"swe", "sv", "Svenska"},
+		{"zho", "zh", "中文"},
+		{"pt-br", "pt-BR", "Português"},
+		{"zh-hant-tw", "zh-Hant-TW", "中文"},
+		{"gsw", "gsw", "gsw"}, // no two-letter code: kept
+		{"und", "", ""},
+		{"", "", ""},
+		{" eng ", "en", "English"},
+		{"english", "", ""},
+		{"e", "", ""},
+		{"en_US", "", ""},
+		{"en-\"x", "", ""},
+	}
+	for _, tt := range tests {
+		got := Language(tt.in)
+		if got != tt.want {
+			t.Errorf("Language(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if got == "" {
+			continue
+		}
+		if n := LanguageName(got); n != tt.name {
+			t.Errorf("LanguageName(%q) = %q, want %q", got, n, tt.name)
+		}
+		if !ValidLanguage(got) || Language(got) != got {
+			t.Errorf("Language(%q) = %q is not a fixed point", tt.in, got)
+		}
+	}
+	for _, l := range languages {
+		if Language(l.iso2T) != l.iso1 || l.iso2B != "" && Language(l.iso2B) != l.iso1 || Language(l.iso1) != l.iso1 || l.name == "" {
+			t.Errorf("table row %+v does not map", l)
+		}
 	}
 }
 

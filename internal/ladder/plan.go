@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 const (
@@ -14,8 +15,8 @@ const (
 // Plan applies the ladder to a probed source. Rungs taller than the source
 // are dropped, never upscaled, and listed in Plan.Dropped; if that would drop
 // every rung, the smallest is kept at the source height. Widths follow the
-// source display aspect ratio, rounded to even. It fails when nothing at all
-// would be encoded.
+// source display aspect ratio, rounded to even. Audio is planned per source
+// track (see planAudio). It fails when nothing at all would be encoded.
 func (l *Ladder) Plan(src SourceInfo) (Plan, error) {
 	if l == nil {
 		return Plan{}, errors.New("plan: no ladder")
@@ -49,22 +50,7 @@ func (l *Ladder) Plan(src SourceInfo) (Plan, error) {
 	}
 
 	if src.HasAudio {
-		for _, a := range l.Audio {
-			def := defaultAudio()
-			if a.Codec == "" {
-				a.Codec = def.Codec
-			}
-			if a.Channels == 0 {
-				a.Channels = def.Channels
-			}
-			if a.SampleRate == 0 {
-				a.SampleRate = def.SampleRate
-			}
-			if src.Channels > 0 && a.Channels > src.Channels {
-				a.Channels = src.Channels
-			}
-			p.Audio = append(p.Audio, a)
-		}
+		l.planAudio(&p, src)
 		p.AudioOnly = l.AudioOnly && len(p.Audio) > 0
 	}
 
@@ -73,6 +59,124 @@ func (l *Ladder) Plan(src SourceInfo) (Plan, error) {
 			l.Name, src.HasVideo, src.HasAudio, len(l.Video.Renditions), len(l.Audio))
 	}
 	return p, nil
+}
+
+// planAudio adds the ladder's audio renditions for the source's audio tracks to p.
+//
+// An entry of one track encodes the source track it names (0, the first, by default),
+// labelled with its language key, else with the track's own language tag. The source
+// may lack that track (a camera with one audio track, a file without its second
+// language): the entry is then dropped, listed in Dropped with a note saying why, as a
+// rung taller than the source is, and the job goes on with what the source has.
+//
+// An entry with tracks: all encodes each of the source's audio tracks, up to
+// maxAudioTracks, as <name>_<index>, each labelled with its own language tag; the
+// tracks beyond are dropped with a note. Its renditions form one HLS rendition group,
+// named after the entry.
+//
+// Channels never exceed the track's own. Each rendition gets the Label players show
+// (see labelAudio).
+func (l *Ladder) planAudio(p *Plan, src SourceInfo) {
+	tracks := src.AudioTracks
+	if len(tracks) == 0 {
+		// A probe stored by an older daemon: the fields of the first track.
+		tracks = []AudioTrack{{Index: 0, Codec: src.AudioCodec, Channels: src.Channels, SampleRate: src.SampleRate}}
+	}
+	def := defaultAudio()
+	add := func(a Audio, t AudioTrack) {
+		if a.Codec == "" {
+			a.Codec = def.Codec
+		}
+		if a.Channels == 0 {
+			a.Channels = def.Channels
+		}
+		if a.SampleRate == 0 {
+			a.SampleRate = def.SampleRate
+		}
+		if t.Channels > 0 && a.Channels > t.Channels {
+			a.Channels = t.Channels
+		}
+		a.Track = t.Index
+		if a.Language == "" {
+			a.Language = t.Language
+		}
+		p.Audio = append(p.Audio, a)
+	}
+	titles := map[int]string{} // source track -> title
+	for _, t := range tracks {
+		titles[t.Index] = t.Title
+	}
+	for _, e := range l.Audio {
+		if e.Tracks != "all" {
+			if e.Track < 0 || e.Track >= len(tracks) {
+				p.Dropped = append(p.Dropped, e.Name)
+				p.Notes = append(p.Notes, fmt.Sprintf("audio %s: the source has no audio track %d (it has %s)", e.Name, e.Track, countTracks(len(tracks))))
+				continue
+			}
+			add(e, tracks[e.Track])
+			continue
+		}
+		for i, t := range tracks {
+			a := e
+			a.Name, a.Tracks, a.Group = e.Name+"_"+strconv.Itoa(i), "", e.Name
+			if i >= maxAudioTracks {
+				p.Dropped = append(p.Dropped, a.Name)
+				p.Notes = append(p.Notes, fmt.Sprintf("audio %s: tracks: all takes the first %d audio tracks of the source, which has %d", a.Name, maxAudioTracks, len(tracks)))
+				continue
+			}
+			add(a, t)
+		}
+	}
+	labelAudio(p.Audio, titles)
+}
+
+func countTracks(n int) string {
+	if n == 1 {
+		return "1 audio track"
+	}
+	return strconv.Itoa(n) + " audio tracks"
+}
+
+// labelAudio sets each rendition's Label, the name players list it under (HLS NAME):
+// within its group (see Audio.Group), the language's own name when no other rendition
+// of the group has that language ("English", "Français"), else the source track's
+// title, else, for a tracks: all group, "Track <n>" (n counts from 1), else nothing
+// (players are shown the rendition's Name). Labels are unique within a group: one that
+// would repeat another gets its rendition's name in brackets. The groups of tracks:
+// all entries hold the same source tracks, so a track has the same label in each, as
+// RFC 8216 asks of the groups' corresponding renditions.
+func labelAudio(audio []Audio, titles map[int]string) {
+	sameGroup := func(i, j int) bool { return audio[i].Group == audio[j].Group }
+	for i := range audio {
+		a := &audio[i]
+		title := titles[a.Track]
+		var dupLang, dupTrack, dupTitle bool
+		for j := range audio {
+			if j == i || !sameGroup(i, j) {
+				continue
+			}
+			b := &audio[j]
+			dupLang = dupLang || b.Language == a.Language
+			dupTrack = dupTrack || b.Track == a.Track
+			dupTitle = dupTitle || b.Track != a.Track && titles[b.Track] == title
+		}
+		switch {
+		case a.Language != "" && !dupLang:
+			a.Label = LanguageName(a.Language)
+		case title != "" && !dupTrack && !dupTitle:
+			a.Label = title
+		case a.Group != "":
+			a.Label = "Track " + strconv.Itoa(a.Track+1)
+		}
+	}
+	for i := range audio {
+		for j := range i {
+			if sameGroup(i, j) && audio[i].Label != "" && audio[i].Label == audio[j].Label {
+				audio[i].Label += " (" + audio[i].Name + ")"
+				break
+			}
+		}
+	}
 }
 
 // planRung sizes rung r at height h for the source.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,26 @@ var (
 		"360p":  {Name: "360p", Bitrate: 800_000, MaxRate: 800_000, BufSize: 1_600_000, Profile: "baseline", Encoder: "nvenc"},
 	}
 )
+
+// twoLanguages is a file with English stereo and French mono audio.
+var twoLanguages = SourceInfo{HasAudio: true, AudioCodec: "aac", Channels: 2, SampleRate: 48000, AudioTracks: []AudioTrack{
+	{Index: 0, Codec: "aac", Language: "en", Channels: 2, SampleRate: 48000},
+	{Index: 1, Codec: "aac", Language: "fr", Channels: 1, SampleRate: 48000, Title: "Version française"},
+}}
+
+// nineTracks are nine untagged stereo tracks; eightOfNine is what tracks: all makes of them.
+var nineTracks, eightOfNine = func() ([]AudioTrack, []Audio) {
+	var ts []AudioTrack
+	var as []Audio
+	for i := range 9 {
+		ts = append(ts, AudioTrack{Index: i, Channels: 2})
+		if i < 8 {
+			as = append(as, Audio{Name: "a_" + strconv.Itoa(i), Codec: "aac", Bitrate: 64_000, Channels: 2, SampleRate: 48000,
+				Track: i, Label: "Track " + strconv.Itoa(i+1), Group: "a"})
+		}
+	}
+	return ts, as
+}()
 
 // sized returns the named rung of fourRungs planned at w x h.
 func sized(name string, w, h int) PlannedVideo {
@@ -126,6 +147,74 @@ func TestPlan(t *testing.T) {
 			want: Plan{Video: []PlannedVideo{}, FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: []Audio{
 				{Name: "st", Codec: "aac", Bitrate: 128_000, Channels: 1, SampleRate: 48000},
 				{Name: "mo", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 44100},
+			}},
+		},
+		{
+			name:   "tracks: all takes each source track with its language",
+			ladder: "audio:\n  - {name: aac, bitrate: 128k, tracks: all}\n",
+			src:    twoLanguages,
+			want: Plan{Video: []PlannedVideo{}, FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: []Audio{
+				{Name: "aac_0", Codec: "aac", Bitrate: 128_000, Channels: 2, SampleRate: 48000, Track: 0, Language: "en", Label: "English", Group: "aac"},
+				{Name: "aac_1", Codec: "aac", Bitrate: 128_000, Channels: 1, SampleRate: 48000, Track: 1, Language: "fr", Label: "Français", Group: "aac"},
+			}},
+		},
+		{
+			name:   "two tracks: all entries make two groups of the same tracks",
+			ladder: "audio:\n  - {name: hi, bitrate: 128k, tracks: all}\n  - {name: lo, bitrate: 64k, channels: 1, tracks: all}\n",
+			src:    twoLanguages,
+			want: Plan{Video: []PlannedVideo{}, FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: []Audio{
+				{Name: "hi_0", Codec: "aac", Bitrate: 128_000, Channels: 2, SampleRate: 48000, Track: 0, Language: "en", Label: "English", Group: "hi"},
+				{Name: "hi_1", Codec: "aac", Bitrate: 128_000, Channels: 1, SampleRate: 48000, Track: 1, Language: "fr", Label: "Français", Group: "hi"},
+				{Name: "lo_0", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Track: 0, Language: "en", Label: "English", Group: "lo"},
+				{Name: "lo_1", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Track: 1, Language: "fr", Label: "Français", Group: "lo"},
+			}},
+		},
+		{
+			name:   "tracks: all on untagged tracks and a language twice",
+			ladder: "audio:\n  - {name: a, bitrate: 96k, tracks: all}\n",
+			src: SourceInfo{HasAudio: true, AudioTracks: []AudioTrack{
+				{Index: 0, Channels: 2}, {Index: 1, Channels: 2},
+				{Index: 2, Language: "en", Channels: 2}, {Index: 3, Language: "en", Channels: 2, Title: "Commentary"},
+			}},
+			want: Plan{Video: []PlannedVideo{}, FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: []Audio{
+				{Name: "a_0", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000, Track: 0, Label: "Track 1", Group: "a"},
+				{Name: "a_1", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000, Track: 1, Label: "Track 2", Group: "a"},
+				{Name: "a_2", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000, Track: 2, Language: "en", Label: "Track 3", Group: "a"},
+				{Name: "a_3", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000, Track: 3, Language: "en", Label: "Commentary", Group: "a"},
+			}},
+		},
+		{
+			name:   "tracks: all takes at most 8 tracks",
+			ladder: "audio:\n  - {name: a, bitrate: 64k, tracks: all}\n",
+			src:    SourceInfo{HasAudio: true, AudioTracks: nineTracks},
+			want: Plan{Video: []PlannedVideo{}, FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: eightOfNine,
+				Dropped: []string{"a_8"}, Notes: []string{"audio a_8: tracks: all takes the first 8 audio tracks of the source, which has 9"}},
+		},
+		{
+			name:   "tracks picked and labelled by the ladder",
+			ladder: "audio:\n  - {name: fr, bitrate: 96k, track: 1}\n  - {name: en, bitrate: 96k, track: 0, language: en-GB}\n",
+			src:    twoLanguages,
+			want: Plan{Video: []PlannedVideo{}, FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: []Audio{
+				{Name: "fr", Codec: "aac", Bitrate: 96_000, Channels: 1, SampleRate: 48000, Track: 1, Language: "fr", Label: "Français"},
+				{Name: "en", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000, Track: 0, Language: "en-GB", Label: "English"},
+			}},
+		},
+		{
+			name:   "a track the source lacks is dropped with a note",
+			ladder: "video:\n  renditions: [{name: v, height: 360, bitrate: 800k}]\naudio:\n  - {name: main, bitrate: 96k}\n  - {name: second, bitrate: 96k, track: 1, language: fr}\n",
+			src:    SourceInfo{HasVideo: true, Width: 640, Height: 360, FPS: 25, HasAudio: true, Channels: 2},
+			want: Plan{FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
+				Video:   []PlannedVideo{{Name: "v", Width: 640, Height: 360, Bitrate: 800_000, MaxRate: 800_000, BufSize: 1_600_000, Encoder: "x264"}},
+				Audio:   []Audio{{Name: "main", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000}},
+				Dropped: []string{"second"}, Notes: []string{"audio second: the source has no audio track 1 (it has 1 audio track)"}},
+		},
+		{
+			name:   "the same track twice in one group keeps the names",
+			ladder: "audio:\n  - {name: st, bitrate: 128k}\n  - {name: mo, bitrate: 64k, channels: 1}\n",
+			src:    twoLanguages,
+			want: Plan{Video: []PlannedVideo{}, FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: []Audio{
+				{Name: "st", Codec: "aac", Bitrate: 128_000, Channels: 2, SampleRate: 48000, Language: "en"},
+				{Name: "mo", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Language: "en"},
 			}},
 		},
 		{
@@ -228,6 +317,8 @@ func TestPlanGolden(t *testing.T) {
 		{"vertical 1080x1920", SourceInfo{HasVideo: true, Width: 1080, Height: 1920, FPS: 30, HasAudio: true, Channels: 2}},
 		{"tiny 176x144", SourceInfo{HasVideo: true, Width: 176, Height: 144, FPS: 15, HasAudio: true, Channels: 1}},
 		{"radio", SourceInfo{HasAudio: true, Channels: 2, SampleRate: 44100}},
+		{"1080p25 English and French", SourceInfo{HasVideo: true, Width: 1920, Height: 1080, FPS: 25, HasAudio: true, AudioCodec: "aac", Channels: 2, SampleRate: 48000,
+			AudioTracks: twoLanguages.AudioTracks}},
 	}
 	type result struct {
 		Ladder string

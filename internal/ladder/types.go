@@ -39,27 +39,61 @@ type Rendition struct {
 	Encoder string `json:"encoder,omitempty"` // per-rung override of Ladder.Encoder; empty inherits
 }
 
-// Audio is one audio rendition.
+// Audio is one audio rendition: as written in the ladder, or as planned (Plan.Audio).
 type Audio struct {
 	Name       string `json:"name"`
 	Codec      string `json:"codec"`       // aac
 	Bitrate    int64  `json:"bitrate"`     // bits per second
 	Channels   int    `json:"channels"`    // 1 or 2
 	SampleRate int    `json:"sample_rate"` // Hz, default 48000
+	// Track is the source audio track encoded: its index among the source's audio
+	// streams (ffmpeg's -map 0:a:N), 0 for the first.
+	Track int `json:"track,omitempty"`
+	// Language labels the track for players (HLS LANGUAGE, DASH lang), a BCP 47 tag
+	// such as "en". Empty in the ladder takes the source track's own language tag.
+	Language string `json:"language,omitempty"`
+	// Tracks is "all" for an entry that encodes every audio track of the source, each
+	// with its own language tag, as renditions <Name>_0, <Name>_1, ... (see Plan); then
+	// Track and Language are not set. Empty for an entry of one track. Never set in a plan.
+	Tracks string `json:"tracks,omitempty"`
+
+	// Set by Plan only, never read from a ladder file:
+
+	// Label is the name players show for the rendition (HLS NAME): the language's own
+	// name ("Français"), else the source track's title, else empty, which means Name.
+	Label string `json:"label,omitempty"`
+	// Group is the name of the entry with tracks: all that the rendition came from:
+	// the renditions of one such entry are one HLS rendition group (one bitrate, every
+	// language). Empty for the renditions of entries of one track, which make one group.
+	Group string `json:"group,omitempty"`
+}
+
+// AudioTrack is one audio stream of the source, as the probe found it.
+type AudioTrack struct {
+	Index      int    `json:"index"`              // among the source's audio streams: ffmpeg's 0:a:<Index>
+	Codec      string `json:"codec,omitempty"`    // ffprobe's codec_name, e.g. aac
+	Language   string `json:"language,omitempty"` // BCP 47 (see Language), from the stream's language tag; empty when untagged or "und"
+	Channels   int    `json:"channels,omitempty"`
+	SampleRate int    `json:"sample_rate,omitempty"`
+	Title      string `json:"title,omitempty"` // the stream's title tag, e.g. "Director's commentary"
 }
 
 // SourceInfo is what a probe of the source found; Plan uses it to size the rungs.
 type SourceInfo struct {
-	HasVideo   bool          `json:"has_video"`
-	Width      int           `json:"width,omitempty"`  // display width (sample aspect ratio applied)
-	Height     int           `json:"height,omitempty"` // display height
-	FPS        float64       `json:"fps,omitempty"`    // 0 when unknown
-	VideoCodec string        `json:"video_codec,omitempty"`
-	HasAudio   bool          `json:"has_audio"`
-	AudioCodec string        `json:"audio_codec,omitempty"`
-	Channels   int           `json:"channels,omitempty"`
-	SampleRate int           `json:"sample_rate,omitempty"`
-	Duration   time.Duration `json:"duration,omitempty"` // 0 for live or unknown
+	HasVideo   bool    `json:"has_video"`
+	Width      int     `json:"width,omitempty"`  // display width (sample aspect ratio applied)
+	Height     int     `json:"height,omitempty"` // display height
+	FPS        float64 `json:"fps,omitempty"`    // 0 when unknown
+	VideoCodec string  `json:"video_codec,omitempty"`
+	HasAudio   bool    `json:"has_audio"`
+	AudioCodec string  `json:"audio_codec,omitempty"` // of the first audio track
+	Channels   int     `json:"channels,omitempty"`    // of the first audio track
+	SampleRate int     `json:"sample_rate,omitempty"` // of the first audio track
+	// AudioTracks lists every audio stream, in order. A SourceInfo without it but with
+	// HasAudio (stored by an older daemon) stands for one track, described by the three
+	// fields above.
+	AudioTracks []AudioTrack  `json:"audio_tracks,omitempty"`
+	Duration    time.Duration `json:"duration,omitempty"` // 0 for live or unknown
 }
 
 // Plan is a ladder applied to one source: the rungs that will really be encoded.
@@ -70,7 +104,11 @@ type Plan struct {
 	Video           []PlannedVideo `json:"video"`
 	Audio           []Audio        `json:"audio"`
 	AudioOnly       bool           `json:"audio_only"`
-	Dropped         []string       `json:"dropped,omitempty"` // rung names dropped because they were taller than the source
+	// Dropped names the renditions of the ladder that are not encoded: video rungs
+	// taller than the source, audio renditions of a track the source lacks.
+	Dropped []string `json:"dropped,omitempty"`
+	// Notes says why each audio rendition in Dropped was dropped, one sentence each.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // PlannedVideo is one video rung sized for the source.

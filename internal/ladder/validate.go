@@ -2,6 +2,7 @@ package ladder
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -114,12 +115,61 @@ func (d *decoder) validate(l *Ladder) {
 			"%s bits per second is too low for audio (did you mean %sk?)", formatBitrate(a.Bitrate), formatBitrate(a.Bitrate))
 		d.check(slices.Contains(channelSets, a.Channels), p+".channels", "%d is not 1 or 2", a.Channels)
 		d.check(slices.Contains(sampleRates, a.SampleRate), p+".sample_rate", "%d is not 44100 or 48000", a.SampleRate)
+		d.check(a.Track >= 0 && a.Track <= maxTrack, p+".track", "%d is out of range: use 0 (the first audio track) to %d", a.Track, maxTrack)
 	}
+	d.checkTracks(l, names)
 
 	if len(rungs) == 0 && len(l.Audio) == 0 && !d.isBad(base) && !d.isBad("audio") {
 		d.check(false, base, "a ladder needs at least one video rendition or one audio rendition")
 	}
 	if l.AudioOnly && len(l.Audio) == 0 && !d.isBad("audio") {
 		d.check(false, "audio_only", "true needs at least one audio rendition")
+	}
+}
+
+// checkTracks checks the entries with tracks: all. Either every audio entry takes
+// every track or none does: the renditions of each such entry are one HLS rendition
+// group, and the groups of a master playlist must hold the same tracks (RFC 8216
+// 4.3.4.1.1), which entries of one track would break. The renditions of such an entry
+// are named <name>_0 to <name>_7, so those names must be free; names holds the names
+// in use and where.
+func (d *decoder) checkTracks(l *Ladder, names map[string]string) {
+	first := -1 // the first entry with tracks: all
+	for i, a := range l.Audio {
+		if a.Tracks == "all" && !d.isBad(index("audio", i)) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return
+	}
+	for i, a := range l.Audio {
+		p := index("audio", i)
+		if d.isBad(p) {
+			continue
+		}
+		if a.Tracks != "all" {
+			d.check(false, p, "takes one track, but %s takes every track (tracks: all): use tracks: all on every audio entry or on none", index("audio", first))
+			continue
+		}
+		if d.isBad(p + ".name") {
+			continue
+		}
+		last := a.Name + "_" + strconv.Itoa(maxAudioTracks-1)
+		if !ValidName(last) {
+			d.check(false, p+".name", "%q is too long for tracks: all, whose renditions are named %s_0 to %s: use at most %d characters",
+				a.Name, a.Name, last, 64-len(last)+len(a.Name))
+			continue
+		}
+		for k := range maxAudioTracks {
+			n := a.Name + "_" + strconv.Itoa(k)
+			if at, used := names[n]; used {
+				d.check(false, p+".name", "tracks: all names its renditions %s_0 to %s, but %q is already the name of %s",
+					a.Name, last, n, strings.TrimSuffix(at, ".name"))
+				break
+			}
+			names[n] = p + ".name"
+		}
 	}
 }

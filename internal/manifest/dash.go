@@ -16,6 +16,9 @@ const (
 	utcDirect   = "urn:mpeg:dash:utc:direct:2014"
 )
 
+// roleScheme is the scheme of Role descriptors (ISO/IEC 23009-1 5.8.5.5).
+const roleScheme = "urn:mpeg:dash:role:2011"
+
 // audioChannelScheme signals the number of channels (ISO/IEC 23009-1 5.8.5.4).
 const audioChannelScheme = mpd.AUDIO_CHANNEL_CONFIGURATION_MPEG_DASH
 
@@ -45,7 +48,9 @@ var mediaAfterFolder = "/" + SegmentTemplate("$Number$") + `" initialization="`
 // dash-mpd's types and encoder would produce.
 //
 // One Period (id 0, start 0) holds an AdaptationSet of the video tracks (id 0) and one of
-// the audio tracks per language (ids from 1; a single language, the usual case, is id 1).
+// the audio tracks per language and source track (ids from 1; a single language, the
+// usual case, is id 1), with lang set when the language is known, a Label when the
+// tracks have one (Track.Label) and, when there are several, Role main on the first.
 // Every Representation has its own SegmentTemplate with $Number$ addressing and a
 // SegmentTimeline listing exactly its segments.
 //
@@ -284,27 +289,38 @@ func appendPeriod(b []byte, p *Presentation, ps time.Duration) ([]byte, error) {
 	if b, err = appendVideoSet(b, p.Video, ps); err != nil {
 		return nil, err
 	}
-	// One AdaptationSet per language, in the order languages first appear:
-	// Representations of one AdaptationSet must be interchangeable, and two languages
-	// are not.
-	id := uint64(1)
+	// One AdaptationSet per language and source track, in the order they first appear:
+	// Representations of one AdaptationSet must be interchangeable, and two languages,
+	// or two tracks of one language (a film and its commentary), are not. The
+	// bitrates of one track are its Representations.
+	var firsts []int // the first track of each audio set
 	for i := range p.Audio {
-		if !inPeriod(&p.Audio[i], ps) || !firstOfLanguage(p.Audio, i, ps) {
-			continue // not in this Period, or in the set of an earlier track
-		}
-		if b, err = appendAudioSet(b, id, p.Audio[i:], ps); err != nil {
+		if inPeriod(&p.Audio[i], ps) && firstOfSet(p.Audio, i, ps) {
+			firsts = append(firsts, i)
+		} // else not in this Period, or in the set of an earlier track
+	}
+	for k, i := range firsts {
+		// With several sets, the first is the default, as the first is in HLS
+		// (DEFAULT=YES): Role main, which dash.js and Shaka start with; without it dash.js
+		// starts with the set of the highest bitrate, whichever language that is.
+		if b, err = appendAudioSet(b, uint64(k+1), p.Audio[i:], ps, k == 0 && len(firsts) > 1); err != nil {
 			return nil, err
 		}
-		id++
 	}
 	return append(b, indentPeriod+"</Period>\n"...), nil
 }
 
-// firstOfLanguage reports whether no track before tracks[i] with segments in the Period
-// that starts at ps has the language of tracks[i].
-func firstOfLanguage(tracks []Track, i int, ps time.Duration) bool {
+// sameSet reports whether two audio tracks belong in one AdaptationSet: the same
+// language and the same source track.
+func sameSet(a, b *Track) bool {
+	return a.Language == b.Language && a.SourceTrack == b.SourceTrack
+}
+
+// firstOfSet reports whether no track before tracks[i] with segments in the Period
+// that starts at ps belongs in the AdaptationSet of tracks[i].
+func firstOfSet(tracks []Track, i int, ps time.Duration) bool {
 	for j := range i {
-		if tracks[j].Language == tracks[i].Language && inPeriod(&tracks[j], ps) {
+		if sameSet(&tracks[j], &tracks[i]) && inPeriod(&tracks[j], ps) {
 			return false
 		}
 	}
@@ -363,9 +379,9 @@ func appendVideoSet(b []byte, tracks []Track, ps time.Duration) ([]byte, error) 
 }
 
 // appendAudioSet appends an AdaptationSet of audio tracks: tracks[0] and the tracks
-// after it with the same language, among those with segments in the Period that starts
+// after it of its set (sameSet), among those with segments in the Period that starts
 // at ps.
-func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration) ([]byte, error) {
+func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration, main bool) ([]byte, error) {
 	lang := tracks[0].Language
 	b = append(b, indentAdaptationSet+"<AdaptationSet"...)
 	b = appendUintAttr(b, "id", id)
@@ -373,8 +389,18 @@ func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration) ([]by
 		b = appendAttr(b, "lang", lang)
 	}
 	b = append(b, ` contentType="audio" segmentAlignment="true" mimeType="`+mpd.MIME_TYPE_AUDIO_MP4+`" startWithSAP="1">`+"\n"...)
+	if l := tracks[0].Label; l != "" {
+		// What players list the set under, as HLS NAME: two sets of one language (a
+		// film and its commentary) differ only in it.
+		b = append(b, indentRepresentation+"<Label>"...)
+		b = appendEscaped(b, l) // as character data too, but for tab and newline, which validLabel refuses
+		b = append(b, "</Label>\n"...)
+	}
+	if main {
+		b = appendDescriptor(b, indentRepresentation, "Role", roleScheme, "main")
+	}
 	for i := range tracks {
-		if tracks[i].Language != lang || !inPeriod(&tracks[i], ps) {
+		if !sameSet(&tracks[i], &tracks[0]) || !inPeriod(&tracks[i], ps) {
 			continue
 		}
 		var err error

@@ -20,7 +20,7 @@ import (
 // nothing to reconcile.
 const hlsVersion = 7
 
-// audioGroup is the GROUP-ID of the audio renditions.
+// audioGroup is the GROUP-ID of the audio renditions whose Track.Group is empty.
 const audioGroup = "audio"
 
 // RenderMedia renders the HLS media playlist (index.m3u8) of track t of presentation p.
@@ -149,44 +149,25 @@ func mediaURI(t *Track) string { return path.Join(t.Name, MediaName) }
 // RenderMaster renders the HLS multivariant playlist (master.m3u8) with hls-m3u8's
 // MasterPlaylist.
 //
-// Audio tracks become EXT-X-MEDIA renditions of group "audio" (the first one DEFAULT=YES,
-// all AUTOSELECT=YES). Each video track becomes an EXT-X-STREAM-INF, in the order of
-// p.Video (highest first), whose BANDWIDTH is the largest sum of peak bitrates of any
-// playable combination: the video track's plus the highest audio track's, each the
-// larger of what was measured and what was declared, so it is never below the peak
-// segment bitrate actually produced. AVERAGE-BANDWIDTH is the same sum of measured
-// averages and is left out until every track involved was measured. With AudioOnly, or
-// when there is no video at all, an audio-only variant comes last.
+// Audio tracks become EXT-X-MEDIA renditions: one rendition group per Track.Group
+// ("audio" when empty), in the order the groups first appear, holding one rendition
+// per track, NAME its Label (else its Name), LANGUAGE its Language, the group's first
+// track DEFAULT=YES and all AUTOSELECT=YES. (hls-m3u8 writes them sorted by group and
+// NAME; players go by DEFAULT, not by order.) Each video track becomes an
+// EXT-X-STREAM-INF, in the order of p.Video (highest first), once per audio group
+// (RFC 8216 4.3.4.1.1 and Apple's authoring examples: a group is one encoding of every
+// language, so each video rendition is offered with each), whose BANDWIDTH is the
+// largest sum of peak bitrates of any playable combination: the video track's plus
+// the highest audio track's of the group, each the larger of what was measured and
+// what was declared, so it is never below the peak segment bitrate actually produced.
+// AVERAGE-BANDWIDTH is the same sum of measured averages and is left out until every
+// track involved was measured. With AudioOnly, or when there is no video at all, an
+// audio-only variant per group comes last.
 func RenderMaster(p *Presentation) ([]byte, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("render master playlist: %w", err)
 	}
-
-	var alts []*m3u8.Alternative
-	var audioPeak, audioAvg int64
-	audioMeasured := true
-	var audioCodecs []string
-	for i := range p.Audio {
-		a := &p.Audio[i]
-		alts = append(alts, &m3u8.Alternative{
-			Type:       "AUDIO",
-			GroupId:    audioGroup,
-			Name:       a.Name,
-			Language:   a.Language,
-			Default:    i == 0,
-			Autoselect: true,
-			Channels:   &m3u8.Channels{Amount: a.Channels},
-			URI:        mediaURI(a),
-		})
-		audioPeak = max(audioPeak, bandwidth(a))
-		audioAvg = max(audioAvg, a.AverageBandwidth)
-		audioMeasured = audioMeasured && a.AverageBandwidth > 0
-		audioCodecs = appendUnique(audioCodecs, a.Codecs)
-	}
-	group := ""
-	if len(alts) > 0 {
-		group = audioGroup
-	}
+	groups := masterGroups(p)
 
 	mp := m3u8.NewMasterPlaylist()
 	mp.SetIndependentSegments(true)
@@ -195,28 +176,32 @@ func RenderMaster(p *Presentation) ([]byte, error) {
 		if v.Withdrawn {
 			continue
 		}
-		params, err := variantParams(bandwidth(v)+audioPeak, averageOf(v.AverageBandwidth, audioAvg, audioMeasured),
-			strings.Join(append([]string{v.Codecs}, audioCodecs...), ","), group, alts)
-		if err != nil {
-			return nil, fmt.Errorf("render master playlist: track %q: %w", v.Name, err)
+		for _, g := range groups {
+			params, err := variantParams(bandwidth(v)+g.peak, averageOf(v.AverageBandwidth, g.avg, g.measured),
+				strings.Join(append([]string{v.Codecs}, g.codecs...), ","), g.id, g.alts)
+			if err != nil {
+				return nil, fmt.Errorf("render master playlist: track %q: %w", v.Name, err)
+			}
+			params.Resolution = fmt.Sprintf("%dx%d", v.Width, v.Height)
+			if v.FrameRate != "" {
+				num, den, _ := parseFrameRate(v.FrameRate) // checked by validate
+				params.FrameRate = float64(num) / float64(den)
+			}
+			mp.Append(mediaURI(v), nil, params)
 		}
-		params.Resolution = fmt.Sprintf("%dx%d", v.Width, v.Height)
-		if v.FrameRate != "" {
-			num, den, _ := parseFrameRate(v.FrameRate) // checked by validate
-			params.FrameRate = float64(num) / float64(den)
-		}
-		mp.Append(mediaURI(v), nil, params)
 	}
 	if len(p.Audio) > 0 && (p.AudioOnly || len(p.Video) == 0) {
-		avg := int64(0)
-		if audioMeasured {
-			avg = audioAvg
+		for _, g := range groups {
+			avg := int64(0)
+			if g.measured {
+				avg = g.avg
+			}
+			params, err := variantParams(g.peak, avg, strings.Join(g.codecs, ","), g.id, g.alts)
+			if err != nil {
+				return nil, fmt.Errorf("render master playlist: audio-only variant: %w", err)
+			}
+			mp.Append(mediaURI(g.first), nil, params)
 		}
-		params, err := variantParams(audioPeak, avg, strings.Join(audioCodecs, ","), group, alts)
-		if err != nil {
-			return nil, fmt.Errorf("render master playlist: audio-only variant: %w", err)
-		}
-		mp.Append(mediaURI(&p.Audio[0]), nil, params)
 	}
 	// The library raises the version to 4 when a variant has alternatives; we declare the
 	// presentation-wide version instead (see hlsVersion). It needs no more than that.
@@ -225,6 +210,69 @@ func RenderMaster(p *Presentation) ([]byte, error) {
 	}
 	mp.SetVersion(hlsVersion)
 	return bytes.Clone(mp.Encode().Bytes()), nil
+}
+
+// masterGroup is one audio rendition group of the master playlist and the figures its
+// variants add to the video's.
+type masterGroup struct {
+	id       string // GROUP-ID; "" for the one pseudo-group of a presentation without audio
+	alts     []*m3u8.Alternative
+	first    *Track // the group's first track: the URI of its audio-only variant
+	peak     int64  // the largest bandwidth of its tracks
+	avg      int64  // the largest measured average of its tracks
+	measured bool   // every track of the group has a measured average
+	codecs   []string
+}
+
+// masterGroups returns the audio groups of p in the order they first appear, or one
+// empty group when p has no audio, so that each video variant is written once.
+func masterGroups(p *Presentation) []*masterGroup {
+	if len(p.Audio) == 0 {
+		return []*masterGroup{{measured: true}}
+	}
+	var groups []*masterGroup
+	byID := map[string]*masterGroup{}
+	for i := range p.Audio {
+		a := &p.Audio[i]
+		id := audioGroupID(a)
+		g := byID[id]
+		if g == nil {
+			g = &masterGroup{id: id, first: a, measured: true}
+			byID[id] = g
+			groups = append(groups, g)
+		}
+		g.alts = append(g.alts, &m3u8.Alternative{
+			Type:       "AUDIO",
+			GroupId:    id,
+			Name:       audioName(a),
+			Language:   a.Language,
+			Default:    g.first == a,
+			Autoselect: true,
+			Channels:   &m3u8.Channels{Amount: a.Channels},
+			URI:        mediaURI(a),
+		})
+		g.peak = max(g.peak, bandwidth(a))
+		g.avg = max(g.avg, a.AverageBandwidth)
+		g.measured = g.measured && a.AverageBandwidth > 0
+		g.codecs = appendUnique(g.codecs, a.Codecs)
+	}
+	return groups
+}
+
+// audioGroupID is the GROUP-ID of an audio track.
+func audioGroupID(a *Track) string {
+	if a.Group != "" {
+		return a.Group
+	}
+	return audioGroup
+}
+
+// audioName is the NAME of an audio track.
+func audioName(a *Track) string {
+	if a.Label != "" {
+		return a.Label
+	}
+	return a.Name
 }
 
 // SameMaster reports whether RenderMaster renders a and b alike: whether they differ
@@ -253,11 +301,13 @@ func SameMaster(a, b *Presentation) bool {
 }
 
 // sameOutline compares every field of two tracks but their segments and discontinuity
-// sequence (TestSameMaster checks that no field is forgotten).
+// sequence, and SourceTrack, which only the MPD shows (TestSameMaster checks that no
+// field is forgotten).
 func sameOutline(a, b *Track) bool {
 	return a.Name == b.Name && a.Kind == b.Kind && a.Codecs == b.Codecs && a.Timescale == b.Timescale &&
 		a.Width == b.Width && a.Height == b.Height && a.FrameRate == b.FrameRate &&
 		a.Channels == b.Channels && a.SampleRate == b.SampleRate && a.Language == b.Language &&
+		a.Label == b.Label && a.Group == b.Group &&
 		a.Declared == b.Declared && a.PeakBandwidth == b.PeakBandwidth &&
 		a.AverageBandwidth == b.AverageBandwidth && a.Withdrawn == b.Withdrawn
 }

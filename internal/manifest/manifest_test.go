@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -230,6 +231,45 @@ func goldenCases() []goldenCase {
 	}
 	add("vod_finished", p)
 
+	// A file in English and French on a ladder with tracks: all at two bitrates: two
+	// rendition groups of the same two tracks, each video rung offered with each group,
+	// an audio-only variant per group; in DASH one AdaptationSet per language holding
+	// both bitrates.
+	p = Presentation{Ended: true, SegmentDuration: 4 * time.Second, AudioOnly: true}
+	vs = segs(0, 3, 0, videoTS, false, seg4s, seg4s, videoTS)
+	as = segs(0, 3, 0, audioTS, false, aac4s[0], aac4s[1], 47*1024)
+	p.Video = []Track{
+		video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_300_000, 2_600_000, vs),
+		video("360p", "avc1.64001e", 640, 360, 800_000, 790_000, 610_000, vs),
+	}
+	lang := func(name, group, lang, label string, src int, declared, peak, avg int64, channels int) Track {
+		a := audio(name, lang, declared, peak, avg, as)
+		a.Group, a.Label, a.SourceTrack, a.Channels = group, label, src, channels
+		return a
+	}
+	p.Audio = []Track{
+		lang("hi_0", "hi", "en", "English", 0, 128_000, 131_000, 127_000, 2),
+		lang("hi_1", "hi", "fr", "Français", 1, 128_000, 129_000, 126_000, 2),
+		lang("lo_0", "lo", "en", "English", 0, 64_000, 66_000, 63_000, 1),
+		lang("lo_1", "lo", "fr", "Français", 1, 64_000, 65_000, 0, 1), // not measured yet: no AVERAGE-BANDWIDTH with lo
+	}
+	add("vod_languages_two_bitrates", p)
+
+	// A live camera with a second audio track of the same language, a commentary: one
+	// group of two renditions told apart by NAME, and two DASH AdaptationSets of one
+	// language, since the two tracks are not interchangeable.
+	p = live(24 * time.Second)
+	vs = segs(10, 4, 10*seg4s, videoTS, true, seg4s)
+	as = segs(10, 4, 5*(aac4s[0]+aac4s[1]), audioTS, true, aac4s...)
+	p.Video = []Track{video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_100_000, 2_800_000, vs)}
+	p.Audio = []Track{
+		lang("main", "", "en", "English", 0, 96_000, 97_000, 95_000, 2),
+		lang("commentary", "", "en", "Commentary", 1, 64_000, 65_000, 63_000, 1),
+	}
+	p.Audio[0].Segments, p.Audio[1].Segments = as, as
+	p.PublishTime = ast.Add(60 * time.Second)
+	add("live_commentary", p)
+
 	// The same transcode still running: an EVENT playlist that will grow, no end yet.
 	p = Presentation{SegmentDuration: 4 * time.Second}
 	vs = segs(0, 3, 0, videoTS, false, seg4s)
@@ -380,63 +420,116 @@ func checkMaster(t *testing.T, p *Presentation, data []byte) {
 			listed = append(listed, v)
 		}
 	}
-	wantVariants := len(listed)
-	if len(p.Audio) > 0 && (p.AudioOnly || len(p.Video) == 0) {
-		wantVariants++
+	// The audio groups, in the order they first appear: each video variant is offered
+	// once with each.
+	type group struct {
+		id     string
+		tracks []Track
+		peak   int64
+	}
+	var groups []*group
+	for _, a := range p.Audio {
+		id := a.Group
+		if id == "" {
+			id = "audio"
+		}
+		i := slices.IndexFunc(groups, func(g *group) bool { return g.id == id })
+		if i < 0 {
+			groups = append(groups, &group{id: id})
+			i = len(groups) - 1
+		}
+		groups[i].tracks = append(groups[i].tracks, a)
+		groups[i].peak = max(groups[i].peak, a.PeakBandwidth, a.Declared)
+	}
+	if len(groups) == 0 {
+		groups = []*group{{}}
+	}
+	wantVariants := len(listed) * len(groups)
+	audioOnly := len(p.Audio) > 0 && (p.AudioOnly || len(p.Video) == 0)
+	if audioOnly {
+		wantVariants += len(groups)
 	}
 	if len(master.Variants) != wantVariants {
 		t.Fatalf("%d variants, want %d", len(master.Variants), wantVariants)
 	}
-	var audioPeak int64
-	for _, a := range p.Audio {
-		audioPeak = max(audioPeak, a.PeakBandwidth, a.Declared)
-	}
 	for i, v := range listed {
-		got := master.Variants[i]
-		if got.URI != v.Name+"/"+MediaName {
-			t.Errorf("variant %d URI %q, want %s/%s", i, got.URI, v.Name, MediaName)
-		}
-		// BANDWIDTH must never be below the peak actually produced, nor below the
-		// declaration while nothing was measured.
-		if int64(got.Bandwidth) < v.PeakBandwidth+audioPeak || int64(got.Bandwidth) < v.Declared+audioPeak {
-			t.Errorf("variant %s BANDWIDTH %d is below the peak %d + audio %d", v.Name, got.Bandwidth, v.PeakBandwidth, audioPeak)
-		}
-		if got.Resolution != fmt.Sprintf("%dx%d", v.Width, v.Height) {
-			t.Errorf("variant %s RESOLUTION %q", v.Name, got.Resolution)
-		}
-		num, den, _ := parseFrameRate(v.FrameRate)
-		if want := float64(num) / float64(den); got.FrameRate < want-0.0005 || got.FrameRate > want+0.0005 {
-			t.Errorf("variant %s FRAME-RATE %v, want %v", v.Name, got.FrameRate, want)
-		}
-		if !strings.HasPrefix(got.Codecs, v.Codecs) {
-			t.Errorf("variant %s CODECS %q does not start with %q", v.Name, got.Codecs, v.Codecs)
-		}
-		if len(p.Audio) > 0 && (got.Audio != audioGroup || !strings.Contains(got.Codecs, p.Audio[0].Codecs)) {
-			t.Errorf("variant %s AUDIO %q CODECS %q", v.Name, got.Audio, got.Codecs)
+		for k, g := range groups {
+			got := master.Variants[i*len(groups)+k]
+			if got.URI != v.Name+"/"+MediaName {
+				t.Errorf("variant %d URI %q, want %s/%s", i, got.URI, v.Name, MediaName)
+			}
+			// BANDWIDTH must never be below the peak actually produced, nor below the
+			// declaration while nothing was measured.
+			if int64(got.Bandwidth) < v.PeakBandwidth+g.peak || int64(got.Bandwidth) < v.Declared+g.peak {
+				t.Errorf("variant %s BANDWIDTH %d is below the peak %d + audio %d", v.Name, got.Bandwidth, v.PeakBandwidth, g.peak)
+			}
+			if got.Resolution != fmt.Sprintf("%dx%d", v.Width, v.Height) {
+				t.Errorf("variant %s RESOLUTION %q", v.Name, got.Resolution)
+			}
+			num, den, _ := parseFrameRate(v.FrameRate)
+			if want := float64(num) / float64(den); got.FrameRate < want-0.0005 || got.FrameRate > want+0.0005 {
+				t.Errorf("variant %s FRAME-RATE %v, want %v", v.Name, got.FrameRate, want)
+			}
+			if !strings.HasPrefix(got.Codecs, v.Codecs) {
+				t.Errorf("variant %s CODECS %q does not start with %q", v.Name, got.Codecs, v.Codecs)
+			}
+			if len(p.Audio) > 0 && (got.Audio != g.id || !strings.Contains(got.Codecs, g.tracks[0].Codecs)) {
+				t.Errorf("variant %s with group %s: AUDIO %q CODECS %q", v.Name, g.id, got.Audio, got.Codecs)
+			}
 		}
 	}
 	if len(p.Audio) == 0 {
 		return
 	}
-	if last := master.Variants[len(master.Variants)-1]; wantVariants > len(p.Video) &&
-		(last.URI != p.Audio[0].Name+"/"+MediaName || int64(last.Bandwidth) < audioPeak || last.Resolution != "") {
-		t.Errorf("audio-only variant: URI %q BANDWIDTH %d RESOLUTION %q", last.URI, last.Bandwidth, last.Resolution)
+	for k, g := range groups {
+		if audioOnly {
+			last := master.Variants[len(listed)*len(groups)+k]
+			if last.URI != g.tracks[0].Name+"/"+MediaName || int64(last.Bandwidth) < g.peak || last.Resolution != "" || last.Audio != g.id {
+				t.Errorf("audio-only variant of %s: URI %q BANDWIDTH %d RESOLUTION %q AUDIO %q", g.id, last.URI, last.Bandwidth, last.Resolution, last.Audio)
+			}
+		}
 	}
-	alts := master.Variants[0].Alternatives
+	// Every EXT-X-MEDIA, as parsed, by group and URI.
+	alts := map[string]*m3u8.Alternative{}
+	for _, va := range master.Variants {
+		for _, alt := range va.Alternatives {
+			alts[alt.GroupId+" "+alt.URI] = alt
+		}
+	}
 	if len(alts) != len(p.Audio) {
 		t.Fatalf("%d audio renditions, want %d", len(alts), len(p.Audio))
 	}
-	defaults := 0
-	for _, alt := range alts {
-		if alt.Default {
-			defaults++
+	for _, g := range groups {
+		names := map[string]bool{}
+		for i, a := range g.tracks {
+			alt := alts[g.id+" "+a.Name+"/"+MediaName]
+			if alt == nil {
+				t.Errorf("no EXT-X-MEDIA of %s in group %s", a.Name, g.id)
+				continue
+			}
+			wantName := a.Label
+			if wantName == "" {
+				wantName = a.Name
+			}
+			if alt.Type != "AUDIO" || !alt.Autoselect || alt.Channels == nil || alt.Channels.Amount != a.Channels ||
+				alt.Name != wantName || alt.Language != a.Language || alt.Default != (i == 0) {
+				t.Errorf("audio rendition %s: %+v", a.Name, alt)
+			}
+			if names[alt.Name] {
+				t.Errorf("NAME %q twice in group %s", alt.Name, g.id)
+			}
+			names[alt.Name] = true
 		}
-		if alt.Type != "AUDIO" || alt.GroupId != audioGroup || !alt.Autoselect || alt.Channels == nil || alt.Channels.Amount != 2 {
-			t.Errorf("audio rendition %+v", alt)
+		// RFC 8216 4.3.4.1.1: the groups of one type hold the same renditions.
+		if len(names) != len(groups[0].tracks) {
+			t.Errorf("group %s has %d renditions, group %s %d", g.id, len(names), groups[0].id, len(groups[0].tracks))
 		}
-	}
-	if defaults != 1 {
-		t.Errorf("%d default audio renditions, want 1", defaults)
+		for _, a := range groups[0].tracks {
+			n := cmp.Or(a.Label, a.Name)
+			if len(groups) > 1 && !names[n] {
+				t.Errorf("group %s lacks the rendition %q of group %s", g.id, n, groups[0].id)
+			}
+		}
 	}
 }
 
@@ -535,6 +628,48 @@ func checkMPD(t *testing.T, p *Presentation, data []byte) {
 	timelines := map[string][]Segment{}
 	for _, period := range m.Periods {
 		ps := time.Duration(*period.Start)
+		// One audio AdaptationSet per language and source track, labelled as its tracks;
+		// with several, the first has Role main, the others none.
+		sets := map[string]bool{}
+		var audioSets []*mpd.AdaptationSetType
+		for _, as := range period.AdaptationSets {
+			if as.ContentType == "audio" {
+				audioSets = append(audioSets, as)
+			}
+		}
+		for k, as := range audioSets {
+			main := len(as.Roles) == 1 && as.Roles[0].SchemeIdUri == "urn:mpeg:dash:role:2011" && as.Roles[0].Value == "main"
+			if want := k == 0 && len(audioSets) > 1; main != want || len(as.Roles) > btoi(want) {
+				t.Errorf("period %s: audio AdaptationSet %d of %d has roles %+v, want main %v", period.Id, k, len(audioSets), as.Roles, want)
+			}
+		}
+		for _, as := range audioSets {
+			if len(as.Representations) == 0 {
+				continue
+			}
+			first := trackByName(p, as.Representations[0].Id)
+			if first == nil {
+				continue
+			}
+			key := fmt.Sprint(first.Language, "/", first.SourceTrack)
+			if sets[key] {
+				t.Errorf("period %s: two audio AdaptationSets of language %q and source track %d", period.Id, first.Language, first.SourceTrack)
+			}
+			sets[key] = true
+			var label string
+			if len(as.Labels) > 0 {
+				label = as.Labels[0].Value
+			}
+			if as.Lang != first.Language || label != first.Label || len(as.Labels) > 1 {
+				t.Errorf("audio AdaptationSet %v: lang %q labels %+v, its first track has %q and %q", as.Id, as.Lang, as.Labels, first.Language, first.Label)
+			}
+			for _, r := range as.Representations {
+				if tr := trackByName(p, r.Id); tr != nil && (tr.Language != first.Language || tr.SourceTrack != first.SourceTrack) {
+					t.Errorf("audio AdaptationSet %v holds %s (%q, track %d) and %s (%q, track %d)", as.Id, first.Name, first.Language, first.SourceTrack,
+						tr.Name, tr.Language, tr.SourceTrack)
+				}
+			}
+		}
 		for _, as := range period.AdaptationSets {
 			for _, r := range as.Representations {
 				tr := trackByName(p, r.Id)
@@ -839,6 +974,19 @@ func TestRenderErrors(t *testing.T) {
 			p.Video[0].Segments = append([]Segment(nil), p.Video[0].Segments...)
 			p.Video[0].Segments[0].Duration = 0
 		}, nil, ErrInvalid, ErrInvalid},
+		{"NAME twice in a group", func(p *Presentation) {
+			p.Audio = append(p.Audio, p.Audio[0])
+			p.Audio[0].Label, p.Audio[1].Name, p.Audio[1].Label = "English", "audio2", "English"
+		}, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"label with a quote", func(p *Presentation) { p.Audio[0].Label = `the "best" mix` }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"label on two lines", func(p *Presentation) { p.Audio[0].Label = "a\nb" }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"blank label", func(p *Presentation) { p.Audio[0].Label = " " }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"group with a quote", func(p *Presentation) { p.Audio[0].Group = `a"` }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"negative source track", func(p *Presentation) { p.Audio[0].SourceTrack = -1 }, ErrInvalid, ErrInvalid, ErrInvalid},
+		{"the same NAME in two groups", func(p *Presentation) {
+			p.Audio = append(p.Audio, p.Audio[0])
+			p.Audio[1].Name, p.Audio[1].Group = "audio2", "lo"
+		}, nil, nil, nil},
 		{"live without availability start", func(p *Presentation) { p.AvailabilityStart = time.Time{} }, nil, nil, ErrInvalid},
 		{"live without segment duration", func(p *Presentation) { p.SegmentDuration = 0 }, nil, nil, ErrInvalid},
 	}
@@ -977,4 +1125,11 @@ func TestPresentationDelay(t *testing.T) {
 			}
 		})
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

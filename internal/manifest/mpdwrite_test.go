@@ -101,6 +101,12 @@ func extraMPDCases() []goldenCase {
 	p.Audio[2].Channels = 1
 	p.Audio[4].Channels, p.Audio[4].SampleRate = 1, 44100
 	add("languages", p)
+
+	// Two tracks of one language and their labels, one that XML must escape: two sets.
+	p.Audio = []Track{audio("film", "fr", 128_000, 0, 0, as), audio("notes", "fr", 64_000, 0, 0, as)}
+	p.Audio[0].Label = "Français"
+	p.Audio[1].Label, p.Audio[1].SourceTrack = "Director's notes & <cuts>", 1
+	add("labels", p)
 	return cases
 }
 
@@ -125,6 +131,7 @@ func awkwardPresentation() *Presentation {
 		audio("lone\xed\xa0\x80surrogate", `x"&<>'`, 48_000, 0, 0, as),
 	}
 	p.Audio[0].Codecs = ""
+	p.Audio[0].Label = "x\"&<>'\xff\x01" // no tab or newline: character data escapes those unlike attributes, and validate refuses them
 	p.Audio[1].Codecs = "mp4a\u00a0&amp;"
 	return p
 }

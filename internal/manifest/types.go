@@ -51,6 +51,19 @@ type Track struct {
 	SampleRate int    // audio only
 	Language   string // audio only, optional (BCP 47); "und" when empty
 
+	// Label is what players list an audio track under (HLS NAME): "English",
+	// "Commentary". Empty means Name. Unique within the track's Group.
+	Label string
+	// Group is the HLS rendition group (GROUP-ID) of an audio track: one per encoding
+	// (bitrate, codec), each holding the same source tracks. Empty means "audio". With
+	// several groups every video variant is offered once with each (see RenderMaster).
+	Group string
+	// SourceTrack is the source audio track an audio track was encoded from. DASH puts
+	// the tracks of one language and one source track, which only differ in bitrate,
+	// in one AdaptationSet; two source tracks of one language (a film and its
+	// commentary) are not interchangeable and get one each.
+	SourceTrack int
+
 	// Declared is the bandwidth the ladder asked for (bits/s), used while too few segments exist to measure.
 	Declared int64
 	// Segments are the segments to list, oldest first, already trimmed to the window.
@@ -85,6 +98,6 @@ type Presentation struct {
 	Window          time.Duration // live time-shift depth; 0 keeps everything
 
 	Video     []Track // highest rung first
-	Audio     []Track // usually one
+	Audio     []Track // usually one; one per language and bitrate with several source tracks
 	AudioOnly bool    // add an audio-only variant to the HLS master
 }

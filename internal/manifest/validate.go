@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Errors wrapped by the render functions, so callers can tell bad input from a
@@ -96,6 +98,15 @@ func (p *Presentation) validate() error {
 		}
 		seen[t.Name] = true
 	}
+	names := make(map[[2]string]bool) // group and NAME of each audio track
+	for i := range p.Audio {
+		a := &p.Audio[i]
+		k := [2]string{audioGroupID(a), audioName(a)}
+		if names[k] {
+			errs = append(errs, fmt.Errorf("track %q: NAME %q is used twice in group %q: %w", a.Name, k[1], k[0], ErrInvalid))
+		}
+		names[k] = true
+	}
 	if p.SegmentDuration < 0 || p.Window < 0 {
 		errs = append(errs, fmt.Errorf("negative segment duration or window: %w", ErrInvalid))
 	}
@@ -145,6 +156,15 @@ func (t *Track) validate(kind Kind) []error {
 		}
 		if t.Language != "" && !validToken(t.Language, true) {
 			bad(fmt.Sprintf("language %q is not a BCP 47 tag", t.Language))
+		}
+		if t.Label != "" && !validLabel(t.Label) {
+			bad(fmt.Sprintf("label %q is not one line of printable text without quotes", t.Label))
+		}
+		if t.Group != "" && !validName(t.Group) {
+			bad(fmt.Sprintf("group %q must be made of letters, digits, '.', '_' or '-'", t.Group))
+		}
+		if t.SourceTrack < 0 {
+			bad(fmt.Sprintf("source track %d", t.SourceTrack))
 		}
 	}
 	return errs
@@ -203,6 +223,20 @@ func validToken(s string, lang bool) bool {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
 		case !lang && (r == '.' || r == '_' || r == '+'):
 		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validLabel accepts a track label: valid UTF-8, printable, no double quote (it is
+// quoted in HLS) and not blank.
+func validLabel(s string) bool {
+	if !utf8.ValidString(s) || strings.TrimSpace(s) == "" {
+		return false
+	}
+	for _, r := range s {
+		if r == '"' || !unicode.IsPrint(r) {
 			return false
 		}
 	}

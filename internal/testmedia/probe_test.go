@@ -27,6 +27,9 @@ type probeStream struct {
 	Channels     int    `json:"channels"`
 	PixFmt       string `json:"pix_fmt"`
 	CodecTagName string `json:"codec_tag_string"`
+	Tags         struct {
+		Language string `json:"language"`
+	} `json:"tags"`
 }
 
 type probeResult struct {

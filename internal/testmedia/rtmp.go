@@ -30,6 +30,10 @@ func StartRTMP(t testing.TB, opts SourceOptions) *Source {
 		t.Fatalf("testmedia: rtmp source options: %v", err)
 		return nil
 	}
+	if opts.AudioTracks > 1 {
+		t.Fatalf("testmedia: rtmp source options: %d audio tracks: FLV carries one; use StartRTSP", opts.AudioTracks)
+		return nil
+	}
 	// Reserve the port now so the URL is fixed across Pause and Resume.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

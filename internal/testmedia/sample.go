@@ -23,6 +23,11 @@ type SampleOptions struct {
 	// Noise adds temporal and uniform noise (noise=alls=20:allf=t+u), so the
 	// video compresses like real camera content rather than like a test card.
 	Noise bool
+	// Languages gives the file one audio track per entry, each tagged with its entry as
+	// the stream's language ("eng", "fra", as MP4 and Matroska hold them; "" leaves a
+	// track untagged). Track k is a sine of 440+220k Hz, 20k dB quieter than the first,
+	// as with SourceOptions.AudioTracks. Empty: one untagged track.
+	Languages []string
 }
 
 // withDefaults applies the zero-value rules.
@@ -50,6 +55,10 @@ func (o SampleOptions) validate() error {
 		return fmt.Errorf("fps %d: want positive", o.FPS)
 	case o.Duration < 0:
 		return fmt.Errorf("duration %v: want positive", o.Duration)
+	case len(o.Languages) > maxAudioTracks:
+		return fmt.Errorf("%d audio tracks: want at most %d", len(o.Languages), maxAudioTracks)
+	case len(o.Languages) > 0 && !o.Audio:
+		return fmt.Errorf("languages %q without audio", o.Languages)
 	}
 	return nil
 }
@@ -62,8 +71,20 @@ func sampleArgs(path string, o SampleOptions) []string {
 		args = append(args, "-f", "lavfi", "-i",
 			fmt.Sprintf("testsrc2=size=%dx%d:rate=%d:duration=%s", o.Width, o.Height, o.FPS, secs))
 	}
+	tracks := max(1, len(o.Languages))
 	if o.Audio {
-		args = append(args, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+secs)
+		for _, in := range audioInputs(tracks, secs) {
+			args = append(args, "-f", "lavfi", "-i", in)
+		}
+	}
+	if o.Audio && tracks > 1 {
+		// Every track, not the one ffmpeg would pick.
+		if o.Video {
+			args = append(args, "-map", "0:v")
+		}
+		for k := range tracks {
+			args = append(args, "-map", strconv.Itoa(k+btoi(o.Video))+":a")
+		}
 	}
 	if o.Video {
 		if o.Noise {
@@ -74,8 +95,20 @@ func sampleArgs(path string, o SampleOptions) []string {
 	}
 	if o.Audio {
 		args = append(args, "-c:a", "aac", "-b:a", "64k", "-ac", "2")
+		for k, lang := range o.Languages {
+			if lang != "" {
+				args = append(args, "-metadata:s:a:"+strconv.Itoa(k), "language="+lang)
+			}
+		}
 	}
 	return append(args, "-f", "mp4", path)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // WriteSample writes an MP4 file at path (whatever its extension) from

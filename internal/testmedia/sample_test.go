@@ -4,6 +4,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +36,8 @@ func TestSampleOptions(t *testing.T) {
 		{name: "odd height", in: SampleOptions{Width: 320, Height: 181}, wantErr: "even"},
 		{name: "negative fps", in: SampleOptions{FPS: -5}, wantErr: "fps"},
 		{name: "negative duration", in: SampleOptions{Duration: -time.Second}, wantErr: "duration"},
+		{name: "languages without audio", in: SampleOptions{Video: true, Languages: []string{"eng"}}, wantErr: "without audio"},
+		{name: "too many tracks", in: SampleOptions{Languages: make([]string, 9)}, wantErr: "9 audio tracks"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,7 +52,7 @@ func TestSampleOptions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("validate() = %v", err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("withDefaults() = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -71,6 +75,11 @@ func TestWriteSample(t *testing.T) {
 			wantVideo: "160x90@15", wantSecs: 1,
 		},
 		{name: "audio only", opts: SampleOptions{Audio: true, Duration: time.Second}, wantAudio: true, wantSecs: 1},
+		{
+			name:      "two languages and an untagged track",
+			opts:      SampleOptions{Duration: time.Second, Languages: []string{"eng", "fra", ""}},
+			wantVideo: "320x180@30", wantAudio: true, wantSecs: 1,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +89,8 @@ func TestWriteSample(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Streams) != btoi(tt.wantVideo != "")+btoi(tt.wantAudio) {
+			tracks := btoi(tt.wantAudio) * max(1, len(tt.opts.Languages))
+			if len(res.Streams) != btoi(tt.wantVideo != "")+tracks {
 				t.Errorf("%d streams, want video %q and audio %v", len(res.Streams), tt.wantVideo, tt.wantAudio)
 			}
 			if v, ok := res.stream("video"); ok {
@@ -89,8 +99,18 @@ func TestWriteSample(t *testing.T) {
 					t.Errorf("video %s %s %s, want h264 %s yuv420p", v.CodecName, got, v.PixFmt, tt.wantVideo)
 				}
 			}
-			if a, ok := res.stream("audio"); ok && (a.CodecName != "aac" || a.SampleRate != "48000" || a.Channels != 2) {
-				t.Errorf("audio %s %s Hz %d ch, want aac 48000 Hz 2 ch", a.CodecName, a.SampleRate, a.Channels)
+			var langs []string
+			for _, a := range res.Streams {
+				if a.CodecType != "audio" {
+					continue
+				}
+				if a.CodecName != "aac" || a.SampleRate != "48000" || a.Channels != 2 {
+					t.Errorf("audio %s %s Hz %d ch, want aac 48000 Hz 2 ch", a.CodecName, a.SampleRate, a.Channels)
+				}
+				langs = append(langs, strings.TrimPrefix(a.Tags.Language, "und"))
+			}
+			if len(tt.opts.Languages) > 0 && !slices.Equal(langs, tt.opts.Languages) {
+				t.Errorf("audio languages %q, want %q", langs, tt.opts.Languages)
 			}
 			secs, err := strconv.ParseFloat(res.Format.Duration, 64)
 			if err != nil || math.Abs(secs-tt.wantSecs) > 0.1 {
@@ -118,11 +138,4 @@ func TestWriteSampleNoise(t *testing.T) {
 	if noisy < 2*clean {
 		t.Errorf("noisy sample is %d bytes, clean %d: want noise to at least double the size", noisy, clean)
 	}
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

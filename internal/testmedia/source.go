@@ -11,7 +11,7 @@ import (
 
 // SourceOptions describes the live stream a Source serves: lavfi testsrc2
 // video (libx264 ultrafast, zerolatency, one-second GOP) and a 440 Hz sine
-// as 48 kHz stereo AAC.
+// as 48 kHz stereo AAC, or several audio tracks (see AudioTracks).
 type SourceOptions struct {
 	// Width and Height of the picture; 640x360 when both are zero.
 	Width, Height int
@@ -24,6 +24,11 @@ type SourceOptions struct {
 	// Clock burns into every frame the wall-clock time it was made at (see
 	// clock.go), for glass-to-glass latency.
 	Clock bool
+	// AudioTracks is how many audio tracks the stream carries; 1 when zero. Track k
+	// is a sine of 440+220k Hz, 20k dB quieter than the first (see audioInputs), so
+	// a test can tell the tracks apart by their loudness. RTSP carries several; RTMP
+	// (FLV) only one.
+	AudioTracks int
 }
 
 func (o SourceOptions) withDefaults() SourceOptions {
@@ -32,6 +37,9 @@ func (o SourceOptions) withDefaults() SourceOptions {
 	}
 	if o.FPS == 0 {
 		o.FPS = 30
+	}
+	if o.AudioTracks == 0 {
+		o.AudioTracks = 1
 	}
 	return o
 }
@@ -46,6 +54,9 @@ func (o SourceOptions) validate() error {
 	if o.Rate < 0 {
 		return fmt.Errorf("rate %v: want 0 (real time) or more", o.Rate)
 	}
+	if o.AudioTracks < 1 || o.AudioTracks > maxAudioTracks {
+		return fmt.Errorf("%d audio tracks: want 1 to %d", o.AudioTracks, maxAudioTracks)
+	}
 	return nil
 }
 
@@ -57,22 +68,48 @@ func liveArgs(o SourceOptions) []string {
 	if o.Rate > 0 && o.Rate != 1 {
 		pace = []string{"-readrate", strconv.FormatFloat(o.Rate, 'f', -1, 64)}
 	}
-	video := []string{"-map", "0:v"}
-	if o.Clock {
-		video = []string{"-filter_complex", clockFilter(o.Width, o.Height, o.FPS), "-map", "[v]"}
-	}
-	return slices.Concat(
+	args := slices.Concat(
 		[]string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"},
 		pace, []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", o.Width, o.Height, o.FPS)},
-		pace, []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"},
-		video,
-		[]string{
-			"-map", "1:a",
-			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-			"-g", fps, "-keyint_min", fps, "-bf", "0",
-			"-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2",
-		},
 	)
+	for _, in := range audioInputs(o.AudioTracks, "") {
+		args = slices.Concat(args, pace, []string{"-f", "lavfi", "-i", in})
+	}
+	if o.Clock {
+		args = append(args, "-filter_complex", clockFilter(o.Width, o.Height, o.FPS), "-map", "[v]")
+	} else {
+		args = append(args, "-map", "0:v")
+	}
+	for k := range o.AudioTracks {
+		args = append(args, "-map", strconv.Itoa(k+1)+":a")
+	}
+	return append(args,
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+		"-g", fps, "-keyint_min", fps, "-bf", "0",
+		"-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2",
+	)
+}
+
+// maxAudioTracks bounds the audio tracks of a source or a sample.
+const maxAudioTracks = 8
+
+// audioInputs returns the lavfi sources of n audio tracks, each lasting duration
+// (endless when ""): track k is a sine of 440+220k Hz at -20k dB from the first
+// (which is a sine at full scale), far enough apart for ffmpeg's volumedetect to tell
+// which track a rendition carries. The first is the sine the sources always had.
+func audioInputs(n int, duration string) []string {
+	var out []string
+	for k := range n {
+		in := fmt.Sprintf("sine=frequency=%d:sample_rate=48000", 440+220*k)
+		if duration != "" {
+			in += ":duration=" + duration
+		}
+		if k > 0 {
+			in += fmt.Sprintf(",volume=%gdB", -20*float64(k))
+		}
+		out = append(out, in)
+	}
+	return out
 }
 
 // Source is a live stream served on 127.0.0.1 for the length of a test.

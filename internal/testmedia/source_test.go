@@ -15,8 +15,9 @@ func TestSourceOptions(t *testing.T) {
 		want    SourceOptions
 		wantErr string
 	}{
-		{name: "zero value gets defaults", in: SourceOptions{}, want: SourceOptions{Width: 640, Height: 360, FPS: 30}},
-		{name: "given values kept", in: SourceOptions{Width: 320, Height: 180, FPS: 15}, want: SourceOptions{Width: 320, Height: 180, FPS: 15}},
+		{name: "zero value gets defaults", in: SourceOptions{}, want: SourceOptions{Width: 640, Height: 360, FPS: 30, AudioTracks: 1}},
+		{name: "given values kept", in: SourceOptions{Width: 320, Height: 180, FPS: 15, AudioTracks: 2}, want: SourceOptions{Width: 320, Height: 180, FPS: 15, AudioTracks: 2}},
+		{name: "too many audio tracks", in: SourceOptions{AudioTracks: 9}, wantErr: "9 audio tracks"},
 		{name: "odd width", in: SourceOptions{Width: 321, Height: 180}, wantErr: "even"},
 		{name: "height missing", in: SourceOptions{Width: 320}, wantErr: "even"},
 		{name: "negative fps", in: SourceOptions{FPS: -1}, wantErr: "fps"},
@@ -167,6 +168,29 @@ func TestStartRTSPUDP(t *testing.T) {
 	})
 	if src != nil {
 		requireGone(t, src.impl.pids())
+	}
+}
+
+// TestStartRTSPAudioTracks serves a stream with two audio tracks over RTSP: a reader
+// sees both.
+func TestStartRTSPAudioTracks(t *testing.T) {
+	RequireFFmpeg(t)
+	src := StartRTSP(t, SourceOptions{Width: 320, Height: 180, FPS: 15, AudioTracks: 2})
+	res, err := ffprobe(src.URL, "-rtsp_transport", "tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkLive(res, 320, 180); err != nil {
+		t.Error(err)
+	}
+	var audio int
+	for _, s := range res.Streams {
+		if s.CodecType == "audio" {
+			audio++
+		}
+	}
+	if audio != 2 {
+		t.Errorf("%d audio streams, want 2: %+v", audio, res.Streams)
 	}
 }
 

@@ -65,6 +65,17 @@
         return l ? { id: String(hls.currentLevel), height: l.height } : null;
       },
       select: (id) => { hls.currentLevel = Number(id); },
+      // The EXT-X-MEDIA renditions of the current variant's group, one per language.
+      audio: () => ({
+        langs: hls.audioTracks.map((a) => a.lang || ''),
+        names: hls.audioTracks.map((a) => a.name),
+        current: hls.audioTracks[hls.audioTrack] ? hls.audioTracks[hls.audioTrack].lang || '' : null,
+      }),
+      selectAudio: (lang) => {
+        const i = hls.audioTracks.findIndex((a) => a.lang === lang);
+        if (i < 0) throw new Error('hls.js lists no audio track of language ' + lang);
+        hls.audioTrack = i;
+      },
       latency: () => hls.latency,
       target: () => hls.targetLatency,
       live: () => {
@@ -92,7 +103,11 @@
     p.on(ev.PLAYBACK_ERROR, (e) => fatal('dash.js playback error: ' + JSON.stringify(e.error || e).slice(0, 300)));
     p.on(ev.PLAYBACK_ENDED, () => { H.endedEvent = true; });
     if (opts.debug) p.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_INFO } });
-    // Settings for investigating (shed.mjs, SHED_DASH_SETTINGS): the tests play with dash.js's defaults.
+    // Each page is a viewer of its own. dash.js keeps the last audio language chosen in
+    // localStorage, which the pages of one browser share: a page starting while another
+    // had just switched to French started in French (TestPlayersLanguages).
+    p.updateSettings({ streaming: { lastMediaSettingsCachingInfo: { enabled: false } } });
+    // Settings for investigating (shed.mjs, SHED_DASH_SETTINGS): the tests play with dash.js's defaults otherwise.
     if (opts.dashSettings) p.updateSettings(opts.dashSettings);
     p.initialize(video, url, true);
     p.setMute(true);
@@ -109,6 +124,21 @@
       select: (id) => {
         p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
         p.setRepresentationForTypeById('video', id, true);
+      },
+      // The audio AdaptationSets, one per language.
+      audio: () => {
+        const tracks = p.getTracksFor('audio');
+        const cur = p.getCurrentTrackFor('audio');
+        return {
+          langs: tracks.map((t) => t.lang || ''),
+          names: tracks.map((t) => (t.labels && t.labels[0] && t.labels[0].text) || ''),
+          current: cur ? cur.lang || '' : null,
+        };
+      },
+      selectAudio: (lang) => {
+        const t = p.getTracksFor('audio').find((t) => t.lang === lang);
+        if (!t) throw new Error('dash.js lists no audio track of language ' + lang);
+        p.setCurrentTrack(t);
       },
       latency: () => p.getCurrentLiveLatency(),
       target: () => p.getTargetLiveDelay(),
@@ -185,6 +215,18 @@
         const t = videoTracks().find((t) => String(t.height) === id);
         if (!t) throw new Error('no variant of height ' + id);
         p.selectVariantTrack(t, true);
+      },
+      // Shaka 5's audio tracks (getAudioLanguages and selectAudioLanguage of Shaka 4 are
+      // gone): one per language and label.
+      audio: () => {
+        const tracks = p.getAudioTracks();
+        const active = tracks.find((t) => t.active);
+        return { langs: tracks.map((t) => t.language), names: tracks.map((t) => t.label || ''), current: active ? active.language : null };
+      },
+      selectAudio: (lang) => {
+        const t = p.getAudioTracks().find((t) => t.language === lang);
+        if (!t) throw new Error('Shaka lists no audio track of language ' + lang);
+        p.selectAudioTrack(t);
       },
       latency: () => p.getStats().liveLatency,
       target: () => {
@@ -302,6 +344,8 @@
     },
     rungs() { return H.driver ? H.driver.rungs() : { video: [], audio: [] }; },
     select(id) { H.driver.select(id); },
+    audio() { return H.driver ? H.driver.audio() : { langs: [], names: [], current: null }; },
+    selectAudio(lang) { H.driver.selectAudio(lang); },
     liveEdge() { return H.driver.liveEdge(); },
     seek(t) { video.currentTime = t; },
     play,

@@ -5,10 +5,12 @@
 //
 //   node players.mjs '{"base":"http://127.0.0.1:8080","live":"live","vod":"vod","out":"result.json"}'
 //
-// Keys: base (the daemon), live and vod (job ids; either may be left out), out (where the
-// JSON result goes; stdout when empty), only (optional list of "player manifest" names to
-// run, e.g. ["hls.js master.m3u8"]). The live job is stopped (DELETE /v1/jobs/{id}) once
-// every live session is ready to check the end. The exit code is 0 when every check
+// Keys: base (the daemon), live and vod (job ids; either may be left out), langs (ids of
+// jobs with audio in several languages, live or finished: each player lists the
+// languages and switches to the second and back), out (where the JSON result goes;
+// stdout when empty), only (optional list of "player manifest" names to run, e.g.
+// ["hls.js master.m3u8"]). The live job is stopped (DELETE /v1/jobs/{id}) once every
+// live session is ready to check the end. The exit code is 0 when every check
 // passed, 1 when one failed, 2 when the run itself could not happen.
 import { writeFileSync } from 'node:fs';
 import { api, launch, log, sleep } from './lib.mjs';
@@ -61,8 +63,10 @@ class Session {
 
   async open() {
     this.page = await this.browser.context.newPage();
+    this.requests = []; // every URL the page asked for, with when
     this.page.on('request', (r) => {
       if (r.method() === 'HEAD' && r.url().endsWith('/manifest.mpd')) this.result.utcHeadRequests++;
+      this.requests.push({ at: Date.now(), url: r.url() });
     });
     // Every HTTP error or failed request the page sees, for the report.
     this.result.httpErrors = [];
@@ -205,6 +209,43 @@ class Session {
     }
   }
 
+  // languages checks that the player lists the job's audio languages, and returns them
+  // in the order the job lists its audio renditions.
+  async languages() {
+    const want = [...new Set(this.job.audio.map((r) => r.language || ''))];
+    await this.step('lists the audio languages', async () => {
+      const a = await this.page.evaluate(() => window.harness.audio());
+      const got = [...new Set(a.langs)].sort();
+      if (JSON.stringify(got) !== JSON.stringify([...want].sort())) {
+        throw new StepError(`audio languages ${JSON.stringify(a.langs)}, the job has ${JSON.stringify(want)} (names ${JSON.stringify(a.names)})`);
+      }
+      if (a.current !== want[0]) throw new StepError(`plays ${JSON.stringify(a.current)} first, want ${want[0]}, the first track of the source`);
+      return `languages ${JSON.stringify(a.langs)}, names ${JSON.stringify(a.names)}, playing ${a.current}`;
+    });
+    return want;
+  }
+
+  // switchAudio selects lang and checks that the player reports it as current, fetches
+  // segments of a rendition of that language (its folder holds nothing else) and plays
+  // on.
+  async switchAudio(lang) {
+    await this.step(`switch audio to ${lang}`, async () => {
+      const folders = this.job.audio.filter((r) => r.language === lang).map((r) => `/out/${this.job.id}/${r.name}/seg_`);
+      const from = Date.now();
+      const t0 = (await this.state()).time;
+      await this.page.evaluate((l) => window.harness.selectAudio(l), lang);
+      let fetched = '';
+      const s = await this.until(`${lang} audio segments and playback`, (s) => {
+        fetched = fetched || (this.requests.find((r) => r.at >= from && folders.some((f) => r.url.includes(f))) || {}).url || '';
+        return fetched && !s.paused && s.time >= t0 + SWITCH_PLAY;
+      });
+      const a = await this.page.evaluate(() => window.harness.audio());
+      if (a.current !== lang) throw new StepError(`switched to ${lang}, the player says it plays ${JSON.stringify(a.current)}`);
+      const s2 = await this.playsFor(`playback in ${lang}`, SWITCH_PLAY);
+      return `fetched ${fetched.slice(fetched.indexOf('/out/'))}, playing ${a.current} at ${s.time.toFixed(2)}s, on to ${s2.time.toFixed(2)}s`;
+    });
+  }
+
   async seekTo(name, target, window = 8) {
     await this.step(name, async () => {
       await this.page.evaluate((t) => window.harness.seek(t), target);
@@ -284,6 +325,23 @@ async function runVOD(sess) {
     await sess.seekTo('seek to the middle', d / 2);
     await sess.seekTo('seek near the end', d - 4);
     await sess.ends('reaches the end', 15e3);
+  } catch (e) {
+    sess.crashed(e);
+  } finally {
+    await sess.close();
+  }
+}
+
+// runLanguages plays a job with several audio languages: the player lists them, plays
+// the first, switches to the second and back.
+async function runLanguages(sess) {
+  try {
+    await sess.open();
+    await sess.start();
+    const langs = await sess.languages();
+    if (langs.length < 2) throw new StepError(`the job has ${langs.length} audio language`);
+    await sess.switchAudio(langs[1]);
+    await sess.switchAudio(langs[0]);
   } catch (e) {
     sess.crashed(e);
   } finally {
@@ -388,6 +446,16 @@ async function main() {
         const s = new Session(browser, job, p, m);
         out.sessions.push(s.result);
         tasks.push(runVOD(s));
+      }
+    }
+    for (const id of cfg.langs || []) {
+      const job = await jobInfo(id);
+      await measured;
+      for (const [p, m] of selected) {
+        const s = new Session(browser, job, p, m);
+        s.result.kind = `${job.live ? 'live' : 'VOD'} languages`;
+        out.sessions.push(s.result);
+        tasks.push(runLanguages(s));
       }
     }
     await Promise.all(tasks);
