@@ -1,6 +1,8 @@
 package job
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,6 +64,11 @@ func TestTruncatedSegment(t *testing.T) {
 	if !lost {
 		t.Errorf("no event says segment 6 was lost: %+v", r.j.Events())
 	}
+	// ffmpeg exits on the SIGINT; the refresh after it tries the lost segment once more
+	// (and fails): that must not stop the next run, which goes on at the lost number.
+	if err := r.onExit(context.Background(), c, supervise.Result{}); !errors.Is(err, errSegmentLost) {
+		t.Errorf("the run ended with %v, want a lost segment", err)
+	}
 	// The next run, as runner.attempt starts it.
 	next = r.idx.beginAttempt()
 	if next["v"] != 6 {
@@ -74,6 +81,9 @@ func TestTruncatedSegment(t *testing.T) {
 	now = now.Add(3 * time.Second)
 	for k := range 5 {
 		step(k, false)
+	}
+	if v := r.j.View(); v.SegmentsLost != 1 {
+		t.Errorf("segments lost after the next run: %d, want 1", v.SegmentsLost)
 	}
 	pl := string(readFile(t, filepath.Join(dir, "v", manifest.MediaName)))
 	if !strings.Contains(pl, "seg_5.m4s\n#EXT-X-DISCONTINUITY\n") || !strings.Contains(pl, "seg_10.m4s") {
