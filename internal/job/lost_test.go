@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,5 +93,40 @@ func TestTruncatedSegment(t *testing.T) {
 	testmedia.ValidateMPD(t, filepath.Join(dir, manifest.MPDName))
 	if mpd := string(readFile(t, filepath.Join(dir, manifest.MPDName))); strings.Count(mpd, "<Period") != 2 {
 		t.Errorf("MPD with %d Periods, want 2:\n%s", strings.Count(mpd, "<Period"), mpd)
+	}
+}
+
+// TestTruncatedInit has a run of ffmpeg (played by feeds) write its init segment cut
+// short, as on a full disk: the runner must read each run's init again and give the
+// run up, so that ffmpeg writes it again, rather than list segments no player can
+// decode.
+func TestTruncatedInit(t *testing.T) {
+	src := readySegments(t, 20)
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	r := publishRunner(t, dir, func() time.Time { return now })
+	feeds := feedTracks(r, src, dir)
+	stopped := false
+	c := &child{proc: &supervise.Process{Pid: 1}, stop: func() { stopped = true }, stopping: make(chan struct{})}
+	for run := range 2 {
+		next := r.idx.beginAttempt()
+		for name, f := range feeds {
+			f.begin(t, next[name])
+		}
+		if run == 1 {
+			if err := os.Truncate(filepath.Join(dir, "v", manifest.InitName), 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k := range 3 {
+			now = now.Add(time.Second)
+			for _, f := range feeds {
+				f.emit(t, k)
+			}
+			r.onWake(c)
+		}
+		if stopped != (run == 1) {
+			t.Fatalf("run %d: ffmpeg stopped %v", run, stopped)
+		}
 	}
 }
