@@ -354,6 +354,9 @@ func (r *runner) onExit(ctx context.Context, c *child, res supervise.Result) err
 	if !c.held {
 		r.refresh()
 	}
+	// A segment this refresh gave up (again) is the next run's first: it must not stop
+	// that run too.
+	r.lost = nil
 	r.persistSegments(true)
 	// A source that ended (ffmpeg exited by itself) may come back changed: probed again.
 	r.sourceEnded = c.stall == nil && c.reshape == nil && res.Code >= 0

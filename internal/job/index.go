@@ -116,6 +116,7 @@ func (x *index) beginAttempt() map[string]uint64 {
 		t.haveFirst = false
 		t.seen = fileio.Version{}
 		t.tries = 0
+		t.init = nil // each run writes the served init.mp4 again, in place: read once it lists a segment
 	}
 	if x.attempt == 1 || x.produced == 0 {
 		return next // nothing on the timeline yet: the run starts it
@@ -182,7 +183,9 @@ func (x *index) pollTrack(t *track) (bool, error) {
 		// ffmpeg writes init.mp4 in place; once it lists a segment, the init is whole.
 		in, err := media.ParseInitFile(filepath.Join(t.dir, manifest.InitName))
 		if err != nil {
-			return false, fmt.Errorf("init segment: %w", err)
+			// Cut short (a full disk): the run's segments cannot be played. Given up
+			// like a segment, so that ffmpeg runs again and writes it again.
+			return false, t.failed(t.last+1, fmt.Errorf("init segment: %w", err))
 		}
 		t.init = &in
 		t.Codecs = in.Codecs

@@ -1,6 +1,9 @@
 package job
 
 import (
+	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,6 +65,11 @@ func TestTruncatedSegment(t *testing.T) {
 	if !lost {
 		t.Errorf("no event says segment 6 was lost: %+v", r.j.Events())
 	}
+	// ffmpeg exits on the SIGINT; the refresh after it tries the lost segment once more
+	// (and fails): that must not stop the next run, which goes on at the lost number.
+	if err := r.onExit(context.Background(), c, supervise.Result{}); !errors.Is(err, errSegmentLost) {
+		t.Errorf("the run ended with %v, want a lost segment", err)
+	}
 	// The next run, as runner.attempt starts it.
 	next = r.idx.beginAttempt()
 	if next["v"] != 6 {
@@ -75,6 +83,9 @@ func TestTruncatedSegment(t *testing.T) {
 	for k := range 5 {
 		step(k, false)
 	}
+	if v := r.j.View(); v.SegmentsLost != 1 {
+		t.Errorf("segments lost after the next run: %d, want 1", v.SegmentsLost)
+	}
 	pl := string(readFile(t, filepath.Join(dir, "v", manifest.MediaName)))
 	if !strings.Contains(pl, "seg_5.m4s\n#EXT-X-DISCONTINUITY\n") || !strings.Contains(pl, "seg_10.m4s") {
 		t.Errorf("video playlist:\n%s", pl)
@@ -82,5 +93,40 @@ func TestTruncatedSegment(t *testing.T) {
 	testmedia.ValidateMPD(t, filepath.Join(dir, manifest.MPDName))
 	if mpd := string(readFile(t, filepath.Join(dir, manifest.MPDName))); strings.Count(mpd, "<Period") != 2 {
 		t.Errorf("MPD with %d Periods, want 2:\n%s", strings.Count(mpd, "<Period"), mpd)
+	}
+}
+
+// TestTruncatedInit has a run of ffmpeg (played by feeds) write its init segment cut
+// short, as on a full disk: the runner must read each run's init again and give the
+// run up, so that ffmpeg writes it again, rather than list segments no player can
+// decode.
+func TestTruncatedInit(t *testing.T) {
+	src := readySegments(t, 20)
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	r := publishRunner(t, dir, func() time.Time { return now })
+	feeds := feedTracks(r, src, dir)
+	stopped := false
+	c := &child{proc: &supervise.Process{Pid: 1}, stop: func() { stopped = true }, stopping: make(chan struct{})}
+	for run := range 2 {
+		next := r.idx.beginAttempt()
+		for name, f := range feeds {
+			f.begin(t, next[name])
+		}
+		if run == 1 {
+			if err := os.Truncate(filepath.Join(dir, "v", manifest.InitName), 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k := range 3 {
+			now = now.Add(time.Second)
+			for _, f := range feeds {
+				f.emit(t, k)
+			}
+			r.onWake(c)
+		}
+		if stopped != (run == 1) {
+			t.Fatalf("run %d: ffmpeg stopped %v", run, stopped)
+		}
 	}
 }
