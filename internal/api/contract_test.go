@@ -136,7 +136,7 @@ func TestContractAnswers(t *testing.T) {
 	s := testServer(t, true)
 	profiles := t.TempDir()
 	for name, body := range map[string]string{
-		"good":   "segment_duration: 2s\nwindow: 1m\nvideo:\n  renditions:\n    - {name: r360, height: 360, bitrate: 800k, maxrate: 900k, bufsize: 1800k, profile: main, encoder: x264}\n  max_fps: 30\n  shed_top_rung: true\naudio:\n  - {name: aac, bitrate: 96k}\naudio_only: true\ndescription: a ladder\n",
+		"good":   "segment_duration: 2s\nwindow: 1m\nvideo:\n  renditions:\n    - {name: r360, height: 360, bitrate: 800k, maxrate: 900k, bufsize: 1800k, profile: main, encoder: x264}\n  max_fps: 30\n  tune: zerolatency\n  shed_top_rung: true\naudio:\n  - {name: aac, bitrate: 96k}\naudio_only: true\ndescription: a ladder\n",
 		"broken": "segment_duration: 2s\nvideo:\n  renditions:\n    - {name: big, height: 99999, bitrate: 1k}\n",
 	} {
 		if err := os.WriteFile(filepath.Join(profiles, name+".yaml"), []byte(body), 0o644); err != nil {

@@ -51,8 +51,10 @@ const (
 // encoder choose), mapped to the backend's own scale; gop is the GOP length in
 // frames and segSeconds the segment duration, on whose boundaries every
 // keyframe must fall. A rung it cannot encode is an error naming every problem.
+// r.Tune is one of libx264's tunes; TuneNote says how the backend applies it.
 type Encoder interface {
 	Options(r ladder.PlannedVideo, preset string, gop int, segSeconds float64) ([]string, error)
+	TuneNote(tune string) string
 }
 
 // ErrUnavailable is wrapped when a rung names a hardware encoder that the job

@@ -74,6 +74,15 @@ func TestX264VideoArgs(t *testing.T) {
 			rung: func(r *ladder.PlannedVideo) { r.Bitrate, r.MaxRate, r.BufSize = 1_234_567, 0, 0 },
 			want: "-c:v libx264 -preset fast -profile:v main -b:v 1234567 -maxrate 1234567 -bufsize 2469134 -g 50 -keyint_min 50 -sc_threshold 0 -flags +cgop -force_key_frames expr:gte(t,n_forced*2)",
 		},
+		{
+			name: "tune zerolatency", preset: "superfast", gop: 30, seg: 1, rung: func(r *ladder.PlannedVideo) { r.Tune = "zerolatency" },
+			want: "-c:v libx264 -tune zerolatency -preset superfast -profile:v main -b:v 2800k -maxrate 3000k -bufsize 6000k -g 30 -keyint_min 30 -sc_threshold 0 -flags +cgop -force_key_frames expr:gte(t,n_forced*1)",
+		},
+		{
+			name: "tune film", preset: "slow", gop: 48, seg: 2, rung: func(r *ladder.PlannedVideo) { r.Tune = "film" },
+			want: "-c:v libx264 -tune film -preset slow -profile:v main -b:v 2800k -maxrate 3000k -bufsize 6000k -g 48 -keyint_min 48 -sc_threshold 0 -flags +cgop -force_key_frames expr:gte(t,n_forced*2)",
+		},
+		{name: "bad tune", rung: func(r *ladder.PlannedVideo) { r.Tune = "zerolatency,fastdecode" }, gop: 60, seg: 2, wantErr: `unknown tune "zerolatency,fastdecode"`},
 		{name: "bad preset", preset: "turbo", gop: 60, seg: 2, wantErr: `unknown x264 preset "turbo"`},
 		{name: "bad profile", rung: func(r *ladder.PlannedVideo) { r.Profile = "high10" }, gop: 60, seg: 2, wantErr: `unknown H.264 profile "high10"`},
 		{name: "zero bitrate", rung: func(r *ladder.PlannedVideo) { r.Bitrate = 0 }, gop: 60, seg: 2, wantErr: "bitrate must be greater than zero"},

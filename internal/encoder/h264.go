@@ -3,7 +3,9 @@ package encoder
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
@@ -18,7 +20,10 @@ import (
 // that is checked by the probe's trial encode, since some hardware ignores
 // forced keyframes.
 type h264 struct {
-	lead          []string          // options right after -c:v
+	// tunes are the options right after -c:v for each ladder tune (libx264's
+	// names) the backend honours; tunes[""] holds them for no tune and for a
+	// tune it lacks, which TuneNote says it ignores.
+	tunes         map[string][]string
 	presetOption  string            // the option a preset maps to: -preset, -quality
 	presets       map[string]string // the ladder's x264 preset names to the backend's values
 	unknownPreset string            // the error for a preset it lacks, with %q for the preset
@@ -28,9 +33,13 @@ type h264 struct {
 	// decide from maxrate.
 	rateControl, cbr, vbr string
 	// keyframes returns the options after the GOP that keep the encoder from
-	// placing keyframes of its own and set its B-frames for profile.
-	keyframes func(profile string) []string
+	// placing keyframes of its own and set its B-frames: none unless reorder.
+	keyframes func(reorder bool) []string
 }
+
+// zeroLatency is the tune that asks for no frame reordering (no B-frames) and
+// no look-ahead: each frame leaves the encoder as soon as it is encoded.
+const zeroLatency = "zerolatency"
 
 // Options implements Encoder.
 func (e h264) Options(r ladder.PlannedVideo, preset string, gop int, segSeconds float64) ([]string, error) {
@@ -38,7 +47,11 @@ func (e h264) Options(r ladder.PlannedVideo, preset string, gop int, segSeconds 
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string(nil), e.lead...)
+	tune, honoured := e.tunes[r.Tune]
+	if !honoured {
+		tune = e.tunes[""]
+	}
+	args := append([]string(nil), tune...)
 	if preset != "" {
 		args = append(args, e.presetOption, e.presets[preset])
 	}
@@ -54,7 +67,9 @@ func (e h264) Options(r ladder.PlannedVideo, preset string, gop int, segSeconds 
 	}
 	g := strconv.Itoa(gop)
 	args = append(args, "-b:v", Bits(rc.bitrate), "-maxrate", Bits(rc.maxRate), "-bufsize", Bits(rc.bufSize), "-g", g, "-keyint_min", g)
-	args = append(args, e.keyframes(r.Profile)...)
+	// Baseline has no B-frames, nor does a zero-latency encoder.
+	reorder := r.Profile != "baseline" && !(honoured && r.Tune == zeroLatency)
+	args = append(args, e.keyframes(reorder)...)
 	return append(args, "-force_key_frames", "expr:gte(t,n_forced*"+strconv.FormatFloat(segSeconds, 'f', -1, 64)+")"), nil
 }
 
@@ -69,6 +84,9 @@ func (e h264) check(r ladder.PlannedVideo, preset string, gop int, segSeconds fl
 	var errs []error
 	if _, ok := e.presets[preset]; preset != "" && !ok {
 		errs = append(errs, fmt.Errorf("rung %q: "+e.unknownPreset, r.Name, preset))
+	}
+	if _, ok := x264Tunes[r.Tune]; r.Tune != "" && !ok {
+		errs = append(errs, fmt.Errorf("rung %q: unknown tune %q: want one of libx264's", r.Name, r.Tune))
 	}
 	if _, ok := e.profiles[r.Profile]; r.Profile != "" && !ok {
 		errs = append(errs, fmt.Errorf("rung %q: unknown H.264 profile %q: want baseline, main or high", r.Name, r.Profile))
@@ -106,12 +124,26 @@ var h264Profiles = identity("baseline", "main", "high")
 // encode constrained baseline only.
 var constrainedBaseline = map[string]string{"baseline": "constrained_baseline", "main": "main", "high": "high"}
 
-// bFrames sets the B-frame count for a profile: baseline has none.
-func bFrames(profile string) []string {
-	if profile == "baseline" {
-		return []string{"-bf", "0"}
+// bFrames sets the B-frame count: two where frames may be reordered, else none.
+func bFrames(reorder bool) []string {
+	if reorder {
+		return []string{"-bf", "2"}
 	}
-	return []string{"-bf", "2"}
+	return []string{"-bf", "0"}
+}
+
+// TuneNote says how the backend applies a ladder's tune, for the job's encoder
+// notes: mapped to its own options, or ignored when it has none. It is "" for
+// no tune and for x264, whose tunes they are.
+func (e h264) TuneNote(tune string) string {
+	opts, ok := e.tunes[tune]
+	switch {
+	case tune == "" || slices.Equal(opts, []string{"-tune", tune}):
+		return ""
+	case !ok:
+		return "tune " + tune + " applies to x264 only: ignored"
+	}
+	return "tune " + tune + " as " + strings.Join(opts, " ") + " and no B-frames"
 }
 
 // identity maps each name to itself.

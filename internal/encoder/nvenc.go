@@ -5,13 +5,16 @@ package encoder
 // bitrate, else VBR capped at maxrate. -forced-idr makes each forced keyframe an
 // IDR frame (ffmpeg flags only IDR frames from NVENC as keyframes, and the HLS
 // muxer cuts only there); -no-scenecut keeps look-ahead from adding I-frames.
-// Baseline has no B-frames; main and high use two.
+// Baseline has no B-frames; main and high use two. Tune zerolatency is NVENC's
+// low-latency tuning (-tune ll) with no reordering delay (-zerolatency 1) and no
+// B-frames.
 var nvenc = h264{
+	tunes:        map[string][]string{zeroLatency: {"-tune", "ll", "-zerolatency", "1"}},
 	presetOption: "-preset", presets: nvencPresets, unknownPreset: "unknown preset %q for " + NVENC,
 	profiles:    h264Profiles,
 	rateControl: "-rc", cbr: "cbr", vbr: "vbr",
-	keyframes: func(profile string) []string {
-		return append(bFrames(profile), "-forced-idr", "1", "-no-scenecut", "1")
+	keyframes: func(reorder bool) []string {
+		return append(bFrames(reorder), "-forced-idr", "1", "-no-scenecut", "1")
 	},
 }
 

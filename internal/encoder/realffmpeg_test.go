@@ -195,32 +195,41 @@ func TestBackendOptionsKnownToFFmpeg(t *testing.T) {
 			help := encoderHelp(t, ff, "encoder="+enc.FFmpeg)
 			for _, profile := range []string{"", "baseline", "main", "high"} {
 				for _, preset := range append(slices.Sorted(maps.Keys(nvencPresets)), "") {
-					for _, maxRate := range []int64{2_000_000, 2_500_000} {
-						r := rung
-						r.Profile, r.MaxRate = profile, maxRate
-						args, err := enc.VideoArgs(r, preset, 60, 2)
-						if err != nil {
-							t.Fatal(err)
-						}
-						for i := 0; i+1 < len(args); i += 2 {
-							name, val := strings.TrimPrefix(args[i], "-"), args[i+1]
-							if genericOptions[name] {
-								continue
+					for _, tune := range append(slices.Sorted(maps.Keys(x264Tunes)), "") {
+						for _, maxRate := range []int64{2_000_000, 2_500_000} {
+							r := rung
+							r.Profile, r.Tune, r.MaxRate = profile, tune, maxRate
+							args, err := enc.VideoArgs(r, preset, 60, 2)
+							if err != nil {
+								t.Fatal(err)
 							}
-							name = strings.TrimSuffix(name, ":v")
-							values, ok := help[name]
-							if !ok {
-								t.Errorf("%s: option -%s is not an option of this ffmpeg's %s", strings.Join(args, " "), name, enc.FFmpeg)
-								continue
-							}
-							if len(values) > 0 && !slices.Contains(values, val) && !isInt(val) {
-								t.Errorf("-%s %s: not one of %q", name, val, values)
-							}
+							checkOptions(t, help, enc.FFmpeg, args)
 						}
 					}
 				}
 			}
 		})
+	}
+}
+
+// checkOptions checks that every option in args, and each named value, is one
+// that help (encoderHelp of encoder) lists.
+func checkOptions(t *testing.T, help map[string][]string, encoder string, args []string) {
+	t.Helper()
+	for i := 0; i+1 < len(args); i += 2 {
+		name, val := strings.TrimPrefix(args[i], "-"), args[i+1]
+		if genericOptions[name] {
+			continue
+		}
+		name = strings.TrimSuffix(name, ":v")
+		values, ok := help[name]
+		if !ok {
+			t.Errorf("%s: option -%s is not an option of this ffmpeg's %s", strings.Join(args, " "), name, encoder)
+			continue
+		}
+		if len(values) > 0 && !slices.Contains(values, val) && !isInt(val) {
+			t.Errorf("-%s %s: not one of %q", name, val, values)
+		}
 	}
 }
 

@@ -129,6 +129,23 @@ func (b Backend) VideoArgs(r ladder.PlannedVideo, preset string, gop int, segSec
 	return append([]string{"-c:v", b.FFmpeg}, opts...), nil
 }
 
+// TuneNotes says, for each hardware rung of video with a tune, how its backend
+// applies the tune ("rung 720p: nvenc: tune zerolatency as ..."), so that a tune
+// a backend lacks is never dropped silently. x264 rungs take it as it is.
+func TuneNotes(video []ladder.PlannedVideo) []string {
+	var notes []string
+	for _, v := range video {
+		b, err := Resolve(v.Encoder)
+		if err != nil {
+			continue
+		}
+		if n := b.Encoder.TuneNote(v.Tune); n != "" {
+			notes = append(notes, "rung "+v.Name+": "+b.Name+": "+n)
+		}
+	}
+	return notes
+}
+
 // Scale returns the filter chain from one branch of the job's shared picture
 // to b's input at w x h with square pixels. The branch holds frames in system
 // memory when hw.Type is "", else frames on hw's device.

@@ -3,8 +3,10 @@ package encoder
 // vaapi is the Video Acceleration API encoder, ffmpeg's h264_vaapi, on Intel
 // (iHD, i965) or AMD (Mesa) drivers, fed VAAPI frames scaled with scale_vaapi.
 // It writes each forced keyframe as an IDR frame and places no keyframes of its
-// own beyond the GOP.
+// own beyond the GOP. Tune zerolatency keeps one frame in flight (-async_depth 1,
+// where the driver can sync buffers) and no B-frames.
 var vaapi = h264{
+	tunes:        map[string][]string{zeroLatency: {"-async_depth", "1"}},
 	presetOption: "-quality", presets: vaapiQuality, unknownPreset: "unknown preset %q for " + VAAPI,
 	profiles:    constrainedBaseline,
 	rateControl: "-rc_mode", cbr: "CBR", vbr: "VBR",

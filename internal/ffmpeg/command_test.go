@@ -170,6 +170,21 @@ var goldenJobs = []struct {
 		},
 	},
 	{
+		// profiles/lowlatency.yaml: 1 s segments, -tune zerolatency on every rung.
+		name: "lowlatency-zerolatency",
+		job: Job{
+			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "superfast", Dir: jobDir,
+			Plan: ladder.Plan{
+				FPS: 30, GOP: 30, SegmentDuration: time.Second,
+				Video: []ladder.PlannedVideo{
+					{Name: "720p", Width: 1280, Height: 720, Bitrate: 2_500_000, MaxRate: 2_700_000, BufSize: 5_400_000, Profile: "main", Encoder: "x264", Tune: "zerolatency"},
+					{Name: "360p", Width: 640, Height: 360, Bitrate: 700_000, MaxRate: 700_000, BufSize: 1_400_000, Profile: "baseline", Encoder: "x264", Tune: "zerolatency"},
+				},
+				Audio: []ladder.Audio{{Name: "aac", Codec: "aac", Bitrate: 96_000, Channels: 2, SampleRate: 48000}},
+			},
+		},
+	},
+	{
 		name: "restart-start-57",
 		job: Job{
 			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir,

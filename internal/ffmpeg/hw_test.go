@@ -16,6 +16,12 @@ func init() {
 	goldenJobs = append(goldenJobs, hwGoldenJobs...)
 }
 
+// tuned is r with tune zerolatency.
+func tuned(r ladder.PlannedVideo) ladder.PlannedVideo {
+	r.Tune = "zerolatency"
+	return r
+}
+
 // hwRung is rung with another encoder.
 func hwRung(enc, name string, w, h int, bitrate int64, profile string) ladder.PlannedVideo {
 	r := rung(name, w, h, bitrate, profile)
@@ -32,6 +38,19 @@ var hwGoldenJobs = []struct {
 	name string
 	job  Job
 }{
+	{
+		// Tune zerolatency on NVENC: -tune ll -zerolatency 1 and no B-frames,
+		// beside an x264 rung that takes -tune zerolatency as it is.
+		name: "nvenc-zerolatency",
+		job: Job{
+			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "superfast", Dir: jobDir, HW: cuda0,
+			Plan: ladder.Plan{
+				FPS: 30, GOP: 30, SegmentDuration: time.Second,
+				Video: []ladder.PlannedVideo{tuned(hwRung("nvenc", "720p", 1280, 720, 2_500_000, "main")), tuned(rung("360p", 640, 360, 700_000, "baseline"))},
+				Audio: []ladder.Audio{stereo},
+			},
+		},
+	},
 	{
 		// The whole ladder on an NVIDIA GPU: decoded, scaled and encoded there.
 		name: "nvenc-4-rung-rtmp",

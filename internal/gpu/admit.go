@@ -62,6 +62,7 @@ func (s *Service) placeLocked(l *ladder.Ladder, p ladder.Plan, src ladder.Source
 		ad.place(&a.Plan.Video[i])
 	}
 	ad.attach(src.VideoCodec)
+	a.Notes = append(a.Notes, encoder.TuneNotes(a.Plan.Video)...)
 	return a, ad.holds, errors.Join(ad.errs...)
 }
 

@@ -462,3 +462,31 @@ func TestFallbackDropsUnneededDevice(t *testing.T) {
 		t.Errorf("next = %+v, %v", next, err)
 	}
 }
+
+// A tune reaches a hardware rung as the backend's own options or is ignored,
+// and the job's notes say which: never silently.
+func TestAdmitTuneNotes(t *testing.T) {
+	s := service(geforceCaps(8))
+	for _, tt := range []struct{ tune, want string }{
+		{"zerolatency", "rung 720p: nvenc: tune zerolatency as -tune ll -zerolatency 1 and no B-frames"},
+		{"film", "rung 720p: nvenc: tune film applies to x264 only: ignored"},
+	} {
+		p := testPlan()
+		for i := range p.Video {
+			p.Video[i].Tune = tt.tune
+		}
+		a, err := s.Admit("j", testLadder("nvenc", "x264", map[string]string{"360p": "x264"}), p, h264Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tuneNotes := 0
+		for _, n := range a.Notes {
+			if strings.Contains(n, "tune "+tt.tune) {
+				tuneNotes++
+			}
+		}
+		if encoders(a) != "nvenc nvenc nvenc x264" || !slices.Contains(a.Notes, tt.want) || tuneNotes != 3 {
+			t.Errorf("tune %s: encoders %s, notes %q; want one note per nvenc rung, among them %q", tt.tune, encoders(a), a.Notes, tt.want)
+		}
+	}
+}

@@ -417,6 +417,7 @@ func (d *decoder) video(n ast.Node, path string, v *Video) {
 	}
 	d.enum(m, path, "codec", videoCodecs, &v.Codec)
 	d.enum(m, path, "preset", presets, &v.Preset)
+	d.enum(m, path, "tune", tunes, &v.Tune)
 	d.number(m, path, "max_fps", &v.MaxFPS)
 	d.boolean(m, path, "shed_top_rung", &v.ShedTopRung)
 	items, ok := d.list(m, path, "renditions")

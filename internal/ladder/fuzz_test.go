@@ -76,7 +76,8 @@ func checkInvariants(t *testing.T, l *Ladder) {
 		t.Fatalf("window %s with segments of %s", l.Window, l.SegmentDuration)
 	}
 	if !slices.Contains(encoders, l.Encoder) || !slices.Contains(fallbacks, l.Fallback) ||
-		!slices.Contains(videoCodecs, l.Video.Codec) || !slices.Contains(presets, l.Video.Preset) {
+		!slices.Contains(videoCodecs, l.Video.Codec) || !slices.Contains(presets, l.Video.Preset) ||
+		(l.Video.Tune != "" && !slices.Contains(tunes, l.Video.Tune)) {
 		t.Fatalf("enum out of its set: %+v", l)
 	}
 	if l.Video.MaxFPS < 0 || l.Video.MaxFPS > maxFPS {

@@ -39,6 +39,7 @@ var (
 	fallbacks    = []string{"x264", "none"}
 	videoCodecs  = []string{"h264"}
 	presets      = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
+	tunes        = []string{"film", "animation", "grain", "stillimage", "fastdecode", "zerolatency", "psnr", "ssim"} // libx264's
 	h264Profiles = []string{"baseline", "main", "high"}
 	audioCodecs  = []string{"aac"}
 	channelSets  = []int{1, 2}
@@ -46,7 +47,7 @@ var (
 	trackSets    = []string{"all"}
 
 	topKeys       = []string{"description", "segment_duration", "window", "encoder", "fallback", "video", "audio", "audio_only"}
-	videoKeys     = []string{"codec", "preset", "max_fps", "shed_top_rung", "renditions"}
+	videoKeys     = []string{"codec", "preset", "tune", "max_fps", "shed_top_rung", "renditions"}
 	renditionKeys = []string{"name", "height", "bitrate", "maxrate", "bufsize", "profile", "encoder"}
 	audioKeys     = []string{"name", "codec", "bitrate", "channels", "sample_rate", "track", "language", "tracks"}
 )

@@ -372,7 +372,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "wrong type: list for video",
 			yaml: "video:\n  - {name: hi, height: 720, bitrate: 2M}\n",
-			want: []want{{1, "video", "want a mapping of keys (codec, preset, max_fps, shed_top_rung, renditions), got a list"}},
+			want: []want{{1, "video", "want a mapping of keys (codec, preset, tune, max_fps, shed_top_rung, renditions), got a list"}},
 		},
 		{
 			name: "wrong type: scalar as a rendition",
@@ -403,6 +403,16 @@ func TestParseErrors(t *testing.T) {
 				{9, "audio[0].channels", "6 is not 1 or 2"},
 				{9, "audio[0].sample_rate", "22050 is not 44100 or 48000"},
 			},
+		},
+		{
+			name: "tune that libx264 lacks",
+			yaml: strings.Replace(base, "video:\n", "video:\n  tune: lowlatency\n", 1),
+			want: []want{{3, "video.tune", `"lowlatency" is not one of film, animation, grain, stillimage, fastdecode, zerolatency, psnr, ssim`}},
+		},
+		{
+			name: "tune as a list",
+			yaml: strings.Replace(base, "video:\n", "video:\n  tune: [zerolatency, fastdecode]\n", 1),
+			want: []want{{3, "video.tune", "want a string, got a list"}},
 		},
 		{
 			name: "max_fps out of range",
@@ -496,6 +506,7 @@ fallback: none
 video:
   codec: h264
   preset: slow
+  tune: zerolatency
   max_fps: 29.97
   renditions:
     - name: uhd
@@ -518,7 +529,7 @@ audio_only: false
 	wantL := &Ladder{
 		Name: "full", Path: "full.yaml", Description: "All keys: set",
 		SegmentDuration: 500 * time.Millisecond, Window: 0, Encoder: "nvenc", Fallback: "none",
-		Video: Video{Codec: "h264", Preset: "slow", MaxFPS: 29.97, Renditions: []Rendition{
+		Video: Video{Codec: "h264", Preset: "slow", Tune: "zerolatency", MaxFPS: 29.97, Renditions: []Rendition{
 			{Name: "uhd", Height: 2160, Bitrate: 1_500_000, MaxRate: 2_000_000, BufSize: 3_000_000, Profile: "high", Encoder: "x264"},
 			{Name: "360", Height: 360, Bitrate: 800_000},
 		}},

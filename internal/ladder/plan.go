@@ -203,6 +203,7 @@ func (l *Ladder) planRung(r Rendition, src SourceInfo, h int) PlannedVideo {
 		BufSize: bufSize,
 		Profile: r.Profile,
 		Encoder: resolveEncoder(enc),
+		Tune:    l.Video.Tune,
 	}
 }
 

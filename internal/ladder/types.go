@@ -18,8 +18,12 @@ type Ladder struct {
 
 // Video holds the video part of a ladder.
 type Video struct {
-	Codec  string  `json:"codec"`  // h264
-	Preset string  `json:"preset"` // x264 preset name, mapped for hardware encoders
+	Codec  string `json:"codec"`  // h264
+	Preset string `json:"preset"` // x264 preset name, mapped for hardware encoders
+	// Tune is an x264 tune ("" for none). Hardware encoders map zerolatency to
+	// their own low-latency options and ignore the others, which the job's
+	// encoder notes say.
+	Tune   string  `json:"tune,omitempty"`
 	MaxFPS float64 `json:"max_fps,omitempty"`
 	// ShedTopRung lets a live job that runs slower than real time stop encoding its
 	// top rung, so that the others keep up, rather than stutter in every rung. The
@@ -120,5 +124,6 @@ type PlannedVideo struct {
 	MaxRate int64  `json:"maxrate"` // resolved: never 0
 	BufSize int64  `json:"bufsize"` // resolved: never 0
 	Profile string `json:"profile,omitempty"`
-	Encoder string `json:"encoder"` // resolved encoder name, e.g. "x264"
+	Encoder string `json:"encoder"`        // resolved encoder name, e.g. "x264"
+	Tune    string `json:"tune,omitempty"` // the ladder's video.tune
 }
