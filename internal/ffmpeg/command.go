@@ -202,8 +202,40 @@ func hlsOutput(a *Args, j Job, name, seg string) {
 	// its live playlist into place with or without the flag.) The renames happen in
 	// the rendition folders, which the job does not watch.
 	a.Flag("hls_flags", "+independent_segments+temp_file")
+	syncOutput(a)
 	a.Flag("start_number", strconv.FormatUint(j.StartNumbers[name], 10))
 	a.Add(filepath.Join(j.Dir, PrivatePlaylist(name)))
+}
+
+// TimeOffset is where ffmpeg's output timeline begins: the media time (tfdt) of the
+// first sample of the stream that starts first in the source, in every output of a run.
+// See syncOutput.
+const TimeOffset = 200 * time.Millisecond
+
+// syncOutput appends the options that make each output's media times (tfdt, and the
+// composition offsets in trun) carry where its samples are presented, so that audio and
+// video line up in MSE players, which place samples by those times alone.
+//
+// Left to its defaults, ffmpeg starts every output's tfdt at 0 and writes where the
+// track really begins only in the init segment's edit list: a source whose audio starts
+// 0.5 s after its video came out with both tracks at 0 and the audio half a second
+// early in hls.js, dash.js and Shaka, which ignore edit lists of more than one entry.
+// Instead:
+//   - movflags frag_discont: tfdt is each fragment's decode time as ffmpeg has it, not
+//     counted from the track's first sample;
+//   - negative_cts_offsets: a video frame's presentation time is its decode time plus
+//     a signed offset, so the first frame presents at its time, not two frames late
+//     (B-frames);
+//   - use_editlist=0: no edit list, so every player, MSE or not, reads the same times;
+//   - avoid_negative_ts disabled: each output is a muxer of its own, and the default
+//     would shift one whose first time is negative on its own, away from the others;
+//   - output_ts_offset: every output's times are shifted by the same TimeOffset, so that
+//     no time is negative: an AAC encoder's first frame (its priming samples) starts
+//     1024 samples before the audio does (21 ms at 48 kHz, 128 ms at 8 kHz).
+func syncOutput(a *Args) {
+	a.Flag("hls_segment_options", "movflags=+frag_discont+negative_cts_offsets:use_editlist=0")
+	a.Flag("avoid_negative_ts", "disabled")
+	a.Flag("output_ts_offset", seconds(TimeOffset))
 }
 
 func validate(j Job) error {

@@ -185,7 +185,8 @@ func checkRendition(t *testing.T, dir string, run, start uint64) []listedSegment
 }
 
 // checkKeyframeStarts checks that each video segment of run, read after its init
-// segment, starts with a keyframe whose decode time (from tfdt) is the segment's start.
+// segment, starts with a keyframe whose decode time (from tfdt) is the segment's start
+// on the run's timeline.
 func checkKeyframeStarts(t *testing.T, ffprobe, dir string, run uint64, segs []listedSegment) {
 	t.Helper()
 	initData, err := os.ReadFile(filepath.Join(filepath.Dir(dir), PrivateInit(filepath.Base(dir))))
@@ -211,8 +212,9 @@ func checkKeyframeStarts(t *testing.T, ffprobe, dir string, run uint64, segs []l
 		if !strings.HasPrefix(flags, "K") {
 			t.Errorf("%s seg_%d: first packet flags %q, want a keyframe", filepath.Base(dir), s.number, flags)
 		}
-		if d, err := strconv.ParseFloat(dts, 64); err != nil || math.Abs(d-float64(i)) > 0.05 {
-			t.Errorf("%s seg_%d: first decode time %q, want %d.000 ± 0.05", filepath.Base(dir), s.number, dts, i)
+		// The run's timeline begins at TimeOffset (syncOutput).
+		if d, err := strconv.ParseFloat(dts, 64); err != nil || math.Abs(d-float64(i)-TimeOffset.Seconds()) > 0.05 {
+			t.Errorf("%s seg_%d: first decode time %q, want %.3f ± 0.05", filepath.Base(dir), s.number, dts, float64(i)+TimeOffset.Seconds())
 		}
 	}
 }

@@ -60,7 +60,6 @@ type track struct {
 	sumBits     float64
 	sumSec      float64
 	base        uint64 // timeline offset of the current ffmpeg run, in the track timescale
-	firstTfdt   uint64
 	haveFirst   bool
 	pendingDisc bool
 	runStart    time.Duration  // where the current ffmpeg run begins on the presentation timeline
@@ -229,7 +228,6 @@ func (x *index) addSegment(t *track, n int64) error {
 		return fmt.Errorf("segment %d: %s: %w", n, path, err)
 	}
 	if !t.haveFirst {
-		t.firstTfdt = info.BaseDecodeTime
 		t.haveFirst = true
 		x.urgent = true // a restore continues runs from their stored segments
 	}
@@ -238,8 +236,10 @@ func (x *index) addSegment(t *track, n int64) error {
 		if t.base == 0 && t.Timescale > 0 {
 			t.base = ticks(t.runStart, t.Timescale) // the track's timescale was unknown at beginAttempt
 		}
-		// A restarted ffmpeg counts from zero again: shift its run onto our timeline.
-		start = t.base + (info.BaseDecodeTime - t.firstTfdt)
+		// A restarted ffmpeg starts its timeline again (at ffmpeg.TimeOffset): shift the
+		// run onto ours, every track by the same time, so that where each track begins
+		// in the run, and so audio and video stay in sync (see ffmpeg's syncOutput).
+		start = t.base + info.BaseDecodeTime
 	}
 	seg := manifest.Segment{
 		Number:        uint64(n),

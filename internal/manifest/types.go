@@ -25,8 +25,8 @@ type Segment struct {
 	// its own DASH Period, since its media time (tfdt) starts again from zero.
 	PeriodStart time.Duration
 	// MediaTime is the segment's tfdt as written in the file, in the track's timescale.
-	// It equals Start in the first run; in later runs Start = the run's offset + MediaTime
-	// - the run's first MediaTime. Only read for segments with PeriodStart > 0.
+	// It equals Start in the first run; in later runs Start = the run's offset + MediaTime.
+	// Only read for segments with PeriodStart > 0.
 	MediaTime uint64
 	// Disc is the segment's HLS discontinuity sequence number: how many ffmpeg restarts
 	// came before its run. It is the same for the same run in every track.

@@ -23,6 +23,11 @@ type SampleOptions struct {
 	// Noise adds temporal and uniform noise (noise=alls=20:allf=t+u), so the
 	// video compresses like real camera content rather than like a test card.
 	Noise bool
+	// Sync makes the content a flash and a beep once a second (see BeepLength) with the
+	// audio starting AudioOffset after the video (before it when negative), written as
+	// Matroska, which keeps each stream's start as it is. Both streams are required.
+	Sync        bool
+	AudioOffset time.Duration
 }
 
 // withDefaults applies the zero-value rules.
@@ -58,6 +63,11 @@ func (o SampleOptions) validate() error {
 func sampleArgs(path string, o SampleOptions) []string {
 	secs := strconv.FormatFloat(o.Duration.Seconds(), 'f', -1, 64)
 	args := []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"}
+	if o.Sync {
+		args = append(args, syncInputs(nil, o.Width, o.Height, o.FPS, o.AudioOffset, secs)...)
+		return append(args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", strconv.Itoa(o.FPS),
+			"-c:a", "aac", "-b:a", "64k", "-ac", "2", "-f", "matroska", path)
+	}
 	if o.Video {
 		args = append(args, "-f", "lavfi", "-i",
 			fmt.Sprintf("testsrc2=size=%dx%d:rate=%d:duration=%s", o.Width, o.Height, o.FPS, secs))

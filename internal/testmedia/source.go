@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // SourceOptions describes the live stream a Source serves: lavfi testsrc2
@@ -21,6 +22,10 @@ type SourceOptions struct {
 	// Below 1 it stands for a source whose network cannot keep up (ffmpeg's -readrate,
 	// ffmpeg 5.0 and later).
 	Rate float64
+	// Sync makes the content a flash and a beep once a second (see BeepLength) with the
+	// audio starting AudioOffset after the video (before it when negative).
+	Sync        bool
+	AudioOffset time.Duration
 }
 
 func (o SourceOptions) withDefaults() SourceOptions {
@@ -54,10 +59,15 @@ func liveArgs(o SourceOptions) []string {
 	if o.Rate > 0 && o.Rate != 1 {
 		pace = []string{"-readrate", strconv.FormatFloat(o.Rate, 'f', -1, 64)}
 	}
+	inputs := slices.Concat(
+		pace, []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", o.Width, o.Height, o.FPS)},
+		pace, []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"})
+	if o.Sync {
+		inputs = syncInputs(pace, o.Width, o.Height, o.FPS, o.AudioOffset, "")
+	}
 	return slices.Concat(
 		[]string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"},
-		pace, []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", o.Width, o.Height, o.FPS)},
-		pace, []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"},
+		inputs,
 		[]string{
 			"-map", "0:v", "-map", "1:a",
 			"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
