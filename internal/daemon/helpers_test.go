@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,22 +228,22 @@ func checkOutputs(t *testing.T, dir string, v job.View) map[string]*trackInfo {
 	var targets []uint
 	for _, r := range v.Renditions {
 		rd := filepath.Join(dir, r.Name)
-		in, err := media.ParseInitFile(filepath.Join(rd, manifest.InitName))
-		if err != nil {
-			t.Fatalf("%s: %v", r.Name, err)
-		}
-		if r.Kind == "video" && (in.Width != r.Width || in.Height != r.Height) {
-			t.Errorf("%s: init says %dx%d, plan says %dx%d", r.Name, in.Width, in.Height, r.Width, r.Height)
-		}
 		data := readFile(t, filepath.Join(rd, manifest.MediaName))
 		p, typ, err := m3u8.DecodeFrom(bytes.NewReader(data), true)
 		if err != nil || typ != m3u8.MEDIA {
 			t.Fatalf("%s/index.m3u8 does not parse: %v\n%s", r.Name, err, data)
 		}
 		ml := p.(*m3u8.MediaPlaylist)
+		if ml.Map == nil {
+			t.Fatalf("%s/index.m3u8 has no EXT-X-MAP", r.Name)
+		}
+		in := parseInit(t, r, filepath.Join(rd, ml.Map.URI))
 		targets = append(targets, uint(ml.TargetDuration))
 		ti := &trackInfo{name: r.Name, init: in, playlist: ml}
 		for _, s := range ml.GetAllSegments() {
+			if s.Map != nil {
+				in = parseInit(t, r, filepath.Join(rd, s.Map.URI)) // a run of its own
+			}
 			seg, err := media.ParseSegmentFile(filepath.Join(rd, s.URI), &in)
 			if err != nil {
 				t.Fatalf("%s/%s: %v", r.Name, s.URI, err)
@@ -300,6 +299,19 @@ func checkOutputs(t *testing.T, dir string, v job.View) map[string]*trackInfo {
 	return tracks
 }
 
+// parseInit reads the init segment at path, of rendition r.
+func parseInit(t *testing.T, r job.Rendition, path string) media.Init {
+	t.Helper()
+	in, err := media.ParseInitFile(path)
+	if err != nil {
+		t.Fatalf("%s: %v", r.Name, err)
+	}
+	if r.Kind == "video" && (in.Width != r.Width || in.Height != r.Height) {
+		t.Errorf("%s: init says %dx%d, plan says %dx%d", r.Name, in.Width, in.Height, r.Width, r.Height)
+	}
+	return in
+}
+
 // checkContinuous checks that every playlist of a presentation that went through
 // restarts still counts from 0 without a gap, each number naming its own file, and
 // returns how many discontinuities each lists.
@@ -308,6 +320,8 @@ func checkContinuous(t *testing.T, tracks map[string]*trackInfo) map[string]int 
 	out := map[string]int{}
 	for name, ti := range tracks {
 		segs := ti.playlist.GetAllSegments()
+		initURI := ti.playlist.Map.URI
+		runs := map[uint64]bool{}
 		for i, s := range segs {
 			if s.Discontinuity {
 				out[name]++
@@ -315,8 +329,23 @@ func checkContinuous(t *testing.T, tracks map[string]*trackInfo) map[string]int 
 			if i > 0 && s.SeqId != segs[i-1].SeqId+1 {
 				t.Errorf("%s: segment %d follows %d", name, s.SeqId, segs[i-1].SeqId)
 			}
-			if want := "seg_" + strconv.FormatUint(s.SeqId, 10) + ".m4s"; s.URI != want {
-				t.Errorf("%s: sequence %d is %s", name, s.SeqId, s.URI)
+			// Each run (a discontinuity starts one) has its own segment names and its own
+			// init segment, which an EXT-X-MAP names again at the discontinuity.
+			if s.Map != nil {
+				initURI = s.Map.URI
+			}
+			run, n, ok := manifest.ParseSegmentName(s.URI)
+			if !ok || n != s.SeqId || initURI != manifest.InitName(run) {
+				t.Errorf("%s: sequence %d is %s with init %s", name, s.SeqId, s.URI, initURI)
+			}
+			if s.Discontinuity == (s.Map == nil) && i > 0 {
+				t.Errorf("%s: sequence %d: discontinuity %v, EXT-X-MAP %v: want both or neither", name, s.SeqId, s.Discontinuity, s.Map)
+			}
+			if i == 0 || s.Discontinuity {
+				if runs[run] {
+					t.Errorf("%s: run %d has two discontinuities", name, run)
+				}
+				runs[run] = true
 			}
 		}
 		if len(segs) > 0 && segs[0].SeqId != 0 {

@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/job"
+	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
 
@@ -36,6 +38,8 @@ func TestNginxSampleConfig(t *testing.T) {
 	testmedia.WriteSample(t, filepath.Join(d.mediaRoot, "s.mp4"), testmedia.SampleOptions{Width: 320, Height: 180, Duration: 3 * time.Second})
 	v := d.create(t, `{"source":"s.mp4","ladder":"test","id":"n"}`)
 	d.waitFor(t, v.ID, time.Minute, "finish", func(v job.View) bool { return v.State == job.Finished })
+	// The names of the run's init segment and first segment (manifest's layout).
+	initName, segName := runFiles(t, filepath.Join(d.out, "n", "180p"))
 	// What ffmpeg leaves while it writes (hls_flags temp_file, the DASH muxer): a segment
 	// or manifest under a temporary name, renamed once complete.
 	tmps := []string{"180p/seg_9.m4s.tmp", "180p/index.m3u8.tmp", "manifest.mpd.tmp"}
@@ -86,8 +90,8 @@ http {
 		{"master.m3u8", "200", "application/vnd.apple.mpegurl", "no-cache"},
 		{"manifest.mpd", "200", "application/dash+xml", "no-cache"},
 		{"180p/index.m3u8", "200", "application/vnd.apple.mpegurl", "no-cache"},
-		{"180p/init.mp4", "200", "video/mp4", "no-cache"},
-		{"180p/seg_0.m4s", "200", "video/iso.segment", "immutable"},
+		{initName, "200", "video/mp4", "no-cache"},
+		{segName, "200", "video/iso.segment", "immutable"},
 		{".ffmpeg/180p.m3u8", "404", "", ""},
 		{"180p/", "403", "", ""}, // no listings: nginx answers 403 for a folder without index
 		{tmps[0], "404", "", ""},
@@ -129,7 +133,7 @@ http {
 		gzip bool
 	}{
 		{"master.m3u8", true}, {"180p/index.m3u8", true}, {"manifest.mpd", true}, {"big/index.m3u8", true},
-		{"180p/seg_0.m4s", false}, {"180p/init.mp4", false},
+		{segName, false}, {initName, false},
 	} {
 		t.Run("gzip "+tc.path, func(t *testing.T) {
 			plain := fetch(t, raw, base+tc.path, "")
@@ -232,4 +236,20 @@ func waitHTTP(t *testing.T, url string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s never answered", url)
+}
+
+// runFiles returns the paths, relative to the job folder, of the init segment and the
+// first segment of the one run that wrote the rendition folder dir.
+func runFiles(t *testing.T, dir string) (initName, segName string) {
+	t.Helper()
+	inits, _ := filepath.Glob(filepath.Join(dir, "init_*.mp4"))
+	if len(inits) != 1 {
+		t.Fatalf("%s: init segments %q, want one", dir, inits)
+	}
+	run, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(inits[0]), "init_"), ".mp4"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rend := filepath.Base(dir)
+	return rend + "/" + manifest.InitName(run), rend + "/" + manifest.SegmentName(run, 0)
 }

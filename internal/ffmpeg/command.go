@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,8 +16,8 @@ import (
 	"github.com/transcoderd/transcoderd/internal/source"
 )
 
-// Where ffmpeg writes: the served files of manifest's layout (manifest.InitName and
-// manifest.SegmentName) inside each rendition folder, its own playlists in PrivateDir.
+// Where ffmpeg writes: the segments of manifest's layout (manifest.SegmentName) inside
+// each rendition folder, its own playlists and init segments in PrivateDir.
 const (
 	// PrivateDir is the folder, inside the job folder, of ffmpeg's own media
 	// playlists (see PrivatePlaylist). It is not served: they tell the job which
@@ -33,13 +32,20 @@ const (
 	PlaylistSize = 10
 )
 
-// SegmentPattern is the segment file name as hls_segment_filename takes it:
-// manifest.SegmentName with %d for the number.
-var SegmentPattern = manifest.SegmentTemplate("%d")
+// SegmentPattern returns the segment file name of run as hls_segment_filename takes
+// it: manifest.SegmentName with %d for the number.
+func SegmentPattern(run uint64) string { return manifest.SegmentTemplate(run, "%d") }
 
 // PrivatePlaylist returns the path, relative to the job folder, of ffmpeg's own media
 // playlist of rendition name: PrivateDir/<name>.m3u8.
 func PrivatePlaylist(name string) string { return filepath.Join(PrivateDir, name+".m3u8") }
+
+// PrivateInit returns the path, relative to the job folder, where ffmpeg writes the init
+// segment of rendition name: PrivateDir/<name>_init.mp4. ffmpeg writes it in place, so it
+// is not served from there: once ffmpeg's playlist lists a segment, the init is whole, and
+// the job moves it into the rendition folder under the run's manifest.InitName (a rename,
+// so that no player ever reads a part of one).
+func PrivateInit(name string) string { return filepath.Join(PrivateDir, name+"_init.mp4") }
 
 // ioTimeout is the socket timeout for network sources, in microseconds (10 s).
 const ioTimeout = "10000000"
@@ -66,6 +72,9 @@ type Job struct {
 	// writes: absent (0) for a new job, the next free number when ffmpeg is restarted.
 	// Each rendition continues its own numbering: audio may be a segment ahead of video.
 	StartNumbers map[string]uint64
+	// Run is the run number, which the segment names hold (manifest.SegmentName). The
+	// job numbers its runs from 1; 0 writes the names of the versions before run numbers.
+	Run uint64
 	// HW is the GPU the plan's hardware rungs use, from gpu's admission; the
 	// zero value keeps every frame in system memory (the software path).
 	HW encoder.Hardware
@@ -83,8 +92,8 @@ var audioEncoders = map[string]string{"aac": "aac"}
 // decodes the source once, splits the video to one scaler per rung and writes
 // one fMP4 HLS output per video and audio rendition into Dir/<name>/, each audio
 // rendition from its own source track (ladder.Audio.Track):
-// manifest.InitName and manifest.SegmentName(N), with its playlist in Dir/PrivateDir (see
-// PrivatePlaylist). ffmpeg does not create those folders; the caller must (see
+// manifest.SegmentName(Run, N), with its playlist and init segment in Dir/PrivateDir (see
+// PrivatePlaylist and PrivateInit). ffmpeg does not create those folders; the caller must (see
 // OutputDirs). Progress goes to stdout (-progress
 // pipe:1), warnings and errors to stderr.
 func BuildArgs(j Job) ([]string, error) {
@@ -116,7 +125,7 @@ func BuildArgs(j Job) ([]string, error) {
 		for i, v := range p.Video {
 			a.Add(outputs[i]...)
 			a.Add("-an", "-sn", "-dn")
-			hlsOutput(&a, j.Dir, v.Name, seg, j.StartNumbers[v.Name])
+			hlsOutput(&a, j, v.Name, seg)
 		}
 	}
 	for _, au := range p.Audio {
@@ -133,7 +142,7 @@ func BuildArgs(j Job) ([]string, error) {
 		a.Flag("ac", strconv.Itoa(au.Channels))
 		a.Flag("ar", strconv.Itoa(au.SampleRate))
 		a.Add("-vn", "-sn", "-dn")
-		hlsOutput(&a, j.Dir, au.Name, seg, j.StartNumbers[au.Name])
+		hlsOutput(&a, j, au.Name, seg)
 	}
 	return a.Strings(), nil
 }
@@ -195,14 +204,15 @@ func inputArgs(kind source.Kind, src string, live bool, tr source.Transport) (op
 // name. Every segment starts with a keyframe (the encoder forces one on each
 // boundary and hls cuts only there) and carries a tfdt, which ffmpeg's fMP4 HLS
 // segments always do.
-func hlsOutput(a *Args, dir, name, seg string, start uint64) {
-	out := filepath.Join(dir, name)
+func hlsOutput(a *Args, j Job, name, seg string) {
+	out := filepath.Join(j.Dir, name)
 	a.Flag("f", "hls")
 	a.Flag("hls_time", seg)
 	a.Flag("hls_segment_type", "fmp4")
-	// Relative to the playlist's folder: ffmpeg writes the init segment there.
-	a.Flag("hls_fmp4_init_filename", path.Join("..", name, manifest.InitName))
-	a.Flag("hls_segment_filename", filepath.Join(out, SegmentPattern))
+	// Relative to the playlist's folder, PrivateDir: ffmpeg writes the init segment
+	// there (see PrivateInit).
+	a.Flag("hls_fmp4_init_filename", filepath.Base(PrivateInit(name)))
+	a.Flag("hls_segment_filename", filepath.Join(out, SegmentPattern(j.Run)))
 	a.Flag("hls_list_size", strconv.Itoa(PlaylistSize))
 	// temp_file: each segment is written under a temporary name and renamed when
 	// closed, so that no request (a player ahead of the manifests, a cache) can get a
@@ -210,8 +220,40 @@ func hlsOutput(a *Args, dir, name, seg string, start uint64) {
 	// its live playlist into place with or without the flag.) The renames happen in
 	// the rendition folders, which the job does not watch.
 	a.Flag("hls_flags", "+independent_segments+temp_file")
-	a.Flag("start_number", strconv.FormatUint(start, 10))
-	a.Add(filepath.Join(dir, PrivatePlaylist(name)))
+	syncOutput(a)
+	a.Flag("start_number", strconv.FormatUint(j.StartNumbers[name], 10))
+	a.Add(filepath.Join(j.Dir, PrivatePlaylist(name)))
+}
+
+// TimeOffset is where ffmpeg's output timeline begins: the media time (tfdt) of the
+// first sample of the stream that starts first in the source, in every output of a run.
+// See syncOutput.
+const TimeOffset = 200 * time.Millisecond
+
+// syncOutput appends the options that make each output's media times (tfdt, and the
+// composition offsets in trun) carry where its samples are presented, so that audio and
+// video line up in MSE players, which place samples by those times alone.
+//
+// Left to its defaults, ffmpeg starts every output's tfdt at 0 and writes where the
+// track really begins only in the init segment's edit list: a source whose audio starts
+// 0.5 s after its video came out with both tracks at 0 and the audio half a second
+// early in hls.js, dash.js and Shaka, which ignore edit lists of more than one entry.
+// Instead:
+//   - movflags frag_discont: tfdt is each fragment's decode time as ffmpeg has it, not
+//     counted from the track's first sample;
+//   - negative_cts_offsets: a video frame's presentation time is its decode time plus
+//     a signed offset, so the first frame presents at its time, not two frames late
+//     (B-frames);
+//   - use_editlist=0: no edit list, so every player, MSE or not, reads the same times;
+//   - avoid_negative_ts disabled: each output is a muxer of its own, and the default
+//     would shift one whose first time is negative on its own, away from the others;
+//   - output_ts_offset: every output's times are shifted by the same TimeOffset, so that
+//     no time is negative: an AAC encoder's first frame (its priming samples) starts
+//     1024 samples before the audio does (21 ms at 48 kHz, 128 ms at 8 kHz).
+func syncOutput(a *Args) {
+	a.Flag("hls_segment_options", "movflags=+frag_discont+negative_cts_offsets:use_editlist=0")
+	a.Flag("avoid_negative_ts", "disabled")
+	a.Flag("output_ts_offset", seconds(TimeOffset))
 }
 
 func validate(j Job) error {

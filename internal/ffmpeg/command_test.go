@@ -38,7 +38,7 @@ var goldenJobs = []struct {
 	{
 		name: "default-4-rung-file",
 		job: Job{
-			Source: "/media/talks/keynote.mp4", Kind: source.File, Preset: "veryfast", Dir: jobDir,
+			Source: "/media/talks/keynote.mp4", Kind: source.File, Preset: "veryfast", Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{
@@ -54,7 +54,7 @@ var goldenJobs = []struct {
 	{
 		name: "rtmp-live-2-rung",
 		job: Job{
-			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir,
+			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{
 				FPS: 30000.0 / 1001, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{
@@ -68,7 +68,7 @@ var goldenJobs = []struct {
 	{
 		name: "rtsp-live",
 		job: Job{
-			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "superfast", Dir: jobDir,
+			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "superfast", Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{
 				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_500_000, "main"), rung("360p", 640, 360, 700_000, "main")},
@@ -92,7 +92,7 @@ var goldenJobs = []struct {
 	{
 		name: "hls-pull-live",
 		job: Job{
-			Source: "https://origin.example/live/master.m3u8", Kind: source.HTTP, Live: true, Preset: "veryfast", Dir: jobDir,
+			Source: "https://origin.example/live/master.m3u8", Kind: source.HTTP, Live: true, Preset: "veryfast", Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 45, SegmentDuration: 1500 * time.Millisecond,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main"), rung("360p", 640, 360, 800_000, "main")},
@@ -103,7 +103,7 @@ var goldenJobs = []struct {
 	{
 		name: "srt-two-audio",
 		job: Job{
-			Source: "srt://0.0.0.0:9000?mode=listener&timeout=10000000", Kind: source.SRT, Live: true, Preset: "veryfast", Dir: jobDir,
+			Source: "srt://0.0.0.0:9000?mode=listener&timeout=10000000", Kind: source.SRT, Live: true, Preset: "veryfast", Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{
 				FPS: 50, GOP: 100, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 3_500_000, "high")},
@@ -144,14 +144,14 @@ var goldenJobs = []struct {
 	{
 		name: "audio-only-source",
 		job: Job{
-			Source: "/media/podcast.m4a", Kind: source.File, Preset: "veryfast", Dir: jobDir,
+			Source: "/media/podcast.m4a", Kind: source.File, Preset: "veryfast", Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second, Audio: []ladder.Audio{stereo}, AudioOnly: true},
 		},
 	},
 	{
 		name: "video-only-source",
 		job: Job{
-			Source: "/media/screen capture.mkv", Kind: source.File, Preset: "veryfast", Dir: jobDir,
+			Source: "/media/screen capture.mkv", Kind: source.File, Preset: "veryfast", Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{
 				FPS: 60, GOP: 120, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 4_000_000, "high"), rung("360p", 640, 360, 1_000_000, "main")},
@@ -161,7 +161,7 @@ var goldenJobs = []struct {
 	{
 		name: "one-rung",
 		job: Job{
-			Source: "/media/clip.mp4", Kind: source.File, Dir: jobDir,
+			Source: "/media/clip.mp4", Kind: source.File, Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{
 				FPS: 24000.0 / 1001, GOP: 96, SegmentDuration: 4 * time.Second,
 				Video: []ladder.PlannedVideo{rung("360p", 640, 360, 800_000, "")},
@@ -187,7 +187,7 @@ var goldenJobs = []struct {
 	{
 		name: "restart-start-57",
 		job: Job{
-			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir,
+			Source: "rtmp://127.0.0.1:1935/live/cam", Kind: source.RTMP, Live: true, Preset: "veryfast", Dir: jobDir, Run: 1796500000,
 			StartNumbers: map[string]uint64{"720p": 57, "360p": 57, "aac": 57},
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
@@ -268,7 +268,7 @@ func lineDiff(want, got string) string {
 
 func validJob() Job {
 	return Job{
-		Source: "/media/in.mp4", Kind: source.File, Preset: "veryfast", Dir: jobDir,
+		Source: "/media/in.mp4", Kind: source.File, Preset: "veryfast", Dir: jobDir, Run: 1796500000,
 		Plan: ladder.Plan{
 			FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 			Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main"), rung("360p", 640, 360, 800_000, "main")},

@@ -73,7 +73,7 @@ var hwGoldenJobs = []struct {
 		// upload, scale_npp on the second GPU, no preset.
 		name: "nvenc-upload-scale-npp",
 		job: Job{
-			Source: "/media/talks/keynote.mkv", Kind: source.File, Dir: jobDir,
+			Source: "/media/talks/keynote.mkv", Kind: source.File, Dir: jobDir, Run: 1796500000,
 			HW: encoder.Hardware{Type: encoder.FramesCUDA, Device: "1", Scaler: "scale_npp"},
 			Plan: ladder.Plan{
 				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
@@ -126,7 +126,7 @@ var hwGoldenJobs = []struct {
 	{
 		name: "qsv-2-rung",
 		job: Job{
-			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "superfast", Dir: jobDir,
+			Source: "rtsp://cam.local:554/stream1", Kind: source.RTSP, Live: true, Preset: "superfast", Dir: jobDir, Run: 1796500000,
 			HW: encoder.Hardware{Type: encoder.FramesQSV, Device: renderD128},
 			Plan: ladder.Plan{
 				FPS: 25, GOP: 50, SegmentDuration: 2 * time.Second,
@@ -138,7 +138,7 @@ var hwGoldenJobs = []struct {
 	{
 		name: "vaapi-3-rung-decode",
 		job: Job{
-			Source: "https://origin.example/live/master.m3u8", Kind: source.HTTP, Live: true, Preset: "medium", Dir: jobDir,
+			Source: "https://origin.example/live/master.m3u8", Kind: source.HTTP, Live: true, Preset: "medium", Dir: jobDir, Run: 1796500000,
 			HW: encoder.Hardware{Type: encoder.FramesVAAPI, Device: "/dev/dri/renderD129", Decode: true},
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 45, SegmentDuration: 1500 * time.Millisecond,
@@ -155,7 +155,7 @@ var hwGoldenJobs = []struct {
 		// AMF reads system memory: no device options, software scaling to nv12.
 		name: "amf-2-rung",
 		job: Job{
-			Source: "/media/clip.mp4", Kind: source.File, Preset: "fast", Dir: jobDir,
+			Source: "/media/clip.mp4", Kind: source.File, Preset: "fast", Dir: jobDir, Run: 1796500000,
 			Plan: ladder.Plan{
 				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
 				Video: []ladder.PlannedVideo{hwRung("amf", "720p", 1280, 720, 2_800_000, "main"), hwRung("amf", "360p", 640, 360, 800_000, "baseline")},

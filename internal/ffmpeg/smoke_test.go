@@ -34,7 +34,7 @@ func TestSmokeEncode(t *testing.T) {
 		"-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ac", "2")
 
 	job := Job{
-		Source: src, Kind: source.File, Preset: "veryfast", Dir: filepath.Join(tmp, "job"),
+		Source: src, Kind: source.File, Preset: "veryfast", Dir: filepath.Join(tmp, "job"), Run: 1,
 		Plan: ladder.Plan{
 			FPS: 30, GOP: 30, SegmentDuration: time.Second,
 			Video: []ladder.PlannedVideo{rung("240p", 320, 240, 400_000, "main"), rung("120p", 160, 120, 150_000, "baseline")},
@@ -54,30 +54,31 @@ func TestSmokeEncode(t *testing.T) {
 
 	next := uint64(0)
 	for _, v := range job.Plan.Video {
-		segs := checkRendition(t, filepath.Join(job.Dir, v.Name), 0)
+		segs := checkRendition(t, filepath.Join(job.Dir, v.Name), 1, 0)
 		if len(segs) != 3 {
 			t.Errorf("%s: %d segments, want 3", v.Name, len(segs))
 		}
-		checkKeyframeStarts(t, ffprobe, filepath.Join(job.Dir, v.Name), segs)
+		checkKeyframeStarts(t, ffprobe, filepath.Join(job.Dir, v.Name), 1, segs)
 		next = max(next, segs[len(segs)-1].number+1)
 	}
 	for _, a := range job.Plan.Audio {
-		segs := checkRendition(t, filepath.Join(job.Dir, a.Name), 0)
+		segs := checkRendition(t, filepath.Join(job.Dir, a.Name), 1, 0)
 		next = max(next, segs[len(segs)-1].number+1)
 	}
 	if t.Failed() {
 		return
 	}
 
-	// A restart writes over the same folders, numbering on from next.
+	// A restart (the next run) writes into the same folders, numbering on from next.
 	job.StartNumbers = map[string]uint64{"240p": next, "120p": next, "aac": next}
+	job.Run = 2
 	runFFmpeg(t, ff, job)
 	for _, d := range renditionDirs(job) {
-		segs := checkRendition(t, d, next)
+		segs := checkRendition(t, d, 2, next)
 		if len(segs) < 3 {
 			t.Errorf("%s after restart: %d segments, want at least 3", d, len(segs))
 		}
-		if _, err := os.Stat(filepath.Join(d, "seg_0.m4s")); err != nil {
+		if _, err := os.Stat(filepath.Join(d, manifest.SegmentName(1, 0))); err != nil {
 			t.Errorf("%s: the first run's segments are gone after the restart: %v", d, err)
 		}
 	}
@@ -112,21 +113,38 @@ func TestSmokeAudioTracks(t *testing.T) {
 	runFFmpeg(t, ff, job)
 	vol := map[string]float64{}
 	for _, a := range job.Plan.Audio {
-		checkRendition(t, filepath.Join(job.Dir, a.Name), 0)
-		// ffmpeg's playlist names the segments of the rendition folder: read it from there.
-		pl := filepath.Join(job.Dir, a.Name, "check.m3u8")
-		data, err := os.ReadFile(filepath.Join(job.Dir, PrivatePlaylist(a.Name)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(pl, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		vol[a.Name] = meanVolume(t, ff, pl)
+		checkRendition(t, filepath.Join(job.Dir, a.Name), job.Run, 0)
+		vol[a.Name] = meanVolume(t, ff, playable(t, job.Dir, a.Name))
 	}
 	if d := vol["en"] - vol["fr"]; d < 17 || d > 23 {
 		t.Errorf("mean volume: en %.1f dB, fr %.1f dB; want fr 20 dB below en (its own source track)", vol["en"], vol["fr"])
 	}
+}
+
+// playable writes a playlist of rendition name of the job in dir that ffmpeg can decode:
+// ffmpeg's own, with its init segment (in the private folder) and the segments (in the
+// rendition folder) named by their absolute paths.
+func playable(t *testing.T, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, PrivatePlaylist(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.HasPrefix(l, "#EXT-X-MAP:"):
+			l = `#EXT-X-MAP:URI="` + filepath.Join(dir, PrivateInit(name)) + `"`
+		case l != "" && !strings.HasPrefix(l, "#"):
+			l = filepath.Join(dir, name, filepath.Base(l))
+		}
+		out = append(out, l)
+	}
+	pl := filepath.Join(t.TempDir(), name+".m3u8")
+	if err := os.WriteFile(pl, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return pl
 }
 
 // meanVolume decodes a playlist with ffmpeg's volumedetect and returns its mean volume in dB.
@@ -184,14 +202,18 @@ type listedSegment struct {
 	duration float64
 }
 
-// checkRendition checks one rendition folder after a run: init.mp4, the
-// private playlist starting at start, 1 s segments (the last may be shorter),
+// checkRendition checks one rendition folder after run: the init segment in the
+// private folder (PrivateInit) and none in the served one (the job moves it there), the
+// private playlist starting at start, 1 s segments of the run (the last may be shorter),
 // every listed segment on disk and no temporary file left.
-func checkRendition(t *testing.T, dir string, start uint64) []listedSegment {
+func checkRendition(t *testing.T, dir string, run, start uint64) []listedSegment {
 	t.Helper()
 	name := filepath.Base(dir)
-	if fi, err := os.Stat(filepath.Join(dir, manifest.InitName)); err != nil || fi.Size() == 0 {
-		t.Errorf("%s: no %s: %v", name, manifest.InitName, err)
+	if fi, err := os.Stat(filepath.Join(filepath.Dir(dir), PrivateInit(name))); err != nil || fi.Size() == 0 {
+		t.Errorf("%s: no %s: %v", name, PrivateInit(name), err)
+	}
+	if inits, _ := filepath.Glob(filepath.Join(dir, "*.mp4")); len(inits) > 0 {
+		t.Errorf("%s: ffmpeg wrote into the served folder: %q", name, inits)
 	}
 	data, err := os.ReadFile(filepath.Join(filepath.Dir(dir), PrivatePlaylist(name)))
 	if err != nil {
@@ -213,11 +235,9 @@ func checkRendition(t *testing.T, dir string, start uint64) []listedSegment {
 				t.Fatalf("%s: %q: %v", name, line, err)
 			}
 		case line != "" && !strings.HasPrefix(line, "#"):
-			digits, ok := strings.CutPrefix(line, "seg_")
-			digits, ok2 := strings.CutSuffix(digits, ".m4s")
-			n, err := strconv.ParseUint(digits, 10, 64)
-			if !ok || !ok2 || err != nil {
-				t.Fatalf("%s: segment %q does not match %s", name, line, SegmentPattern)
+			r, n, ok := manifest.ParseSegmentName(line)
+			if !ok || r != run {
+				t.Fatalf("%s: segment %q does not match %s", name, line, SegmentPattern(run))
 			}
 			segs = append(segs, listedSegment{number: n, duration: dur})
 			if _, err := os.Stat(filepath.Join(dir, line)); err != nil {
@@ -244,16 +264,17 @@ func checkRendition(t *testing.T, dir string, start uint64) []listedSegment {
 	return segs
 }
 
-// checkKeyframeStarts checks that each video segment, read after init.mp4,
-// starts with a keyframe whose decode time (from tfdt) is the segment's start.
-func checkKeyframeStarts(t *testing.T, ffprobe, dir string, segs []listedSegment) {
+// checkKeyframeStarts checks that each video segment of run, read after its init
+// segment, starts with a keyframe whose decode time (from tfdt) is the segment's start
+// on the run's timeline.
+func checkKeyframeStarts(t *testing.T, ffprobe, dir string, run uint64, segs []listedSegment) {
 	t.Helper()
-	initData, err := os.ReadFile(filepath.Join(dir, manifest.InitName))
+	initData, err := os.ReadFile(filepath.Join(filepath.Dir(dir), PrivateInit(filepath.Base(dir))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, s := range segs {
-		seg, err := os.ReadFile(filepath.Join(dir, "seg_"+strconv.FormatUint(s.number, 10)+".m4s"))
+		seg, err := os.ReadFile(filepath.Join(dir, manifest.SegmentName(run, s.number)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,8 +292,9 @@ func checkKeyframeStarts(t *testing.T, ffprobe, dir string, segs []listedSegment
 		if !strings.HasPrefix(flags, "K") {
 			t.Errorf("%s seg_%d: first packet flags %q, want a keyframe", filepath.Base(dir), s.number, flags)
 		}
-		if d, err := strconv.ParseFloat(dts, 64); err != nil || math.Abs(d-float64(i)) > 0.05 {
-			t.Errorf("%s seg_%d: first decode time %q, want %d.000 ± 0.05", filepath.Base(dir), s.number, dts, i)
+		// The run's timeline begins at TimeOffset (syncOutput).
+		if d, err := strconv.ParseFloat(dts, 64); err != nil || math.Abs(d-float64(i)-TimeOffset.Seconds()) > 0.05 {
+			t.Errorf("%s seg_%d: first decode time %q, want %.3f ± 0.05", filepath.Base(dir), s.number, dts, float64(i)+TimeOffset.Seconds())
 		}
 	}
 }
@@ -303,7 +325,7 @@ func TestSmokeHLSPull(t *testing.T) {
 	}
 
 	job := Job{
-		Source: src, Kind: source.HTTP, Live: true, Preset: "veryfast", Dir: t.TempDir(),
+		Source: src, Kind: source.HTTP, Live: true, Preset: "veryfast", Dir: t.TempDir(), Run: 3,
 		Plan: ladder.Plan{
 			FPS: 25, GOP: 25, SegmentDuration: time.Second,
 			Video: []ladder.PlannedVideo{rung("180p", 320, 180, 300_000, "main")},
@@ -317,7 +339,7 @@ func TestSmokeHLSPull(t *testing.T) {
 	}
 	runFFmpeg(t, ff, job)
 	for _, d := range renditionDirs(job) {
-		if segs := checkRendition(t, d, 0); len(segs) < 3 {
+		if segs := checkRendition(t, d, 3, 0); len(segs) < 3 {
 			t.Errorf("%s: %d segments, want at least 3", d, len(segs))
 		}
 	}

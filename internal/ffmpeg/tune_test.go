@@ -45,18 +45,19 @@ func TestSmokeLowLatencyNoBFrames(t *testing.T) {
 	}
 	runFFmpeg(t, ff, job)
 	for _, v := range plan.Video {
-		types := pictureTypes(t, ffprobe, filepath.Join(job.Dir, v.Name))
+		types := pictureTypes(t, ffprobe, job.Dir, v.Name, job.Run)
 		if len(types) != 60 || strings.Contains(types, "B") {
 			t.Errorf("%s (%s profile, tune %q): %d pictures %s; want 60 and no B", v.Name, v.Profile, v.Tune, len(types), types)
 		}
 	}
 }
 
-// pictureTypes returns the picture type of every frame of a rendition folder's
-// video, in order, as a string of I, P and B.
-func pictureTypes(t *testing.T, ffprobe, dir string) string {
+// pictureTypes returns the picture type of every frame of run's video of rendition
+// name in job folder jobDir, in order, as a string of I, P and B.
+func pictureTypes(t *testing.T, ffprobe, jobDir, name string, run uint64) string {
 	t.Helper()
-	joined, err := os.ReadFile(filepath.Join(dir, manifest.InitName))
+	dir := filepath.Join(jobDir, name)
+	joined, err := os.ReadFile(filepath.Join(jobDir, PrivateInit(name)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func pictureTypes(t *testing.T, ffprobe, dir string) string {
 		t.Fatalf("%s: no segments (%v)", dir, err)
 	}
 	for i := range segs {
-		seg, err := os.ReadFile(filepath.Join(dir, manifest.SegmentName(uint64(i))))
+		seg, err := os.ReadFile(filepath.Join(dir, manifest.SegmentName(run, uint64(i))))
 		if err != nil {
 			t.Fatal(err)
 		}

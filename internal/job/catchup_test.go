@@ -1,7 +1,9 @@
 package job
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -16,19 +18,26 @@ import (
 // they were published, and stops at the first one that does not continue the run.
 func TestRestoreCatchUp(t *testing.T) {
 	testmedia.RequireFFmpeg(t)
-	dir := t.TempDir()
-	playlist := dir + "/ffmpeg.m3u8"
+	ast := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return ast.Add(time.Minute) }
+	run := uint64(clock().Unix()) // the number beginAttempt gives the run below
+	job := t.TempDir()
+	dir := filepath.Join(job, "v")
+	playlist := filepath.Join(job, ffmpeg.PrivatePlaylist("v"))
+	for _, d := range []string{dir, filepath.Dir(playlist)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error",
 		"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=5",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
 		"-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "10",
-		"-hls_fmp4_init_filename", manifest.InitName, "-hls_segment_filename", dir+"/"+ffmpeg.SegmentPattern,
+		"-hls_fmp4_init_filename", filepath.Base(ffmpeg.PrivateInit("v")), "-hls_segment_filename", dir+"/"+ffmpeg.SegmentPattern(run),
 		"-hls_flags", "+independent_segments+temp_file", playlist).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
-	ast := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return ast.Add(time.Minute) }
 
 	// What the previous daemon indexed and published: every segment, in a run that
 	// began 60 s into the presentation (a restart, so a Period of its own).

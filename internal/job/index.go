@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/media"
@@ -30,6 +31,7 @@ type index struct {
 	tracks   []*track
 	ast      time.Time // wall-clock time of media time 0 (live)
 	attempt  int       // ffmpeg runs so far; >1 means later segments follow a restart
+	run      uint64    // run number of the current ffmpeg run (see beginAttempt); 0 before the first
 	now      func() time.Time
 	fs       fileio.FS                     // reads ffmpeg's playlists and segments
 	produced int                           // segments indexed, all tracks
@@ -47,15 +49,17 @@ type index struct {
 type track struct {
 	manifest.Track // Segments holds every segment still on disk, listed or in grace
 
-	dir         string // the rendition folder: init segment and segments
+	dir         string // the rendition folder: init segments and segments
 	playlist    string // ffmpeg's own playlist of the track (ffmpeg.PrivatePlaylist)
+	privateInit string // where ffmpeg writes the track's init segment (ffmpeg.PrivateInit)
 	init        *media.Init
-	last        int64 // highest segment number indexed; -1 before the first
+	initRun     uint64   // the run whose init segment init is
+	inits       []uint64 // the runs whose init segments are in dir, oldest first
+	last        int64    // highest segment number indexed; -1 before the first
 	pruned      uint64
 	sumBits     float64
 	sumSec      float64
 	base        uint64 // timeline offset of the current ffmpeg run, in the track timescale
-	firstTfdt   uint64
 	haveFirst   bool
 	pendingDisc bool
 	runStart    time.Duration  // where the current ffmpeg run begins on the presentation timeline
@@ -95,13 +99,21 @@ func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *in
 
 func (x *index) addTrack(name string, kind manifest.Kind, dir, playlist string, declared int64) *track {
 	t := &track{Track: manifest.Track{Name: name, Kind: kind, Declared: declared}, dir: dir, playlist: playlist, last: -1}
+	// The rendition folders are the job folder's children (manifest's layout).
+	t.privateInit = filepath.Join(filepath.Dir(dir), ffmpeg.PrivateInit(name))
 	x.tracks = append(x.tracks, t)
 	return t
 }
 
 // beginAttempt prepares the index for a new ffmpeg run and returns, per track, the
 // segment number it must start at (each track numbers its segments without gaps, as
-// HLS media sequence numbers and DASH $Number$ require).
+// HLS media sequence numbers and DASH $Number$ require). The run gets its number (x.run),
+// which its segment and init names hold (manifest's layout): the wall-clock second, or
+// the run before's number + 1 if that is later. It grows from run to run, also across a
+// restore (the stored segments hold their run) and a file job encoded again; and a job
+// made again after a purge, whose index starts empty, still starts past the numbers of
+// the job it replaces, whose names caches may still hold (unless the purged job restarted
+// more often than once a second on average).
 //
 // A restarted ffmpeg writes media time from zero again. Its run is placed on the
 // presentation timeline where it really happens: at the wall-clock time since the
@@ -110,13 +122,13 @@ func (x *index) addTrack(name string, kind manifest.Kind, dir, playlist string, 
 // track is flagged as a discontinuity, and it becomes its own DASH Period.
 func (x *index) beginAttempt() map[string]uint64 {
 	x.attempt++
+	x.run = max(x.run+1, uint64(max(x.now().Unix(), 0)))
 	next := map[string]uint64{}
 	for _, t := range x.tracks {
 		next[t.Name] = uint64(t.last + 1)
 		t.haveFirst = false
 		t.seen = fileio.Version{}
 		t.tries = 0
-		t.init = nil // each run writes the served init.mp4 again, in place: read once it lists a segment
 	}
 	if x.attempt == 1 || x.produced == 0 {
 		return next // nothing on the timeline yet: the run starts it
@@ -175,25 +187,15 @@ func (x *index) pollTrack(t *track) (bool, error) {
 		return false, err
 	}
 	t.seen = v
-	done := completedSegments(data)
+	done := completedSegments(data, x.run)
 	if len(done) == 0 {
 		return false, nil
 	}
-	if t.init == nil {
-		// ffmpeg writes init.mp4 in place; once it lists a segment, the init is whole.
-		in, err := media.ParseInitFile(filepath.Join(t.dir, manifest.InitName))
-		if err != nil {
+	if t.init == nil || t.initRun != x.run {
+		if err := x.takeInit(t); err != nil {
 			// Cut short (a full disk): the run's segments cannot be played. Given up
 			// like a segment, so that ffmpeg runs again and writes it again.
 			return false, t.failed(t.last+1, fmt.Errorf("init segment: %w", err))
-		}
-		t.init = &in
-		t.Codecs = in.Codecs
-		t.Timescale = in.Timescale
-		if t.Kind == manifest.Video {
-			t.Width, t.Height = in.Width, in.Height
-		} else {
-			t.Channels, t.SampleRate = in.Channels, in.SampleRate
 		}
 	}
 	changed := false
@@ -242,8 +244,41 @@ func (t *track) failed(n int64, err error) error {
 	return fmt.Errorf("%w after %d tries: %w", errSegmentLost, t.tries, err)
 }
 
+// takeInit moves the init segment of the current run from ffmpeg's private folder into
+// the rendition folder, under the run's name, and reads it. ffmpeg writes it in place,
+// and once its playlist lists a segment the init is whole: a rename makes it appear
+// whole, so no player (which learns its name from a manifest) reads a part of one.
+func (x *index) takeInit(t *track) error {
+	served := filepath.Join(t.dir, manifest.InitName(x.run))
+	if err := os.Rename(t.privateInit, served); err != nil {
+		if _, statErr := os.Stat(served); !errors.Is(err, fs.ErrNotExist) || statErr != nil {
+			return err // not moved already, by a poll that failed after the rename
+		}
+	}
+	in, err := media.ParseInitFile(served)
+	if err != nil {
+		return err
+	}
+	t.setInit(in, x.run)
+	return nil
+}
+
+// setInit makes in, the init segment of run, the track's current one.
+func (t *track) setInit(in media.Init, run uint64) {
+	t.init, t.initRun = &in, run
+	if len(t.inits) == 0 || t.inits[len(t.inits)-1] != run {
+		t.inits = append(t.inits, run)
+	}
+	t.Codecs, t.Timescale = in.Codecs, in.Timescale
+	if t.Kind == manifest.Video {
+		t.Width, t.Height = in.Width, in.Height
+	} else {
+		t.Channels, t.SampleRate = in.Channels, in.SampleRate
+	}
+}
+
 func (x *index) addSegment(t *track, n int64) error {
-	path := filepath.Join(t.dir, manifest.SegmentName(uint64(n)))
+	path := filepath.Join(t.dir, manifest.SegmentName(x.run, uint64(n)))
 	data, closed, err := x.fs.ReadFileModTime(path)
 	if err != nil {
 		return fmt.Errorf("segment %d: %w", n, err)
@@ -253,7 +288,6 @@ func (x *index) addSegment(t *track, n int64) error {
 		return fmt.Errorf("segment %d: %s: %w", n, path, err)
 	}
 	if !t.haveFirst {
-		t.firstTfdt = info.BaseDecodeTime
 		t.haveFirst = true
 		x.urgent = true // a restore continues runs from their stored segments
 	}
@@ -262,8 +296,10 @@ func (x *index) addSegment(t *track, n int64) error {
 		if t.base == 0 && t.Timescale > 0 {
 			t.base = ticks(t.runStart, t.Timescale) // the track's timescale was unknown at beginAttempt
 		}
-		// A restarted ffmpeg counts from zero again: shift its run onto our timeline.
-		start = t.base + (info.BaseDecodeTime - t.firstTfdt)
+		// A restarted ffmpeg starts its timeline again (at ffmpeg.TimeOffset): shift the
+		// run onto ours, every track by the same time, so that where each track begins
+		// in the run, and so audio and video stay in sync (see ffmpeg's syncOutput).
+		start = t.base + info.BaseDecodeTime
 	}
 	seg := manifest.Segment{
 		Number:        uint64(n),
@@ -273,6 +309,7 @@ func (x *index) addSegment(t *track, n int64) error {
 		Discontinuity: t.pendingDisc,
 		PeriodStart:   t.runStart,
 		MediaTime:     info.BaseDecodeTime,
+		Run:           x.run,
 	}
 	if x.newRun {
 		x.disc++
@@ -345,21 +382,27 @@ func (x *index) restoreTracks(segs map[string][]manifest.Segment) error {
 }
 
 // restore puts back the segments a previous daemon indexed for t (from the store), as
-// far as their files are still on disk, and the track's init segment.
+// far as their files are still on disk, and the init segment of the newest one's run.
+// Segments stored by a version before run numbers are of run 0, with the names of then
+// (init.mp4, seg_<N>.m4s).
 func (x *index) restore(t *track, segs []manifest.Segment) error {
-	in, err := media.ParseInitFile(filepath.Join(t.dir, manifest.InitName))
+	if len(segs) == 0 {
+		return nil // nothing of it to resume; restoreTracks fails when no track has any
+	}
+	run := segs[len(segs)-1].Run
+	in, err := media.ParseInitFile(filepath.Join(t.dir, manifest.InitName(run)))
 	if err != nil {
 		return fmt.Errorf("%s: init segment: %w", t.Name, err)
 	}
-	t.init = &in
-	t.Codecs, t.Timescale = in.Codecs, in.Timescale
-	if t.Kind == manifest.Video {
-		t.Width, t.Height = in.Width, in.Height
-	} else {
-		t.Channels, t.SampleRate = in.Channels, in.SampleRate
-	}
 	for _, s := range segs {
-		if _, err := os.Stat(filepath.Join(t.dir, manifest.SegmentName(s.Number))); err != nil {
+		if len(t.inits) == 0 || t.inits[len(t.inits)-1] != s.Run {
+			t.inits = append(t.inits, s.Run) // the older runs' init segments, to prune with their segments
+		}
+	}
+	t.setInit(in, run)
+	x.run = max(x.run, run)
+	for _, s := range segs {
+		if _, err := os.Stat(filepath.Join(t.dir, manifest.SegmentName(s.Run, s.Number))); err != nil {
 			continue
 		}
 		if len(t.Segments) > 0 && s.Number != uint64(t.last)+1 {
@@ -395,14 +438,14 @@ func (x *index) catchUp(t *track) error {
 		return fmt.Errorf("%s: %w", t.Name, err)
 	}
 	last := t.Segments[len(t.Segments)-1]
-	for _, n := range completedSegments(data) {
+	for _, n := range completedSegments(data, last.Run) {
 		if n <= t.last {
 			continue
 		}
 		if n != t.last+1 {
 			break
 		}
-		info, err := media.ParseSegmentFile(filepath.Join(t.dir, manifest.SegmentName(uint64(n))), t.init)
+		info, err := media.ParseSegmentFile(filepath.Join(t.dir, manifest.SegmentName(last.Run, uint64(n))), t.init)
 		if err != nil || info.BaseDecodeTime != last.MediaTime+last.Duration {
 			break
 		}
@@ -414,6 +457,7 @@ func (x *index) catchUp(t *track) error {
 			PeriodStart: last.PeriodStart,
 			MediaTime:   info.BaseDecodeTime,
 			Disc:        last.Disc,
+			Run:         last.Run,
 		}
 		x.append(t, seg)
 		last = seg
@@ -476,7 +520,7 @@ func (x *index) prune() []error {
 		k := 0
 		for k < len(t.Segments) && t.Segments[k].Number < below {
 			s := t.Segments[k]
-			if err := x.fs.Remove(filepath.Join(t.dir, manifest.SegmentName(s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := x.fs.Remove(filepath.Join(t.dir, manifest.SegmentName(s.Run, s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}
 			t.pruned++
@@ -487,6 +531,20 @@ func (x *index) prune() []error {
 			k++
 		}
 		t.Segments = t.Segments[k:]
+		errs = append(errs, x.pruneInits(t)...)
+	}
+	return errs
+}
+
+// pruneInits deletes the init segments of the runs of t that have no segment left on
+// disk (never the current run's).
+func (x *index) pruneInits(t *track) []error {
+	var errs []error
+	for len(t.inits) > 0 && t.inits[0] != t.initRun && (len(t.Segments) == 0 || t.inits[0] != t.Segments[0].Run) {
+		if err := x.fs.Remove(filepath.Join(t.dir, manifest.InitName(t.inits[0]))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		t.inits = t.inits[1:]
 	}
 	return errs
 }
@@ -658,10 +716,10 @@ func segEnd(s manifest.Segment, timescale uint32) float64 {
 	return float64(s.Start+s.Duration) / float64(timescale)
 }
 
-// completedSegments lists the segment numbers of an ffmpeg HLS playlist, in order.
-// ffmpeg rewrites that playlist (atomically: a temporary file renamed into place) after
-// closing a segment, so every file it names is complete.
-func completedSegments(playlist []byte) []int64 {
+// completedSegments lists the numbers of the segments of run that an ffmpeg HLS playlist
+// names, in order. ffmpeg rewrites that playlist (atomically: a temporary file renamed
+// into place) after closing a segment, so every file it names is complete.
+func completedSegments(playlist []byte, run uint64) []int64 {
 	var out []int64
 	sc := bufio.NewScanner(bytes.NewReader(playlist))
 	for sc.Scan() {
@@ -669,7 +727,7 @@ func completedSegments(playlist []byte) []int64 {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if n, ok := manifest.ParseSegmentName(filepath.Base(line)); ok {
+		if r, n, ok := manifest.ParseSegmentName(filepath.Base(line)); ok && r == run {
 			out = append(out, int64(n))
 		}
 	}

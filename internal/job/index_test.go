@@ -13,17 +13,20 @@ func TestCompletedSegments(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
+		run  uint64
 		want []int64
 	}{
-		{"empty", "", nil},
-		{"ffmpeg playlist", "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000000,\nseg_7.m4s\n#EXTINF:2.000000,\nseg_8.m4s\n", []int64{7, 8}},
-		{"path prefix", "#EXTINF:2,\n/out/a/720p/seg_3.m4s\n", []int64{3}},
-		{"foreign names ignored", "init.mp4\nseg_x.m4s\nseg_-1.m4s\nother_4.m4s\nseg_5.ts\n", nil},
-		{"crlf", "#EXTINF:2,\r\nseg_1.m4s\r\n", []int64{1}},
+		{"empty", "", 5, nil},
+		{"ffmpeg playlist", "#EXTM3U\n#EXT-X-MAP:URI=\"v_init.mp4\"\n#EXTINF:2.000000,\nseg_5_7.m4s\n#EXTINF:2.000000,\nseg_5_8.m4s\n", 5, []int64{7, 8}},
+		{"path prefix", "#EXTINF:2,\n/out/a/720p/seg_5_3.m4s\n", 5, []int64{3}},
+		{"foreign names ignored", "init.mp4\nseg_x.m4s\nseg_-1.m4s\nother_4.m4s\nseg_5.ts\nseg_5_x.m4s\n", 5, nil},
+		{"another run's ignored", "seg_4_1.m4s\nseg_1.m4s\nseg_5_2.m4s\n", 5, []int64{2}},
+		{"names before run numbers", "seg_1.m4s\nseg_5_2.m4s\n", 0, []int64{1}},
+		{"crlf", "#EXTINF:2,\r\nseg_5_1.m4s\r\n", 5, []int64{1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := completedSegments([]byte(tc.in)); !reflect.DeepEqual(got, tc.want) {
+			if got := completedSegments([]byte(tc.in), tc.run); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})

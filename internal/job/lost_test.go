@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/supervise"
 	"github.com/transcoderd/transcoderd/internal/testmedia"
@@ -39,8 +40,9 @@ func TestTruncatedSegment(t *testing.T) {
 		}
 	}
 	next := r.idx.beginAttempt()
+	firstRun := r.idx.run
 	for name, f := range feeds {
-		f.begin(t, next[name])
+		f.begin(t, r.idx.run, next[name])
 	}
 	for k := range 6 {
 		step(k, false)
@@ -76,7 +78,7 @@ func TestTruncatedSegment(t *testing.T) {
 		t.Errorf("the next run writes video from %d, want the lost 6", next["v"])
 	}
 	for name, f := range feeds {
-		f.begin(t, next[name])
+		f.begin(t, r.idx.run, next[name])
 	}
 	c = &child{proc: &supervise.Process{Pid: 2}, stop: func() { t.Error("the next run stopped too") }, stopping: make(chan struct{})}
 	now = now.Add(3 * time.Second)
@@ -87,7 +89,7 @@ func TestTruncatedSegment(t *testing.T) {
 		t.Errorf("segments lost after the next run: %d, want 1", v.SegmentsLost)
 	}
 	pl := string(readFile(t, filepath.Join(dir, "v", manifest.MediaName)))
-	if !strings.Contains(pl, "seg_5.m4s\n#EXT-X-DISCONTINUITY\n") || !strings.Contains(pl, "seg_10.m4s") {
+	if !strings.Contains(pl, manifest.SegmentName(firstRun, 5)+"\n#EXT-X-DISCONTINUITY\n") || !strings.Contains(pl, manifest.SegmentName(r.idx.run, 10)) {
 		t.Errorf("video playlist:\n%s", pl)
 	}
 	testmedia.ValidateMPD(t, filepath.Join(dir, manifest.MPDName))
@@ -111,10 +113,10 @@ func TestTruncatedInit(t *testing.T) {
 	for run := range 2 {
 		next := r.idx.beginAttempt()
 		for name, f := range feeds {
-			f.begin(t, next[name])
+			f.begin(t, r.idx.run, next[name])
 		}
 		if run == 1 {
-			if err := os.Truncate(filepath.Join(dir, "v", manifest.InitName), 100); err != nil {
+			if err := os.Truncate(filepath.Join(dir, ffmpeg.PrivateInit("v")), 100); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -36,7 +36,7 @@ func TestOutageNeverServesDeleted(t *testing.T) {
 	run := func(first uint64, segments int) {
 		next := r.idx.beginAttempt()
 		for name, f := range feeds {
-			f.begin(t, next[name])
+			f.begin(t, r.idx.run, next[name])
 		}
 		for k := range segments {
 			now = now.Add(time.Second)
@@ -48,9 +48,10 @@ func TestOutageNeverServesDeleted(t *testing.T) {
 		}
 	}
 	run(0, 70)
+	oldRun := r.idx.run
 	now = now.Add(2 * time.Minute) // the outage
 	run(70, 45)
-	if _, err := os.Stat(filepath.Join(dir, "v", manifest.SegmentName(69))); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, "v", manifest.SegmentName(oldRun, 69))); !os.IsNotExist(err) {
 		t.Errorf("the old run's last segment is still on disk 45 s after the outage: %v", err)
 	}
 	testmedia.ValidateMPD(t, filepath.Join(dir, manifest.MPDName))
@@ -73,7 +74,7 @@ func readySegments(t *testing.T, seconds int) string {
 		out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", tr.lavfi,
 			"-c", tr.codec, "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
 			"-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "0",
-			"-hls_fmp4_init_filename", manifest.InitName, "-hls_segment_filename", filepath.Join(dir, ffmpeg.SegmentPattern),
+			"-hls_fmp4_init_filename", manifest.InitName(0), "-hls_segment_filename", filepath.Join(dir, ffmpeg.SegmentPattern(0)),
 			filepath.Join(dir, "all.m3u8")).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ffmpeg: %v\n%s", err, out)
@@ -91,7 +92,8 @@ func feedTracks(r *runner, src, dir string) map[string]*feed {
 		if name == "a" {
 			kind = manifest.Audio
 		}
-		f := &feed{src: filepath.Join(src, name), dir: filepath.Join(dir, name), playlist: filepath.Join(dir, ffmpeg.PrivatePlaylist(name))}
+		f := &feed{src: filepath.Join(src, name), dir: filepath.Join(dir, name), playlist: filepath.Join(dir, ffmpeg.PrivatePlaylist(name)),
+			init: filepath.Join(dir, ffmpeg.PrivateInit(name))}
 		r.idx.addTrack(name, kind, f.dir, f.playlist, 100_000)
 		feeds[name] = f
 	}
@@ -118,24 +120,26 @@ func publishRunner(t *testing.T, dir string, clock func() time.Time) *runner {
 // under the numbers ffmpeg would give them, and rewrites its playlist after each.
 type feed struct {
 	src, dir, playlist string
+	init               string   // where ffmpeg writes the run's init segment
+	run                uint64   // the run's number (index.run)
 	next               uint64   // the number of the next segment
 	listed             []string // ffmpeg's playlist: the last 10 segments
 }
 
-func (f *feed) begin(t *testing.T, next uint64) {
+func (f *feed) begin(t *testing.T, run, next uint64) {
 	t.Helper()
-	f.next, f.listed = next, nil
+	f.run, f.next, f.listed = run, next, nil
 	if err := os.MkdirAll(f.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	copyTo(t, filepath.Join(f.src, manifest.InitName), filepath.Join(f.dir, manifest.InitName))
+	copyTo(t, filepath.Join(f.src, manifest.InitName(0)), f.init)
 	_ = os.Remove(f.playlist) // a new run's ffmpeg starts without one (clearPrivate)
 }
 
 // truncate cuts the newest segment to half its size, as a full disk leaves it.
 func (f *feed) truncate(t *testing.T) {
 	t.Helper()
-	path := filepath.Join(f.dir, manifest.SegmentName(f.next-1))
+	path := filepath.Join(f.dir, manifest.SegmentName(f.run, f.next-1))
 	st, err := os.Stat(path)
 	if err == nil {
 		err = os.Truncate(path, st.Size()/2)
@@ -148,8 +152,8 @@ func (f *feed) truncate(t *testing.T) {
 // emit writes the k-th segment of the ready-made run as the track's next segment.
 func (f *feed) emit(t *testing.T, k int) {
 	t.Helper()
-	name := manifest.SegmentName(f.next)
-	copyTo(t, filepath.Join(f.src, manifest.SegmentName(uint64(k))), filepath.Join(f.dir, name))
+	name := manifest.SegmentName(f.run, f.next)
+	copyTo(t, filepath.Join(f.src, manifest.SegmentName(0, uint64(k))), filepath.Join(f.dir, name))
 	f.next++
 	f.listed = append(f.listed, name)
 	if len(f.listed) > ffmpeg.PlaylistSize {

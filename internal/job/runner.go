@@ -353,6 +353,7 @@ func (r *runner) attempt(ctx context.Context, n int) error {
 		Dir:          r.j.dir,
 		StartNumbers: start,
 		Transport:    feed.Source.Transport,
+		Run:          r.idx.run,
 	})
 	if err != nil {
 		closeAll(feed.Files)
@@ -518,9 +519,14 @@ func (r *runner) newIndex() *index {
 	return idx
 }
 
-// freshIndex starts an empty index of the plan, with empty rendition folders.
+// freshIndex starts an empty index of the plan, with empty rendition folders. The run
+// numbers go on: the names of the segments encoded again must not be those of the
+// segments deleted, which players and caches may hold (see manifest's layout).
 func (r *runner) freshIndex() error {
 	idx := r.newIndex()
+	if r.idx != nil {
+		idx.run = r.idx.run
+	}
 	if err := r.store.ClearSegments(r.j.id); err != nil {
 		return fmt.Errorf("clear stored index: %w", err)
 	}

@@ -40,10 +40,6 @@ func presentationDelay(seg time.Duration) time.Duration {
 	return max(seg, minMinBufferTime)
 }
 
-// mediaAfterFolder is what follows the representation's folder in SegmentTemplate: the
-// rest of @media (the segment file name with DASH's $Number$), then @initialization.
-var mediaAfterFolder = "/" + SegmentTemplate("$Number$") + `" initialization="`
-
 // RenderMPD renders the DASH MPD (manifest.mpd), written directly as the XML that
 // dash-mpd's types and encoder would produce.
 //
@@ -459,11 +455,16 @@ func appendRepresentation(b []byte, t *Track, video bool, ps time.Duration) ([]b
 			audioChannelScheme, strconv.Itoa(t.Channels))
 	}
 
+	// The Period is one ffmpeg run: its segments and its init segment are those of
+	// the run (see layout.go).
 	b = append(b, indentTemplate+`<SegmentTemplate media="`...)
 	b = appendEscaped(b, t.Name)
-	b = append(b, mediaAfterFolder...)
+	b = append(b, '/')
+	b = append(appendSegmentPrefix(b, first.Run), "$Number$"+segmentSuffix+`" initialization="`...)
 	b = appendEscaped(b, t.Name)
-	b = append(b, `/`+InitName+`"`...)
+	b = append(b, '/')
+	b = append(b, InitName(first.Run)...)
+	b = append(b, '"')
 	b = appendUintAttr(b, "startNumber", first.Number)
 	b = appendUintAttr(b, "timescale", uint64(t.Timescale))
 	if ps > 0 {

@@ -37,8 +37,9 @@ const audioGroup = "audio"
 // (the first listed segment's number), EXT-X-DISCONTINUITY-SEQUENCE when non-zero,
 // EXT-X-PLAYLIST-TYPE (none for a live sliding window, EVENT for a live event or a VOD
 // still being transcoded, VOD for a finished VOD), EXT-X-INDEPENDENT-SEGMENTS,
-// EXT-X-MAP, then per segment EXT-X-DISCONTINUITY (except on the first listed segment,
-// whose discontinuity the caller counts in the track's DiscontinuitySequence),
+// then per segment EXT-X-DISCONTINUITY (except on the first listed segment, whose
+// discontinuity the caller counts in the track's DiscontinuitySequence), EXT-X-MAP with
+// the init segment of the segment's run on the first segment and wherever the run changes,
 // EXT-X-PROGRAM-DATE-TIME on every segment whose wall-clock time is known, EXTINF with
 // millisecond precision and the segment URI; EXT-X-ENDLIST once ended.
 //
@@ -91,10 +92,15 @@ func RenderMedia(p *Presentation, t *Track) ([]byte, error) {
 	default:
 		b = append(b, "#EXT-X-PLAYLIST-TYPE:VOD\n"...)
 	}
-	b = append(b, "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\""+InitName+"\"\n"...)
+	b = append(b, "#EXT-X-INDEPENDENT-SEGMENTS\n"...)
 	for i, s := range t.Segments {
 		if s.Discontinuity && i > 0 {
 			b = append(b, "#EXT-X-DISCONTINUITY\n"...)
+		}
+		if i == 0 || s.Run != t.Segments[i-1].Run {
+			b = append(b, "#EXT-X-MAP:URI=\""...)
+			b = append(b, InitName(s.Run)...)
+			b = append(b, "\"\n"...)
 		}
 		if !s.ProgramDate.IsZero() {
 			b = append(b, "#EXT-X-PROGRAM-DATE-TIME:"...)
@@ -105,7 +111,7 @@ func RenderMedia(p *Presentation, t *Track) ([]byte, error) {
 		b = append(b, "#EXTINF:"...)
 		b = strconv.AppendUint(b, ms/1000, 10)
 		b = append(b, '.', byte('0'+ms%1000/100), byte('0'+ms%100/10), byte('0'+ms%10), ',', '\n')
-		b = appendSegmentName(b, s.Number)
+		b = appendSegmentName(b, s.Run, s.Number)
 		b = append(b, '\n')
 	}
 	if p.Ended {

@@ -72,6 +72,14 @@ func then(prev []Segment, gap uint64, ts uint32, more []Segment) []Segment {
 	return out
 }
 
+// inRun sets the run of every segment of ss (see layout.go) and returns ss.
+func inRun(run uint64, ss []Segment) []Segment {
+	for i := range ss {
+		ss[i].Run = run
+	}
+	return ss
+}
+
 func video(name, codecs string, w, h int, declared, peak, avg int64, ss []Segment) Track {
 	return Track{
 		Name: name, Kind: Video, Codecs: codecs, Timescale: videoTS, Width: w, Height: h, FrameRate: "30",
@@ -119,6 +127,9 @@ func goldenCases() []goldenCase {
 	// Six segments of 4 s in a 24 s window, numbers 100 to 105, with an audio-only variant.
 	p := live(24 * time.Second)
 	p.Video, p.Audio = ladder3(100, 6, true)
+	for _, tr := range p.allTracks() {
+		tr.Segments = inRun(1796500000, slices.Clone(tr.Segments))
+	}
 	p.PublishTime = ast.Add(424 * time.Second)
 	p.AudioOnly = true
 	add("live_sliding", p)
@@ -156,6 +167,9 @@ func goldenCases() []goldenCase {
 	// zero again (its tfdt), and it is placed on the presentation's wall-clock timeline
 	// 10 s after the last segment ended. HLS marks it with a discontinuity and a
 	// program date-time; DASH gives it its own Period with a presentationTimeOffset.
+	// The first run is that of a job stored by a version before run numbers (run 0:
+	// init.mp4, seg_<N>.m4s), resumed after an upgrade: its segments keep their names,
+	// and the new run has its own init segment and names.
 	p = live(0)
 	vs = segs(10, 3, 10*seg4s, videoTS, true, seg4s)
 	as = segs(10, 3, 5*(aac4s[0]+aac4s[1]), audioTS, true, aac4s[0], aac4s[1])
@@ -174,6 +188,7 @@ func goldenCases() []goldenCase {
 			more[k].ProgramDate = ast.Add(toDuration(more[k].Start, ts))
 			more[k].PeriodStart = restartAt
 			more[k].Number = (*rs)[len(*rs)-1].Number + 1 + uint64(k)
+			more[k].Run = 1796500062
 		}
 		more[0].Discontinuity = true
 		*rs = append(*rs, more...)
@@ -197,12 +212,13 @@ func goldenCases() []goldenCase {
 			more[k].ProgramDate = ast.Add(toDuration(more[k].Start, ts))
 			more[k].PeriodStart = shedAt
 			more[k].Number = prev[len(prev)-1].Number + 1 + uint64(k)
+			more[k].Run = 1796500024
 		}
 		more[0].Discontinuity = true
 		return append(prev, more...)
 	}
-	vs = segs(0, 5, 0, videoTS, true, seg4s)
-	as = segs(0, 5, 0, audioTS, true, aac4s...)
+	vs = inRun(1796500000, segs(0, 5, 0, videoTS, true, seg4s))
+	as = inRun(1796500000, segs(0, 5, 0, audioTS, true, aac4s...))
 	top := video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_100_000, 2_800_000, vs)
 	top.Withdrawn = true
 	p.Video = []Track{top, video("360p", "avc1.64001e", 640, 360, 800_000, 820_000, 790_000, run2(vs, videoTS, 2, seg4s))}
@@ -219,8 +235,8 @@ func goldenCases() []goldenCase {
 
 	// A file transcode that finished: two audio languages, a short last segment.
 	p = Presentation{Ended: true, SegmentDuration: 4 * time.Second}
-	vs = segs(0, 5, 0, videoTS, false, seg4s, seg4s, seg4s, seg4s, videoTS+videoTS/2)
-	as = segs(0, 5, 0, audioTS, false, aac4s[0], aac4s[1], aac4s[0], aac4s[1], 71*1024)
+	vs = inRun(1796500000, segs(0, 5, 0, videoTS, false, seg4s, seg4s, seg4s, seg4s, videoTS+videoTS/2))
+	as = inRun(1796500000, segs(0, 5, 0, audioTS, false, aac4s[0], aac4s[1], aac4s[0], aac4s[1], 71*1024))
 	p.Video = []Track{
 		video("720p", "avc1.64001f", 1280, 720, 3_000_000, 3_300_000, 2_600_000, vs),
 		video("360p", "avc1.64001e", 640, 360, 800_000, 790_000, 610_000, vs),
@@ -553,7 +569,7 @@ func checkMedia(t *testing.T, p *Presentation, files map[string][]byte) {
 		if media.TargetDuration != target {
 			t.Errorf("%s: TARGETDURATION %d, another playlist has %d", tr.Name, media.TargetDuration, target)
 		}
-		if media.Version() != hlsVersion || media.Map == nil || media.Map.URI != InitName || !media.IndependentSegments() {
+		if media.Version() != hlsVersion || media.Map == nil || media.Map.URI != InitName(tr.Segments[0].Run) || !media.IndependentSegments() {
 			t.Errorf("%s: version %d, map %+v, independent %v", tr.Name, media.Version(), media.Map, media.IndependentSegments())
 		}
 		if media.SeqNo != tr.Segments[0].Number || media.DiscontinuitySeq != tr.DiscontinuitySequence {
@@ -585,8 +601,13 @@ func checkMedia(t *testing.T, p *Presentation, files map[string][]byte) {
 			if want := s.Seconds(tr.Timescale); g.Duration < want-0.0005 || g.Duration > want+0.0005 {
 				t.Errorf("%s: segment %d EXTINF %v, want %v", tr.Name, s.Number, g.Duration, want)
 			}
-			if g.SeqId != s.Number || g.URI != fmt.Sprintf("seg_%d.m4s", s.Number) {
+			if g.SeqId != s.Number || g.URI != SegmentName(s.Run, s.Number) {
 				t.Errorf("%s: segment %d listed as %d %q", tr.Name, s.Number, g.SeqId, g.URI)
+			}
+			// Each run's segments are played with its own init segment: EXT-X-MAP again
+			// wherever the run changes.
+			if newRun := i > 0 && s.Run != tr.Segments[i-1].Run; newRun != (g.Map != nil) || newRun && g.Map.URI != InitName(s.Run) {
+				t.Errorf("%s: segment %d of run %d has EXT-X-MAP %+v", tr.Name, s.Number, s.Run, g.Map)
 			}
 			if g.Discontinuity != (s.Discontinuity && i > 0) {
 				t.Errorf("%s: segment %d discontinuity %v", tr.Name, s.Number, g.Discontinuity)
@@ -685,7 +706,8 @@ func checkMPD(t *testing.T, p *Presentation, data []byte) {
 					t.Errorf("%s: incomplete segment template %+v", tr.Name, st)
 					continue
 				}
-				if *st.Timescale != tr.Timescale || st.Media != tr.Name+"/seg_$Number$.m4s" || st.Initialization != tr.Name+"/"+InitName {
+				run := tr.Segments[slices.IndexFunc(tr.Segments, func(s Segment) bool { return s.PeriodStart == ps })].Run
+				if *st.Timescale != tr.Timescale || st.Media != tr.Name+"/"+SegmentTemplate(run, "$Number$") || st.Initialization != tr.Name+"/"+InitName(run) {
 					t.Errorf("%s: template timescale %d media %q init %q", tr.Name, *st.Timescale, st.Media, st.Initialization)
 				}
 				var pto uint64

@@ -25,12 +25,16 @@ type Segment struct {
 	// its own DASH Period, since its media time (tfdt) starts again from zero.
 	PeriodStart time.Duration
 	// MediaTime is the segment's tfdt as written in the file, in the track's timescale.
-	// It equals Start in the first run; in later runs Start = the run's offset + MediaTime
-	// - the run's first MediaTime. Only read for segments with PeriodStart > 0.
+	// It equals Start in the first run; in later runs Start = the run's offset + MediaTime.
+	// Only read for segments with PeriodStart > 0.
 	MediaTime uint64
 	// Disc is the segment's HLS discontinuity sequence number: how many ffmpeg restarts
 	// came before its run. It is the same for the same run in every track.
 	Disc uint64 `json:",omitempty"`
+	// Run is the run number of the ffmpeg run that wrote the segment: its file name and
+	// its init segment's hold it (see layout.go). 0 for the segments of versions before
+	// run numbers.
+	Run uint64 `json:",omitempty"`
 }
 
 // Seconds returns the segment duration in seconds for a timescale.
@@ -38,12 +42,12 @@ func (s Segment) Seconds(timescale uint32) float64 {
 	return float64(s.Duration) / float64(timescale)
 }
 
-// Track is one rendition: its own folder with its init segment and media segments (see layout.go).
+// Track is one rendition: its own folder with its init segments and media segments (see layout.go).
 type Track struct {
 	Name       string // folder name relative to the job folder; also the DASH Representation id
 	Kind       Kind
-	Codecs     string // RFC 6381, read from init.mp4, e.g. avc1.64001f or mp4a.40.2
-	Timescale  uint32 // from init.mp4 (mdhd)
+	Codecs     string // RFC 6381, read from the init segment, e.g. avc1.64001f or mp4a.40.2
+	Timescale  uint32 // from the init segment (mdhd)
 	Width      int    // video only
 	Height     int    // video only
 	FrameRate  string // video only, as a DASH frameRate: "30" or "30000/1001"

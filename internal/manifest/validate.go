@@ -192,6 +192,11 @@ func (t *Track) validateSegments() error {
 			return fmt.Errorf("track %q: segment %d starts at %d, not after segment %d at %d: %w",
 				t.Name, s.Number, s.Start, prev.Number, prev.Start, ErrInvalid)
 		}
+		if s.PeriodStart == prev.PeriodStart && s.Run != prev.Run {
+			// A DASH Period names one run's segments and init segment.
+			return fmt.Errorf("track %q: segment %d of run %d is in the period of run %d: %w",
+				t.Name, s.Number, s.Run, prev.Run, ErrInvalid)
+		}
 	}
 	return nil
 }

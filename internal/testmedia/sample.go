@@ -28,6 +28,11 @@ type SampleOptions struct {
 	// track untagged). Track k is a sine of 440+220k Hz, 20k dB quieter than the first,
 	// as with SourceOptions.AudioTracks. Empty: one untagged track.
 	Languages []string
+	// Sync makes the content a flash and a beep once a second (see BeepLength) with the
+	// audio starting AudioOffset after the video (before it when negative), written as
+	// Matroska, which keeps each stream's start as it is. Both streams are required.
+	Sync        bool
+	AudioOffset time.Duration
 }
 
 // withDefaults applies the zero-value rules.
@@ -59,6 +64,8 @@ func (o SampleOptions) validate() error {
 		return fmt.Errorf("%d audio tracks: want at most %d", len(o.Languages), maxAudioTracks)
 	case len(o.Languages) > 0 && !o.Audio:
 		return fmt.Errorf("languages %q without audio", o.Languages)
+	case o.Sync && len(o.Languages) > 1:
+		return fmt.Errorf("sync content has one audio track, not %d", len(o.Languages))
 	}
 	return nil
 }
@@ -67,6 +74,11 @@ func (o SampleOptions) validate() error {
 func sampleArgs(path string, o SampleOptions) []string {
 	secs := strconv.FormatFloat(o.Duration.Seconds(), 'f', -1, 64)
 	args := []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"}
+	if o.Sync {
+		args = append(args, syncInputs(nil, o.Width, o.Height, o.FPS, o.AudioOffset, secs)...)
+		return append(args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", strconv.Itoa(o.FPS),
+			"-c:a", "aac", "-b:a", "64k", "-ac", "2", "-f", "matroska", path)
+	}
 	if o.Video {
 		args = append(args, "-f", "lavfi", "-i",
 			fmt.Sprintf("testsrc2=size=%dx%d:rate=%d:duration=%s", o.Width, o.Height, o.FPS, secs))

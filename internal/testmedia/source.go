@@ -1,12 +1,14 @@
 package testmedia
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // SourceOptions describes the live stream a Source serves: lavfi testsrc2
@@ -29,6 +31,10 @@ type SourceOptions struct {
 	// a test can tell the tracks apart by their loudness. RTSP carries several; RTMP
 	// (FLV) only one.
 	AudioTracks int
+	// Sync makes the content a flash and a beep once a second (see BeepLength) with the
+	// audio starting AudioOffset after the video (before it when negative).
+	Sync        bool
+	AudioOffset time.Duration
 }
 
 func (o SourceOptions) withDefaults() SourceOptions {
@@ -57,6 +63,9 @@ func (o SourceOptions) validate() error {
 	if o.AudioTracks < 1 || o.AudioTracks > maxAudioTracks {
 		return fmt.Errorf("%d audio tracks: want 1 to %d", o.AudioTracks, maxAudioTracks)
 	}
+	if o.Sync && (o.Clock || o.AudioTracks > 1) {
+		return errors.New("sync content has its own picture and one audio track: not with a clock or more audio tracks")
+	}
 	return nil
 }
 
@@ -68,12 +77,14 @@ func liveArgs(o SourceOptions) []string {
 	if o.Rate > 0 && o.Rate != 1 {
 		pace = []string{"-readrate", strconv.FormatFloat(o.Rate, 'f', -1, 64)}
 	}
-	args := slices.Concat(
-		[]string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"},
-		pace, []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", o.Width, o.Height, o.FPS)},
-	)
-	for _, in := range audioInputs(o.AudioTracks, "") {
-		args = slices.Concat(args, pace, []string{"-f", "lavfi", "-i", in})
+	args := []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"}
+	if o.Sync {
+		args = append(args, syncInputs(pace, o.Width, o.Height, o.FPS, o.AudioOffset, "")...)
+	} else {
+		args = slices.Concat(args, pace, []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=%dx%d:rate=%d", o.Width, o.Height, o.FPS)})
+		for _, in := range audioInputs(o.AudioTracks, "") {
+			args = slices.Concat(args, pace, []string{"-f", "lavfi", "-i", in})
+		}
 	}
 	if o.Clock {
 		args = append(args, "-filter_complex", clockFilter(o.Width, o.Height, o.FPS), "-map", "[v]")

@@ -696,6 +696,7 @@ type latencyWatch struct {
 	seen  map[string]time.Time // "job/track/n" -> when the playlist named it
 	inMPD map[string]time.Time // "job/track/n" -> when the MPD named it
 	last  map[string]int64     // "job/track" or "mpd:job/track" -> highest number named so far
+	run   map[string]uint64    // "job/track" -> the run of the newest segment the playlist names
 	from  time.Time            // segments closed before this are not counted
 	to    time.Time
 	lat   []float64 // ms
@@ -708,7 +709,7 @@ func newLatencyWatch(out string, views []job.View) (*latencyWatch, error) {
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
 	w := &latencyWatch{fd: fd, out: out, wds: map[int32]string{}, done: make(chan struct{}),
-		seen: map[string]time.Time{}, inMPD: map[string]time.Time{}, last: map[string]int64{}}
+		seen: map[string]time.Time{}, inMPD: map[string]time.Time{}, last: map[string]int64{}, run: map[string]uint64{}}
 	add := func(rel string) error {
 		wd, err := syscall.InotifyAddWatch(fd, filepath.Join(out, rel), syscall.IN_MOVED_TO)
 		if err != nil {
@@ -795,11 +796,15 @@ func (w *latencyWatch) playlist(dir string, at time.Time) {
 		return
 	}
 	var hi int64 = -1
+	var run uint64
 	for _, line := range strings.Split(string(data), "\n") {
-		if n, ok := manifest.ParseSegmentName(strings.TrimSpace(line)); ok && int64(n) > hi {
-			hi = int64(n)
+		if r, n, ok := manifest.ParseSegmentName(strings.TrimSpace(line)); ok && int64(n) > hi {
+			hi, run = int64(n), r
 		}
 	}
+	w.mu.Lock()
+	w.run[dir] = run
+	w.mu.Unlock()
 	w.named(dir, hi, at, false)
 }
 
@@ -862,7 +867,7 @@ func (w *latencyWatch) named(key string, hi int64, at time.Time, inMPD bool) {
 		delete(w.seen, seg)
 		delete(w.inMPD, seg)
 		both = later(both, at)
-		fi, err := os.Stat(filepath.Join(w.out, key, manifest.SegmentName(uint64(n))))
+		fi, err := os.Stat(filepath.Join(w.out, key, manifest.SegmentName(w.run[key], uint64(n))))
 		if err != nil {
 			w.fails++
 			continue
