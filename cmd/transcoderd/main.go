@@ -41,6 +41,8 @@ func main() {
 	str(&c.CPULimit, "cpu-limit", "", "CPU cap for all ffmpeg processes: cores (1.5) or a share of the box (75%); default 90% of the cores")
 	str(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg binary")
 	str(&c.FFprobe, "ffprobe", "ffprobe", "ffprobe binary")
+	str(&c.IngestRTMPListen, "ingest-rtmp-listen", "", "address encoders publish push jobs to over RTMP (:1935); off when empty")
+	str(&c.IngestPublicHost, "ingest-public-host", "", "host name the ingest URLs shown by the API carry; default the listener's address, or this machine's name")
 	securityFlags(fs, &c, str)
 	builtin := fs.Bool("builtin-ladders", true, "offer the built-in ladders (default, lowlatency, mobile, test) beside the profiles folder's; false: the folder's alone")
 	fromEnv(fs, "builtin-ladders")

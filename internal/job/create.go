@@ -51,6 +51,11 @@ func (m *Manager) check(ctx context.Context, req *Request) (string, source.Sourc
 	if err != nil {
 		return "", source.Source{}, nil, fmt.Errorf("%w: ladder %q: %w", ErrInvalid, req.Ladder, err)
 	}
+	if src.Kind == source.Push {
+		if err := m.checkPush(src); err != nil {
+			return "", source.Source{}, nil, err
+		}
+	}
 	if err := m.cfg.Limits.checkLadder(l, src.Live); err != nil {
 		return "", source.Source{}, nil, err
 	}
@@ -125,6 +130,13 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 		HLS: id + "/" + manifest.MasterName, DASH: id + "/" + manifest.MPDName, Waiting: waiting, Created: m.deps.now().UTC(),
 	})
 	j.cost, j.in = cost, in
+	if src.Kind == source.Push {
+		if err := m.joinHub(j); err != nil {
+			m.cfg.CPU.Release(id)
+			_ = os.Remove(dir) // created empty just above
+			return nil, err
+		}
+	}
 	m.jobs[id] = j
 	j.persist()
 	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Str("state", string(state)).Msg("job created")

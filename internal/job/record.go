@@ -27,6 +27,9 @@ type storedJob struct {
 	PID     int                `json:"pid,omitempty"` // the ffmpeg running when this was written
 	View    storedView         `json:"view"`
 	Input   *ladder.SourceInfo `json:"input,omitempty"`
+	// KeyHash is a push job's stream key, hashed (ingest.Hash): the key itself is
+	// kept nowhere.
+	KeyHash string `json:"key_sha256,omitempty"`
 }
 
 // storedRequest is the job's Request.
@@ -84,6 +87,9 @@ const storedVersion = 2
 func (j *Job) storedLocked() storedJob {
 	v := j.view
 	s := storedJob{Version: storedVersion, Request: storedRequest(j.req), Ladder: j.ladder, Plan: j.plan, AST: j.ast, PID: j.pid, Input: v.Input}
+	if j.stream != nil {
+		s.KeyHash = j.keyHash.String()
+	}
 	s.View = storedView{
 		ID: v.ID, State: v.State, Source: v.Source, Ladder: v.Ladder, Live: v.Live, Dropped: v.Dropped,
 		HLS: v.HLS, DASH: v.DASH, Error: v.Error, FFmpeg: v.FFmpeg, Segments: v.Segments, Restarts: v.Restarts,

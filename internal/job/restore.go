@@ -70,6 +70,14 @@ func (m *Manager) restoreOne(id string, rec storedJob) error {
 		j.event(Event{Type: "restore", Message: "still queued after a daemon restart"})
 		return nil
 	}
+	if src.Kind == source.Push {
+		if err := m.rejoinHub(j, rec); err != nil {
+			j.update(func(v *View) { v.Error = "not resumed: " + err.Error() })
+			j.setState(Failed)
+			close(j.done)
+			return err
+		}
+	}
 	return m.resume(j, rec)
 }
 
