@@ -160,7 +160,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		ev.Msg("ladders: the profiles folder's, and the built-in ones it does not replace")
 	}
 	met := metrics.New(nil, nil)
-	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, PublicHost: c.IngestPublicHost, Log: log})
+	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,15 @@ func TestPushRTMP(t *testing.T) {
 			t.Errorf("after a wrong key: event %s %q, want no publisher and no ffmpeg", e.Type, e.Message)
 		}
 	}
+	// Counted once the hub has closed the connection, just after the publisher read
+	// the refusal.
+	n := 0.0
+	for deadline := time.Now().Add(2 * time.Second); n != 1 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		n = value(t, scrapeMetrics(t, d), "transcoderd_ingest_rejected_total", "reason", "key")
+	}
+	if n != 1 {
+		t.Errorf("transcoderd_ingest_rejected_total{reason=\"key\"} is %v, want 1", n)
+	}
 	if v := d.job(t, "stage"); v.State != job.Waiting || len(v.FFmpeg) != 0 {
 		t.Fatalf("after a wrong key the job is %s with ffmpeg %v, want waiting with none started", v.State, v.FFmpeg)
 	}
@@ -105,3 +114,4 @@ func refused(t *testing.T, url string) {
 		t.Errorf("publisher with a wrong key ended after %v with %v, want an error within 2 s: %s", took.Round(time.Millisecond), err, out)
 	}
 }
+

@@ -41,6 +41,8 @@ type Config struct {
 type Observer interface {
 	// Publishers reports that the number of publishers of a protocol changed by delta.
 	Publishers(p Protocol, delta int)
+	// Received counts media bytes received for job.
+	Received(job string, n int)
 	// Rejected counts a refused publisher, by reason: key, app, play, codec, limit.
 	Rejected(reason string)
 	// Takeover counts a publisher replaced by a new one with the same key.
@@ -50,6 +52,7 @@ type Observer interface {
 type noObserver struct{}
 
 func (noObserver) Publishers(Protocol, int) {}
+func (noObserver) Received(string, int)     {}
 func (noObserver) Rejected(string)          {}
 func (noObserver) Takeover()                {}
 

@@ -28,6 +28,7 @@ type counts struct {
 
 func (c *counts) Publishers(_ Protocol, d int) { c.mu.Lock(); c.pubs += d; c.mu.Unlock() }
 func (c *counts) Rejected(r string)            { c.mu.Lock(); c.rejected[r]++; c.mu.Unlock() }
+func (c *counts) Received(string, int)         {}
 func (c *counts) Takeover()                    { c.mu.Lock(); c.takeovers++; c.mu.Unlock() }
 
 func (c *counts) rejections(reason string) int {

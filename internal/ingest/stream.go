@@ -167,6 +167,7 @@ func (s *Stream) push(sess *session, u unit) {
 	if s.cur != sess {
 		return // taken over: the old connection's last packets
 	}
+	s.obs.Received(s.id, u.size)
 	wasKeyed := sess.keyed
 	sess.cache(u)
 	if sess.keyed && !wasKeyed {
