@@ -114,4 +114,3 @@ func refused(t *testing.T, url string) {
 		t.Errorf("publisher with a wrong key ended after %v with %v, want an error within 2 s: %s", took.Round(time.Millisecond), err, out)
 	}
 }
-
