@@ -42,6 +42,7 @@ func main() {
 	str(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg binary")
 	str(&c.FFprobe, "ffprobe", "ffprobe", "ffprobe binary")
 	str(&c.IngestRTMPListen, "ingest-rtmp-listen", "", "address encoders publish push jobs to over RTMP (:1935); off when empty")
+	str(&c.IngestSRTListen, "ingest-srt-listen", "", "UDP address encoders publish push jobs to over SRT (:9000), with streamid=publish:KEY; off when empty")
 	str(&c.IngestPublicHost, "ingest-public-host", "", "host name the ingest URLs shown by the API carry; default the listener's address, or this machine's name")
 	securityFlags(fs, &c, str)
 	builtin := fs.Bool("builtin-ladders", true, "offer the built-in ladders (default, lowlatency, mobile, test) beside the profiles folder's; false: the folder's alone")

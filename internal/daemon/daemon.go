@@ -46,6 +46,7 @@ type Config struct {
 
 	// Push ingest (internal/ingest), off unless a listener is set.
 	IngestRTMPListen string // address of the RTMP listener (":1935"); "" is off
+	IngestSRTListen  string // UDP address of the SRT listener (":9000"); "" is off
 	IngestPublicHost string // the host the ingest URLs name; "" is the listener's or this machine's
 
 	// Access control and limits (security.go).
@@ -73,9 +74,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("'%s' must not be empty", name))
 		}
 	}
-	if c.IngestRTMPListen != "" {
-		if _, _, err := net.SplitHostPort(c.IngestRTMPListen); err != nil {
-			errs = append(errs, fmt.Errorf("'ingest-rtmp-listen' %q: %w", c.IngestRTMPListen, err))
+	for name, v := range map[string]string{"ingest-rtmp-listen": c.IngestRTMPListen, "ingest-srt-listen": c.IngestSRTListen} {
+		if _, _, err := net.SplitHostPort(v); v != "" && err != nil {
+			errs = append(errs, fmt.Errorf("'%s' %q: %w", name, v, err))
 		}
 	}
 	errs = append(errs, c.validateSecurity()...)
@@ -160,7 +161,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		ev.Msg("ladders: the profiles folder's, and the built-in ones it does not replace")
 	}
 	met := metrics.New(nil, nil)
-	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
+	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
 	if err != nil {
 		return err
 	}

@@ -114,3 +114,32 @@ func refused(t *testing.T, url string) {
 		t.Errorf("publisher with a wrong key ended after %v with %v, want an error within 2 s: %s", took.Round(time.Millisecond), err, out)
 	}
 }
+
+// TestPushSRT is a hardware encoder publishing a push:srt job over SRT: the job shows
+// no RTMP URL, its SRT URL carries the key only in the creation answer, and the
+// publisher starts it.
+func TestPushSRT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("push test takes about 15 s")
+	}
+	d := startDaemon(t, "", func(c *Config) {
+		c.IngestRTMPListen, c.IngestSRTListen, c.IngestPublicHost = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1"
+	})
+	v := d.create(t, `{"source":"push:srt","ladder":"test","id":"enc"}`)
+	if v.Ingest == nil || v.Ingest.RTMPURL != "" || !strings.HasSuffix(v.Ingest.SRTURL, "?streamid=publish:"+v.Ingest.StreamKey) {
+		t.Fatalf("creation answer's ingest %+v: want an srt url with the key, no rtmp url", v.Ingest)
+	}
+	srtURL, key := v.Ingest.SRTURL, v.Ingest.StreamKey
+	if w := d.waitFor(t, "enc", 10*time.Second, "waiting", func(v job.View) bool { return v.State == job.Waiting }); strings.Contains(w.Ingest.SRTURL, key) {
+		t.Errorf("the job shows its key in %s", w.Ingest.SRTURL)
+	}
+	began := time.Now()
+	testmedia.Publish(t, srtURL+"&pkt_size=1316", testmedia.SourceOptions{Width: 320, Height: 180, FPS: 30})
+	d.waitFor(t, "enc", 20*time.Second, "a first segment", func(v job.View) bool { return v.Segments > 0 })
+	t.Logf("srt publisher connect → first segment indexed: %v", time.Since(began).Round(10*time.Millisecond))
+	v = d.waitFor(t, "enc", 30*time.Second, "segments", func(v job.View) bool { return v.State == job.Running && v.Segments >= 2*len(v.Renditions) })
+	if p := v.Ingest.Publisher; p == nil || p.Protocol != "srt" || p.Width != 320 {
+		t.Errorf("publisher %+v, want srt 320 wide", p)
+	}
+	checkOutputs(t, filepath.Join(d.out, "enc"), v)
+}

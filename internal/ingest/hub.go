@@ -1,6 +1,7 @@
 // Package ingest is the daemon's push-ingest hub: encoders (OBS, a hardware encoder, a
-// phone) publish to it over RTMP, on one port for every job, and it hands each job's
-// ffmpeg what its publisher sends, re-muxed to MPEG-TS on a pipe. A publish names its
+// phone) publish to it over RTMP (gortmplib) or SRT (gosrt), on one port of each for
+// every job, and it hands each job's ffmpeg what its publisher sends, re-muxed to
+// MPEG-TS on a pipe. A publish names its
 // job by its stream key: random, shown once, kept only as a SHA-256 hash, compared in
 // constant time, never logged. Unknown keys, other applications and play requests are
 // refused before any media is read; a new publisher with a valid key takes over from
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	srt "github.com/datarhei/gosrt"
 	"github.com/rs/zerolog"
 )
 
@@ -26,6 +28,8 @@ import (
 type Config struct {
 	// RTMPListen is the address of the RTMP listener (":1935"); "" leaves it off.
 	RTMPListen string
+	// SRTListen is the UDP address of the SRT listener (":9000"); "" leaves it off.
+	SRTListen string
 	// PublicHost is the host name the URLs shown to users carry; "" is the listener's
 	// own address, or this machine's host name when it listens on every address.
 	PublicHost string
@@ -61,6 +65,7 @@ type Hub struct {
 	cfg  Config
 	log  zerolog.Logger
 	rtmp net.Listener
+	srt  srt.Listener
 	now  func() time.Time
 	lim  *limiter
 
@@ -72,7 +77,7 @@ type Hub struct {
 }
 
 // ErrOff is returned for a push job when no listener of the protocols it allows is on.
-var ErrOff = errors.New("push ingest is off: start the daemon with --ingest-rtmp-listen")
+var ErrOff = errors.New("push ingest is off: start the daemon with --ingest-rtmp-listen or --ingest-srt-listen")
 
 // New starts the hub's listeners. A hub with none is valid: it refuses push jobs.
 func New(cfg Config) (*Hub, error) {
@@ -94,6 +99,12 @@ func New(cfg Config) (*Hub, error) {
 		go h.serveRTMP(ln)
 		h.log.Info().Str("rtmp", ln.Addr().String()).Msg("push ingest listening")
 	}
+	if cfg.SRTListen != "" {
+		if err := h.listenSRT(cfg.SRTListen); err != nil {
+			_ = h.Close()
+			return nil, err
+		}
+	}
 	return h, nil
 }
 
@@ -103,6 +114,9 @@ func (h *Hub) Close() error {
 	h.closed = true
 	if h.rtmp != nil {
 		_ = h.rtmp.Close()
+	}
+	if h.srt != nil {
+		h.srt.Close()
 	}
 	for c := range h.conns {
 		_ = c.Close()
@@ -120,8 +134,18 @@ func (h *Hub) RTMPAddr() net.Addr {
 	return h.rtmp.Addr()
 }
 
+// SRTAddr is the address the SRT listener listens on; nil when it is off.
+func (h *Hub) SRTAddr() net.Addr {
+	if h == nil || h.srt == nil {
+		return nil
+	}
+	return h.srt.Addr()
+}
+
 // Allows reports whether the hub listens for p.
-func (h *Hub) Allows(p Protocol) bool { return h != nil && p == RTMP && h.rtmp != nil }
+func (h *Hub) Allows(p Protocol) bool {
+	return h != nil && (p == RTMP && h.rtmp != nil || p == SRT && h.srt != nil)
+}
 
 // Add gives job id a stream that publishers of the protocols allow reach with the key
 // whose hash is hash.
@@ -182,6 +206,13 @@ func (h *Hub) Endpoints(key string, allow []Protocol) Endpoints {
 			e.RTMPURL = "rtmp://" + net.JoinHostPort(h.publicHost(), port(h.rtmp.Addr())) + "/" + App
 			e.StreamKey = key
 		}
+		if p == SRT && h.Allows(SRT) {
+			e.SRTURL = "srt://" + net.JoinHostPort(h.publicHost(), port(h.srt.Addr()))
+			if key != "" {
+				e.SRTURL += "?streamid=publish:" + key
+			}
+			e.StreamKey = key
+		}
 	}
 	return e
 }
@@ -191,7 +222,11 @@ func (h *Hub) publicHost() string {
 	if h.cfg.PublicHost != "" {
 		return h.cfg.PublicHost
 	}
-	if host, _, err := net.SplitHostPort(h.cfg.RTMPListen); err == nil && host != "" {
+	listen := h.cfg.RTMPListen
+	if listen == "" {
+		listen = h.cfg.SRTListen
+	}
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
 		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
 			return host
 		}
@@ -203,7 +238,10 @@ func (h *Hub) publicHost() string {
 }
 
 func port(a net.Addr) string {
-	if t, ok := a.(*net.TCPAddr); ok {
+	switch t := a.(type) {
+	case *net.TCPAddr:
+		return strconv.Itoa(t.Port)
+	case *net.UDPAddr:
 		return strconv.Itoa(t.Port)
 	}
 	_, p, _ := net.SplitHostPort(a.String())

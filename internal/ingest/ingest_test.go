@@ -41,7 +41,7 @@ func (c *counts) rejections(reason string) int {
 func newTestHub(t *testing.T, timeout time.Duration) (*Hub, *counts) {
 	t.Helper()
 	c := &counts{rejected: map[string]int{}}
-	h, err := New(Config{RTMPListen: "127.0.0.1:0", ReadTimeout: timeout, Log: zerolog.New(zerolog.NewTestWriter(t)), Observer: c})
+	h, err := New(Config{RTMPListen: "127.0.0.1:0", SRTListen: "127.0.0.1:0", ReadTimeout: timeout, Log: zerolog.New(zerolog.NewTestWriter(t)), Observer: c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,20 +49,28 @@ func newTestHub(t *testing.T, timeout time.Duration) (*Hub, *counts) {
 	return h, c
 }
 
-// addStream gives a job a stream with a new key; it returns the key and the URL to
-// publish to.
+// addStream gives a job a stream with a new key; it returns the key and the RTMP URL
+// to publish to.
 func addStream(t *testing.T, h *Hub, id string) (*Stream, string, string) {
+	t.Helper()
+	st, key, urls := addStreamFor(t, h, id)
+	return st, key, urls[RTMP]
+}
+
+// addStreamFor gives a job a stream with a new key that both protocols may publish
+// to; it returns the key and the URL for each protocol, as ffmpeg takes them.
+func addStreamFor(t *testing.T, h *Hub, id string) (*Stream, string, map[Protocol]string) {
 	t.Helper()
 	key, hash, err := NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := h.Add(id, hash, []Protocol{RTMP})
+	st, err := h.Add(id, hash, []Protocol{RTMP, SRT})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := h.Endpoints(key, []Protocol{RTMP})
-	return st, key, e.RTMPURL + "/" + e.StreamKey
+	e := h.Endpoints(key, []Protocol{RTMP, SRT})
+	return st, key, map[Protocol]string{RTMP: e.RTMPURL + "/" + e.StreamKey, SRT: e.SRTURL + "&pkt_size=1316"}
 }
 
 type probed struct {
@@ -90,12 +98,20 @@ func ffprobe(t *testing.T, path string) probed {
 	return p
 }
 
-// TestRTMPPublishFeedsPipe publishes with ffmpeg, as OBS would, and checks that the
-// pipe of a run carries the publisher's H.264 and AAC as MPEG-TS from a keyframe, that
-// the API sees the publisher, and that the pipe ends when the publisher goes.
-func TestRTMPPublishFeedsPipe(t *testing.T) {
+// TestPublishFeedsPipe publishes with ffmpeg over each protocol, as OBS or a hardware
+// encoder would, and checks that the pipe of a run carries the publisher's H.264 and
+// AAC as MPEG-TS from a keyframe, that the API sees the publisher, and that the pipe
+// ends when the publisher goes.
+func TestPublishFeedsPipe(t *testing.T) {
+	for _, p := range []Protocol{RTMP, SRT} {
+		t.Run(string(p), func(t *testing.T) { testPublishFeedsPipe(t, p) })
+	}
+}
+
+func testPublishFeedsPipe(t *testing.T, proto Protocol) {
 	h, c := newTestHub(t, 10*time.Second)
-	st, _, url := addStream(t, h, "stage-a")
+	st, _, urls := addStreamFor(t, h, "stage-a")
+	url := urls[proto]
 	if _, err := st.Open(); err != ErrNoPublisher {
 		t.Fatalf("open before a publisher: %v, want ErrNoPublisher", err)
 	}
@@ -106,8 +122,8 @@ func TestRTMPPublishFeedsPipe(t *testing.T) {
 		t.Fatalf("no publisher: %v: %s", err, pub.Stderr())
 	}
 	p := st.Publisher()
-	if p == nil || p.Protocol != RTMP || p.Video != "h264" || p.Audio != "aac" || p.Width != 320 || p.Height != 180 || p.FPS != 25 || p.Encoder == "" {
-		t.Errorf("publisher %+v, want rtmp h264 aac 320x180 at 25 fps with an encoder string", p)
+	if p == nil || p.Protocol != proto || p.Video != "h264" || p.Audio != "aac" || p.Width != 320 || p.Height != 180 || p.FPS != 25 || (proto == RTMP && p.Encoder == "") {
+		t.Errorf("publisher %+v, want %s h264 aac 320x180 at 25 fps (with an encoder string over rtmp)", p, proto)
 	}
 	r, err := st.Open()
 	if err != nil {
@@ -250,7 +266,11 @@ func TestReadTimeout(t *testing.T) {
 // refused from then on, and that a rotated key replaces the old one.
 func TestRemoveRefusesKey(t *testing.T) {
 	h, _ := newTestHub(t, time.Second)
-	st, key, _ := addStream(t, h, "a")
+	key, hash, _ := NewKey()
+	st, err := h.Add("a", hash, []Protocol{RTMP})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if h.find(key, RTMP) != st || h.find(key, SRT) != nil {
 		t.Fatal("the key does not find its stream over rtmp only")
 	}
@@ -283,5 +303,36 @@ func TestKeys(t *testing.T) {
 	}
 	if _, err := ParseHash("abc"); err == nil {
 		t.Error("a short hash was read")
+	}
+}
+
+// TestSRTRefused checks that an SRT caller whose stream id is not a publish with a
+// known key is refused in the handshake: ffmpeg exits non-zero within 2 s.
+func TestSRTRefused(t *testing.T) {
+	testmedia.RequireFFmpeg(t)
+	h, c := newTestHub(t, 10*time.Second)
+	_, key, _ := addStreamFor(t, h, "stage-a")
+	base := "srt://" + h.SRTAddr().String() + "?pkt_size=1316&streamid="
+	tests := []struct{ name, streamID, reason string }{
+		{"wrong key", "publish:" + key + "x", "key"},
+		{"no mode", key, "key"},
+		{"read", "read:" + key, "play"},
+		{"access control read", "#!::r=" + key + ",m=request", "play"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := c.rejections(tt.reason)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			began := time.Now()
+			out, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10",
+				"-t", "5", "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", base+tt.streamID).CombinedOutput()
+			if took := time.Since(began); err == nil || took > 2*time.Second {
+				t.Errorf("ffmpeg ended after %v with %v, want an error within 2 s: %s", took.Round(time.Millisecond), err, out)
+			}
+			if n := c.rejections(tt.reason); n != before+1 {
+				t.Errorf("%d refusals for %q, want %d", n, tt.reason, before+1)
+			}
+		})
 	}
 }

@@ -48,3 +48,46 @@ func FuzzRTMPKey(f *testing.F) {
 		}
 	})
 }
+
+func TestSRTKey(t *testing.T) {
+	tests := []struct {
+		name, id, key string
+		err           error
+	}{
+		{"mediamtx", "publish:abc", "abc", nil},
+		{"access control", "#!::r=abc,m=publish", "abc", nil},
+		{"access control, mode first", "#!::m=publish,r=abc", "abc", nil},
+		{"read", "read:abc", "", errPlay},
+		{"request", "#!::r=abc,m=request", "", errPlay},
+		{"no mode", "abc", "", errNoKey},
+		{"empty key", "publish:", "", errNoKey},
+		{"user and pass", "publish:abc:user:pass", "", errNoKey},
+		{"access control without mode", "#!::r=abc", "", errNoKey},
+		{"long", "publish:" + strings.Repeat("k", maxKeyLen+1), "", errLongKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, err := srtKey(tt.id)
+			if key != tt.key || !errors.Is(err, tt.err) {
+				t.Errorf("srtKey(%q) = %q, %v; want %q, %v", tt.id, key, err, tt.key, tt.err)
+			}
+		})
+	}
+}
+
+// FuzzSRTKey checks that a stream id never panics, and that a key it yields is one a
+// stream could have.
+func FuzzSRTKey(f *testing.F) {
+	for _, s := range []string{"publish:abc", "#!::r=abc,m=publish", "#!::", "publish:", ":", "#!::r=,m=publish,r=x", "read:x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		key, err := srtKey(id)
+		if err != nil {
+			return
+		}
+		if key == "" || len(key) > maxKeyLen || strings.ContainsAny(key, ":/,") {
+			t.Errorf("srtKey(%q) = %q", id, key)
+		}
+	})
+}

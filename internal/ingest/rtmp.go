@@ -8,8 +8,6 @@ import (
 
 	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/codecs"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
 
@@ -132,14 +130,12 @@ func (h *Hub) rtmpPublisher(conn net.Conn, sc *gortmplib.ServerConn, r *gortmpli
 	for _, t := range r.Tracks() {
 		switch c := t.Codec.(type) {
 		case *codecs.H264:
-			if vt == nil {
+			if vt == nil && c != nil {
 				vt, tr.video, pub.Video = t, &tscodecs.H264{}, "h264"
-				describeH264(&pub, c.SPS)
 			}
 		case *codecs.H265:
-			if vt == nil {
+			if vt == nil && c != nil {
 				vt, tr.video, pub.Video = t, &tscodecs.H265{}, "h265"
-				describeH265(&pub, c.SPS)
 			}
 		case *codecs.MPEG4Audio:
 			if at == nil && c.Config != nil {
@@ -160,7 +156,7 @@ func (h *Hub) rtmpPublisher(conn net.Conn, sc *gortmplib.ServerConn, r *gortmpli
 func onRTMPData(r *gortmplib.Reader, st *Stream, sess *session, vt, at *gortmplib.Track) {
 	push := func(u unit) { st.push(sess, u) }
 	video := func(pts, dts time.Duration, au [][]byte) {
-		if u, ok := sess.videoUnit(pts, dts, au); ok {
+		if u, ok := sess.videoUnit(ticks(pts), ticks(dts), au); ok {
 			push(u)
 		}
 	}
@@ -172,22 +168,6 @@ func onRTMPData(r *gortmplib.Reader, st *Stream, sess *session, vt, at *gortmpli
 		}
 	}
 	if at != nil {
-		r.OnDataMPEG4Audio(at, func(pts time.Duration, au []byte) { push(sess.audioUnit(pts, au)) })
+		r.OnDataMPEG4Audio(at, func(pts time.Duration, au []byte) { push(sess.audioUnit(ticks(pts), au)) })
 	}
-}
-
-func describeH264(p *Publisher, sps []byte) {
-	var s h264.SPS
-	if len(sps) == 0 || s.Unmarshal(sps) != nil {
-		return
-	}
-	p.Width, p.Height, p.FPS = s.Width(), s.Height(), s.FPS()
-}
-
-func describeH265(p *Publisher, sps []byte) {
-	var s h265.SPS
-	if len(sps) == 0 || s.Unmarshal(sps) != nil {
-		return
-	}
-	p.Width, p.Height, p.FPS = s.Width(), s.Height(), s.FPS()
 }

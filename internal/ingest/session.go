@@ -61,6 +61,9 @@ func newSession(pub Publisher, tr tracks, closeFn func(), now func() time.Time) 
 func (s *session) cache(u unit) {
 	s.count(u.size)
 	if u.key && (u.video || s.tracks.video == nil) {
+		if u.video && s.pub.Width == 0 {
+			s.describe(u.data)
+		}
 		if !s.keyed {
 			s.keyed, s.first = true, u.dts
 		}
@@ -104,7 +107,8 @@ func (s *session) publisher() Publisher { return s.pub }
 // sets out of band (the sequence header) and MPEG-TS needs them in band: they are kept
 // from the header and put before every keyframe that lacks them. An access unit of
 // parameter sets alone (a new sequence header) only replaces them: ok is false.
-func (s *session) videoUnit(pts, dts time.Duration, au [][]byte) (u unit, ok bool) {
+// pts and dts are in MPEG-TS ticks.
+func (s *session) videoUnit(pts, dts int64, au [][]byte) (u unit, ok bool) {
 	hevc := s.pub.Video == "h265"
 	if onlyParams(au, hevc) {
 		s.params = append([][]byte(nil), au...)
@@ -117,16 +121,16 @@ func (s *session) videoUnit(pts, dts time.Duration, au [][]byte) (u unit, ok boo
 	if key && !hasParams(au, hevc) && len(s.params) > 0 {
 		au = append(append([][]byte(nil), s.params...), au...)
 	}
-	u = unit{video: true, key: key, pts: ticks(pts) + tsOffset, dts: ticks(dts) + tsOffset, data: au}
+	u = unit{video: true, key: key, pts: pts + tsOffset, dts: dts + tsOffset, data: au}
 	for _, n := range au {
 		u.size += len(n)
 	}
 	return u, len(au) > 0
 }
 
-// audioUnit makes the unit of an audio frame.
-func (s *session) audioUnit(pts time.Duration, frame []byte) unit {
-	t := ticks(pts) + tsOffset
+// audioUnit makes the unit of an audio frame; pts is in MPEG-TS ticks.
+func (s *session) audioUnit(pts int64, frame []byte) unit {
+	t := pts + tsOffset
 	return unit{key: s.tracks.video == nil, pts: t, dts: t, data: [][]byte{frame}, size: len(frame)}
 }
 
@@ -162,4 +166,29 @@ func hasParams(au [][]byte, hevc bool) bool {
 		}
 	}
 	return false
+}
+
+// describe fills the publisher's size and frame rate from the SPS of a keyframe (in
+// band, or put there by videoUnit).
+func (s *session) describe(au [][]byte) {
+	hevc := s.pub.Video == "h265"
+	for _, n := range au {
+		if len(n) == 0 {
+			continue
+		}
+		if hevc && h265.NALUType((n[0]>>1)&0b111111) == h265.NALUType_SPS_NUT {
+			var sps h265.SPS
+			if sps.Unmarshal(n) == nil {
+				s.pub.Width, s.pub.Height, s.pub.FPS = sps.Width(), sps.Height(), sps.FPS()
+			}
+			return
+		}
+		if !hevc && h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS {
+			var sps h264.SPS
+			if sps.Unmarshal(n) == nil {
+				s.pub.Width, s.pub.Height, s.pub.FPS = sps.Width(), sps.Height(), sps.FPS()
+			}
+			return
+		}
+	}
 }

@@ -188,8 +188,8 @@ func (m *Manager) RotateKey(id string) (View, error) {
 // viewWithKey is the job's view with its stream key: only for the answers that make one.
 func (j *Job) viewWithKey(key string) View {
 	v := j.View()
-	if v.Ingest != nil {
-		v.Ingest.StreamKey = key
+	if v.Ingest != nil && key != "" {
+		v.Ingest.Endpoints = j.hub.Endpoints(key, pushProtocols(j.src))
 	}
 	return v
 }
