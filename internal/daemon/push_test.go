@@ -58,7 +58,7 @@ func TestPushRTMP(t *testing.T) {
 	began := time.Now()
 	pub := testmedia.Publish(t, server+"/"+key, opts)
 	v = d.waitFor(t, "stage", 20*time.Second, "a first segment", func(v job.View) bool { return v.Segments > 0 })
-	t.Logf("publisher connect → first segment indexed: %v", time.Since(began).Round(10*time.Millisecond))
+	t.Logf("publisher started → first segment indexed: %v (from its connection: %v)", time.Since(began).Round(10*time.Millisecond), sinceEvent(t, d, "stage", "publisher"))
 	v = d.waitFor(t, "stage", 30*time.Second, "segments", func(v job.View) bool { return v.State == job.Running && v.Segments >= 3*len(v.Renditions) })
 	p := v.Ingest.Publisher
 	if p == nil || p.Protocol != "rtmp" || p.Width != 320 || p.Video != "h264" || p.Audio != "aac" || p.Bitrate <= 0 {
@@ -136,10 +136,24 @@ func TestPushSRT(t *testing.T) {
 	began := time.Now()
 	testmedia.Publish(t, srtURL+"&pkt_size=1316", testmedia.SourceOptions{Width: 320, Height: 180, FPS: 30})
 	d.waitFor(t, "enc", 20*time.Second, "a first segment", func(v job.View) bool { return v.Segments > 0 })
-	t.Logf("srt publisher connect → first segment indexed: %v", time.Since(began).Round(10*time.Millisecond))
+	t.Logf("srt publisher started → first segment indexed: %v (from its connection: %v)", time.Since(began).Round(10*time.Millisecond), sinceEvent(t, d, "enc", "publisher"))
 	v = d.waitFor(t, "enc", 30*time.Second, "segments", func(v job.View) bool { return v.State == job.Running && v.Segments >= 2*len(v.Renditions) })
 	if p := v.Ingest.Publisher; p == nil || p.Protocol != "srt" || p.Width != 320 {
 		t.Errorf("publisher %+v, want srt 320 wide", p)
 	}
 	checkOutputs(t, filepath.Join(d.out, "enc"), v)
+}
+
+// sinceEvent is the time since the job's first event of that type.
+func sinceEvent(t *testing.T, d *daemon, id, typ string) time.Duration {
+	t.Helper()
+	var events struct{ Events []job.Event }
+	d.call(t, http.MethodGet, "/v1/jobs/"+id+"/events", "", &events)
+	for _, e := range events.Events {
+		if e.Type == typ {
+			return time.Since(e.Time).Round(10 * time.Millisecond)
+		}
+	}
+	t.Fatalf("no %s event", typ)
+	return 0
 }
