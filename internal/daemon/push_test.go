@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,11 +72,27 @@ func TestPushRTMP(t *testing.T) {
 	pub.Kill()
 	before := d.waitFor(t, "stage", 20*time.Second, "waiting again", func(v job.View) bool { return v.State == job.Waiting })
 	began = time.Now()
-	testmedia.Publish(t, server+"/"+key, opts)
-	d.waitFor(t, "stage", 30*time.Second, "segments after the publisher came back", func(v job.View) bool {
+	back := testmedia.Publish(t, server+"/"+key, opts)
+	v = d.waitFor(t, "stage", 30*time.Second, "segments after the publisher came back", func(v job.View) bool {
 		return v.State == job.Running && v.Segments >= before.Segments+2*len(v.Renditions)
 	})
 	t.Logf("publisher back → 2 new segments per rendition: %v", time.Since(began).Round(10*time.Millisecond))
+
+	// The job's ffmpeg dies; the publisher does not notice, and the next run starts at
+	// its next keyframe.
+	if err := syscall.Kill(lastPID(t, d, "stage"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	d.waitFor(t, "stage", 30*time.Second, "segments after ffmpeg was killed", func(w job.View) bool {
+		return w.State == job.Running && w.Restarts > v.Restarts && w.Segments >= v.Segments+2*len(w.Renditions)
+	})
+	t.Logf("job's ffmpeg killed → 2 new segments per rendition: %v", time.Since(began).Round(10*time.Millisecond))
+	select {
+	case <-back.Exited():
+		t.Errorf("the publisher was cut off when the job's ffmpeg died: %s", back.Stderr())
+	default:
+	}
 	jobDir := filepath.Join(d.out, "stage")
 	for name, disc := range checkContinuous(t, checkOutputs(t, jobDir, d.job(t, "stage"))) {
 		if disc < 1 {
@@ -156,4 +173,21 @@ func sinceEvent(t *testing.T, d *daemon, id, typ string) time.Duration {
 	}
 	t.Fatalf("no %s event", typ)
 	return 0
+}
+
+// lastPID is the process id of the job's last started ffmpeg, from its events.
+func lastPID(t *testing.T, d *daemon, id string) int {
+	t.Helper()
+	var events struct{ Events []job.Event }
+	d.call(t, http.MethodGet, "/v1/jobs/"+id+"/events", "", &events)
+	pid := 0
+	for _, e := range events.Events {
+		if e.Type == "start" {
+			pid = e.PID
+		}
+	}
+	if pid == 0 {
+		t.Fatal("no start event")
+	}
+	return pid
 }
