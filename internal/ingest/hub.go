@@ -47,7 +47,8 @@ type Observer interface {
 	Publishers(p Protocol, delta int)
 	// Received counts media bytes received for job.
 	Received(job string, n int)
-	// Rejected counts a refused publisher, by reason: key, app, play, codec, limit.
+	// Rejected counts a refused publisher, by reason: key, app, play, codec, limit,
+	// passphrase.
 	Rejected(reason string)
 	// Takeover counts a publisher replaced by a new one with the same key.
 	Takeover()

@@ -336,3 +336,46 @@ func TestSRTRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestSRTPassphrase checks that a stream's passphrase is enforced per connection: the
+// publisher that encrypts with it is accepted, one without it or with another is
+// refused in the handshake (within 2 s, counted), and a stream without one refuses
+// an encrypting publisher.
+func TestSRTPassphrase(t *testing.T) {
+	testmedia.RequireFFmpeg(t)
+	tests := []struct {
+		name, stream, publisher string
+		ok                      bool
+	}{
+		{"right", "correcthorse", "correcthorse", true},
+		{"wrong", "correcthorse", "batterystaple", false},
+		{"missing", "correcthorse", "", false},
+		{"unexpected", "", "correcthorse", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, c := newTestHub(t, 10*time.Second)
+			st, _, urls := addStreamFor(t, h, "enc")
+			st.SetPassphrase(tt.stream)
+			url := urls[SRT]
+			if tt.publisher != "" {
+				url += "&passphrase=" + tt.publisher
+			}
+			pub := testmedia.Publish(t, url, testmedia.SourceOptions{Width: 160, Height: 90})
+			if tt.ok {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := st.Wait(ctx); err != nil {
+					t.Fatalf("the publisher with the passphrase was not accepted: %v: %s", err, pub.Stderr())
+				}
+				return
+			}
+			if exited, err := pub.Wait(2 * time.Second); !exited || err == nil {
+				t.Errorf("publisher exited %v with %v, want an error within 2 s", exited, err)
+			}
+			if n := c.rejections("passphrase"); n != 1 {
+				t.Errorf("%d refusals for the passphrase, want 1", n)
+			}
+		})
+	}
+}

@@ -96,6 +96,13 @@ func (h *Hub) handleSRT(req srt.ConnRequest) {
 		h.log.Warn().Str("remote", remote).Str("reason", ref.reason).Err(ref.err).Msg("srt publisher refused")
 		return
 	}
+	if err := checkPassphrase(req, st.srtPassphrase()); err != nil {
+		req.Reject(srt.REJ_BADSECRET)
+		h.lim.failed(host)
+		h.cfg.Observer.Rejected("passphrase")
+		h.log.Warn().Str("remote", remote).Str("reason", "passphrase").Err(err).Msg("srt publisher refused")
+		return
+	}
 	conn, err := req.Accept()
 	if err != nil {
 		return
@@ -109,6 +116,23 @@ func (h *Hub) handleSRT(req srt.ConnRequest) {
 	if err := h.srtSession(conn, st); err != nil {
 		h.log.Debug().Str("remote", remote).Err(err).Msg("srt connection ended")
 	}
+}
+
+// checkPassphrase holds an SRT request to the stream's passphrase: one is required
+// when the stream has one, and refused when it has none.
+func checkPassphrase(req srt.ConnRequest, passphrase string) error {
+	switch {
+	case passphrase == "" && req.IsEncrypted():
+		return errors.New("encrypted, but the job has no passphrase")
+	case passphrase == "":
+		return nil
+	case !req.IsEncrypted():
+		return errors.New("not encrypted, but the job has a passphrase")
+	}
+	if err := req.SetPassphrase(passphrase); err != nil {
+		return fmt.Errorf("wrong passphrase: %w", err)
+	}
+	return nil
 }
 
 // authorizeSRT finds the stream an SRT stream id publishes to. The key is never logged.

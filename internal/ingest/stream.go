@@ -50,13 +50,14 @@ type Stream struct {
 	queue int // units a sink holds before it drops to the next keyframe
 	obs   Observer
 
-	mu      sync.Mutex
-	hash    Hash
-	cur     *session
-	sinks   []*sink
-	changed chan struct{} // closed and replaced when cur or its readiness changes
-	removed bool
-	onEvent func(Event)
+	mu         sync.Mutex
+	hash       Hash
+	passphrase string // SRT publishers must encrypt with it; "" for none
+	cur        *session
+	sinks      []*sink
+	changed    chan struct{} // closed and replaced when cur or its readiness changes
+	removed    bool
+	onEvent    func(Event)
 }
 
 // Event is something that happened to a stream's publisher, for the job's events.
@@ -71,6 +72,20 @@ func (s *Stream) SetKey(h Hash) {
 	s.mu.Lock()
 	s.hash = h
 	s.mu.Unlock()
+}
+
+// SetPassphrase sets the passphrase SRT publishers must encrypt with ("" for none:
+// then an encrypting publisher is refused).
+func (s *Stream) SetPassphrase(p string) {
+	s.mu.Lock()
+	s.passphrase = p
+	s.mu.Unlock()
+}
+
+func (s *Stream) srtPassphrase() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.passphrase
 }
 
 // OnEvent sets what is told of the stream's publishers.

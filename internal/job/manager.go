@@ -83,6 +83,9 @@ type Request struct {
 	// queued) rather than be refused; it starts when room frees up, first come first
 	// served.
 	Queue bool `json:"queue,omitempty"`
+	// SRTPassphrase is what a push job's SRT publishers must encrypt with (10 to 79
+	// characters); empty for none. It is kept in the store and shown nowhere.
+	SRTPassphrase string `json:"srt_passphrase,omitempty"`
 }
 
 // Manager owns every job of the daemon.

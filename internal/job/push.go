@@ -126,6 +126,33 @@ func (m *Manager) checkPush(src source.Source) error {
 	return fmt.Errorf("%w: %s: %w", ErrInvalid, src.Display, ingest.ErrOff)
 }
 
+// checkPushRequest checks what a request asks of the ingest hub: a push source the hub
+// can take, and an SRT passphrase only for a push source that allows SRT, of the
+// length SRT requires.
+func (m *Manager) checkPushRequest(src source.Source, passphrase string) error {
+	if src.Kind != source.Push {
+		if passphrase != "" {
+			return fmt.Errorf("%w: srt_passphrase is for push sources", ErrInvalid)
+		}
+		return nil
+	}
+	if err := m.checkPush(src); err != nil {
+		return err
+	}
+	srtAllowed := false
+	for _, p := range pushProtocols(src) {
+		srtAllowed = srtAllowed || p == ingest.SRT
+	}
+	switch {
+	case passphrase == "":
+	case !srtAllowed:
+		return fmt.Errorf("%w: srt_passphrase: %s does not allow srt", ErrInvalid, src.Display)
+	case len(passphrase) < 10 || len(passphrase) > 79:
+		return fmt.Errorf("%w: srt_passphrase must be 10 to 79 characters, not %d", ErrInvalid, len(passphrase))
+	}
+	return nil
+}
+
 // addStream puts j on the ingest hub with the key whose hash is hash: its publishers'
 // events become the job's, and its input reads from the stream.
 func (m *Manager) addStream(j *Job, hash ingest.Hash) error {
@@ -133,6 +160,7 @@ func (m *Manager) addStream(j *Job, hash ingest.Hash) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
+	st.SetPassphrase(j.req.SRTPassphrase)
 	st.OnEvent(func(e ingest.Event) {
 		j.log.Info().Str("event", e.Type).Msg(e.Message)
 		j.event(Event{Type: e.Type, Message: e.Message})

@@ -111,3 +111,33 @@ func waitState(t *testing.T, j *Job, s State) {
 		}
 	}
 }
+
+// TestSRTPassphraseRequest checks which requests may carry an SRT passphrase: a push
+// source that allows SRT, with one SRT accepts.
+func TestSRTPassphraseRequest(t *testing.T) {
+	h, err := ingest.New(ingest.Config{RTMPListen: "127.0.0.1:0", SRTListen: "127.0.0.1:0", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	m := testManager(t, Config{Ingest: h})
+	tests := []struct {
+		name, source, passphrase string
+		ok                       bool
+	}{
+		{"push", "push", "correcthorse", true},
+		{"push over srt", "push:srt", "correcthorse", true},
+		{"too short", "push", "short", false},
+		{"too long", "push", strings.Repeat("p", 80), false},
+		{"rtmp only", "push:rtmp", "correcthorse", false},
+		{"a pull source", "rtmp://127.0.0.1/live/x", "correcthorse", false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, _, err := m.check(context.Background(), &Request{Source: tt.source, Ladder: "test", ID: "j" + string(rune('a'+i)), SRTPassphrase: tt.passphrase})
+			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, ErrInvalid)) {
+				t.Errorf("check %s with %q: %v, want ok %v", tt.source, tt.passphrase, err, tt.ok)
+			}
+		})
+	}
+}

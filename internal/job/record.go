@@ -38,6 +38,9 @@ type storedRequest struct {
 	Ladder string `json:"ladder"`
 	ID     string `json:"id,omitempty"`
 	Queue  bool   `json:"queue,omitempty"`
+	// SRTPassphrase is a push job's SRT passphrase: the daemon needs it to decrypt
+	// its publishers after a restart.
+	SRTPassphrase string `json:"srt_passphrase,omitempty"`
 }
 
 // storedView is what a restored job shows: what it showed, less what its last ffmpeg

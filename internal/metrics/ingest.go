@@ -16,7 +16,7 @@ type ingestMetrics struct {
 
 // ingestReasons are always exported by transcoderd_ingest_rejected_total, at 0 until
 // the first refusal of each.
-var ingestReasons = []string{"key", "app", "play", "codec", "limit"}
+var ingestReasons = []string{"key", "app", "play", "codec", "limit", "passphrase"}
 
 func newIngestMetrics() ingestMetrics {
 	opts := func(name, help string) prometheus.Opts {
@@ -25,7 +25,7 @@ func newIngestMetrics() ingestMetrics {
 	m := ingestMetrics{
 		publishers: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("ingest_publishers", "Encoders publishing to the ingest hub now, by protocol.")), []string{"protocol"}),
 		bytes:      prometheus.NewCounterVec(prometheus.CounterOpts(opts("ingest_bytes_total", "Media bytes received from the publishers of a push job.")), []string{"job"}),
-		rejected:   prometheus.NewCounterVec(prometheus.CounterOpts(opts("ingest_rejected_total", "Publishers refused by the ingest hub, by reason: key (unknown or missing), app, play, codec, limit (too many failures from the address).")), []string{"reason"}),
+		rejected:   prometheus.NewCounterVec(prometheus.CounterOpts(opts("ingest_rejected_total", "Publishers refused by the ingest hub, by reason: key (unknown or missing), app, play, codec, limit (too many failures from the address), passphrase (SRT).")), []string{"reason"}),
 		takeovers:  prometheus.NewCounter(prometheus.CounterOpts(opts("ingest_takeovers_total", "Publishers replaced by a new one with the same key."))),
 	}
 	m.publishers.WithLabelValues(string(ingest.RTMP))

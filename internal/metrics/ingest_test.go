@@ -33,12 +33,13 @@ transcoderd_ingest_bytes_total{job="stage-a"} 1500
 # HELP transcoderd_ingest_publishers Encoders publishing to the ingest hub now, by protocol.
 # TYPE transcoderd_ingest_publishers gauge
 transcoderd_ingest_publishers{protocol="rtmp"} 1
-# HELP transcoderd_ingest_rejected_total Publishers refused by the ingest hub, by reason: key (unknown or missing), app, play, codec, limit (too many failures from the address).
+# HELP transcoderd_ingest_rejected_total Publishers refused by the ingest hub, by reason: key (unknown or missing), app, play, codec, limit (too many failures from the address), passphrase (SRT).
 # TYPE transcoderd_ingest_rejected_total counter
 transcoderd_ingest_rejected_total{reason="app"} 0
 transcoderd_ingest_rejected_total{reason="codec"} 0
 transcoderd_ingest_rejected_total{reason="key"} 2
 transcoderd_ingest_rejected_total{reason="limit"} 0
+transcoderd_ingest_rejected_total{reason="passphrase"} 0
 transcoderd_ingest_rejected_total{reason="play"} 1
 # HELP transcoderd_ingest_takeovers_total Publishers replaced by a new one with the same key.
 # TYPE transcoderd_ingest_takeovers_total counter
