@@ -62,6 +62,7 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/jobs/{id}", s.getJob)
 		r.Delete("/jobs/{id}", s.deleteJob)
 		r.Get("/jobs/{id}/events", s.jobEvents)
+		r.Post("/jobs/{id}/ingest/rotate", s.rotateKey)
 		r.Get("/ladders", s.listLadders)
 		r.Get("/ladders/{name}", s.getLadder)
 		r.Get("/capabilities", s.getCapabilities)
@@ -113,7 +114,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/jobs/"+j.ID())
-	v := j.View()
+	v := j.CreatedView() // a push job's stream key, in this answer only
 	if v.State == job.Queued {
 		writeJSON(w, http.StatusAccepted, v) // waits for room under the CPU cap
 		return
@@ -128,6 +129,17 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, j.View())
+}
+
+// rotateKey gives a push job a new stream key: this answer is the only one that
+// shows it.
+func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request) {
+	v, err := s.Jobs.RotateKey(chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) {

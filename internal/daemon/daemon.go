@@ -21,6 +21,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/ingest"
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/metrics"
@@ -42,6 +43,11 @@ type Config struct {
 	FFprobe          string // ffprobe binary (name or path)
 	Version          string
 	CPULimit         string // cores ("1.5") or share of the box ("75%"); "" is the default (90%)
+
+	// Push ingest (internal/ingest), off unless a listener is set.
+	IngestRTMPListen string // address of the RTMP listener (":1935"); "" is off
+	IngestSRTListen  string // UDP address of the SRT listener (":9000"); "" is off
+	IngestPublicHost string // the host the ingest URLs name; "" is the listener's or this machine's
 
 	// Access control and limits (security.go).
 	APIToken          string          // bearer token every /v1 route needs; "" leaves the API open
@@ -66,6 +72,11 @@ func (c Config) Validate() error {
 	for name, v := range map[string]string{"output": c.Output, "profiles": c.Profiles, "data": c.Data, "media-root": c.MediaRoot} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("'%s' must not be empty", name))
+		}
+	}
+	for name, v := range map[string]string{"ingest-rtmp-listen": c.IngestRTMPListen, "ingest-srt-listen": c.IngestSRTListen} {
+		if _, _, err := net.SplitHostPort(v); v != "" && err != nil {
+			errs = append(errs, fmt.Errorf("'%s' %q: %w", name, v, err))
 		}
 	}
 	errs = append(errs, c.validateSecurity()...)
@@ -150,6 +161,11 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		ev.Msg("ladders: the profiles folder's, and the built-in ones it does not replace")
 	}
 	met := metrics.New(nil, nil)
+	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
+	if err != nil {
+		return err
+	}
+	defer hub.Close() // after jobs.Close: their runs end first
 	jobs := job.NewManager(job.Config{
 		Output:    output,
 		MediaRoot: c.MediaRoot,
@@ -163,6 +179,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		CPU:       cpu,
 		GPU:       hw,
 		Observer:  met,
+		Ingest:    hub,
 	})
 	defer jobs.Close()
 	if err := jobs.Restore(ctx); err != nil {

@@ -189,6 +189,10 @@ func inputArgs(kind source.Kind, src string, live bool, tr source.Transport) (op
 			// Start three segments from the live edge, as players do.
 			opts = append(opts, "-live_start_index", "-3")
 		}
+	case source.Push:
+		// The hub starts each run at a keyframe with its GOP cache: 1 s of probing
+		// suffices, where ffmpeg's default 5 s doubles the wait for the first segment.
+		opts = []string{"-analyzeduration", "1000000", "-probesize", "1000000", "-f", "mpegts"}
 	case source.File:
 		// "file:" keeps a name like "a:b.mp4" from being read as a protocol and
 		// "-" from meaning stdin.
@@ -262,6 +266,10 @@ func validate(j Job) error {
 
 	switch j.Kind {
 	case source.RTMP, source.RTSP, source.SRT, source.HTTP, source.File:
+	case source.Push:
+		if j.Source != source.PushInput {
+			bad("a push source is read from %s, not %q", source.PushInput, j.Source)
+		}
 	default:
 		bad("unknown source kind %q", j.Kind)
 	}

@@ -101,6 +101,17 @@ var goldenJobs = []struct {
 		},
 	},
 	{
+		name: "push-pipe",
+		job: Job{
+			Source: source.PushInput, Kind: source.Push, Live: true, Preset: "veryfast", Dir: jobDir,
+			Plan: ladder.Plan{
+				FPS: 30, GOP: 60, SegmentDuration: 2 * time.Second,
+				Video: []ladder.PlannedVideo{rung("720p", 1280, 720, 2_800_000, "main")},
+				Audio: []ladder.Audio{stereo},
+			},
+		},
+	},
+	{
 		name: "srt-two-audio",
 		job: Job{
 			Source: "srt://0.0.0.0:9000?mode=listener&timeout=10000000", Kind: source.SRT, Live: true, Preset: "veryfast", Dir: jobDir, Run: 1796500000,

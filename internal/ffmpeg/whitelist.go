@@ -29,6 +29,8 @@ var protocolWhitelist = map[source.Kind]string{
 	// through crypto.
 	source.HTTP: "http,https,tcp,tls,crypto",
 	source.File: "file",
+	// A push source: MPEG-TS on the pipe the ingest hub writes, and nothing else.
+	source.Push: "pipe",
 }
 
 // fileFormats is the demuxer whitelist for file sources: containers and
@@ -46,6 +48,9 @@ func whitelistArgs(kind source.Kind) []string {
 	protocols, ok := protocolWhitelist[kind]
 	if !ok || kind == source.File {
 		return []string{"-protocol_whitelist", protocolWhitelist[source.File], "-format_whitelist", fileFormats}
+	}
+	if kind == source.Push {
+		return []string{"-protocol_whitelist", protocols, "-format_whitelist", "mpegts"}
 	}
 	return []string{"-protocol_whitelist", protocols}
 }

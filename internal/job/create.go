@@ -53,6 +53,9 @@ func (m *Manager) check(ctx context.Context, req *Request) (string, source.Sourc
 	if err != nil {
 		return "", source.Source{}, nil, fmt.Errorf("%w: ladder %q: %w", ErrInvalid, req.Ladder, err)
 	}
+	if err := m.checkPushRequest(src, req.SRTPassphrase); err != nil {
+		return "", source.Source{}, nil, err
+	}
 	if err := m.cfg.Limits.checkLadder(l, src.Live); err != nil {
 		return "", source.Source{}, nil, err
 	}
@@ -122,11 +125,18 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 	if waiting != "" {
 		state = Queued
 	}
-	j := m.newJob(id, Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue}, src, l, View{
+	j := m.newJob(id, Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue, SRTPassphrase: req.SRTPassphrase}, src, l, View{
 		ID: id, State: state, Source: src.Display, Ladder: l.Name, Live: src.Live, Input: info,
 		HLS: id + "/" + manifest.MasterName, DASH: id + "/" + manifest.MPDName, Waiting: waiting, Cost: cost, Created: m.deps.now().UTC(),
 	})
 	j.cost, j.in = cost, in
+	if src.Kind == source.Push {
+		if err := m.joinHub(j); err != nil {
+			m.cfg.CPU.Release(id)
+			_ = os.Remove(dir) // created empty just above
+			return nil, err
+		}
+	}
 	m.jobs[id] = j
 	j.persist()
 	j.log.Info().Str("source", src.Display).Str("ladder", l.Name).Bool("live", src.Live).Str("state", string(state)).Msg("job created")

@@ -33,8 +33,11 @@ type Feed struct {
 // inputFor is where a job's ffmpeg reads src: the one place a kind of source picks its
 // Input. ffprobe is the path of ffprobe.
 func inputFor(src source.Source, ffprobe string) Input {
-	if src.Kind == source.RTSP {
+	switch src.Kind {
+	case source.RTSP:
 		return newRTSPInput(src, ffprobe)
+	case source.Push:
+		return &pushInput{src: src, ffprobe: ffprobe}
 	}
 	return urlInput{src: src, ffprobe: ffprobe}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
+	"github.com/transcoderd/transcoderd/internal/ingest"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
@@ -30,6 +31,7 @@ const (
 	Starting     State = "starting"     // probing the source, launching ffmpeg
 	Running      State = "running"      // ffmpeg is producing segments
 	Reconnecting State = "reconnecting" // a live source went away; waiting to retry
+	Waiting      State = "waiting"      // a push job without a publisher (View.Waiting: "publisher")
 	Stopping     State = "stopping"     // asked to stop; ffmpeg is finishing its last segment
 	Finished     State = "finished"     // VOD done, or a live job stopped on request
 	Stopped      State = "stopped"      // a file job stopped on request before its end: its output is partial
@@ -92,14 +94,15 @@ type View struct {
 	Stalls     int                `json:"stalls"`
 	// SegmentsLost counts the segments given up since the daemon started: ffmpeg wrote
 	// them, but they could not be read (see errSegmentLost).
-	SegmentsLost int        `json:"segments_lost"`
-	CPU          float64    `json:"cpu"`               // cores ffmpeg used over the last 5 s
-	Behind       bool       `json:"behind"`            // live, and slower than real time for 10 s
-	Shed         []string   `json:"shed,omitempty"`    // rungs not encoded now (video.shed_top_rung)
-	Waiting      string     `json:"waiting,omitempty"` // queued: what the job waits for
-	Created      time.Time  `json:"created"`
-	Ended        *time.Time `json:"ended,omitempty"`
-	Transport    string     `json:"transport,omitempty"` // rtsp: tcp | udp, of the current (or last) ffmpeg run
+	SegmentsLost int         `json:"segments_lost"`
+	CPU          float64     `json:"cpu"`               // cores ffmpeg used over the last 5 s
+	Behind       bool        `json:"behind"`            // live, and slower than real time for 10 s
+	Shed         []string    `json:"shed,omitempty"`    // rungs not encoded now (video.shed_top_rung)
+	Waiting      string      `json:"waiting,omitempty"` // queued or waiting: what the job waits for
+	Created      time.Time   `json:"created"`
+	Ended        *time.Time  `json:"ended,omitempty"`
+	Transport    string      `json:"transport,omitempty"` // rtsp: tcp | udp, of the current (or last) ffmpeg run
+	Ingest       *IngestView `json:"ingest,omitempty"`    // push: where to publish, and the publisher
 
 	// Cost is a live job's reservation under the CPU cap, in cores, as estimated: its
 	// ladder on the encoders chosen for it, a hardware rung at its CPU share (the
@@ -131,6 +134,12 @@ type Job struct {
 	plan   *ladder.Plan
 	ast    time.Time               // the presentation's availability start, once known
 	cancel context.CancelCauseFunc // ends the runner; nil until it starts
+
+	// A push job's place on the ingest hub (push.go); nil stream for other jobs.
+	hub     *ingest.Hub
+	stream  *ingest.Stream
+	keyHash ingest.Hash // stored; the key itself is not
+	newKey  string      // the key made by Create, until CreatedView shows it
 }
 
 // ID returns the job id.
@@ -143,7 +152,18 @@ func (j *Job) View() View {
 	v := j.view
 	v.Renditions = append([]Rendition{}, v.Renditions...) // [] before the plan, not null
 	v.FFmpeg = append([]string(nil), v.FFmpeg...)
+	v.Ingest = j.ingestViewLocked(j.hub)
 	return v
+}
+
+// CreatedView is the view of a job Create just made: with a push job's stream key,
+// which no other view shows.
+func (j *Job) CreatedView() View {
+	j.mu.Lock()
+	key := j.newKey
+	j.newKey = ""
+	j.mu.Unlock()
+	return j.viewWithKey(key)
 }
 
 func (j *Job) setPID(pid int) {
@@ -306,7 +326,7 @@ func (p *Progress) finished() {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport | lost | replan | cost | dropped
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport | lost | replan | cost | dropped | publisher | publisher_gone | publisher_replaced | ingest_behind | rotate
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal

@@ -17,6 +17,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/dirwatch"
 	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/ingest"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
@@ -46,6 +47,8 @@ type Config struct {
 	Store    Store        // where jobs survive a restart; nil keeps them in memory only (store.Memory)
 	CPU      *cpucap.Cap  // admission and enforcement of the CPU limit; nil for none (cpucap.Unlimited)
 	GPU      *gpu.Service // hardware encoders found by the probe; nil: a service that has probed none
+	// Ingest is the push-ingest hub push jobs are published to; nil refuses push jobs.
+	Ingest *ingest.Hub
 }
 
 // Store is where jobs survive a restart: store.Store, or a store.Memory.
@@ -80,6 +83,9 @@ type Request struct {
 	// queued) rather than be refused; it starts when room frees up, first come first
 	// served.
 	Queue bool `json:"queue,omitempty"`
+	// SRTPassphrase is what a push job's SRT publishers must encrypt with (10 to 79
+	// characters); empty for none. It is kept in the store and shown nowhere.
+	SRTPassphrase string `json:"srt_passphrase,omitempty"`
 }
 
 // Manager owns every job of the daemon.
@@ -150,6 +156,7 @@ func (m *Manager) launch(j *Job, st startState) {
 		defer m.wg.Done()
 		defer close(j.done)
 		defer m.queue.released(j.id) // its cores, and the queue a chance at them
+		defer m.leaveHub(j)          // a push job's key is refused once it has ended
 		defer cancel(nil)
 		r.run(ctx, st)
 	}()
@@ -198,6 +205,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (View, error) {
 		j.event(Event{Type: "state", Message: "removed from the queue before it started"})
 		j.update(func(v *View) { v.Waiting = "" })
 		j.setState(Finished)
+		m.leaveHub(j)
 		close(j.done)
 		m.queue.admitWaiting() // the jobs behind it may fit
 		return j.View(), nil

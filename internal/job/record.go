@@ -27,6 +27,9 @@ type storedJob struct {
 	PID     int                `json:"pid,omitempty"` // the ffmpeg running when this was written
 	View    storedView         `json:"view"`
 	Input   *ladder.SourceInfo `json:"input,omitempty"`
+	// KeyHash is a push job's stream key, hashed (ingest.Hash): the key itself is
+	// kept nowhere.
+	KeyHash string `json:"key_sha256,omitempty"`
 }
 
 // storedRequest is the job's Request.
@@ -35,6 +38,9 @@ type storedRequest struct {
 	Ladder string `json:"ladder"`
 	ID     string `json:"id,omitempty"`
 	Queue  bool   `json:"queue,omitempty"`
+	// SRTPassphrase is a push job's SRT passphrase: the daemon needs it to decrypt
+	// its publishers after a restart.
+	SRTPassphrase string `json:"srt_passphrase,omitempty"`
 }
 
 // storedView is what a restored job shows: what it showed, less what its last ffmpeg
@@ -87,6 +93,9 @@ const storedVersion = 2
 func (j *Job) storedLocked() storedJob {
 	v := j.view
 	s := storedJob{Version: storedVersion, Request: storedRequest(j.req), Ladder: j.ladder, Plan: j.plan, AST: j.ast, PID: j.pid, Input: v.Input}
+	if j.stream != nil {
+		s.KeyHash = j.keyHash.String()
+	}
 	s.View = storedView{
 		ID: v.ID, State: v.State, Source: v.Source, Ladder: v.Ladder, Live: v.Live, Dropped: v.Dropped,
 		HLS: v.HLS, DASH: v.DASH, Error: v.Error, FFmpeg: v.FFmpeg, Segments: v.Segments, Restarts: v.Restarts,

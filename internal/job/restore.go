@@ -72,6 +72,14 @@ func (m *Manager) restoreOne(id string, rec storedJob) error {
 	case j.view.State == Stopping:
 		return m.finalize(j, rec)
 	}
+	if src.Kind == source.Push {
+		if err := m.rejoinHub(j, rec); err != nil {
+			j.update(func(v *View) { v.Error = "not resumed: " + err.Error() })
+			j.setState(Failed)
+			close(j.done)
+			return err
+		}
+	}
 	return m.resume(j, rec)
 }
 

@@ -219,6 +219,9 @@ func (r *runner) finalize(st startState) {
 // probeLive probes a live source, retrying with backoff while it is unreachable.
 func (r *runner) probeLive(ctx context.Context) (ladder.SourceInfo, error) {
 	for {
+		if !r.awaitPublisher(ctx) {
+			return ladder.SourceInfo{}, nil
+		}
 		pctx, cancel := context.WithTimeout(ctx, r.timing.probe)
 		began := r.now()
 		in, err := r.in.Probe(pctx)
@@ -332,6 +335,12 @@ func (f fatal) Unwrap() error { return f.error }
 
 // attempt runs ffmpeg once, the n-th time, on what the input feeds it.
 func (r *runner) attempt(ctx context.Context, n int) error {
+	if !r.awaitPublisher(ctx) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fatal{errors.New("the job left the ingest hub")}
+	}
 	feed, err := r.in.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("open the source: %w", err)
@@ -397,6 +406,8 @@ func (r *runner) next(ctx context.Context, attempt int, runErr error, ran time.D
 	case stopped || (!r.live && runErr == nil):
 		r.end(stopped)
 		return false
+	case runErr == nil && r.pushed():
+		return true // the publisher went: the next run waits for it, in state waiting
 	}
 	if runErr == nil {
 		runErr = errors.New("the live source ended") // ffmpeg exits 0 when a live source closes

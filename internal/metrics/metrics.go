@@ -3,7 +3,8 @@
 // whether it is behind real time and how many rungs it has shed
 // (read from the job manager at scrape time), the latency from a segment closing to the
 // manifests naming it (fed by the job manager as it happens), CPU used against the
-// limit, and the Go runtime and process collectors.
+// limit, the push-ingest hub's publishers, bytes, refusals and takeovers (fed by the
+// hub), and the Go runtime and process collectors.
 package metrics
 
 import (
@@ -37,7 +38,7 @@ type CPUFunc func() (used, limit float64)
 
 // knownStates are always exported by transcoderd_jobs, at 0 when no job is in them, so
 // that a query for a state has a series to read before the first job reaches it.
-var knownStates = []job.State{job.Queued, job.Starting, job.Running, job.Reconnecting, job.Stopping, job.Finished, job.Stopped, job.Failed}
+var knownStates = []job.State{job.Queued, job.Starting, job.Waiting, job.Running, job.Reconnecting, job.Stopping, job.Finished, job.Stopped, job.Failed}
 
 // Metrics is the daemon's metrics: a prometheus.Collector of the jobs' figures, the
 // job.Observer of manifest latency, and the registry and HTTP handler that serve them.
@@ -45,6 +46,7 @@ var knownStates = []job.State{job.Queued, job.Starting, job.Running, job.Reconne
 type Metrics struct {
 	reg     *prometheus.Registry
 	latency prometheus.Histogram
+	ingest  ingestMetrics
 
 	mu   sync.Mutex
 	jobs Lister
@@ -84,6 +86,7 @@ func New(jobs Lister, cpu CPUFunc) *Metrics {
 		shed:        desc("job_rungs_shed", "Video rungs a live job does not encode now to keep up (video.shed_top_rung).", "job"),
 		cpuUsed:     desc("cpu_used_cores", "CPU that the jobs use, in cores."),
 		cpuLimit:    desc("cpu_limit_cores", "CPU limit that the jobs run under, in cores."),
+		ingest:      newIngestMetrics(),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -91,6 +94,7 @@ func New(jobs Lister, cpu CPUFunc) *Metrics {
 		m.latency,
 		(*jobCollector)(m),
 	)
+	m.reg.MustRegister(m.ingest.collectors()...)
 	return m
 }
 

@@ -81,6 +81,7 @@ transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 0
 transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
+transcoderd_jobs{state="waiting"} 0
 `,
 		},
 		{
@@ -112,6 +113,7 @@ transcoderd_jobs{state="running"} 2
 transcoderd_jobs{state="starting"} 0
 transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
+transcoderd_jobs{state="waiting"} 0
 transcoderd_job_state{job="cam1",state="running"} 1
 transcoderd_job_state{job="cam2",state="running"} 1
 transcoderd_job_state{job="cam3",state="reconnecting"} 1
@@ -182,6 +184,7 @@ transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 0
 transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
+transcoderd_jobs{state="waiting"} 0
 transcoderd_job_state{job="q",state="paused"} 1
 transcoderd_job_restarts_total{job="q"} 0
 transcoderd_job_stalls_total{job="q"} 0
@@ -232,6 +235,7 @@ transcoderd_jobs{state="running"} 0
 transcoderd_jobs{state="starting"} 1
 transcoderd_jobs{state="stopped"} 0
 transcoderd_jobs{state="stopping"} 0
+transcoderd_jobs{state="waiting"} 0
 `
 	if err := testutil.ScrapeAndCompare(srv.URL, strings.NewReader(want), "transcoderd_jobs", "transcoderd_cpu_used_cores", "transcoderd_cpu_limit_cores"); err != nil {
 		t.Error(err)

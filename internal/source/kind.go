@@ -18,4 +18,23 @@ const (
 	HTTP Kind = "http"
 	// File reads a local file, as fast as ffmpeg can (no -re).
 	File Kind = "file"
+	// Push is fed by an encoder that publishes to the daemon's ingest hub
+	// (internal/ingest): ffmpeg reads MPEG-TS from a pipe the hub writes (PushInput).
+	Push Kind = "push"
 )
+
+// PushInput is what ffmpeg opens for a push source: the pipe the daemon's ingest hub
+// writes, inherited as descriptor 3.
+const PushInput = "pipe:3"
+
+// pushSources are the push sources a request may name, with the protocols each lets a
+// publisher use.
+var pushSources = map[string][]string{
+	"push":      {"rtmp", "srt"},
+	"push:rtmp": {"rtmp"},
+	"push:srt":  {"srt"},
+}
+
+// PushProtocols returns the protocols a push source ("push", "push:rtmp", "push:srt")
+// lets a publisher use; nil for any other source.
+func PushProtocols(raw string) []string { return pushSources[raw] }

@@ -3,7 +3,8 @@
 // masks what in it may be a secret before it is shown (Redact, Redactor). It depends on
 // the standard library only, so that any package may import it.
 //
-// Network sources are URLs with an allowed scheme; files are paths relative to the media
+// Network sources are URLs with an allowed scheme; "push", "push:rtmp" and "push:srt"
+// are fed by an encoder publishing to the daemon (Push); files are paths relative to the media
 // root that must resolve, after symlinks, to a regular file inside it. Everything else is
 // refused with an error that says why, before any process is started.
 package source
@@ -65,6 +66,9 @@ func Parse(raw, mediaRoot string) (Source, error) {
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
 			return Source{}, invalid("source must not contain spaces or control characters")
 		}
+	}
+	if PushProtocols(raw) != nil {
+		return Source{URL: PushInput, Display: raw, Kind: Push, Live: true}, nil
 	}
 	if i := strings.Index(raw, ":"); i > 0 && isScheme(raw[:i]) {
 		return parseURL(raw)
