@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,7 +55,9 @@ func TestDiskFull(t *testing.T) {
 	// ffmpeg runs again on a disk still full; room comes back while it runs: the job
 	// comes back by itself.
 	d.pollServed(t, dir, v.ID, 30*time.Second, "ffmpeg run again on the full disk", func(v job.View) bool {
-		return v.Restarts > full.Restarts || v.State == job.Running && v.Restarts == full.Restarts && full.State != job.Running
+		ev := d.events(t, v.ID, since)
+		i := slices.IndexFunc(ev, func(e job.Event) bool { return diskFullEvent([]job.Event{e}) != "" })
+		return i >= 0 && slices.ContainsFunc(ev[i:], func(e job.Event) bool { return e.Type == "start" })
 	})
 	time.Sleep(2 * time.Second)
 	if err := os.Remove(filler); err != nil {

@@ -251,9 +251,7 @@ func (r *runner) checkLost(c *child) {
 	if c.lost != nil || c.stall != nil || c.reshape != nil || c.stopping == nil {
 		return // it is ending already
 	}
-	if avail, ok := freeBytes(r.j.dir); ok && avail < diskFull {
-		lost = fmt.Errorf("%w (the disk is full: %d bytes free)", lost, avail)
-	}
+	lost = r.onFullDisk(lost)
 	c.lost = lost
 	r.log.Error().Err(lost).Int("pid", c.proc.Pid).Msg("segment lost; restarting ffmpeg")
 	r.j.event(Event{Type: "lost", PID: c.proc.Pid, Message: lost.Error()})
@@ -265,6 +263,16 @@ func (r *runner) checkLost(c *child) {
 // segment that could not be read was cut short by ENOSPC (ffmpeg writes 32 KiB at a
 // time). ffmpeg then runs again once the segments past the window are deleted.
 const diskFull = 1 << 20
+
+// onFullDisk returns err saying that the output's disk is full, when it is: ffmpeg 5.1
+// neither exits nor says so when a write fails for want of space, so a run that stalls,
+// fails or leaves a segment cut short says it for it.
+func (r *runner) onFullDisk(err error) error {
+	if avail, ok := freeBytes(r.j.dir); ok && avail < diskFull {
+		return fmt.Errorf("%w (the disk is full: %d bytes free)", err, avail)
+	}
+	return err
+}
 
 // freeBytes returns the space left to unprivileged writers on the file system of dir.
 func freeBytes(dir string) (uint64, bool) {
@@ -335,8 +343,8 @@ func (r *runner) checkStall(c *child, now time.Time) {
 	if noSeg <= segLimit && quiet <= quietLimit {
 		return
 	}
-	c.stall = fmt.Errorf("%w: no progress for %v, no new segment for %v", errStalled,
-		quiet.Round(time.Second), noSeg.Round(time.Second))
+	c.stall = r.onFullDisk(fmt.Errorf("%w: no progress for %v, no new segment for %v", errStalled,
+		quiet.Round(time.Second), noSeg.Round(time.Second)))
 	r.log.Warn().Int("pid", c.proc.Pid).Err(c.stall).Msg("ffmpeg stalled; killing it")
 	r.j.event(Event{Type: "stall", PID: c.proc.Pid, Message: c.stall.Error()})
 	r.j.update(func(v *View) { v.Stalls++ })
@@ -374,7 +382,7 @@ func (r *runner) onExit(ctx context.Context, c *child, res supervise.Result) err
 		r.log.Info().Int("pid", pid).Msg("ffmpeg exited")
 		return nil
 	}
-	err := fmt.Errorf("ffmpeg exited with code %d: %s", code, res.Last())
+	err := r.onFullDisk(fmt.Errorf("ffmpeg exited with code %d: %s", code, res.Last()))
 	if ctx.Err() == nil {
 		r.log.Warn().Int("pid", pid).Int("code", code).Strs("stderr", res.Tail).Msg("ffmpeg failed")
 	}
