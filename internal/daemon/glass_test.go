@@ -81,8 +81,10 @@ const glassSlack = 0.5
 // rungs, both served by the daemon's HTTP server, and hls.js (master.m3u8), dash.js and
 // Shaka (manifest.mpd) play both side by side, reading the clock off every displayed
 // frame (web/test/latency.mjs). It prints a table of the median latency and the stalls
-// of each, and wants transcoderd no later than the baseline (plus glassSlack) and with
-// no more stalls, in every player.
+// of each, and checks that every player played both with the clock read off its frames.
+// With GLASS_COMPARE=1 (scripts/latency, on an idle machine) it also wants transcoderd
+// no later than the baseline (plus glassSlack) and with no more stalls, in every
+// player: a comparison of timings, which a shared CI machine cannot hold to.
 func TestGlassToGlass(t *testing.T) {
 	requireBrowser(t)
 	profiles := t.TempDir()
@@ -114,9 +116,15 @@ func TestGlassToGlass(t *testing.T) {
 	checkGlass(t, res.Sessions)
 }
 
-// checkGlass prints the table and holds transcoderd to the baseline in every player.
+// minGlassSamples is how many frames of a 20 s measurement must show a readable clock:
+// a player that plays shows about 600.
+const minGlassSamples = 100
+
+// checkGlass prints the table, checks that every session measured, and with
+// GLASS_COMPARE=1 holds transcoderd to the baseline in every player.
 func checkGlass(t *testing.T, sessions []glassSession) {
 	t.Helper()
+	compare := os.Getenv("GLASS_COMPARE") == "1"
 	by := map[string]glassSession{}
 	var players []string
 	for _, s := range sessions {
@@ -134,6 +142,14 @@ func checkGlass(t *testing.T, sessions []glassSession) {
 		t.Logf("| %s | %s | %s |", p, glassCell(ours), glassCell(theirs))
 		if !ours.OK || !theirs.OK {
 			t.Errorf("%s: no measurement (transcoderd: %s; baseline: %s)", p, ours.Error, theirs.Error)
+			continue
+		}
+		for _, s := range []glassSession{ours, theirs} {
+			if s.Samples < minGlassSamples || s.Unreadable > s.Samples/10 {
+				t.Errorf("%s %s: %d frames read, %d unreadable: want %d or more, and under a tenth unreadable", s.System, p, s.Samples, s.Unreadable, minGlassSamples)
+			}
+		}
+		if !compare {
 			continue
 		}
 		if ours.Median > theirs.Median+glassSlack {

@@ -21,6 +21,12 @@ export const chromiumArgs = [
   '--disable-component-update',
   '--disable-sync',
   '--autoplay-policy=no-user-gesture-required',
+  // Pages play side by side and only one is in front: without these, Chromium throttles
+  // the others' timers and video frame callbacks to once a second, which starves a
+  // player's scheduling (stalls) and a page's measurements.
+  '--disable-background-timer-throttling',
+  '--disable-backgrounding-occluded-windows',
+  '--disable-renderer-backgrounding',
 ];
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
