@@ -2,13 +2,10 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,19 +258,7 @@ func meanVolume(t *testing.T, dir, name string) float64 {
 		defer os.Remove(snap)
 		playlist = snap
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-i", playlist, "-af", "volumedetect", "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		t.Fatalf("volumedetect %s: %v\n%s", playlist, err, out)
-	}
-	_, rest, ok := bytes.Cut(out, []byte("mean_volume: "))
-	db, _, _ := bytes.Cut(rest, []byte(" dB"))
-	v, err := strconv.ParseFloat(string(db), 64)
-	if !ok || err != nil {
-		t.Fatalf("volumedetect %s: no mean volume in\n%s", playlist, out)
-	}
-	return v
+	return testmedia.MeanVolume(t, "", playlist)
 }
 
 // TestPlayersLanguages plays a file job with English and French audio (the ladder of

@@ -19,6 +19,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
 	"github.com/transcoderd/transcoderd/internal/supervise"
+	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
 
 // TestSmokeEncode runs the real ffmpeg with BuildArgs on a 3 s file: two video
@@ -114,7 +115,7 @@ func TestSmokeAudioTracks(t *testing.T) {
 	vol := map[string]float64{}
 	for _, a := range job.Plan.Audio {
 		checkRendition(t, filepath.Join(job.Dir, a.Name), job.Run, 0)
-		vol[a.Name] = meanVolume(t, ff, playable(t, job.Dir, a.Name))
+		vol[a.Name] = testmedia.MeanVolume(t, ff, playable(t, job.Dir, a.Name))
 	}
 	if d := vol["en"] - vol["fr"]; d < 17 || d > 23 {
 		t.Errorf("mean volume: en %.1f dB, fr %.1f dB; want fr 20 dB below en (its own source track)", vol["en"], vol["fr"])
@@ -145,24 +146,6 @@ func playable(t *testing.T, dir, name string) string {
 		t.Fatal(err)
 	}
 	return pl
-}
-
-// meanVolume decodes a playlist with ffmpeg's volumedetect and returns its mean volume in dB.
-func meanVolume(t *testing.T, ff, playlist string) float64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, ff, "-hide_banner", "-nostdin", "-i", playlist, "-af", "volumedetect", "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		t.Fatalf("volumedetect %s: %v\n%s", playlist, err, out)
-	}
-	_, rest, ok := bytes.Cut(out, []byte("mean_volume: "))
-	db, _, _ := bytes.Cut(rest, []byte(" dB"))
-	v, err := strconv.ParseFloat(string(db), 64)
-	if !ok || err != nil {
-		t.Fatalf("volumedetect %s: no mean volume in\n%s", playlist, out)
-	}
-	return v
 }
 
 func runFFmpeg(t *testing.T, ff string, job Job) Progress {

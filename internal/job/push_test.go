@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -100,15 +99,6 @@ func TestPushJobRefusedWithoutListener(t *testing.T) {
 				t.Errorf("create %s: %v, want invalid: ingest off", tt.source, err)
 			}
 		})
-	}
-}
-
-func waitState(t *testing.T, j *Job, s State) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); j.View().State != s; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s, want %s", j.View().State, s)
-		}
 	}
 }
 

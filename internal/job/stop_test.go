@@ -132,13 +132,7 @@ func TestSuspendIsNoStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for j.View().State != Running {
-		if time.Now().After(deadline) || j.View().State.Ended() {
-			t.Fatalf("not running: %+v", j.View())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitState(t, j, Running)
 	m.Close()
 	if state := storedState(t, st, "cam"); state != Running {
 		t.Errorf("a job suspended by a daemon restart is stored %s, want running", state)
@@ -156,19 +150,9 @@ func TestSuspendWhileReconnecting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitState := func(want State) {
-		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for j.View().State != want {
-			if time.Now().After(deadline) || j.View().State.Ended() {
-				t.Fatalf("not %s: %+v", want, j.View())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	waitState(Running)
+	waitState(t, j, Running)
 	src.Pause()
-	waitState(Reconnecting)
+	waitState(t, j, Reconnecting)
 	m.Close()
 	if state := storedState(t, st, "cam"); state.Ended() {
 		t.Errorf("a job reconnecting when the daemon stopped is stored %s: it would not resume", state)
@@ -187,4 +171,17 @@ func storedState(t *testing.T, st Store, id string) State {
 		t.Fatal(err)
 	}
 	return rec.View.State
+}
+
+// waitState waits up to a minute for j to be in state want, and fails the test when it
+// ends first.
+func waitState(t *testing.T, j *Job, want State) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for j.View().State != want {
+		if time.Now().After(deadline) || j.View().State.Ended() {
+			t.Fatalf("not %s: %+v", want, j.View())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
