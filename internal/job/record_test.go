@@ -81,6 +81,15 @@ func TestRestoreStoreFormat2(t *testing.T) {
 			if v.State != Queued || !hasEvent(j, "restore") {
 				t.Errorf("%s: %s, want still queued", id, v.State)
 			}
+		case id == "cam-stopping":
+			// Being stopped when the daemon stopped: it ends as the stop would have
+			// ended it (a live job: finished), never resumed (issue 16, item 7).
+			for deadline := time.Now().Add(10 * time.Second); !j.View().State.Ended() && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if v = j.View(); v.State != Finished || !hasEvent(j, "restore") {
+				t.Errorf("%s: %s, want finished, not resumed: %+v", id, v.State, j.Events())
+			}
 		case v.State.Ended() || !hasEvent(j, "restore"):
 			t.Errorf("%s: %s, want resumed: %+v", id, v.State, j.Events())
 		}
