@@ -124,15 +124,7 @@ func TestRestoreStopping(t *testing.T) {
 // the job is stored as it ran, not as stopping, so that the next daemon resumes it
 // rather than carrying out a stop nobody asked for.
 func TestSuspendIsNoStop(t *testing.T) {
-	testmedia.RequireFFmpeg(t)
-	st := store.NewMemory()
-	m := testManager(t, Config{Store: st})
-	src := testmedia.StartRTMP(t, testmedia.SourceOptions{})
-	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "test", ID: "cam"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, j, Running)
+	m, st, _, _ := runningLiveJob(t)
 	m.Close()
 	if state := storedState(t, st, "cam"); state != Running {
 		t.Errorf("a job suspended by a daemon restart is stored %s, want running", state)
@@ -142,15 +134,7 @@ func TestSuspendIsNoStop(t *testing.T) {
 // TestSuspendWhileReconnecting: a live job waiting to reconnect (its source gone) when
 // the daemon stops is left to resume, not ended.
 func TestSuspendWhileReconnecting(t *testing.T) {
-	testmedia.RequireFFmpeg(t)
-	st := store.NewMemory()
-	m := testManager(t, Config{Store: st})
-	src := testmedia.StartRTMP(t, testmedia.SourceOptions{})
-	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "test", ID: "cam"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, j, Running)
+	m, st, src, j := runningLiveJob(t)
 	src.Pause()
 	waitState(t, j, Reconnecting)
 	m.Close()
@@ -184,4 +168,20 @@ func waitState(t *testing.T, j *Job, want State) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// runningLiveJob starts a manager with a store in memory and a live job "cam" on an
+// RTMP test source, and returns them once the job runs.
+func runningLiveJob(t *testing.T) (*Manager, *store.Memory, *testmedia.Source, *Job) {
+	t.Helper()
+	testmedia.RequireFFmpeg(t)
+	st := store.NewMemory()
+	m := testManager(t, Config{Store: st})
+	src := testmedia.StartRTMP(t, testmedia.SourceOptions{})
+	j, err := m.Create(context.Background(), Request{Source: src.URL, Ladder: "test", ID: "cam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, j, Running)
+	return m, st, src, j
 }
