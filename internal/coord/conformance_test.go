@@ -18,11 +18,11 @@ import (
 // backend opens a fresh store for one test.
 type backend struct {
 	name string
-	open func(t *testing.T) coord.Store
+	open func(t testing.TB) coord.Store
 }
 
 func boltBackend() backend {
-	return backend{"bolt", func(t *testing.T) coord.Store {
+	return backend{"bolt", func(t testing.TB) coord.Store {
 		s, err := coord.OpenBolt(filepath.Join(t.TempDir(), "coord.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -34,7 +34,7 @@ func boltBackend() backend {
 
 // natsSingle is one embedded server with no client port (in-process connection), R1.
 func natsSingle() backend {
-	return backend{"nats1", func(t *testing.T) coord.Store {
+	return backend{"nats1", func(t testing.TB) coord.Store {
 		s, err := coord.StartServer(coord.ServerConfig{Name: "solo", StoreDir: t.TempDir(), DontListen: true}, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +58,7 @@ func natsSingle() backend {
 func natsCluster(t *testing.T) backend {
 	var once sync.Once
 	var c *coordtest.Cluster
-	return backend{"nats3", func(st *testing.T) coord.Store {
+	return backend{"nats3", func(st testing.TB) coord.Store {
 		once.Do(func() {
 			c = coordtest.StartCluster(t, 3)
 			t.Logf("3-server cluster ready in %v", c.Ready.Round(time.Millisecond))
