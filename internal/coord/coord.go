@@ -10,7 +10,7 @@
 // server embedded with StartServer or an external one ≥ 2.11). One conformance suite
 // runs against both, so the code above sees the same semantics either way.
 //
-// How the fleet uses it (../shared/notes/fleet-design.md §4):
+// How the fleet uses it (the design of issue 18):
 //   - the API writes job specs to tx_jobs with Create (idempotent by job id) and edits
 //     them with Update at the revision it read;
 //   - each box's agent rewrites its capacity record in tx_nodes (TTL 10 s) every 2 s;
