@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +71,12 @@ type glassSession struct {
 	StallSeconds float64  `json:"stallSeconds"`
 	Heights      []int    `json:"heights"`
 	Notes        []string `json:"notes"`
+	// What the reader saw over the measurement (see latency.mjs): frame callbacks,
+	// frames presented, and frames the media element decoded and dropped.
+	Frames    int `json:"frames"`
+	Presented int `json:"presented"`
+	Decoded   int `json:"decoded"`
+	Dropped   int `json:"dropped"`
 }
 
 // glassSlack is how much later than the baseline transcoderd may be in a player: the
@@ -146,7 +154,8 @@ func checkGlass(t *testing.T, sessions []glassSession) {
 		}
 		for _, s := range []glassSession{ours, theirs} {
 			if s.Samples < minGlassSamples || s.Unreadable > s.Samples/10 {
-				t.Errorf("%s %s: %d frames read, %d unreadable: want %d or more, and under a tenth unreadable", s.System, p, s.Samples, s.Unreadable, minGlassSamples)
+				t.Errorf("%s %s: %d frames read, %d unreadable: want %d or more, and under a tenth unreadable (frame callbacks %d, presented %d, decoded %d, dropped %d)",
+					s.System, p, s.Samples, s.Unreadable, minGlassSamples, s.Frames, s.Presented, s.Decoded, s.Dropped)
 			}
 		}
 		if !compare {
@@ -200,4 +209,37 @@ func waitFile(t *testing.T, path string, limit time.Duration) {
 		}
 	}
 	t.Fatalf("no %s after %v", path, limit)
+}
+
+// TestBrowserWindows checks what TestGlassToGlass stands on: pages that play side by
+// side are each drawn, so that a reader of the displayed frames sees every frame in
+// every page. Two pages (lib.mjs newWindow) play the same file at once and count their
+// video frame callbacks against the frames presented; a page in a tab behind another
+// presents every frame but gets a callback once a second (20 of 600 in 20 s).
+func TestBrowserWindows(t *testing.T) {
+	requireBrowser(t)
+	dir := t.TempDir()
+	testmedia.WriteSample(t, filepath.Join(dir, "clip.mp4"), testmedia.SampleOptions{Width: 640, Height: 360, FPS: 30, Duration: 15 * time.Second, Video: true})
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+	var res struct {
+		Pages []struct {
+			Callbacks int     `json:"callbacks"`
+			Presented int     `json:"presented"`
+			Time      float64 `json:"time"`
+		} `json:"pages"`
+	}
+	if err := runNode(t, 2*time.Minute, "windows.mjs", map[string]any{"base": srv.URL, "video": "/clip.mp4", "pages": 2, "seconds": 8}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Pages) != 2 {
+		t.Fatalf("%d pages measured, want 2", len(res.Pages))
+	}
+	for i, p := range res.Pages {
+		// 8 s at 30 fps is 240 frames; a busy machine may present fewer, but every frame
+		// presented gets its callback unless the page is not drawn.
+		if p.Presented < 60 || p.Callbacks < p.Presented/2 {
+			t.Errorf("page %d: %d frame callbacks for %d frames presented in %.1fs of media: want 60 or more presented, each with its callback", i, p.Callbacks, p.Presented, p.Time)
+		}
+	}
 }

@@ -32,7 +32,7 @@ const median = (xs) => {
 async function measure(browser, system, player, kind) {
   const url = cfg.base + system[kind];
   const r = { system: system.name, player, url, ok: false };
-  const page = await browser.context.newPage();
+  const page = await browser.newWindow(); // each system's page is drawn, not a tab behind the other
   try {
     await page.goto(`${cfg.base}/__harness/harness.html`);
     r.version = await page.evaluate(([p, u]) => window.harness.start(p, u, { glass: true }), [player, url]);
@@ -47,6 +47,7 @@ async function measure(browser, system, player, kind) {
     r.startup = (Date.now() - began) / 1000;
     await sleep(SETTLE);
     const from = Date.now();
+    const g0 = await page.evaluate(() => window.harness.glass(Infinity));
     await sleep(MEASURE);
     const g = await page.evaluate((t) => window.harness.glass(t), from);
     const s = await page.evaluate(() => window.harness.state());
@@ -57,10 +58,18 @@ async function measure(browser, system, player, kind) {
       median: median(lat), min: lat.length ? Math.min(...lat) : null, max: lat.length ? Math.max(...lat) : null,
       heights: [...new Set(g.samples.map((x) => x[2]))], playerLatency: s.latency, playerTarget: s.targetLatency,
       notes: s.notes, warnings: s.warningCount,
+      // What the reader saw over the measurement: frame callbacks, frames presented,
+      // callbacks skipped (paused, no picture), frames decoded and dropped by the media
+      // element, and how far the media time moved.
+      frames: g.frames - g0.frames, presented: g.presented - g0.presented, skipped: g.skipped - g0.skipped,
+      decoded: g.decoded - g0.decoded, dropped: g.dropped - g0.dropped, played: +(g.mediaTime - g0.mediaTime).toFixed(2),
+      visibility: g.visibility, unreadableBy: g.unreadableBy,
     });
+    r.unreadable = g.unreadable - g0.unreadable;
     r.ok = lat.length > 0;
     if (!r.ok) r.error = `no frame read its clock (${g.unreadable} did not read)`;
-    log(system.name, player, `median ${r.median}s over ${r.samples} frames (${r.unreadable} unreadable), ${r.stalls} stalls (${r.stallSeconds}s), heights ${r.heights}`);
+    log(system.name, player, `median ${r.median}s over ${r.samples} frames (${r.unreadable} unreadable), ${r.stalls} stalls (${r.stallSeconds}s), heights ${r.heights};`,
+      `callbacks ${r.frames}, presented ${r.presented}, skipped ${r.skipped}, decoded ${r.decoded}, dropped ${r.dropped}, played ${r.played}s, ${r.visibility}`);
   } catch (e) {
     r.error = e.message;
     log(system.name, player, 'ERROR:', e.message);
