@@ -114,23 +114,31 @@ func TestGlassToGlass(t *testing.T) {
 		Sessions []glassSession `json:"sessions"`
 		Blocked  []string       `json:"blocked"`
 	}
-	cfg := map[string]any{"base": d.api, "systems": []map[string]string{
+	// The comparison measures as long as the figures need; the check that every player
+	// is measured (scripts/test) measures less, to keep the browser step short.
+	settle, measure := 6, 10
+	if os.Getenv("GLASS_COMPARE") == "1" {
+		settle, measure = 10, 20
+	}
+	cfg := map[string]any{"base": d.api, "settle": settle, "measure": measure, "systems": []map[string]string{
 		{"name": "transcoderd", "hls": "/out/live/master.m3u8", "mpd": "/out/live/manifest.mpd"},
 		{"name": "baseline", "hls": "/out/baseline/master.m3u8", "mpd": "/out/baseline/manifest.mpd"},
 	}}
 	if err := runNode(t, 6*time.Minute, "latency.mjs", cfg, &res); err != nil {
 		t.Fatal(err)
 	}
-	checkGlass(t, res.Sessions)
+	checkGlass(t, res.Sessions, minGlassPerSecond*measure)
 }
 
-// minGlassSamples is how many frames of a 20 s measurement must show a readable clock:
-// a player that plays shows about 600.
-const minGlassSamples = 100
+// minGlassPerSecond is how many frames a second of the measurement must show a readable
+// clock: a player that plays shows about 30 (one in six, for a busy machine's sake); a
+// reader that is starved sees one (see TestBrowserWindows).
+const minGlassPerSecond = 5
 
-// checkGlass prints the table, checks that every session measured, and with
-// GLASS_COMPARE=1 holds transcoderd to the baseline in every player.
-func checkGlass(t *testing.T, sessions []glassSession) {
+// checkGlass prints the table, checks that every session measured (minSamples frames
+// with a readable clock or more, under a tenth unreadable), and with GLASS_COMPARE=1
+// holds transcoderd to the baseline in every player.
+func checkGlass(t *testing.T, sessions []glassSession, minSamples int) {
 	t.Helper()
 	compare := os.Getenv("GLASS_COMPARE") == "1"
 	by := map[string]glassSession{}
@@ -153,9 +161,9 @@ func checkGlass(t *testing.T, sessions []glassSession) {
 			continue
 		}
 		for _, s := range []glassSession{ours, theirs} {
-			if s.Samples < minGlassSamples || s.Unreadable > s.Samples/10 {
+			if s.Samples < minSamples || s.Unreadable > s.Samples/10 {
 				t.Errorf("%s %s: %d frames read, %d unreadable: want %d or more, and under a tenth unreadable (frame callbacks %d, presented %d, decoded %d, dropped %d)",
-					s.System, p, s.Samples, s.Unreadable, minGlassSamples, s.Frames, s.Presented, s.Decoded, s.Dropped)
+					s.System, p, s.Samples, s.Unreadable, minSamples, s.Frames, s.Presented, s.Decoded, s.Dropped)
 			}
 		}
 		if !compare {
