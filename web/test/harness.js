@@ -359,6 +359,9 @@
         stallSeconds: (G.stallMs + (G.stalledAt ? Date.now() - G.stalledAt : 0)) / 1000,
       };
     },
+    // watch measures glass to glass (see glass) on a page whose own player plays the
+    // video element #video: the preview page, with this file loaded into it.
+    watch() { watchGlass(); },
     rungs() { return H.driver ? H.driver.rungs() : { video: [], audio: [] }; },
     select(id) { H.driver.select(id); },
     audio() { return H.driver ? H.driver.audio() : { langs: [], names: [], current: null }; },
