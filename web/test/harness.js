@@ -247,23 +247,31 @@
   // the test source burnt into it (clock.js) is read off; its latency is the wall-clock
   // time the frame is shown minus the time it was made. Stalls: each 'waiting' after
   // the first frame played, and how long until playback moved on.
-  const G = { samples: [], unreadable: 0, stalls: 0, stallMs: 0, stalledAt: 0, playing: false };
+  const G = {
+    samples: [], unreadable: 0, stalls: 0, stallMs: 0, stalledAt: 0, playing: false,
+    frames: 0,        // frame callbacks (or 100 ms samples)
+    presented: 0,     // frames the compositor presented (rVFC presentedFrames), for missed callbacks
+    skipped: 0,       // callbacks while paused or with no picture
+    unreadableBy: {}, // unreadable frames by height
+  };
   function watchGlass() {
     const canvas = document.createElement('canvas');
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
     const read = (shownMs) => {
+      G.frames++;
       const w = video.videoWidth, h = video.videoHeight;
-      if (!w || !h || video.paused) return;
+      if (!w || !h || video.paused) { G.skipped++; return; }
       const strip = Math.ceil(2 * h / 9);
       if (canvas.width !== w || canvas.height !== strip) { canvas.width = w; canvas.height = strip; }
       ctx.drawImage(video, 0, 0, w, strip, 0, 0, w, strip);
       const v = window.transcoderdClock.readClock(ctx.getImageData(0, 0, w, strip).data, w, h);
-      if (v < 0) { G.unreadable++; return; }
+      if (v < 0) { G.unreadable++; G.unreadableBy[h] = (G.unreadableBy[h] || 0) + 1; return; }
       G.samples.push([Date.now(), window.transcoderdClock.clockLatency(v, shownMs), h]);
       if (G.samples.length > 5000) G.samples.shift();
     };
     if (video.requestVideoFrameCallback) {
       const onFrame = (now, meta) => {
+        G.presented = meta.presentedFrames;
         read(performance.timeOrigin + (meta.expectedDisplayTime || now));
         video.requestVideoFrameCallback(onFrame);
       };
@@ -335,13 +343,25 @@
     // [when, latency ms, frame height] each, how many frames did not read, and the
     // stalls so far (a stall still going on counts up to now).
     glass(fromMs = 0) {
+      const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : {};
       return {
         samples: G.samples.filter((x) => x[0] >= fromMs),
         unreadable: G.unreadable,
+        unreadableBy: Object.assign({}, G.unreadableBy),
+        frames: G.frames,
+        presented: G.presented,
+        skipped: G.skipped,
+        decoded: q.totalVideoFrames || 0,
+        dropped: q.droppedVideoFrames || 0,
+        mediaTime: video.currentTime,
+        visibility: document.visibilityState,
         stalls: G.stalls,
         stallSeconds: (G.stallMs + (G.stalledAt ? Date.now() - G.stalledAt : 0)) / 1000,
       };
     },
+    // watch measures glass to glass (see glass) on a page whose own player plays the
+    // video element #video: the preview page, with this file loaded into it.
+    watch() { watchGlass(); },
     rungs() { return H.driver ? H.driver.rungs() : { video: [], audio: [] }; },
     select(id) { H.driver.select(id); },
     audio() { return H.driver ? H.driver.audio() : { langs: [], names: [], current: null }; },

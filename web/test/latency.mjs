@@ -8,8 +8,11 @@
 //     "hls":"/out/live/master.m3u8","mpd":"/out/live/manifest.mpd"}, ...],"out":"result.json"}'
 //
 // Keys: base (the origin serving every stream and the harness), systems (name, hls and
-// mpd paths), settle and measure (seconds after the first frame before the measurement,
-// and the measurement's length; 10 and 20 by default), out (where the JSON result goes).
+// mpd paths, and job: the id of a transcoderd job, for preview), preview (also play
+// each system that has a job in transcoderd's preview page, with hls.js and then
+// dash.js as the page sets them up), settle and measure (seconds after the first frame
+// before the measurement, and the measurement's length; 10 and 20 by default), out
+// (where the JSON result goes).
 // One player at a time plays every system at once, so that the systems are measured side
 // by side, under the same load. Exit code 0 when every session measured, 1 when one did
 // not, 2 when the run itself could not happen.
@@ -28,14 +31,33 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-// measure plays one system's stream with one player and returns its figures.
-async function measure(browser, system, player, kind) {
+// harnessPage plays url with player in the harness page, with the player's defaults.
+async function harnessPage(page, player, url) {
+  await page.goto(`${cfg.base}/__harness/harness.html`);
+  return page.evaluate(([p, u]) => window.harness.start(p, u, { glass: true }), [player, url]);
+}
+
+// previewPage plays system.job in transcoderd's preview page with its own player settings
+// (engine hls: hls.js, dash: dash.js), and loads the harness's reader into it to watch
+// the page's video.
+async function previewPage(page, player, system) {
+  await page.goto(`${cfg.base}/`);
+  await page.selectOption('#engine', player === 'hls.js' ? 'hls' : 'dash');
+  await page.click(`tr[data-id="${system.job}"] button.play`);
+  await page.addScriptTag({ url: `${cfg.base}/__harness/clock.js` });
+  await page.addScriptTag({ url: `${cfg.base}/__harness/harness.js` });
+  await page.evaluate(() => window.harness.watch());
+  return page.evaluate(() => (window.Hls ? Hls.version : '') + (window.dashjs ? ' ' + dashjs.Version : ''));
+}
+
+// measure plays one system's stream with one player and returns its figures; with
+// preview, in transcoderd's preview page rather than the harness.
+async function measure(browser, system, player, kind, preview = false) {
   const url = cfg.base + system[kind];
-  const r = { system: system.name, player, url, ok: false };
-  const page = await browser.context.newPage();
+  const r = { system: system.name, player, page: preview ? 'preview' : '', url, ok: false };
+  const page = await browser.newWindow(); // each system's page is drawn, not a tab behind the other
   try {
-    await page.goto(`${cfg.base}/__harness/harness.html`);
-    r.version = await page.evaluate(([p, u]) => window.harness.start(p, u, { glass: true }), [player, url]);
+    r.version = preview ? await previewPage(page, player, system) : await harnessPage(page, player, url);
     const began = Date.now();
     for (;;) {
       const s = await page.evaluate(() => window.harness.state());
@@ -47,6 +69,7 @@ async function measure(browser, system, player, kind) {
     r.startup = (Date.now() - began) / 1000;
     await sleep(SETTLE);
     const from = Date.now();
+    const g0 = await page.evaluate(() => window.harness.glass(Infinity));
     await sleep(MEASURE);
     const g = await page.evaluate((t) => window.harness.glass(t), from);
     const s = await page.evaluate(() => window.harness.state());
@@ -57,13 +80,21 @@ async function measure(browser, system, player, kind) {
       median: median(lat), min: lat.length ? Math.min(...lat) : null, max: lat.length ? Math.max(...lat) : null,
       heights: [...new Set(g.samples.map((x) => x[2]))], playerLatency: s.latency, playerTarget: s.targetLatency,
       notes: s.notes, warnings: s.warningCount,
+      // What the reader saw over the measurement: frame callbacks, frames presented,
+      // callbacks skipped (paused, no picture), frames decoded and dropped by the media
+      // element, and how far the media time moved.
+      frames: g.frames - g0.frames, presented: g.presented - g0.presented, skipped: g.skipped - g0.skipped,
+      decoded: g.decoded - g0.decoded, dropped: g.dropped - g0.dropped, played: +(g.mediaTime - g0.mediaTime).toFixed(2),
+      visibility: g.visibility, unreadableBy: g.unreadableBy,
     });
+    r.unreadable = g.unreadable - g0.unreadable;
     r.ok = lat.length > 0;
     if (!r.ok) r.error = `no frame read its clock (${g.unreadable} did not read)`;
-    log(system.name, player, `median ${r.median}s over ${r.samples} frames (${r.unreadable} unreadable), ${r.stalls} stalls (${r.stallSeconds}s), heights ${r.heights}`);
+    log(system.name, player + (preview ? ' (preview page)' : ''), `median ${r.median}s over ${r.samples} frames (${r.unreadable} unreadable), ${r.stalls} stalls (${r.stallSeconds}s), heights ${r.heights};`,
+      `callbacks ${r.frames}, presented ${r.presented}, skipped ${r.skipped}, decoded ${r.decoded}, dropped ${r.dropped}, played ${r.played}s, ${r.visibility}`);
   } catch (e) {
     r.error = e.message;
-    log(system.name, player, 'ERROR:', e.message);
+    log(system.name, player + (preview ? ' (preview page)' : ''), 'ERROR:', e.message);
   } finally {
     await page.close().catch(() => {});
   }
@@ -77,6 +108,10 @@ async function main() {
   try {
     for (const [player, kind] of players) {
       out.sessions.push(...await Promise.all(cfg.systems.map((s) => measure(browser, s, player, kind))));
+    }
+    // The preview page's hls.js and dash.js, each on its own: it plays transcoderd's jobs.
+    for (const system of cfg.preview ? cfg.systems.filter((s) => s.job) : []) {
+      for (const [player, kind] of players.slice(0, 2)) out.sessions.push(await measure(browser, system, player, kind, true));
     }
   } finally {
     await browser.close();

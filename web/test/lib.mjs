@@ -55,6 +55,7 @@ export async function launch(base) {
   }
   const origin = new URL(base).origin;
   const blocked = [];
+  let opening = Promise.resolve();
   await context.route(() => true, async (route) => {
     const url = new URL(route.request().url());
     if (url.origin !== origin) {
@@ -76,6 +77,30 @@ export async function launch(base) {
   return {
     context,
     blocked,
+    // newWindow opens a page in a browser window of its own, for pages that play side
+    // by side and are measured frame by frame. context.newPage() opens a tab in the one
+    // window, and only the front tab is drawn: a video in a tab behind it still plays
+    // and presents every frame, but its requestVideoFrameCallback fires once a second
+    // (the glass-to-glass reader saw 20 frames of 600, the flags above do not change it).
+    // Windows open one at a time, so that each call gets the page it opened.
+    newWindow() {
+      const open = async () => {
+        const opener = context.pages()[0] || await context.newPage();
+        const cdp = await context.newCDPSession(opener);
+        try {
+          const [page] = await Promise.all([
+            context.waitForEvent('page'),
+            cdp.send('Target.createTarget', { url: 'about:blank', newWindow: true }),
+          ]);
+          return page;
+        } finally {
+          await cdp.detach().catch(() => {});
+        }
+      };
+      const page = opening.then(open);
+      opening = page.catch(() => {});
+      return page;
+    },
     async close() {
       await context.close().catch(() => {});
       rmSync(profile, { recursive: true, force: true });
