@@ -45,9 +45,12 @@ type Config struct {
 	CPULimit         string // cores ("1.5") or share of the box ("75%"); "" is the default (90%)
 
 	// Push ingest (internal/ingest), off unless a listener is set.
-	IngestRTMPListen string // address of the RTMP listener (":1935"); "" is off
-	IngestSRTListen  string // UDP address of the SRT listener (":9000"); "" is off
-	IngestPublicHost string // the host the ingest URLs name; "" is the listener's or this machine's
+	IngestRTMPListen  string // address of the RTMP listener (":1935"); "" is off
+	IngestRTMPSListen string // address of the RTMPS listener (":1936"); "" is off
+	IngestTLSCert     string // PEM certificate (chain) of the RTMPS listener
+	IngestTLSKey      string // PEM private key of IngestTLSCert
+	IngestSRTListen   string // UDP address of the SRT listener (":9000"); "" is off
+	IngestPublicHost  string // the host the ingest URLs name; "" is the listener's or this machine's
 
 	// Access control and limits (security.go).
 	APIToken          string          // bearer token every /v1 route needs; "" leaves the API open
@@ -74,11 +77,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("'%s' must not be empty", name))
 		}
 	}
-	for name, v := range map[string]string{"ingest-rtmp-listen": c.IngestRTMPListen, "ingest-srt-listen": c.IngestSRTListen} {
+	for name, v := range map[string]string{"ingest-rtmp-listen": c.IngestRTMPListen, "ingest-rtmps-listen": c.IngestRTMPSListen, "ingest-srt-listen": c.IngestSRTListen} {
 		if _, _, err := net.SplitHostPort(v); v != "" && err != nil {
 			errs = append(errs, fmt.Errorf("'%s' %q: %w", name, v, err))
 		}
 	}
+	errs = append(errs, c.validateIngestTLS()...)
 	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }
@@ -161,7 +165,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		ev.Msg("ladders: the profiles folder's, and the built-in ones it does not replace")
 	}
 	met := metrics.New(nil, nil)
-	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
+	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, RTMPSListen: c.IngestRTMPSListen, TLSCert: c.IngestTLSCert, TLSKey: c.IngestTLSKey, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/transcoderd/transcoderd/internal/job"
+	"github.com/transcoderd/transcoderd/internal/testmedia"
+)
+
+// TestIngestTLSConfig checks that RTMPS settings that cannot serve stop the daemon
+// before it starts anything, with the setting named.
+func TestIngestTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	testmedia.SelfSigned(t, cert, key)
+	otherCert, otherKey := filepath.Join(dir, "other-cert.pem"), filepath.Join(dir, "other-key.pem")
+	testmedia.SelfSigned(t, otherCert, otherKey)
+	unreadable := filepath.Join(dir, "unreadable.pem")
+	writeFile(t, unreadable, string(readFile(t, cert)))
+	if err := os.Chmod(unreadable, 0); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		unreadable = dir // root reads every file: a folder cannot be read as one either
+	}
+	base := Config{Listen: "127.0.0.1:0", Output: "o", Profiles: "p", Data: "d", MediaRoot: "m", IngestRTMPSListen: "127.0.0.1:0"}
+	tests := []struct {
+		name    string
+		change  func(c *Config)
+		wantErr []string
+	}{
+		{"good", func(c *Config) { c.IngestTLSCert, c.IngestTLSKey = cert, key }, nil},
+		{"listen without cert and key", func(*Config) {}, []string{"'ingest-rtmps-listen' needs 'ingest-tls-cert' and 'ingest-tls-key'"}},
+		{"listen without key", func(c *Config) { c.IngestTLSCert = cert }, []string{"needs 'ingest-tls-cert' and 'ingest-tls-key'"}},
+		{"cert without listen", func(c *Config) { c.IngestRTMPSListen, c.IngestTLSCert, c.IngestTLSKey = "", cert, key }, []string{"are for RTMPS: set 'ingest-rtmps-listen'"}},
+		{"unreadable cert", func(c *Config) { c.IngestTLSCert, c.IngestTLSKey = unreadable, key }, []string{"'ingest-tls-cert' " + unreadable}},
+		{"missing key", func(c *Config) { c.IngestTLSCert, c.IngestTLSKey = cert, filepath.Join(dir, "nope") }, []string{"'ingest-tls-key' " + filepath.Join(dir, "nope"), "no such file"}},
+		{"key of another cert", func(c *Config) { c.IngestTLSCert, c.IngestTLSKey = cert, otherKey }, []string{"private key does not match public key"}},
+		{"bad address", func(c *Config) { c.IngestRTMPSListen, c.IngestTLSCert, c.IngestTLSKey = "1936", cert, key }, []string{"'ingest-rtmps-listen' \"1936\""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.change(&c)
+			err := c.Validate()
+			if len(tc.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate passed, want %q", tc.wantErr)
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate = %q, want it to contain %q", err, w)
+				}
+			}
+			started := false
+			if err := Run(context.Background(), c, zerolog.Nop(), func(string) { started = true }); err == nil || started {
+				t.Errorf("Run started (%v) with error %v, want it refused before anything starts", started, err)
+			}
+		})
+	}
+}
+
+// TestPushRTMPS is OBS streaming over RTMPS (TLS, a self-signed certificate: ffmpeg
+// does not verify it, nor does OBS by default): the API shows the rtmps URL beside the
+// rtmp one, a wrong key is refused over TLS as over plain RTMP, and the right one
+// starts the job.
+func TestPushRTMPS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("push test takes about 15 s")
+	}
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	testmedia.SelfSigned(t, cert, key)
+	d := startDaemon(t, "", func(c *Config) {
+		c.IngestRTMPListen, c.IngestRTMPSListen, c.IngestPublicHost = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1"
+		c.IngestTLSCert, c.IngestTLSKey = cert, key
+	})
+	v := d.create(t, `{"source":"push:rtmp","ladder":"test","id":"tls"}`)
+	in := v.Ingest
+	if in == nil || !strings.HasPrefix(in.RTMPSURL, "rtmps://127.0.0.1:") || !strings.HasSuffix(in.RTMPSURL, "/live") || in.RTMPURL == "" || in.RTMPSURL == strings.Replace(in.RTMPURL, "rtmp:", "rtmps:", 1) {
+		t.Fatalf("creation answer's ingest %+v: want rtmp and rtmps urls on their own ports", in)
+	}
+	if w := d.job(t, "tls"); w.Ingest == nil || w.Ingest.RTMPSURL != in.RTMPSURL || w.Ingest.StreamKey != "" {
+		t.Errorf("job shows ingest %+v, want the rtmps url and no key", w.Ingest)
+	}
+	refused(t, in.RTMPSURL+"/"+strings.ToUpper(in.StreamKey))
+	if v := d.job(t, "tls"); len(v.FFmpeg) != 0 {
+		t.Fatalf("after a wrong key ffmpeg %v started, want none", v.FFmpeg)
+	}
+	began := time.Now()
+	testmedia.Publish(t, in.RTMPSURL+"/"+in.StreamKey, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 30})
+	d.waitFor(t, "tls", 20*time.Second, "a first segment", func(v job.View) bool { return v.Segments > 0 })
+	t.Logf("rtmps publisher started → first segment indexed: %v", time.Since(began).Round(10*time.Millisecond))
+	v = d.waitFor(t, "tls", 30*time.Second, "segments", func(v job.View) bool { return v.State == job.Running && v.Segments >= 3*len(v.Renditions) })
+	if p := v.Ingest.Publisher; p == nil || p.Width != 320 {
+		t.Errorf("publisher %+v, want one 320 wide", p)
+	}
+	checkOutputs(t, filepath.Join(d.out, "tls"), v)
+}
