@@ -46,6 +46,7 @@ func main() {
 	str(&c.IngestTLSCert, "ingest-tls-cert", "", "PEM certificate (chain) of the RTMPS listener; read again when the file changes (certbot renewals)")
 	str(&c.IngestTLSKey, "ingest-tls-key", "", "PEM private key of --ingest-tls-cert")
 	str(&c.IngestSRTListen, "ingest-srt-listen", "", "UDP address encoders publish push jobs to over SRT (:9000), with streamid=publish:KEY; off when empty")
+	str(&c.IngestBindings, "ingest-bindings", "", "YAML file of stream keys (or env:NAME) bound to {id, ladder}: a key's first publish creates its push job; mode 0600")
 	str(&c.IngestPublicHost, "ingest-public-host", "", "host name the ingest URLs shown by the API carry; default the listener's address, or this machine's name")
 	securityFlags(fs, &c, str)
 	builtin := fs.Bool("builtin-ladders", true, "offer the built-in ladders (default, lowlatency, mobile, test) beside the profiles folder's; false: the folder's alone")

@@ -51,6 +51,7 @@ type Config struct {
 	IngestTLSKey      string // PEM private key of IngestTLSCert
 	IngestSRTListen   string // UDP address of the SRT listener (":9000"); "" is off
 	IngestPublicHost  string // the host the ingest URLs name; "" is the listener's or this machine's
+	IngestBindings    string // YAML file binding stream keys to the push jobs their first publish creates
 
 	// Access control and limits (security.go).
 	APIToken          string          // bearer token every /v1 route needs; "" leaves the API open
@@ -164,6 +165,10 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	default:
 		ev.Msg("ladders: the profiles folder's, and the built-in ones it does not replace")
 	}
+	bindings, err := c.loadBindings(ladders)
+	if err != nil {
+		return err
+	}
 	met := metrics.New(nil, nil)
 	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, RTMPSListen: c.IngestRTMPSListen, TLSCert: c.IngestTLSCert, TLSKey: c.IngestTLSKey, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
 	if err != nil {
@@ -188,6 +193,12 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	defer jobs.Close()
 	if err := jobs.Restore(ctx); err != nil {
 		return err
+	}
+	if bindings != nil {
+		b := &binder{jobs: jobs, bindings: bindings, log: log}
+		b.sync()
+		hub.SetBinder(b)
+		log.Info().Str("file", bindings.File).Int("bindings", len(bindings.List)).Msg("ingest bindings: the first publish of a bound key creates its job")
 	}
 
 	met.SetJobs(jobs)

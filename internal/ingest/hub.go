@@ -77,6 +77,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	streams map[string]*Stream
+	binder  Binder // creates the jobs of bound keys; nil for none
 	conns   map[net.Conn]struct{}
 	closed  bool
 	wg      sync.WaitGroup
@@ -190,10 +191,19 @@ func (h *Hub) Remove(id string) {
 	}
 }
 
-// find returns the stream that key publishes to over p; nil when none. Every stream's
-// hash is compared, in constant time, whatever matches.
+// find returns the stream that key publishes to over p, creating its job first when
+// the key is bound to one (SetBinder); nil when none.
 func (h *Hub) find(key string, p Protocol) *Stream {
 	hash := HashKey(key)
+	if s := h.match(hash, p); s != nil || !h.bind(hash, p) {
+		return s
+	}
+	return h.match(hash, p)
+}
+
+// match returns the stream whose key has hash over p; nil when none. Every stream's
+// hash is compared, in constant time, whatever matches.
+func (h *Hub) match(hash Hash, p Protocol) *Stream {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var found *Stream
