@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,4 +110,63 @@ func TestPushRTMPS(t *testing.T) {
 		t.Errorf("publisher %+v, want one 320 wide", p)
 	}
 	checkOutputs(t, filepath.Join(d.out, "tls"), v)
+}
+
+// TestPushBindings is an nginx-rtmp-style setup: no job is created by hand, the
+// bindings file binds a key (from the environment) to a job id and ladder, and the
+// key's first publish creates the job, which then plays as any push job. A key bound
+// to nothing is refused and creates nothing; a bad bindings file stops the start.
+func TestPushBindings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("push test takes about 15 s")
+	}
+	const key = "bound-0123456789abcdef"
+	t.Setenv("TRANSCODERD_TEST_BOUND_KEY", key)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bindings.yaml")
+	if err := os.WriteFile(file, []byte("env:TRANSCODERD_TEST_BOUND_KEY: {id: hall, ladder: test}\nother-0123456789abcdef: {id: foyer, ladder: test, protocols: [rtmp]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	server := fmt.Sprintf("rtmp://127.0.0.1:%d/live", freePort(t))
+	d := startDaemon(t, "", func(c *Config) {
+		c.IngestRTMPListen, c.IngestPublicHost, c.IngestBindings = strings.TrimPrefix(strings.TrimSuffix(server, "/live"), "rtmp://"), "127.0.0.1", file
+	})
+	var list struct{ Jobs []job.View }
+	if d.call(t, http.MethodGet, "/v1/jobs", "", &list); len(list.Jobs) != 0 {
+		t.Fatalf("jobs %+v before any publish, want none", list.Jobs)
+	}
+	refused(t, server+"/unbound-0123456789abcdef")
+	if d.call(t, http.MethodGet, "/v1/jobs", "", &list); len(list.Jobs) != 0 {
+		t.Fatalf("jobs %+v after an unbound key, want none", list.Jobs)
+	}
+
+	began := time.Now()
+	testmedia.Publish(t, server+"/"+key, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 30})
+	for d.call(t, http.MethodGet, "/v1/jobs/hall", "", nil) == http.StatusNotFound {
+		if time.Since(began) > 10*time.Second {
+			t.Fatal("the bound key's publish created no job in 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("bound key's first publish → job created: %v", time.Since(began).Round(10*time.Millisecond))
+	v := d.waitFor(t, "hall", 30*time.Second, "segments", func(v job.View) bool { return v.State == job.Running && v.Segments >= 3*len(v.Renditions) })
+	t.Logf("bound key's first publish → 3 segments per rendition: %v", time.Since(began).Round(10*time.Millisecond))
+	if d.call(t, http.MethodGet, "/v1/jobs", "", &list); len(list.Jobs) != 1 || list.Jobs[0].ID != "hall" || list.Jobs[0].Ladder != "test" || list.Jobs[0].Source != "push" {
+		t.Errorf("jobs %+v, want hall on ladder test, a push job", list.Jobs)
+	}
+	if in := v.Ingest; in == nil || in.RTMPURL != server || in.StreamKey != "" || in.Publisher == nil {
+		t.Errorf("bound job's ingest %+v, want its url, its publisher and no key", in)
+	}
+	checkOutputs(t, filepath.Join(d.out, "hall"), v)
+
+	// A bad file (here, readable by everyone) stops the start before the API listens.
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Listen: "127.0.0.1:0", Output: filepath.Join(dir, "o"), Profiles: d.profiles, Data: filepath.Join(dir, "d"), MediaRoot: filepath.Join(dir, "m"),
+		FFmpeg: "ffmpeg", FFprobe: "ffprobe", IngestRTMPListen: "127.0.0.1:0", IngestBindings: file}
+	started := false
+	if err := Run(context.Background(), c, zerolog.Nop(), func(string) { started = true }); err == nil || started || !strings.Contains(err.Error(), "readable by every user") {
+		t.Errorf("a world-readable bindings file: started %v, error %v; want the start refused", started, err)
+	}
 }
