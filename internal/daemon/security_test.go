@@ -19,6 +19,12 @@ func TestSecurityConfig(t *testing.T) {
 	writeFile(t, goodFile, hostileToken+"\nsecond line ignored\n")
 	emptyFile := filepath.Join(dir, "empty")
 	writeFile(t, emptyFile, "\n")
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	testmedia.SelfSigned(t, cert, key)
+	testmedia.SelfSigned(t, cert+".other", key+".other")
+	rtmps := func(listen, cert, key string) func(c *Config) {
+		return func(c *Config) { c.IngestRTMPSListen, c.IngestTLSCert, c.IngestTLSKey = listen, cert, key }
+	}
 	base := Config{Listen: "127.0.0.1:0", Output: "o", Profiles: "p", Data: "d", MediaRoot: "m"}
 
 	tests := []struct {
@@ -47,6 +53,14 @@ func TestSecurityConfig(t *testing.T) {
 			change:  func(c *Config) { c.Limits = job.Limits{MaxJobs: -1, MaxHeight: -1, MaxWindow: -time.Second} },
 			wantErr: []string{"'max-jobs' must not be negative", "'max-height' must not be negative", "'max-window' must not be negative"},
 		},
+		{name: "rtmps", change: rtmps("127.0.0.1:0", cert, key)},
+		{name: "rtmps without cert and key", change: rtmps(":1936", "", ""), wantErr: []string{"'ingest-rtmps-listen' needs 'ingest-tls-cert' and 'ingest-tls-key'"}},
+		{name: "rtmps without key", change: rtmps(":1936", cert, ""), wantErr: []string{"needs 'ingest-tls-cert' and 'ingest-tls-key'"}},
+		{name: "rtmps cert without listen", change: rtmps("", cert, key), wantErr: []string{"are for RTMPS: set 'ingest-rtmps-listen'"}},
+		{name: "rtmps cert unreadable", change: rtmps(":1936", dir, key), wantErr: []string{"'ingest-tls-cert' " + dir, "is a directory"}},
+		{name: "rtmps key missing", change: rtmps(":1936", cert, key+".nope"), wantErr: []string{"'ingest-tls-key' " + key + ".nope", "no such file"}},
+		{name: "rtmps key of another cert", change: rtmps(":1936", cert, key+".other"), wantErr: []string{"private key does not match public key"}},
+		{name: "rtmps bad address", change: rtmps("1936", cert, key), wantErr: []string{"'ingest-rtmps-listen' \"1936\""}},
 		{name: "problems reported together", change: func(c *Config) { c.APIToken, c.TLSKey, c.Output = "x", "k", "" }, wantErr: []string{"'api-token' is 1", "go together", "'output' must not be empty"}},
 	}
 	for _, tc := range tests {
