@@ -45,9 +45,13 @@ type Config struct {
 	CPULimit         string // cores ("1.5") or share of the box ("75%"); "" is the default (90%)
 
 	// Push ingest (internal/ingest), off unless a listener is set.
-	IngestRTMPListen string // address of the RTMP listener (":1935"); "" is off
-	IngestSRTListen  string // UDP address of the SRT listener (":9000"); "" is off
-	IngestPublicHost string // the host the ingest URLs name; "" is the listener's or this machine's
+	IngestRTMPListen  string // address of the RTMP listener (":1935"); "" is off
+	IngestRTMPSListen string // address of the RTMPS listener (":1936"); "" is off
+	IngestTLSCert     string // PEM certificate (chain) of the RTMPS listener
+	IngestTLSKey      string // PEM private key of IngestTLSCert
+	IngestSRTListen   string // UDP address of the SRT listener (":9000"); "" is off
+	IngestPublicHost  string // the host the ingest URLs name; "" is the listener's or this machine's
+	IngestBindings    string // YAML file binding stream keys to the push jobs their first publish creates
 
 	// Access control and limits (security.go).
 	APIToken          string          // bearer token every /v1 route needs; "" leaves the API open
@@ -74,11 +78,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("'%s' must not be empty", name))
 		}
 	}
-	for name, v := range map[string]string{"ingest-rtmp-listen": c.IngestRTMPListen, "ingest-srt-listen": c.IngestSRTListen} {
+	for name, v := range map[string]string{"ingest-rtmp-listen": c.IngestRTMPListen, "ingest-rtmps-listen": c.IngestRTMPSListen, "ingest-srt-listen": c.IngestSRTListen} {
 		if _, _, err := net.SplitHostPort(v); v != "" && err != nil {
 			errs = append(errs, fmt.Errorf("'%s' %q: %w", name, v, err))
 		}
 	}
+	errs = append(errs, c.validateIngestTLS()...)
 	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }
@@ -160,8 +165,12 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	default:
 		ev.Msg("ladders: the profiles folder's, and the built-in ones it does not replace")
 	}
+	bindings, err := c.loadBindings(ladders)
+	if err != nil {
+		return err
+	}
 	met := metrics.New(nil, nil)
-	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
+	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, RTMPSListen: c.IngestRTMPSListen, TLSCert: c.IngestTLSCert, TLSKey: c.IngestTLSKey, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
 	if err != nil {
 		return err
 	}
@@ -184,6 +193,12 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 	defer jobs.Close()
 	if err := jobs.Restore(ctx); err != nil {
 		return err
+	}
+	if bindings != nil {
+		b := &binder{jobs: jobs, bindings: bindings, log: log}
+		b.sync()
+		hub.SetBinder(b)
+		log.Info().Str("file", bindings.File).Int("bindings", len(bindings.List)).Msg("ingest bindings: the first publish of a bound key creates its job")
 	}
 
 	met.SetJobs(jobs)

@@ -1,14 +1,7 @@
 package daemon
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -17,6 +10,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/job"
+	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
 
 func TestSecurityConfig(t *testing.T) {
@@ -25,6 +19,12 @@ func TestSecurityConfig(t *testing.T) {
 	writeFile(t, goodFile, hostileToken+"\nsecond line ignored\n")
 	emptyFile := filepath.Join(dir, "empty")
 	writeFile(t, emptyFile, "\n")
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	testmedia.SelfSigned(t, cert, key)
+	testmedia.SelfSigned(t, cert+".other", key+".other")
+	rtmps := func(listen, cert, key string) func(c *Config) {
+		return func(c *Config) { c.IngestRTMPSListen, c.IngestTLSCert, c.IngestTLSKey = listen, cert, key }
+	}
 	base := Config{Listen: "127.0.0.1:0", Output: "o", Profiles: "p", Data: "d", MediaRoot: "m"}
 
 	tests := []struct {
@@ -53,6 +53,14 @@ func TestSecurityConfig(t *testing.T) {
 			change:  func(c *Config) { c.Limits = job.Limits{MaxJobs: -1, MaxHeight: -1, MaxWindow: -time.Second} },
 			wantErr: []string{"'max-jobs' must not be negative", "'max-height' must not be negative", "'max-window' must not be negative"},
 		},
+		{name: "rtmps", change: rtmps("127.0.0.1:0", cert, key)},
+		{name: "rtmps without cert and key", change: rtmps(":1936", "", ""), wantErr: []string{"'ingest-rtmps-listen' needs 'ingest-tls-cert' and 'ingest-tls-key'"}},
+		{name: "rtmps without key", change: rtmps(":1936", cert, ""), wantErr: []string{"needs 'ingest-tls-cert' and 'ingest-tls-key'"}},
+		{name: "rtmps cert without listen", change: rtmps("", cert, key), wantErr: []string{"are for RTMPS: set 'ingest-rtmps-listen'"}},
+		{name: "rtmps cert unreadable", change: rtmps(":1936", dir, key), wantErr: []string{"'ingest-tls-cert' " + dir, "is a directory"}},
+		{name: "rtmps key missing", change: rtmps(":1936", cert, key+".nope"), wantErr: []string{"'ingest-tls-key' " + key + ".nope", "no such file"}},
+		{name: "rtmps key of another cert", change: rtmps(":1936", cert, key+".other"), wantErr: []string{"private key does not match public key"}},
+		{name: "rtmps bad address", change: rtmps("1936", cert, key), wantErr: []string{"'ingest-rtmps-listen' \"1936\""}},
 		{name: "problems reported together", change: func(c *Config) { c.APIToken, c.TLSKey, c.Output = "x", "k", "" }, wantErr: []string{"'api-token' is 1", "go together", "'output' must not be empty"}},
 	}
 	for _, tc := range tests {
@@ -113,7 +121,7 @@ func TestLoopback(t *testing.T) {
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	pool := selfSigned(t, certFile, keyFile)
+	pool := testmedia.SelfSigned(t, certFile, keyFile)
 
 	d := startDaemon(t, "", func(c *Config) {
 		c.TLSCert, c.TLSKey = certFile, keyFile
@@ -155,42 +163,4 @@ func TestTLS(t *testing.T) {
 	if _, err := get(old, base+"/healthz", ""); err == nil {
 		t.Error("TLS 1.1 is accepted")
 	}
-}
-
-// selfSigned writes a certificate for 127.0.0.1 and its key as PEM files and
-// returns a pool that trusts it.
-func selfSigned(t *testing.T, certFile, keyFile string) *x509.CertPool {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "transcoderd test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
 }

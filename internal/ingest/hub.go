@@ -1,5 +1,5 @@
 // Package ingest is the daemon's push-ingest hub: encoders (OBS, a hardware encoder, a
-// phone) publish to it over RTMP (gortmplib) or SRT (gosrt), on one port of each for
+// phone) publish to it over RTMP or RTMPS (gortmplib) or SRT (gosrt), on one port of each for
 // every job, and it hands each job's ffmpeg what its publisher sends, re-muxed to
 // MPEG-TS on a pipe. A publish names its
 // job by its stream key: random, shown once, kept only as a SHA-256 hash, compared in
@@ -28,6 +28,10 @@ import (
 type Config struct {
 	// RTMPListen is the address of the RTMP listener (":1935"); "" leaves it off.
 	RTMPListen string
+	// RTMPSListen is the address of the RTMPS listener (":1936"), with the PEM
+	// certificate TLSCert and its key TLSKey; "" leaves it off.
+	RTMPSListen     string
+	TLSCert, TLSKey string
 	// SRTListen is the UDP address of the SRT listener (":9000"); "" leaves it off.
 	SRTListen string
 	// PublicHost is the host name the URLs shown to users carry; "" is the listener's
@@ -63,22 +67,24 @@ func (noObserver) Takeover()                {}
 
 // Hub is every job's stream, and the listeners publishers reach them on.
 type Hub struct {
-	cfg  Config
-	log  zerolog.Logger
-	rtmp net.Listener
-	srt  srt.Listener
-	now  func() time.Time
-	lim  *limiter
+	cfg   Config
+	log   zerolog.Logger
+	rtmp  net.Listener
+	rtmps net.Listener // nil when off
+	srt   srt.Listener
+	now   func() time.Time
+	lim   *limiter
 
 	mu      sync.Mutex
 	streams map[string]*Stream
+	binder  Binder // creates the jobs of bound keys; nil for none
 	conns   map[net.Conn]struct{}
 	closed  bool
 	wg      sync.WaitGroup
 }
 
 // ErrOff is returned for a push job when no listener of the protocols it allows is on.
-var ErrOff = errors.New("push ingest is off: start the daemon with --ingest-rtmp-listen or --ingest-srt-listen")
+var ErrOff = errors.New("push ingest is off: start the daemon with --ingest-rtmp-listen, --ingest-rtmps-listen or --ingest-srt-listen")
 
 // New starts the hub's listeners. A hub with none is valid: it refuses push jobs.
 func New(cfg Config) (*Hub, error) {
@@ -100,6 +106,12 @@ func New(cfg Config) (*Hub, error) {
 		go h.serveRTMP(ln)
 		h.log.Info().Str("rtmp", ln.Addr().String()).Msg("push ingest listening")
 	}
+	if cfg.RTMPSListen != "" {
+		if err := h.listenRTMPS(cfg.RTMPSListen); err != nil {
+			_ = h.Close()
+			return nil, err
+		}
+	}
 	if cfg.SRTListen != "" {
 		if err := h.listenSRT(cfg.SRTListen); err != nil {
 			_ = h.Close()
@@ -115,6 +127,9 @@ func (h *Hub) Close() error {
 	h.closed = true
 	if h.rtmp != nil {
 		_ = h.rtmp.Close()
+	}
+	if h.rtmps != nil {
+		_ = h.rtmps.Close()
 	}
 	if h.srt != nil {
 		h.srt.Close()
@@ -145,7 +160,7 @@ func (h *Hub) SRTAddr() net.Addr {
 
 // Allows reports whether the hub listens for p.
 func (h *Hub) Allows(p Protocol) bool {
-	return h != nil && (p == RTMP && h.rtmp != nil || p == SRT && h.srt != nil)
+	return h != nil && (p == RTMP && (h.rtmp != nil || h.rtmps != nil) || p == SRT && h.srt != nil)
 }
 
 // Add gives job id a stream that publishers of the protocols allow reach with the key
@@ -176,10 +191,19 @@ func (h *Hub) Remove(id string) {
 	}
 }
 
-// find returns the stream that key publishes to over p; nil when none. Every stream's
-// hash is compared, in constant time, whatever matches.
+// find returns the stream that key publishes to over p, creating its job first when
+// the key is bound to one (SetBinder); nil when none.
 func (h *Hub) find(key string, p Protocol) *Stream {
 	hash := HashKey(key)
+	if s := h.match(hash, p); s != nil || !h.bind(hash, p) {
+		return s
+	}
+	return h.match(hash, p)
+}
+
+// match returns the stream whose key has hash over p; nil when none. Every stream's
+// hash is compared, in constant time, whatever matches.
+func (h *Hub) match(hash Hash, p Protocol) *Stream {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var found *Stream
@@ -194,6 +218,7 @@ func (h *Hub) find(key string, p Protocol) *Stream {
 // Endpoints is where an encoder publishes a job's stream.
 type Endpoints struct {
 	RTMPURL   string `json:"rtmp_url,omitempty"` // OBS's "Server"
+	RTMPSURL  string `json:"rtmps_url,omitempty"`
 	StreamKey string `json:"stream_key,omitempty"`
 	SRTURL    string `json:"srt_url,omitempty"`
 }
@@ -203,8 +228,12 @@ type Endpoints struct {
 func (h *Hub) Endpoints(key string, allow []Protocol) Endpoints {
 	var e Endpoints
 	for _, p := range allow {
-		if p == RTMP && h.Allows(RTMP) {
+		if p == RTMP && h.rtmp != nil {
 			e.RTMPURL = "rtmp://" + net.JoinHostPort(h.publicHost(), port(h.rtmp.Addr())) + "/" + App
+			e.StreamKey = key
+		}
+		if p == RTMP && h.rtmps != nil {
+			e.RTMPSURL = "rtmps://" + net.JoinHostPort(h.publicHost(), port(h.rtmps.Addr())) + "/" + App
 			e.StreamKey = key
 		}
 		if p == SRT && h.Allows(SRT) {
@@ -224,6 +253,9 @@ func (h *Hub) publicHost() string {
 		return h.cfg.PublicHost
 	}
 	listen := h.cfg.RTMPListen
+	if listen == "" {
+		listen = h.cfg.RTMPSListen
+	}
 	if listen == "" {
 		listen = h.cfg.SRTListen
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/encoder"
 	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/ingest"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/source"
@@ -19,6 +20,12 @@ import (
 // Create validates req and starts the job. Nothing is started and nothing is written
 // when it returns an error.
 func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
+	return m.create(ctx, req, nil)
+}
+
+// create is Create; a push job's stream key is the one whose hash is bound, or a new
+// one when bound is nil.
+func (m *Manager) create(ctx context.Context, req Request, bound *ingest.Hash) (*Job, error) {
 	id, src, l, err := m.check(ctx, &req)
 	if err != nil {
 		return nil, err
@@ -28,7 +35,7 @@ func (m *Manager) Create(ctx context.Context, req Request) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.register(id, req, src, l, info, in)
+	return m.register(id, req, src, l, info, in, bound)
 }
 
 // check validates req, filling in its defaults: the job's id, its source and its ladder.
@@ -92,7 +99,7 @@ func (m *Manager) probeNew(ctx context.Context, in Input, src source.Source, l *
 }
 
 // register admits the new job, creates its folder and starts it, or queues it.
-func (m *Manager) register(id string, req Request, src source.Source, l *ladder.Ladder, info *ladder.SourceInfo, in Input) (*Job, error) {
+func (m *Manager) register(id string, req Request, src source.Source, l *ladder.Ladder, info *ladder.SourceInfo, in Input, bound *ingest.Hash) (*Job, error) {
 	dir := filepath.Join(m.cfg.Output, id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -131,7 +138,7 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 	})
 	j.cost, j.in = cost, in
 	if src.Kind == source.Push {
-		if err := m.joinHub(j); err != nil {
+		if err := m.joinHub(j, bound); err != nil {
 			m.cfg.CPU.Release(id)
 			_ = os.Remove(dir) // created empty just above
 			return nil, err

@@ -189,28 +189,64 @@ func (m *Manager) leaveHub(j *Job) {
 // nowhere else: publishers must present it from now on; the running session may
 // finish.
 func (m *Manager) RotateKey(id string) (View, error) {
-	j, err := m.Get(id)
+	key, hash, err := ingest.NewKey()
 	if err != nil {
 		return View{}, err
+	}
+	j, err := m.setKey(id, hash)
+	if err != nil {
+		return View{}, err
+	}
+	j.log.Info().Msg("stream key rotated")
+	j.event(Event{Type: "rotate", Message: "stream key rotated: the old key is refused from now on"})
+	return j.viewWithKey(key), nil
+}
+
+// CreateBound is Create of a push job whose stream key is kept elsewhere (an ingest
+// bindings file): the job's key is the one whose hash is hash, and none is made.
+func (m *Manager) CreateBound(ctx context.Context, req Request, hash ingest.Hash) (*Job, error) {
+	return m.create(ctx, req, &hash)
+}
+
+// BindKey gives push job id the stream key whose hash is hash, kept elsewhere (an
+// ingest bindings file), when it has another; it reports whether it had.
+func (m *Manager) BindKey(id string, hash ingest.Hash) (bool, error) {
+	j, err := m.Get(id)
+	if err != nil {
+		return false, err
+	}
+	j.mu.Lock()
+	same := j.keyHash == hash // not secret: both are the daemon's own
+	j.mu.Unlock()
+	if same {
+		return false, nil
+	}
+	if _, err := m.setKey(id, hash); err != nil {
+		return false, err
+	}
+	j.log.Info().Msg("stream key set from the ingest bindings file")
+	j.event(Event{Type: "rotate", Message: "stream key set from the ingest bindings file: the old key is refused from now on"})
+	return true, nil
+}
+
+// setKey makes hash the key of running push job id, and stores it.
+func (m *Manager) setKey(id string, hash ingest.Hash) (*Job, error) {
+	j, err := m.Get(id)
+	if err != nil {
+		return nil, err
 	}
 	j.mu.Lock()
 	st := j.stream
 	j.mu.Unlock()
 	if st == nil || j.state().Ended() {
-		return View{}, fmt.Errorf("%w: job %q is not a running push job", ErrConflict, id)
-	}
-	key, hash, err := ingest.NewKey()
-	if err != nil {
-		return View{}, err
+		return nil, fmt.Errorf("%w: job %q is not a running push job", ErrConflict, id)
 	}
 	st.SetKey(hash)
 	j.mu.Lock()
 	j.keyHash = hash
 	j.mu.Unlock()
 	j.persist()
-	j.log.Info().Msg("stream key rotated")
-	j.event(Event{Type: "rotate", Message: "stream key rotated: the old key is refused from now on"})
-	return j.viewWithKey(key), nil
+	return j, nil
 }
 
 // viewWithKey is the job's view with its stream key: only for the answers that make one.
@@ -232,8 +268,12 @@ func (j *Job) ingestViewLocked(hub *ingest.Hub) *IngestView {
 }
 
 // joinHub puts a new push job on the ingest hub with a new key, which its creation
-// answer shows (CreatedView). m.mu is held.
-func (m *Manager) joinHub(j *Job) error {
+// answer shows (CreatedView), or with the key whose hash is bound (CreateBound), which
+// no answer shows. m.mu is held.
+func (m *Manager) joinHub(j *Job, bound *ingest.Hash) error {
+	if bound != nil {
+		return m.addStream(j, *bound)
+	}
 	key, hash, err := ingest.NewKey()
 	if err != nil {
 		return err

@@ -115,6 +115,44 @@
       : `${r.name} ${kbps(r.bitrate)}`).join(', ');
   }
 
+  // ingestLines is where an encoder (OBS: Settings → Stream → Service: Custom) publishes
+  // a push job: the server URLs and the stream key. The API shows the key only when it
+  // makes one (the job's creation, a rotation): elsewhere it is masked, and the page
+  // says where to get a new one.
+  function ingestLines(ing, key) {
+    const line = (label, value) => el('div', { class: 'detail ingest' }, label + ' ', el('code', {}, value));
+    const out = [];
+    if (ing.rtmp_url) out.push(line('Server', ing.rtmp_url));
+    if (ing.rtmps_url) out.push(line('Server (TLS)', ing.rtmps_url));
+    if (key) out.push(line('Stream key', key));
+    else out.push(el('div', { class: 'detail ingest' }, 'Stream key ', el('code', {}, '••••••••'),
+      ' (shown once, at creation; Rotate key makes a new one)'));
+    if (ing.srt_url) out.push(line('SRT', (key || ing.srt_url.includes('streamid=')) ? ing.srt_url : ing.srt_url + '?streamid=publish:KEY'));
+    const p = ing.publisher;
+    if (p) out.push(el('div', { class: 'detail ingest' }, `publisher: ${p.protocol} from ${p.remote_addr}` +
+      (p.width ? `, ${p.width}x${p.height}` : '') + (p.bitrate ? `, ${kbps(p.bitrate)}` : '')));
+    return out;
+  }
+
+  // showKey shows a push job's new stream key under the form, the one place it appears.
+  function showKey(view, what) {
+    ui.formMessage.className = 'ok';
+    ui.formMessage.replaceChildren(`${what} ${view.id}: paste these into the encoder now, the key is not shown again`,
+      ...ingestLines(view.ingest, view.ingest.stream_key));
+  }
+
+  async function rotate(id, button) {
+    if (!confirm(`Give ${id} a new stream key? Encoders with the old one are refused from now on.`)) return;
+    button.disabled = true;
+    const r = await api('POST', '/v1/jobs/' + encodeURIComponent(id) + '/ingest/rotate');
+    button.disabled = false;
+    if (!r.ok) {
+      ui.jobsError.textContent = `rotate ${id}: ` + (r.data && r.data.error || r.status);
+      return;
+    }
+    showKey(r.data, 'new stream key for');
+  }
+
   function renderJobs() {
     const rows = state.jobs.map((j) => {
       const stateCell = el('td', { class: 'state-' + j.state }, j.state);
@@ -125,12 +163,13 @@
         el('button', { class: 'play', type: 'button', onclick: () => play(j.id) }, 'Play'));
       if (j.state !== 'finished' && j.state !== 'stopped' && j.state !== 'failed') {
         actions.append(' ', el('button', { class: 'stop', type: 'button', onclick: (e) => stop(j.id, e.target) }, 'Stop'));
+        if (j.ingest) actions.append(' ', el('button', { class: 'rotate', type: 'button', onclick: (e) => rotate(j.id, e.target) }, 'Rotate key'));
       }
       const speed = j.state === 'running' ? `${(j.progress.speed || 0).toFixed(2)}x, ${(j.progress.fps || 0).toFixed(0)} fps` : '';
       return el('tr', { 'data-id': j.id, 'data-state': j.state, class: j.id === state.selected ? 'selected' : '' },
         el('td', {}, j.id, el('div', { class: 'detail' }, j.live ? 'live' : 'VOD')),
         stateCell,
-        el('td', {}, j.source),
+        el('td', {}, j.source, ...(j.ingest ? ingestLines(j.ingest, '') : [])),
         el('td', {}, j.ladder),
         el('td', {}, renditionsText(j)),
         el('td', {}, String(j.segments || 0)),
@@ -177,6 +216,7 @@
     }
     ui.formMessage.className = 'ok';
     ui.formMessage.textContent = `started job ${r.data.id}`;
+    if (r.data.ingest && r.data.ingest.stream_key) showKey(r.data, 'push job');
     await refresh();
     play(r.data.id);
   });
