@@ -185,6 +185,10 @@ func TestPushPublisherGone(t *testing.T) {
 		if !bytes.Equal(data, gone[name]) {
 			t.Errorf("%s changed while the job waited:\n%s\nwas:\n%s", name, data, gone[name])
 		}
+		// Still live: players keep reloading them.
+		if bytes.Contains(data, []byte("#EXT-X-ENDLIST")) || bytes.Contains(data, []byte(`type="static"`)) {
+			t.Errorf("%s ended while the job waited for its publisher:\n%s", name, data)
+		}
 	}
 	checkContinuous(t, checkOutputs(t, dir, v)) // every listed segment there, from 0
 
