@@ -447,3 +447,30 @@ func (p *proxy) forward(wg *sync.WaitGroup, dst, src net.Conn) {
 		}
 	}
 }
+
+// TestPushTakeoverPlayers plays a push job in headless Chromium with hls.js, dash.js
+// and Shaka while a new publisher with the same key takes over from the one streaming
+// (an encoder reconnecting): every player plays on across the discontinuity (a new
+// Period in DASH). See web/test/shed.mjs ("restart": the job runs again).
+func TestPushTakeoverPlayers(t *testing.T) {
+	requireBrowser(t)
+	d := startPushDaemon(t)
+	v := d.create(t, `{"source":"push","ladder":"test","id":"stage"}`)
+	url := v.Ingest.RTMPURL + "/" + v.Ingest.StreamKey
+	src := testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30}
+	testmedia.Publish(t, url, src)
+	d.waitFor(t, "stage", time.Minute, "3 segments per rendition", func(v job.View) bool {
+		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
+	})
+	var began time.Time
+	res := runShedScript(t, map[string]any{"base": d.api, "job": "stage", "restart": true}, func() {
+		began = time.Now()
+		testmedia.Publish(t, url, src)
+	})
+	reportSessions(t, res)
+	if e, ok := lastEvent(t, d, "stage", "publisher_replaced"); ok {
+		t.Logf("new publisher started → takeover: %v", e.Time.Sub(began).Round(time.Millisecond))
+	} else {
+		t.Error("no publisher_replaced event: the new publisher did not take over")
+	}
+}
