@@ -24,6 +24,22 @@ import (
 // pushSource is the publishers' picture: small, so that several jobs fit a CI box.
 var pushSource = testmedia.SourceOptions{Width: 320, Height: 180, FPS: 30}
 
+// startPushJob is a daemon with both ingest listeners on loopback, and a push job on
+// it (id stage, test ladder), as created.
+func startPushJob(t *testing.T) (*daemon, job.View) {
+	t.Helper()
+	d := startPushDaemon(t)
+	return d, d.create(t, `{"source":"push","ladder":"test","id":"stage"}`)
+}
+
+// waitPlaying waits for the job to run with 3 segments per rendition.
+func waitPlaying(t *testing.T, d *daemon, id string) job.View {
+	t.Helper()
+	return d.waitFor(t, id, time.Minute, "3 segments per rendition", func(v job.View) bool {
+		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
+	})
+}
+
 // startPushDaemon is a daemon with both ingest listeners on loopback.
 func startPushDaemon(t *testing.T) *daemon {
 	t.Helper()
@@ -51,9 +67,7 @@ func TestPushTwoJobs(t *testing.T) {
 	}{"a": {"rtmp", 180}, "b": {"srt", 144}}
 	views := map[string]job.View{}
 	for id, w := range want {
-		v := d.waitFor(t, id, 40*time.Second, "3 segments per rendition", func(v job.View) bool {
-			return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
-		})
+		v := waitPlaying(t, d, id)
 		views[id] = v
 		if p := v.Ingest.Publisher; p == nil || string(p.Protocol) != w.protocol || p.Height != w.height {
 			t.Errorf("job %s's publisher %+v, want %s %dp", id, p, w.protocol, w.height)
@@ -98,14 +112,11 @@ func TestPushTakeover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("push test takes about 40 s")
 	}
-	d := startPushDaemon(t)
-	v := d.create(t, `{"source":"push","ladder":"test","id":"stage"}`)
+	d, v := startPushJob(t)
 	key, port := v.Ingest.StreamKey, rtmpAddr(t, v.Ingest.RTMPURL)
 	link := newProxy(t, port)
 	first := testmedia.Publish(t, link.url(key), pushSource)
-	v = d.waitFor(t, "stage", 40*time.Second, "3 segments per rendition", func(v job.View) bool {
-		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
-	})
+	v = waitPlaying(t, d, "stage")
 	dir := filepath.Join(d.out, "stage")
 
 	link.freeze()
@@ -161,13 +172,10 @@ func TestPushPublisherGone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("push test takes about 60 s")
 	}
-	d := startPushDaemon(t)
-	v := d.create(t, `{"source":"push","ladder":"test","id":"stage"}`)
+	d, v := startPushJob(t)
 	key, port := v.Ingest.StreamKey, rtmpAddr(t, v.Ingest.RTMPURL)
 	pub := testmedia.Publish(t, v.Ingest.RTMPURL+"/"+key, pushSource)
-	v = d.waitFor(t, "stage", 40*time.Second, "3 segments per rendition", func(v job.View) bool {
-		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
-	})
+	v = waitPlaying(t, d, "stage")
 	dir := filepath.Join(d.out, "stage")
 
 	pub.Kill()
@@ -223,12 +231,9 @@ func TestPushFFmpegKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("push test takes about 25 s")
 	}
-	d := startPushDaemon(t)
-	v := d.create(t, `{"source":"push","ladder":"test","id":"stage"}`)
+	d, v := startPushJob(t)
 	pub := testmedia.Publish(t, v.Ingest.RTMPURL+"/"+v.Ingest.StreamKey, pushSource)
-	v = d.waitFor(t, "stage", 40*time.Second, "3 segments per rendition", func(v job.View) bool {
-		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
-	})
+	v = waitPlaying(t, d, "stage")
 	dir := filepath.Join(d.out, "stage")
 	before := discontinuitiesOf(t, dir, v)
 	if err := syscall.Kill(lastPID(t, d, "stage"), syscall.SIGKILL); err != nil {
@@ -454,14 +459,11 @@ func (p *proxy) forward(wg *sync.WaitGroup, dst, src net.Conn) {
 // Period in DASH). See web/test/shed.mjs ("restart": the job runs again).
 func TestPushTakeoverPlayers(t *testing.T) {
 	requireBrowser(t)
-	d := startPushDaemon(t)
-	v := d.create(t, `{"source":"push","ladder":"test","id":"stage"}`)
+	d, v := startPushJob(t)
 	url := v.Ingest.RTMPURL + "/" + v.Ingest.StreamKey
 	src := testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30}
 	testmedia.Publish(t, url, src)
-	d.waitFor(t, "stage", time.Minute, "3 segments per rendition", func(v job.View) bool {
-		return v.State == job.Running && v.Segments >= 3*len(v.Renditions)
-	})
+	waitPlaying(t, d, "stage")
 	var began time.Time
 	res := runShedScript(t, map[string]any{"base": d.api, "job": "stage", "restart": true}, func() {
 		began = time.Now()
