@@ -292,6 +292,11 @@ func (a *Agent) start(ctx context.Context, as Assignment) {
 	if !a.fresh() {
 		return // fenced or not yet heard: the next reconcile after a heartbeat retries
 	}
+	if box, err := a.heldElsewhere(ctx, as); box != "" || err != nil {
+		a.log.Debug().Err(err).Str("job", as.Job).Str("on", box).Msg("agent: waiting for the job's previous box to stop it")
+		delete(a.seen, as.Job) // the next List tries again
+		return
+	}
 	spec, err := get[JobSpec](ctx, a.b.Jobs, as.Job, jobVersion)
 	if err != nil {
 		a.log.Warn().Err(err).Str("job", as.Job).Msg("agent: job spec")
@@ -307,6 +312,28 @@ func (a *Agent) start(ctx context.Context, as Assignment) {
 	a.running[as.Job] = as.Epoch
 	a.mu.Unlock()
 	a.log.Info().Str("job", as.Job).Uint64("epoch", as.Epoch).Msg("agent: started")
+}
+
+// heldElsewhere returns the box whose record still lists the job at an older epoch:
+// the new owner starts only once the previous one has stopped it (its next heartbeat
+// drops it) or is gone (its record expired), so that two boxes never run one job at
+// once. A drain move waits a heartbeat for it; a failover, whose box is gone, nothing.
+func (a *Agent) heldElsewhere(ctx context.Context, as Assignment) (string, error) {
+	nodes, err := listAll[Node](ctx, a.b.Nodes, nodeVersion)
+	if nodes == nil {
+		return "", err
+	}
+	for box, n := range nodes {
+		if box == a.cfg.Box {
+			continue
+		}
+		for _, r := range n.v.Jobs {
+			if r.ID == as.Job && r.Epoch < as.Epoch {
+				return box, nil
+			}
+		}
+	}
+	return "", nil
 }
 
 func (a *Agent) stop(id, why string) {

@@ -78,6 +78,15 @@ func TestEpochFence(t *testing.T) {
 		if box, _ := f.running(job, 1, tm.Reconcile+slack); box != "a" {
 			t.Fatalf("job on %s, want a", box)
 		}
+		// As the scheduler's drain does, move it once a's record says it runs it.
+		for deadline := time.Now().Add(tm.Heartbeat + slack); ; time.Sleep(20 * time.Millisecond) {
+			if n, err := Nodes(ctx, f.admin); err == nil && len(n["a"].Jobs) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("box a's record does not list its job")
+			}
+		}
 		moved := time.Now()
 		rev, err = write(ctx, f.admin.Assign, job, assignVersion, Assignment{Job: job, Box: "b", Epoch: 2}, rev)
 		if err != nil {

@@ -31,9 +31,10 @@ type Scheduler struct {
 	// onWrite, if set, sees every assignment write that succeeded (tests).
 	onWrite func(Assignment)
 
-	seen       map[string]seenNode // box → its record's last revision, and when it changed
-	moving     map[string]move     // draining box → the job moving off it
-	drainNext  atomic.Bool         // a move is under way: node heartbeats kick a reconcile
+	seen       map[string]seenNode  // box → its record's last revision, and when it changed
+	moving     map[string]move      // draining box → the job moving off it
+	unreported map[string]time.Time // job on a draining box → when it was first seen not listed by it
+	drainNext  atomic.Bool          // a move is under way: node heartbeats kick a reconcile
 	knownBoxes atomic.Pointer[map[string]bool]
 }
 
@@ -57,7 +58,7 @@ func NewScheduler(b *Buckets, box string, log zerolog.Logger) (*Scheduler, error
 	}
 	return &Scheduler{
 		b: b, t: b.timing, box: box, log: log.With().Str("box", box).Logger(), lease: l, held: l.Held,
-		seen: map[string]seenNode{}, moving: map[string]move{},
+		seen: map[string]seenNode{}, moving: map[string]move{}, unreported: map[string]time.Time{},
 	}, nil
 }
 
@@ -298,7 +299,7 @@ func (s *Scheduler) step(ctx context.Context, v *view, id string) {
 		req.Avoid = cur.v.Box
 		s.place(ctx, v, id, req, cur.v, cur.rev, "node_lost")
 	case v.cands[cur.v.Box].Draining && spec.Live:
-		if _, busy := s.moving[cur.v.Box]; busy {
+		if _, busy := s.moving[cur.v.Box]; busy || !s.reported(v, cur.v) {
 			return
 		}
 		req.Avoid = cur.v.Box
@@ -308,6 +309,24 @@ func (s *Scheduler) step(ctx context.Context, v *view, id string) {
 			s.drainNext.Store(true)
 		}
 	}
+}
+
+// reported reports whether a's box lists the job running at a's epoch, or has not
+// for a TTL (it never started it): only then may a drain move it, since a box that
+// started it but has not said so yet could not be waited for by the next one.
+func (s *Scheduler) reported(v *view, a Assignment) bool {
+	for _, r := range v.cands[a.Box].Node.Jobs {
+		if r.ID == a.Job && r.Epoch == a.Epoch {
+			delete(s.unreported, a.Job)
+			return true
+		}
+	}
+	since, ok := s.unreported[a.Job]
+	if !ok {
+		s.unreported[a.Job] = time.Now()
+		return false
+	}
+	return time.Since(since) > s.t.TTL
 }
 
 // lastBox is the box whose checkpoint the job has: it ran there last.
