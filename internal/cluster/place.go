@@ -9,6 +9,7 @@ import (
 
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/encoder"
+	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
@@ -35,9 +36,9 @@ type Cost struct {
 // nominal one before the probe.
 func CostOf(l *ladder.Ladder, p ladder.Plan) Cost {
 	c := Cost{Cores: cpucap.Estimate(p, l.Video.Preset)}
-	wants := func(v ladder.PlannedVideo) bool { return wanted(l, v.Name) != encoder.X264 }
+	wants := func(v ladder.PlannedVideo) bool { return gpu.Wanted(l, v.Name) != encoder.X264 }
 	for _, v := range p.Video {
-		if w := wanted(l, v.Name); w != encoder.X264 {
+		if w := gpu.Wanted(l, v.Name); w != encoder.X264 {
 			c.Sessions++
 			if c.Encoder == "" || c.Encoder == encoder.Auto {
 				c.Encoder = w
@@ -49,20 +50,6 @@ func CostOf(l *ladder.Ladder, p ladder.Plan) Cost {
 		c.Fallback = c.Encoder == encoder.Auto || l.Fallback != "none"
 	}
 	return c
-}
-
-// wanted is the encoder a ladder asks for rung name: its own, else the ladder's, else
-// auto (as internal/gpu resolves it).
-func wanted(l *ladder.Ladder, name string) string {
-	for _, r := range l.Video.Renditions {
-		if r.Name == name && r.Encoder != "" {
-			return r.Encoder
-		}
-	}
-	if l.Encoder != "" {
-		return l.Encoder
-	}
-	return encoder.Auto
 }
 
 // Candidate is one box as the scheduler sees it when it places a job.

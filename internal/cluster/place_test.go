@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
 
@@ -166,7 +167,7 @@ func TestCostOf(t *testing.T) {
 				}
 				return
 			}
-			onGPU := func(v ladder.PlannedVideo) bool { return wanted(tc.l, v.Name) != "x264" }
+			onGPU := func(v ladder.PlannedVideo) bool { return gpu.Wanted(tc.l, v.Name) != "x264" }
 			if want := cpucap.Cost(p, "veryfast", onGPU, 0); math.Abs(c.HWCores-want) > 1e-9 || c.HWCores >= c.Cores {
 				t.Errorf("hw cores %v, want cpucap.Cost %v below the x264 cost %v", c.HWCores, want, c.Cores)
 			}

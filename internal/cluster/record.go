@@ -210,18 +210,18 @@ func Drain(ctx context.Context, b *Buckets, box string, on bool) error {
 
 // Assignments returns every assignment by job id (for GET /v1/jobs: each job's box).
 func Assignments(ctx context.Context, b *Buckets) (map[string]Assignment, error) {
-	rs, err := listAll[Assignment](ctx, b.Assign, assignVersion)
-	out := make(map[string]Assignment, len(rs))
-	for k, r := range rs {
-		out[k] = r.v
-	}
-	return out, err
+	return values[Assignment](ctx, b.Assign, assignVersion)
 }
 
 // Nodes returns every live box's record by box id (for GET /v1/cluster).
 func Nodes(ctx context.Context, b *Buckets) (map[string]Node, error) {
-	rs, err := listAll[Node](ctx, b.Nodes, nodeVersion)
-	out := make(map[string]Node, len(rs))
+	return values[Node](ctx, b.Nodes, nodeVersion)
+}
+
+// values is listAll without the revisions.
+func values[T any](ctx context.Context, b coord.Bucket, version int) (map[string]T, error) {
+	rs, err := listAll[T](ctx, b, version)
+	out := make(map[string]T, len(rs))
 	for k, r := range rs {
 		out[k] = r.v
 	}
