@@ -51,9 +51,9 @@ func (a Admission) hardwareRungs() []string {
 	return names
 }
 
-// wanted returns the encoder the ladder asks for rung name: the rung's own, else
-// the ladder's, else auto.
-func wanted(l *ladder.Ladder, name string) string {
+// Wanted returns the encoder the ladder asks for rung name: the rung's own, else
+// the ladder's, else auto. (The fleet's scheduler costs a job with it too.)
+func Wanted(l *ladder.Ladder, name string) string {
 	for _, r := range l.Video.Renditions {
 		if r.Name == name && r.Encoder != "" {
 			return r.Encoder

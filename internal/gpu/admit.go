@@ -83,7 +83,7 @@ type admitting struct {
 // place decides which backend encodes rung v: what its ladder asks, where that
 // works and has a session left, else x264, said in Moved.
 func (ad *admitting) place(v *ladder.PlannedVideo) {
-	want := wanted(ad.l, v.Name)
+	want := Wanted(ad.l, v.Name)
 	v.Encoder = encoder.X264
 	if want == encoder.X264 {
 		return

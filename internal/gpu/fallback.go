@@ -43,7 +43,7 @@ func (s *Service) moveLocked(id string, l *ladder.Ladder, a *Admission, f Failur
 		if !slices.Contains(f.Rungs, v.Name) || !encoder.IsHardware(v.Encoder) {
 			continue
 		}
-		a.Moved = append(a.Moved, Move{Rung: v.Name, Wanted: wanted(l, v.Name), From: v.Encoder, To: encoder.X264,
+		a.Moved = append(a.Moved, Move{Rung: v.Name, Wanted: Wanted(l, v.Name), From: v.Encoder, To: encoder.X264,
 			Reason: v.Encoder + " failed (" + f.Kind + "): " + f.Line})
 		v.Encoder = encoder.X264
 		for j, h := range hs {
