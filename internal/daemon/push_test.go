@@ -59,7 +59,7 @@ func TestPushRTMP(t *testing.T) {
 	began := time.Now()
 	pub := testmedia.Publish(t, server+"/"+key, opts)
 	v = d.waitFor(t, "stage", 20*time.Second, "a first segment", func(v job.View) bool { return v.Segments > 0 })
-	t.Logf("publisher started → first segment indexed: %v (from its connection: %v)", time.Since(began).Round(10*time.Millisecond), sinceEvent(t, d, "stage", "publisher"))
+	t.Logf("publisher started → first segment indexed: %v (from its connection: %v)", time.Since(began).Round(10*time.Millisecond), sinceConnected(t, v))
 	v = d.waitFor(t, "stage", 30*time.Second, "segments", func(v job.View) bool { return v.State == job.Running && v.Segments >= 3*len(v.Renditions) })
 	p := v.Ingest.Publisher
 	if p == nil || p.Protocol != "rtmp" || p.Width != 320 || p.Video != "h264" || p.Audio != "aac" || p.Bitrate <= 0 {
@@ -159,6 +159,15 @@ func TestPushSRT(t *testing.T) {
 		t.Errorf("publisher %+v, want srt 320 wide", p)
 	}
 	checkOutputs(t, filepath.Join(d.out, "enc"), v)
+}
+
+// sinceConnected is the time since the job's publisher connected.
+func sinceConnected(t *testing.T, v job.View) time.Duration {
+	t.Helper()
+	if v.Ingest == nil || v.Ingest.Publisher == nil {
+		t.Fatalf("job %s has no publisher", v.ID)
+	}
+	return time.Since(v.Ingest.Publisher.Since).Round(10 * time.Millisecond)
 }
 
 // sinceEvent is the time since the job's first event of that type.

@@ -66,7 +66,8 @@ func (h *Hub) handleRTMP(conn net.Conn) {
 // rtmpSession does the handshake, refuses what is not a publish with a known key, and
 // reads the publisher's media into its stream until it goes.
 func (h *Hub) rtmpSession(conn net.Conn) error {
-	_ = conn.SetReadDeadline(h.now().Add(h.cfg.ReadTimeout))
+	connected := h.now()
+	_ = conn.SetReadDeadline(connected.Add(h.cfg.ReadTimeout))
 	sc := &gortmplib.ServerConn{RW: conn}
 	if err := sc.Initialize(); err != nil {
 		return fmt.Errorf("rtmp handshake: %w", err)
@@ -83,7 +84,7 @@ func (h *Hub) rtmpSession(conn net.Conn) error {
 	if err := r.Initialize(); err != nil {
 		return fmt.Errorf("rtmp tracks: %w", err)
 	}
-	sess, err := h.rtmpPublisher(conn, sc, r, st)
+	sess, err := h.rtmpPublisher(conn, sc, r, st, connected)
 	if err != nil {
 		return err
 	}
@@ -123,8 +124,8 @@ func (h *Hub) authorize(sc *gortmplib.ServerConn) (*Stream, error) {
 
 // rtmpPublisher makes the session of an accepted publisher: its first video and audio
 // tracks, whose data go to the stream it will be attached to.
-func (h *Hub) rtmpPublisher(conn net.Conn, sc *gortmplib.ServerConn, r *gortmplib.Reader, st *Stream) (*session, error) {
-	pub := Publisher{Protocol: RTMP, Remote: conn.RemoteAddr().String(), Encoder: sc.FlashVer}
+func (h *Hub) rtmpPublisher(conn net.Conn, sc *gortmplib.ServerConn, r *gortmplib.Reader, st *Stream, connected time.Time) (*session, error) {
+	pub := Publisher{Protocol: RTMP, Remote: conn.RemoteAddr().String(), Encoder: sc.FlashVer, Since: connected.UTC()}
 	var tr tracks
 	var vt, at *gortmplib.Track
 	for _, t := range r.Tracks() {

@@ -52,8 +52,11 @@ type session struct {
 	now         func() time.Time
 }
 
+// newSession makes the session of pub; pub.Since is when it connected, or now.
 func newSession(pub Publisher, tr tracks, closeFn func(), now func() time.Time) *session {
-	pub.Since = now().UTC()
+	if pub.Since.IsZero() {
+		pub.Since = now().UTC()
+	}
 	return &session{pub: pub, tracks: tr, close: closeFn, now: now, window: now()}
 }
 

@@ -32,7 +32,7 @@ type Publisher struct {
 	Height   int       `json:"height,omitempty"`
 	FPS      float64   `json:"fps,omitempty"`
 	Bitrate  int64     `json:"bitrate"` // bits per second received, over the last few seconds
-	Since    time.Time `json:"since"`
+	Since    time.Time `json:"since"`   // when it connected
 }
 
 // ErrNoPublisher is returned while no publisher with a keyframe feeds the stream.
