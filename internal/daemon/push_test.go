@@ -158,7 +158,35 @@ func TestPushSRT(t *testing.T) {
 	if p := v.Ingest.Publisher; p == nil || p.Protocol != "srt" || p.Width != 320 {
 		t.Errorf("publisher %+v, want srt 320 wide", p)
 	}
+	// The link's counters, numbers in the JSON, read anew at each request.
+	received := srtCounters(t, d, "enc")
+	time.Sleep(time.Second)
+	if again := srtCounters(t, d, "enc"); again <= received {
+		t.Errorf("ingest.publisher.srt.packets_received %v then %v a second later, want it to grow while publishing", received, again)
+	}
 	checkOutputs(t, filepath.Join(d.out, "enc"), v)
+}
+
+// srtCounters checks that the job's publisher shows its SRT counters as numbers, and
+// returns the packets received.
+func srtCounters(t *testing.T, d *daemon, id string) float64 {
+	t.Helper()
+	var raw struct {
+		Ingest struct {
+			Publisher struct {
+				SRT map[string]any `json:"srt"`
+			} `json:"publisher"`
+		} `json:"ingest"`
+	}
+	d.call(t, http.MethodGet, "/v1/jobs/"+id, "", &raw)
+	srt := raw.Ingest.Publisher.SRT
+	for _, k := range []string{"packets_received", "packets_lost", "packets_retransmitted", "packets_dropped", "rtt_ms"} {
+		if _, ok := srt[k].(float64); !ok {
+			t.Errorf("ingest.publisher.srt.%s is %#v, want a number", k, srt[k])
+		}
+	}
+	n, _ := srt["packets_received"].(float64)
+	return n
 }
 
 // sinceConnected is the time since the job's publisher connected.
