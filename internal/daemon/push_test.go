@@ -59,7 +59,7 @@ func TestPushRTMP(t *testing.T) {
 	began := time.Now()
 	pub := testmedia.Publish(t, server+"/"+key, opts)
 	v = d.waitFor(t, "stage", 20*time.Second, "a first segment", func(v job.View) bool { return v.Segments > 0 })
-	t.Logf("publisher started → first segment indexed: %v (from its connection: %v)", time.Since(began).Round(10*time.Millisecond), sinceEvent(t, d, "stage", "publisher"))
+	t.Logf("publisher started → first segment indexed: %v (from its connection: %v)", time.Since(began).Round(10*time.Millisecond), sinceConnected(t, v))
 	v = d.waitFor(t, "stage", 30*time.Second, "segments", func(v job.View) bool { return v.State == job.Running && v.Segments >= 3*len(v.Renditions) })
 	p := v.Ingest.Publisher
 	if p == nil || p.Protocol != "rtmp" || p.Width != 320 || p.Video != "h264" || p.Audio != "aac" || p.Bitrate <= 0 {
@@ -158,7 +158,44 @@ func TestPushSRT(t *testing.T) {
 	if p := v.Ingest.Publisher; p == nil || p.Protocol != "srt" || p.Width != 320 {
 		t.Errorf("publisher %+v, want srt 320 wide", p)
 	}
+	// The link's counters, numbers in the JSON, read anew at each request.
+	received := srtCounters(t, d, "enc")
+	time.Sleep(time.Second)
+	if again := srtCounters(t, d, "enc"); again <= received {
+		t.Errorf("ingest.publisher.srt.packets_received %v then %v a second later, want it to grow while publishing", received, again)
+	}
 	checkOutputs(t, filepath.Join(d.out, "enc"), v)
+}
+
+// srtCounters checks that the job's publisher shows its SRT counters as numbers, and
+// returns the packets received.
+func srtCounters(t *testing.T, d *daemon, id string) float64 {
+	t.Helper()
+	var raw struct {
+		Ingest struct {
+			Publisher struct {
+				SRT map[string]any `json:"srt"`
+			} `json:"publisher"`
+		} `json:"ingest"`
+	}
+	d.call(t, http.MethodGet, "/v1/jobs/"+id, "", &raw)
+	srt := raw.Ingest.Publisher.SRT
+	for _, k := range []string{"packets_received", "packets_lost", "packets_retransmitted", "packets_dropped", "rtt_ms"} {
+		if _, ok := srt[k].(float64); !ok {
+			t.Errorf("ingest.publisher.srt.%s is %#v, want a number", k, srt[k])
+		}
+	}
+	n, _ := srt["packets_received"].(float64)
+	return n
+}
+
+// sinceConnected is the time since the job's publisher connected.
+func sinceConnected(t *testing.T, v job.View) time.Duration {
+	t.Helper()
+	if v.Ingest == nil || v.Ingest.Publisher == nil {
+		t.Fatalf("job %s has no publisher", v.ID)
+	}
+	return time.Since(v.Ingest.Publisher.Since).Round(10 * time.Millisecond)
 }
 
 // sinceEvent is the time since the job's first event of that type.

@@ -85,6 +85,37 @@ type probed struct {
 	} `json:"format"`
 }
 
+// drain opens the pipe of a run on st and reads it to its end, which it sends.
+func drain(t *testing.T, st *Stream) <-chan []byte {
+	t.Helper()
+	r, err := st.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		got <- b
+	}()
+	return got
+}
+
+// probeTS probes MPEG-TS read from a pipe: what ffprobe finds, and its streams as
+// kind:codec.
+func probeTS(t *testing.T, ts []byte) (probed, []string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "got.ts")
+	if err := os.WriteFile(path, ts, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pr := ffprobe(t, path)
+	var kinds []string
+	for _, s := range pr.Streams {
+		kinds = append(kinds, s.CodecType+":"+s.CodecName)
+	}
+	return pr, kinds
+}
+
 func ffprobe(t *testing.T, path string) probed {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", path).Output()
@@ -125,15 +156,7 @@ func testPublishFeedsPipe(t *testing.T, proto Protocol) {
 	if p == nil || p.Protocol != proto || p.Video != "h264" || p.Audio != "aac" || p.Width != 320 || p.Height != 180 || p.FPS != 25 || (proto == RTMP && p.Encoder == "") {
 		t.Errorf("publisher %+v, want %s h264 aac 320x180 at 25 fps (with an encoder string over rtmp)", p, proto)
 	}
-	r, err := st.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(r)
-		got <- b
-	}()
+	got := drain(t, st)
 	time.Sleep(3 * time.Second)
 	pub.Kill()
 	var ts []byte
@@ -142,15 +165,7 @@ func testPublishFeedsPipe(t *testing.T, proto Protocol) {
 	case <-time.After(12 * time.Second): // SRT learns a killed peer is gone after 5 s of silence (gosrt's PeerIdleTimeout)
 		t.Fatal("the pipe did not end with the publisher")
 	}
-	path := filepath.Join(t.TempDir(), "got.ts")
-	if err := os.WriteFile(path, ts, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pr := ffprobe(t, path)
-	var kinds []string
-	for _, s := range pr.Streams {
-		kinds = append(kinds, s.CodecType+":"+s.CodecName)
-	}
+	pr, kinds := probeTS(t, ts)
 	if len(kinds) != 2 || kinds[0] != "video:h264" || kinds[1] != "audio:aac" || pr.Streams[0].Width != 320 {
 		t.Errorf("pipe carried %v, want video:h264 (320 wide) and audio:aac", kinds)
 	}

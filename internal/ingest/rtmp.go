@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortmplib"
-	"github.com/bluenviron/gortmplib/pkg/codecs"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
 
@@ -66,7 +65,8 @@ func (h *Hub) handleRTMP(conn net.Conn) {
 // rtmpSession does the handshake, refuses what is not a publish with a known key, and
 // reads the publisher's media into its stream until it goes.
 func (h *Hub) rtmpSession(conn net.Conn) error {
-	_ = conn.SetReadDeadline(h.now().Add(h.cfg.ReadTimeout))
+	connected := h.now()
+	_ = conn.SetReadDeadline(connected.Add(h.cfg.ReadTimeout))
 	sc := &gortmplib.ServerConn{RW: conn}
 	if err := sc.Initialize(); err != nil {
 		return fmt.Errorf("rtmp handshake: %w", err)
@@ -79,14 +79,15 @@ func (h *Hub) rtmpSession(conn net.Conn) error {
 		_ = sc.RejectAction()
 		return err
 	}
-	r := &gortmplib.Reader{Conn: sc}
-	if err := r.Initialize(); err != nil {
+	if err := sc.AcceptAction(); err != nil {
+		return fmt.Errorf("rtmp publish: %w", err)
+	}
+	r := &rtmpReader{conn: sc}
+	if err := r.findTracks(); err != nil {
 		return fmt.Errorf("rtmp tracks: %w", err)
 	}
-	sess, err := h.rtmpPublisher(conn, sc, r, st)
-	if err != nil {
-		return err
-	}
+	pub := Publisher{Protocol: RTMP, Remote: conn.RemoteAddr().String(), Encoder: sc.FlashVer, Since: connected.UTC()}
+	sess := h.rtmpPublisher(conn, pub, r, st)
 	if err := st.attach(sess); err != nil {
 		return err
 	}
@@ -94,7 +95,7 @@ func (h *Hub) rtmpSession(conn net.Conn) error {
 	defer h.cfg.Observer.Publishers(RTMP, -1)
 	for {
 		_ = conn.SetReadDeadline(h.now().Add(h.cfg.ReadTimeout))
-		if err := r.Read(); err != nil {
+		if err := r.read(); err != nil {
 			st.detach(sess, err)
 			return fmt.Errorf("rtmp read: %w", err)
 		}
@@ -121,53 +122,26 @@ func (h *Hub) authorize(sc *gortmplib.ServerConn) (*Stream, error) {
 	return st, nil
 }
 
-// rtmpPublisher makes the session of an accepted publisher: its first video and audio
-// tracks, whose data go to the stream it will be attached to.
-func (h *Hub) rtmpPublisher(conn net.Conn, sc *gortmplib.ServerConn, r *gortmplib.Reader, st *Stream) (*session, error) {
-	pub := Publisher{Protocol: RTMP, Remote: conn.RemoteAddr().String(), Encoder: sc.FlashVer}
+// rtmpPublisher makes the session of an accepted publisher, whose tracks r found: their
+// data go to the stream it will be attached to.
+func (h *Hub) rtmpPublisher(conn net.Conn, pub Publisher, r *rtmpReader, st *Stream) *session {
 	var tr tracks
-	var vt, at *gortmplib.Track
-	for _, t := range r.Tracks() {
-		switch c := t.Codec.(type) {
-		case *codecs.H264:
-			if vt == nil && c != nil {
-				vt, tr.video, pub.Video = t, &tscodecs.H264{}, "h264"
-			}
-		case *codecs.H265:
-			if vt == nil && c != nil {
-				vt, tr.video, pub.Video = t, &tscodecs.H265{}, "h265"
-			}
-		case *codecs.MPEG4Audio:
-			if at == nil && c.Config != nil {
-				at, tr.audio, pub.Audio = t, &tscodecs.MPEG4Audio{Config: *c.Config}, "aac"
-			}
-		}
+	switch r.tracks.video {
+	case "h264":
+		tr.video = &tscodecs.H264{}
+	case "h265":
+		tr.video = &tscodecs.H265{}
 	}
-	if vt == nil && at == nil {
-		return nil, refusal{"codec", errors.New("no H.264, H.265 or AAC track")}
+	if r.tracks.audio != nil {
+		tr.audio, pub.Audio = &tscodecs.MPEG4Audio{Config: *r.tracks.audio}, "aac"
 	}
+	pub.Video = r.tracks.video
 	sess := newSession(pub, tr, func() { _ = conn.Close() }, h.now)
-	onRTMPData(r, st, sess, vt, at)
-	return sess, nil
-}
-
-// onRTMPData sends the data of tracks vt and at (either may be nil) to st, as the
-// data of sess: the reader calls back while it reads, once sess is attached.
-func onRTMPData(r *gortmplib.Reader, st *Stream, sess *session, vt, at *gortmplib.Track) {
-	push := func(u unit) { st.push(sess, u) }
-	video := func(pts, dts time.Duration, au [][]byte) {
+	r.onVideo = func(pts, dts time.Duration, au [][]byte) {
 		if u, ok := sess.videoUnit(ticks(pts), ticks(dts), au); ok {
-			push(u)
+			st.push(sess, u)
 		}
 	}
-	if vt != nil {
-		if _, ok := vt.Codec.(*codecs.H265); ok {
-			r.OnDataH265(vt, video)
-		} else {
-			r.OnDataH264(vt, video)
-		}
-	}
-	if at != nil {
-		r.OnDataMPEG4Audio(at, func(pts time.Duration, au []byte) { push(sess.audioUnit(ticks(pts), au)) })
-	}
+	r.onAudio = func(pts time.Duration, au []byte) { st.push(sess, sess.audioUnit(ticks(pts), au)) }
+	return sess
 }

@@ -36,7 +36,8 @@ func ticks(d time.Duration) int64 { return d.Microseconds() * 9 / 100 }
 type session struct {
 	pub    Publisher
 	tracks tracks
-	close  func() // ends the connection
+	close  func()           // ends the connection
+	link   func() *SRTStats // an SRT publisher's statistics; nil for RTMP
 	params [][]byte
 	keyed  bool // a keyframe arrived: a run can start
 	fed    bool // its GOP cache was handed to a run
@@ -52,8 +53,11 @@ type session struct {
 	now         func() time.Time
 }
 
+// newSession makes the session of pub; pub.Since is when it connected, or now.
 func newSession(pub Publisher, tr tracks, closeFn func(), now func() time.Time) *session {
-	pub.Since = now().UTC()
+	if pub.Since.IsZero() {
+		pub.Since = now().UTC()
+	}
 	return &session{pub: pub, tracks: tr, close: closeFn, now: now, window: now()}
 }
 
@@ -101,7 +105,14 @@ func (s *session) count(n int) {
 	}
 }
 
-func (s *session) publisher() Publisher { return s.pub }
+// publisher is what the API shows of the session, its link statistics read now.
+func (s *session) publisher() Publisher {
+	p := s.pub
+	if s.link != nil {
+		p.SRT = s.link()
+	}
+	return p
+}
 
 // videoUnit makes the unit of an H.264 or H.265 access unit. RTMP carries the parameter
 // sets out of band (the sequence header) and MPEG-TS needs them in band: they are kept

@@ -203,6 +203,7 @@ func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream) (*session, error)
 		return nil, refusal{"codec", errors.New("no H.264, H.265 or AAC track")}
 	}
 	sess := newSession(pub, tr, func() { _ = conn.Close() }, time.Now)
+	sess.link = srtStats(conn)
 	video := func(pts, dts int64, au [][]byte) error {
 		if u, ok := sess.videoUnit(pts, dts, au); ok {
 			st.push(sess, u)

@@ -31,8 +31,9 @@ type Publisher struct {
 	Width    int       `json:"width,omitempty"`
 	Height   int       `json:"height,omitempty"`
 	FPS      float64   `json:"fps,omitempty"`
-	Bitrate  int64     `json:"bitrate"` // bits per second received, over the last few seconds
-	Since    time.Time `json:"since"`
+	Bitrate  int64     `json:"bitrate"`       // bits per second received, over the last few seconds
+	Since    time.Time `json:"since"`         // when it connected
+	SRT      *SRTStats `json:"srt,omitempty"` // an SRT publisher's link, as it is when asked
 }
 
 // ErrNoPublisher is returned while no publisher with a keyframe feeds the stream.

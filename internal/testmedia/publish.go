@@ -3,6 +3,7 @@ package testmedia
 import (
 	"context"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +28,9 @@ func Publish(t testing.TB, url string, opts SourceOptions) *Publisher {
 	o := opts.withDefaults()
 	if err := o.validate(); err != nil {
 		t.Fatal(err)
+	}
+	if o.HEVC && strings.HasPrefix(url, "rtmp://") {
+		return publishERTMP(t, url, o)
 	}
 	format := []string{"-f", "flv"}
 	if len(url) > 6 && url[:6] == "srt://" {

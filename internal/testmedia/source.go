@@ -35,6 +35,10 @@ type SourceOptions struct {
 	// audio starting AudioOffset after the video (before it when negative).
 	Sync        bool
 	AudioOffset time.Duration
+	// HEVC encodes the video with libx265 rather than libx264, its parameter sets
+	// before every keyframe. ffmpeg 5.1 sends it over SRT (MPEG-TS) but not over RTMP:
+	// Publish sends it as Enhanced RTMP with gortmplib's client (ertmp.go).
+	HEVC bool
 }
 
 func (o SourceOptions) withDefaults() SourceOptions {
@@ -94,11 +98,13 @@ func liveArgs(o SourceOptions) []string {
 	for k := range o.AudioTracks {
 		args = append(args, "-map", strconv.Itoa(k+1)+":a")
 	}
-	return append(args,
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-		"-g", fps, "-keyint_min", fps, "-bf", "0",
-		"-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2",
-	)
+	video := []string{"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+		"-g", fps, "-keyint_min", fps, "-bf", "0"}
+	if o.HEVC {
+		video = []string{"-c:v", "libx265", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+			"-x265-params", "keyint=" + fps + ":min-keyint=" + fps + ":scenecut=0:bframes=0:repeat-headers=1:log-level=error"}
+	}
+	return slices.Concat(args, video, []string{"-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2"})
 }
 
 // maxAudioTracks bounds the audio tracks of a source or a sample.
