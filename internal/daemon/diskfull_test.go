@@ -214,4 +214,3 @@ func checkServedFiles(t *testing.T, dir string) {
 		}
 	}
 }
-

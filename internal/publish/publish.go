@@ -65,8 +65,17 @@ const (
 // to deliver), or an http:// or https:// URL under which each job's folder is put as
 // <url>/<job id>/.
 func Parse(spec string, obs Observer) (Publisher, error) {
+	u, err := Origin(spec)
+	if err != nil || u == nil {
+		return FS{}, err
+	}
+	return NewHTTP(HTTPConfig{Base: u, Observer: obs}), nil
+}
+
+// Origin checks spec (see Parse) and returns the origin's URL; nil for fs.
+func Origin(spec string) (*url.URL, error) {
 	if spec == "" || spec == "fs" {
-		return FS{}, nil
+		return nil, nil
 	}
 	u, err := url.Parse(spec)
 	if err != nil {
@@ -74,13 +83,13 @@ func Parse(spec string, obs Observer) (Publisher, error) {
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("'publish' %q: want fs, http://host/path or https://host/path", spec)
+		return nil, fmt.Errorf("'publish' %q: want fs, http://host/path or https://host/path", u.Redacted())
 	case u.Host == "":
-		return nil, fmt.Errorf("'publish' %q: no host", spec)
+		return nil, fmt.Errorf("'publish' %q: no host", u.Redacted())
 	case u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("'publish' %q: no query or fragment allowed", spec)
+		return nil, fmt.Errorf("'publish' %q: no query or fragment allowed", u.Redacted())
 	}
-	return NewHTTP(HTTPConfig{Base: u, Observer: obs}), nil
+	return u, nil
 }
 
 // ErrNotLocal is wrapped when a file a manifest names is not in the job folder.

@@ -101,7 +101,9 @@ func (o *Origin) Puts(ext string) int {
 }
 
 // File returns the path on disk of the origin's file at the URL path p ("/live/...").
-func (o *Origin) File(p string) string { return filepath.Join(o.Root, filepath.FromSlash(path.Clean(p))) }
+func (o *Origin) File(p string) string {
+	return filepath.Join(o.Root, filepath.FromSlash(path.Clean(p)))
+}
 
 // check checks r before it is forwarded, and reads its body back into it.
 func (o *Origin) check(r *http.Request) bool {
