@@ -247,16 +247,17 @@ func (q *queue) loop() {
 	}
 }
 
-// round uploads the files the waiting manifests need, then the manifests whose files
-// are all on the origin, in order, then the deletes no waiting manifest may still name.
+// round uploads the files the waiting manifests need, then those manifests, in order,
+// then the deletes no waiting manifest may still name. Manifests handed over during the
+// round wait for the next.
 func (q *queue) round() error {
 	q.mu.Lock()
-	needs, dir := q.needs(), q.dir
+	needs, dir, waiting := q.needs(), q.dir, slices.Clone(q.manifests)
 	q.mu.Unlock()
 	if err := q.uploadAll(dir, needs); err != nil {
 		return err
 	}
-	if err := q.putManifests(); err != nil {
+	if err := q.putManifests(waiting); err != nil {
 		return err
 	}
 	return q.deleteSafe()
@@ -307,14 +308,10 @@ func (q *queue) uploadFile(dir, rel string) error {
 	return nil
 }
 
-// putManifests puts (or deletes) the waiting manifests whose named files are all on the
-// origin, in order; it stops at the first failure. A manifest that names a file not on
-// the origin after its files were uploaded (one that a newer version of a manifest
-// named meanwhile) fails the round, so that the next round comes after a backoff.
-func (q *queue) putManifests() error {
-	q.mu.Lock()
-	waiting := slices.Clone(q.manifests)
-	q.mu.Unlock()
+// putManifests puts (or deletes) the manifests waiting, whose named files were just
+// uploaded, in order; it stops at the first failure. One that still names a file not
+// on the origin (a manifest that was never delivered) fails the round.
+func (q *queue) putManifests(waiting []*manifestUpload) error {
 	var blocked error
 	for _, m := range waiting {
 		q.mu.Lock()
