@@ -35,6 +35,7 @@ func main() {
 	}
 	str(&c.Listen, "listen", "127.0.0.1:8080", "address of the HTTP API")
 	str(&c.Output, "output", "./out", "folder the streams are written to; serve it with any web server")
+	str(&c.Publish, "publish", "fs", "where viewers fetch the streams: fs (the output folder), or http://origin/path (https too): each segment, then the manifests naming it, is PUT there and old segments DELETEd; the output folder is then scratch")
 	str(&c.Profiles, "profiles", "./profiles", "folder of ladder YAML files; they add to the built-in ladders and replace those of the same name")
 	str(&c.Data, "data", "./data", "folder for the daemon's own state")
 	str(&c.MediaRoot, "media-root", "./media", "folder that file sources are resolved in")

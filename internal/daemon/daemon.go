@@ -25,6 +25,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/metrics"
+	"github.com/transcoderd/transcoderd/internal/publish"
 	"github.com/transcoderd/transcoderd/internal/source"
 	"github.com/transcoderd/transcoderd/internal/store"
 	"github.com/transcoderd/transcoderd/profiles"
@@ -34,6 +35,7 @@ import (
 type Config struct {
 	Listen   string // address of the HTTP API
 	Output   string // where job folders are written; served under /out/
+	Publish  string // where viewers fetch them: "fs" or "" (Output itself), or an http(s):// origin (internal/publish)
 	Profiles string // folder of ladder YAML files; they add to the embedded ones and replace those of the same name
 
 	NoBuiltinLadders bool   // offer the profiles folder's ladders alone
@@ -83,10 +85,17 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("'%s' %q: %w", name, v, err))
 		}
 	}
+	if _, err := publish.Origin(c.Publish); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, c.validateIngestTLS()...)
 	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }
+
+// publishFlush is how long a stopping daemon tries to deliver what its jobs wrote last
+// to the origin (--publish http://...).
+const publishFlush = 10 * time.Second
 
 // Run runs the daemon until ctx is done, then stops every job and returns.
 // ready, when not nil, receives the address the API listens on once it does.
@@ -175,6 +184,15 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		return err
 	}
 	defer hub.Close() // after jobs.Close: their runs end first
+	pub, err := publish.Parse(c.Publish, met)
+	if err != nil {
+		return err
+	}
+	// After jobs.Close: their final manifests are delivered, for at most publishFlush.
+	defer pub.Close(publishFlush)
+	if u, _ := publish.Origin(c.Publish); u != nil {
+		log.Info().Str("publish", u.Redacted()).Msg("publishing to an HTTP origin: the output folder is scratch; segments, then the manifests naming them, are PUT there")
+	}
 	jobs := job.NewManager(job.Config{
 		Output:    output,
 		MediaRoot: c.MediaRoot,
@@ -189,6 +207,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		GPU:       hw,
 		Observer:  met,
 		Ingest:    hub,
+		Publish:   pub,
 	})
 	defer jobs.Close()
 	if err := jobs.Restore(ctx); err != nil {

@@ -205,7 +205,7 @@ func checkServedFiles(t *testing.T, dir string) {
 	for _, p := range doc.Periods {
 		for _, as := range p.AdaptationSets {
 			for _, rep := range as.Representations {
-				for _, name := range templateFiles(rep.SegmentTemplate, rep.Id) {
+				for _, name := range testmedia.TemplateFiles(rep.SegmentTemplate, rep.Id) {
 					if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 						t.Fatalf("the MPD (period %s) names a file not on disk: %v", p.Id, err)
 					}
@@ -213,28 +213,4 @@ func checkServedFiles(t *testing.T, dir string) {
 			}
 		}
 	}
-}
-
-// templateFiles lists the files a Representation's SegmentTemplate names: its init
-// segment and each segment of its timeline.
-func templateFiles(st *mpd.SegmentTemplateType, rep string) []string {
-	if st == nil {
-		return nil
-	}
-	var names []string
-	if st.Initialization != "" {
-		names = append(names, strings.ReplaceAll(st.Initialization, "$RepresentationID$", rep))
-	}
-	if st.SegmentTimeline == nil || st.StartNumber == nil {
-		return names
-	}
-	n := *st.StartNumber
-	for _, s := range st.SegmentTimeline.S {
-		for range 1 + s.R {
-			name := strings.ReplaceAll(st.Media, "$RepresentationID$", rep)
-			names = append(names, strings.ReplaceAll(name, "$Number$", fmt.Sprint(n)))
-			n++
-		}
-	}
-	return names
 }

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -27,13 +25,6 @@ import (
 // nor ffmpeg's files still being written (*.tmp) served, by nginx or by the daemon's
 // own /out/.
 func TestNginxSampleConfig(t *testing.T) {
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		bin = "/usr/sbin/nginx"
-		if _, err := os.Stat(bin); err != nil {
-			testmedia.Missing(t, "nginx is not installed (apt-get install nginx; scripts/test installs it)")
-		}
-	}
 	d := startDaemon(t, "")
 	testmedia.WriteSample(t, filepath.Join(d.mediaRoot, "s.mp4"), testmedia.SampleOptions{Width: 320, Height: 180, Duration: 3 * time.Second})
 	v := d.create(t, `{"source":"s.mp4","ladder":"test","id":"n"}`)
@@ -50,39 +41,12 @@ func TestNginxSampleConfig(t *testing.T) {
 	writeFile(t, filepath.Join(d.out, "n", "big", "index.m3u8"), bigPlaylist(900))
 
 	port := freePort(t)
-	prefix := t.TempDir()
 	site := string(readFile(t, "../../scripts/nginx-site.conf"))
 	site = strings.Replace(site, "listen 8081;", fmt.Sprintf("listen 127.0.0.1:%d;", port), 1)
 	site = strings.Replace(site, "listen [::]:8081;", "", 1)
 	site = regexp.MustCompile(`(?m)^\s*root .*;$`).ReplaceAllString(site, "    root "+d.out+";")
-	writeFile(t, filepath.Join(prefix, "site.conf"), site)
-	user := ""
-	if os.Getuid() == 0 {
-		user = "user root;" // workers must read the test's private temp folders
-	}
-	writeFile(t, filepath.Join(prefix, "nginx.conf"), fmt.Sprintf(`%s
-worker_processes 1;
-error_log %[2]s/error.log;
-pid %[2]s/nginx.pid;
-events {}
-http {
-    access_log off;
-    client_body_temp_path %[2]s/body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-    include %[2]s/site.conf;
-}
-`, user, prefix))
-	cmd := exec.Command(bin, "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-g", "daemon off;")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	base := fmt.Sprintf("http://127.0.0.1:%d/n/", port)
-	waitHTTP(t, base+"master.m3u8")
+	testmedia.StartNginx(t, site, base+"master.m3u8")
 
 	tests := []struct {
 		path, code, ctype, cache string

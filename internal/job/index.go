@@ -41,6 +41,7 @@ type index struct {
 	newRun   bool                          // a restart happened; the next segment indexed begins a discontinuity
 	added    map[string][]manifest.Segment // by track, since the caller last looked
 	removed  map[string][]uint64           // by track, since the caller last looked
+	deleted  []string                      // files deleted by prune, relative to the job folder, since the caller last looked
 	// holdAudio is set while the job runs slower than real time: audio segments are
 	// then listed only as far as the video has come (see audioLimit).
 	holdAudio bool
@@ -520,7 +521,7 @@ func (x *index) prune() []error {
 		k := 0
 		for k < len(t.Segments) && t.Segments[k].Number < below {
 			s := t.Segments[k]
-			if err := x.fs.Remove(filepath.Join(t.dir, manifest.SegmentName(s.Run, s.Number))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := x.delete(t, manifest.SegmentName(s.Run, s.Number)); err != nil {
 				errs = append(errs, err)
 			}
 			t.pruned++
@@ -541,12 +542,22 @@ func (x *index) prune() []error {
 func (x *index) pruneInits(t *track) []error {
 	var errs []error
 	for len(t.inits) > 0 && t.inits[0] != t.initRun && (len(t.Segments) == 0 || t.inits[0] != t.Segments[0].Run) {
-		if err := x.fs.Remove(filepath.Join(t.dir, manifest.InitName(t.inits[0]))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := x.delete(t, manifest.InitName(t.inits[0])); err != nil {
 			errs = append(errs, err)
 		}
 		t.inits = t.inits[1:]
 	}
 	return errs
+}
+
+// delete removes the file name of t's rendition folder, and notes it in x.deleted.
+func (x *index) delete(t *track, name string) error {
+	err := x.fs.Remove(filepath.Join(t.dir, name))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	x.deleted = append(x.deleted, t.Name+"/"+name)
+	return nil
 }
 
 // name records that manifest m (namedByPlaylist, namedByMPD) of track name, as now on

@@ -20,6 +20,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/ingest"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/publish"
 	"github.com/transcoderd/transcoderd/internal/source"
 	"github.com/transcoderd/transcoderd/internal/store"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	GPU      *gpu.Service // hardware encoders found by the probe; nil: a service that has probed none
 	// Ingest is the push-ingest hub push jobs are published to; nil refuses push jobs.
 	Ingest *ingest.Hub
+	// Publish delivers the served files to where viewers fetch them; nil serves the
+	// output folder itself (publish.FS).
+	Publish publish.Publisher
 }
 
 // Store is where jobs survive a restart: store.Store, or a store.Memory.
@@ -124,6 +128,9 @@ func newManager(cfg Config, tm timing, now func() time.Time) *Manager {
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
+	if cfg.Publish == nil {
+		cfg.Publish = publish.FS{}
+	}
 	m := &Manager{cfg: cfg, jobs: map[string]*Job{}}
 	m.inputOf = func(src source.Source) Input { return inputFor(src, cfg.FFprobe) }
 	m.queue = newQueue(cfg.CPU, m.launch)
@@ -137,6 +144,7 @@ func newManager(cfg Config, tm timing, now func() time.Time) *Manager {
 		fs:       fileio.For(cfg.Output),
 		pressure: cpucap.NewPressure(cfg.CPU),
 		observer: cfg.Observer,
+		publish:  cfg.Publish,
 		now:      now,
 		timing:   tm.orDaemon(),
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/publish"
 	"github.com/transcoderd/transcoderd/internal/store"
 	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
@@ -106,8 +107,8 @@ func publishRunner(t *testing.T, dir string, clock func() time.Time) *runner {
 	t.Helper()
 	st := store.NewMemory()
 	j := &Job{id: "live", dir: dir, log: zerolog.Nop(), now: clock, store: st, done: make(chan struct{}), view: View{State: Starting}}
-	d := deps{store: st, fs: fileio.For(dir), observer: noObserver{}, now: clock}
-	r := &runner{j: j, deps: d, log: zerolog.Nop(), live: true, written: map[string][]byte{}}
+	d := deps{store: st, fs: fileio.For(dir), observer: noObserver{}, publish: publish.FS{}, now: clock}
+	r := &runner{j: j, deps: d, log: zerolog.Nop(), live: true, pub: publish.FS{}.Job("live", dir, zerolog.Nop()), written: map[string][]byte{}}
 	r.idx = newIndex(true, time.Second, time.Minute, clock)
 	r.idx.fs = d.fs
 	if err := os.MkdirAll(filepath.Join(dir, ffmpeg.PrivateDir), 0o755); err != nil {

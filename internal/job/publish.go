@@ -116,6 +116,10 @@ func (r *runner) publish() {
 	for _, err := range r.idx.prune() {
 		r.log.Warn().Err(err).Msg("delete old segment")
 	}
+	if len(r.idx.deleted) > 0 {
+		r.pub.Removed(r.idx.deleted...)
+		r.idx.deleted = r.idx.deleted[:0]
+	}
 }
 
 // observeLatency reports, for the segments indexed by the last poll, the time from
@@ -152,7 +156,7 @@ func (r *runner) render(ended bool) error {
 	if !manifest.SameMaster(r.master, p) {
 		data, err := manifest.RenderMaster(p)
 		if err == nil {
-			err = r.write(filepath.Join(dir, manifest.MasterName), data)
+			err = r.write(filepath.Join(dir, manifest.MasterName), data, playlistFiles(p))
 		}
 		if err == nil {
 			r.master = outline(p)
@@ -162,7 +166,7 @@ func (r *runner) render(ended bool) error {
 	if idx.live || ended {
 		data, err := manifest.RenderMPD(p)
 		if err == nil {
-			err = r.write(filepath.Join(dir, manifest.MPDName), data)
+			err = r.write(filepath.Join(dir, manifest.MPDName), data, segmentFiles(p.Video, p.Audio))
 		}
 		if err == nil {
 			idx.nameInMPD(p)
@@ -192,7 +196,7 @@ func (r *runner) renderMedia(p *manifest.Presentation) []error {
 		}
 		data, err := manifest.RenderMedia(p, &tr)
 		if err == nil {
-			err = r.write(filepath.Join(dir, tr.Name, manifest.MediaName), data)
+			err = r.write(filepath.Join(dir, tr.Name, manifest.MediaName), data, segmentFiles([]manifest.Track{tr}))
 		}
 		if err == nil {
 			idx.name(tr.Name, namedByPlaylist, &tr)
@@ -216,8 +220,9 @@ func outline(p *manifest.Presentation) *manifest.Presentation {
 }
 
 // write replaces a manifest atomically, unless it already holds exactly data (a rendition
-// whose playlist did not change, a master whose figures did not move).
-func (r *runner) write(path string, data []byte) error {
+// whose playlist did not change, a master whose figures did not move), and hands it to
+// the publisher with names, the files it names.
+func (r *runner) write(path string, data []byte, names []string) error {
 	if bytes.Equal(r.written[path], data) {
 		return nil
 	}
@@ -225,7 +230,49 @@ func (r *runner) write(path string, data []byte) error {
 		return err
 	}
 	r.written[path] = data
+	r.pub.Manifest(r.rel(path), data, names)
 	return nil
+}
+
+// rel returns path, inside the job folder, relative to it with slashes (the publisher's
+// paths).
+func (r *runner) rel(path string) string {
+	rel, err := filepath.Rel(r.j.dir, path)
+	if err != nil {
+		return path // never: every path the runner serves is inside its folder
+	}
+	return filepath.ToSlash(rel)
+}
+
+// segmentFiles lists, relative to the job folder, the files that a media playlist or
+// MPD listing tracks names: each track's segments, and the init segments of their runs.
+func segmentFiles(tracks ...[]manifest.Track) []string {
+	var names []string
+	for _, list := range tracks {
+		for _, tr := range list {
+			var run uint64
+			for i, s := range tr.Segments {
+				if i == 0 || s.Run != run {
+					run = s.Run
+					names = append(names, tr.Name+"/"+manifest.InitName(run))
+				}
+				names = append(names, tr.Name+"/"+manifest.SegmentName(s.Run, s.Number))
+			}
+		}
+	}
+	return names
+}
+
+// playlistFiles lists, relative to the job folder, the media playlists that the master
+// playlist of p names: those of the tracks not withdrawn.
+func playlistFiles(p *manifest.Presentation) []string {
+	var names []string
+	for _, tr := range append(slices.Clone(p.Video), p.Audio...) {
+		if !tr.Withdrawn {
+			names = append(names, tr.Name+"/"+manifest.MediaName)
+		}
+	}
+	return names
 }
 
 // remove deletes a manifest the job wrote, once.
@@ -237,5 +284,6 @@ func (r *runner) remove(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	r.pub.Manifest(r.rel(path), nil, nil)
 	return nil
 }

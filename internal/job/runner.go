@@ -19,6 +19,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/gpu"
 	"github.com/transcoderd/transcoderd/internal/ladder"
 	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/publish"
 	"github.com/transcoderd/transcoderd/internal/source"
 	"github.com/transcoderd/transcoderd/internal/supervise"
 )
@@ -35,6 +36,7 @@ type deps struct {
 	fs       fileio.FS                // the hot path's files under the output folder
 	pressure *cpucap.Pressure         // whether the jobs as a whole are short of CPU (shedding)
 	observer Observer
+	publish  publish.Publisher // delivers the served files (publish.FS: the folder is served)
 	now      func() time.Time
 	timing   timing
 }
@@ -99,6 +101,7 @@ type runner struct {
 	adm  gpu.Admission // where its rungs run now
 	idx  *index        // every segment on disk
 	shed shedding      // the rung shed while the box is over capacity
+	pub  publish.Job   // delivers what the job writes and deletes
 	pace pace          // how the running ffmpeg keeps up with real time
 
 	gone        time.Time              // a live job: when its segments last stopped flowing (retryWait)
@@ -116,7 +119,8 @@ func newRunner(j *Job, d deps, in Input) *runner {
 	if j.src.Live {
 		bo.Min = liveRetryMin
 	}
-	return &runner{j: j, deps: d, log: j.log, in: in, live: j.src.Live, bo: bo, gone: d.now(), written: map[string][]byte{}}
+	pub := d.publish.Job(j.id, j.dir, j.log)
+	return &runner{j: j, deps: d, log: j.log, in: in, live: j.src.Live, bo: bo, gone: d.now(), pub: pub, written: map[string][]byte{}}
 }
 
 // Retrying a live source: its viewers wait. A run after which segments flowed starts

@@ -4,7 +4,8 @@
 // (read from the job manager at scrape time), the latency from a segment closing to the
 // manifests naming it (fed by the job manager as it happens), CPU used against the
 // limit, the push-ingest hub's publishers, bytes, refusals and takeovers (fed by the
-// hub), and the Go runtime and process collectors.
+// hub), the publisher's upload latency, failures and queue (fed by it), and the Go
+// runtime and process collectors.
 package metrics
 
 import (
@@ -47,6 +48,7 @@ type Metrics struct {
 	reg     *prometheus.Registry
 	latency prometheus.Histogram
 	ingest  ingestMetrics
+	publish publishMetrics
 
 	mu   sync.Mutex
 	jobs Lister
@@ -87,6 +89,7 @@ func New(jobs Lister, cpu CPUFunc) *Metrics {
 		cpuUsed:     desc("cpu_used_cores", "CPU that the jobs use, in cores."),
 		cpuLimit:    desc("cpu_limit_cores", "CPU limit that the jobs run under, in cores."),
 		ingest:      newIngestMetrics(),
+		publish:     newPublishMetrics(),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -95,6 +98,7 @@ func New(jobs Lister, cpu CPUFunc) *Metrics {
 		(*jobCollector)(m),
 	)
 	m.reg.MustRegister(m.ingest.collectors()...)
+	m.reg.MustRegister(m.publish.collectors()...)
 	return m
 }
 

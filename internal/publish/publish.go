@@ -1,0 +1,117 @@
+// Package publish delivers the served files of jobs (internal/manifest's layout) to
+// where viewers fetch them: the output folder itself (fs, the default: nothing to do),
+// or an HTTP origin that takes PUT and DELETE (nginx with dav_methods, any WebDAV or
+// PUT ingest).
+//
+// ffmpeg always writes to the local output folder, which is then scratch; the job
+// tells its Job of every manifest it writes, with the files that manifest names, and
+// of every file it deletes. The HTTP publisher uploads a manifest only once every file
+// it names is on the origin, and deletes a file only once every manifest that may have
+// named it has been replaced there: a manifest on the origin never names a file that is
+// not there. ffmpeg's own HTTP output is not used: it exits 0 when every PUT failed and
+// never sends DELETE.
+package publish
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Publisher delivers the files of every job of the daemon. Its methods are safe for
+// concurrent use.
+type Publisher interface {
+	// Job returns the delivery of the job id, whose folder (manifest's layout) is dir.
+	// Calls with the same id return the same delivery.
+	Job(id, dir string, log zerolog.Logger) Job
+	// Close stops delivering, after trying for at most flush to deliver what is pending.
+	Close(flush time.Duration)
+}
+
+// Job is the delivery of one job's files. Paths are relative to the job folder, with
+// slashes ("720p/index.m3u8"). Its methods return at once: delivery runs behind them.
+type Job interface {
+	// Manifest hands over a manifest just written atomically in the job folder (data:
+	// its whole content; nil: the manifest was removed), with the paths of the files
+	// it names (segments, init segments, media playlists).
+	Manifest(path string, data []byte, names []string)
+	// Removed hands over files the job deleted from its folder (segments and init
+	// segments that left the window).
+	Removed(paths ...string)
+}
+
+// Observer receives the publisher's measurements. Its methods must be fast and safe for
+// concurrent use.
+type Observer interface {
+	// Uploaded reports one successful PUT of a file of kind (KindSegment, KindManifest)
+	// and how long it took.
+	Uploaded(kind string, took time.Duration)
+	// Failed reports one failed request (op: "put" or "delete").
+	Failed(op string)
+	// Pending adds delta to the number of uploads and deletes waiting, all jobs together.
+	Pending(delta int)
+}
+
+// The kinds of file Observer.Uploaded reports.
+const (
+	KindSegment  = "segment" // media and init segments
+	KindManifest = "manifest"
+)
+
+// Parse returns the publisher that spec names: "" or "fs" (the output folder, nothing
+// to deliver), or an http:// or https:// URL under which each job's folder is put as
+// <url>/<job id>/.
+func Parse(spec string, obs Observer) (Publisher, error) {
+	u, err := Origin(spec)
+	if err != nil || u == nil {
+		return FS{}, err
+	}
+	return NewHTTP(HTTPConfig{Base: u, Observer: obs}), nil
+}
+
+// Origin checks spec (see Parse) and returns the origin's URL; nil for fs.
+func Origin(spec string) (*url.URL, error) {
+	if spec == "" || spec == "fs" {
+		return nil, nil
+	}
+	u, err := url.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("'publish' %q: %w", spec, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("'publish' %q: want fs, http://host/path or https://host/path", u.Redacted())
+	case u.Host == "":
+		return nil, fmt.Errorf("'publish' %q: no host", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("'publish' %q: no query or fragment allowed", u.Redacted())
+	}
+	return u, nil
+}
+
+// ErrNotLocal is wrapped when a file a manifest names is not in the job folder.
+var ErrNotLocal = errors.New("named file is not in the job folder")
+
+// FS is the publisher of the output folder: the job's own files are what is served.
+type FS struct{}
+
+// Job implements Publisher.
+func (FS) Job(string, string, zerolog.Logger) Job { return noJob{} }
+
+// Close implements Publisher.
+func (FS) Close(time.Duration) {}
+
+type noJob struct{}
+
+func (noJob) Manifest(string, []byte, []string) {}
+func (noJob) Removed(...string)                 {}
+
+// noObserver is the Observer of a publisher given none.
+type noObserver struct{}
+
+func (noObserver) Uploaded(string, time.Duration) {}
+func (noObserver) Failed(string)                  {}
+func (noObserver) Pending(int)                    {}
