@@ -134,8 +134,9 @@ func hashSegments(t *testing.T, dir string) map[string][32]byte {
 
 // TestFleetFailover starts three boxes, posts three live jobs to one of them and sees
 // them land on three boxes; then stops the box of a job the API box does not run and
-// sees the job continue on another box within the heartbeat TTL + 5 s, in the same
-// presentation (same URLs, a discontinuity, a new DASH Period, no segment overwritten).
+// sees the job continue on another box within the heartbeat TTL and a few seconds, in
+// the same presentation (same URLs, a discontinuity, a new DASH Period, no segment
+// overwritten); then drains the API's box and sees its first job move on.
 func TestFleetFailover(t *testing.T) {
 	boxes := startFleet(t, 3)
 	api := boxes[0]
@@ -230,6 +231,39 @@ func TestFleetFailover(t *testing.T) {
 		if old, ok := before[f]; ok && old != h {
 			t.Errorf("segment %s was overwritten after the move", f)
 		}
+	}
+	drainMoves(t, api, on)
+}
+
+// drainMoves drains the API's box and sees the job it ran from the start move to
+// another box and continue there.
+func drainMoves(t *testing.T, api *fleetBox, on map[string]string) {
+	var mine string
+	for id, b := range on {
+		if b == api.id {
+			mine = id
+		}
+	}
+	began := time.Now()
+	if code := api.call(t, http.MethodPost, "/v1/cluster/boxes/"+api.id+"/drain", "", nil); code != http.StatusOK {
+		t.Fatalf("drain %s: %d", api.id, code)
+	}
+	media := filepath.Join(api.out, mine, "360p", manifest.MediaName)
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		pl, _ := os.ReadFile(media)
+		if runEpochs(string(pl))[2] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drain: job %s has no segment of epoch 2 after 40s:\n%s", mine, pl)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	v := api.fleetJob(t, mine)
+	t.Logf("drain: job %s moved from box %s to box %s, first new segment listed %v after the drain", mine, api.id, v.Box, time.Since(began).Round(100*time.Millisecond))
+	if v.Box == api.id {
+		t.Errorf("drain: job %s is still on box %s", mine, api.id)
 	}
 }
 
