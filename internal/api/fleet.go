@@ -46,7 +46,7 @@ type FleetJob struct {
 // forwarded marks a request one box sent on to another, which answers it itself.
 const forwarded = "X-Transcoderd-Forwarded"
 
-// ErrNotInFleet answers the fleet's routes on a single box.
+// errNotInFleet answers the fleet's routes on a single box.
 var errNotInFleet = errors.New("this box is not one of a fleet (start it with --box-id and --cluster-listen or --nats-url)")
 
 func (s *Server) fleetCreate(w http.ResponseWriter, r *http.Request, req job.Request) {

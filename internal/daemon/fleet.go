@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -105,8 +106,10 @@ func joinFleet(ctx context.Context, c Config, local *store.Store, log zerolog.Lo
 		for _, p := range splitList(c.ClusterPeers) {
 			routes = append(routes, "nats-route://"+p)
 		}
-		var pn int
-		fmt.Sscan(port, &pn)
+		pn, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("'cluster-listen' %q: port: %w", c.ClusterListen, err)
+		}
 		s, err := coord.StartServer(coord.ServerConfig{
 			// A client port on loopback alone (for the nats CLI on the box): with
 			// DontListen the server starts no route listener either.
