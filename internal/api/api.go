@@ -47,6 +47,9 @@ type Server struct {
 
 	// GPU serves /v1/capabilities (capabilities.go); nil answers 503.
 	GPU GPUProber
+
+	// Fleet, when set, makes the job routes the fleet's (fleet.go).
+	Fleet Fleet
 }
 
 // Handler returns the router.
@@ -67,6 +70,9 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/ladders/{name}", s.getLadder)
 		r.Get("/capabilities", s.getCapabilities)
 		r.Post("/capabilities/probe", s.probeCapabilities)
+		r.Get("/cluster", s.getCluster)
+		r.Post("/cluster/boxes/{id}/drain", s.drainBox)
+		r.Delete("/cluster/boxes/{id}/drain", s.drainBox)
 	})
 	if s.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.Metrics)
@@ -98,7 +104,11 @@ func openAPI(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, spec.OpenAPI)
 }
 
-func (s *Server) listJobs(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	if s.Fleet != nil {
+		s.fleetList(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": s.Jobs.List()})
 }
 
@@ -106,6 +116,10 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	var req job.Request
 	if err := decodeStrict(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.Fleet != nil {
+		s.fleetCreate(w, r, req)
 		return
 	}
 	j, err := s.Jobs.Create(r.Context(), req)
@@ -123,9 +137,16 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	if s.Fleet != nil && s.fleetJob(w, r) {
+		return
+	}
 	j, err := s.Jobs.Get(chi.URLParam(r, "id"))
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	if s.Fleet != nil {
+		writeJSON(w, http.StatusOK, FleetJob{View: j.View(), Box: s.Fleet.Box()})
 		return
 	}
 	writeJSON(w, http.StatusOK, j.View())
@@ -159,6 +180,9 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if s.Fleet != nil && s.fleetJob(w, r) {
+		return
+	}
 	stop := s.Jobs.Stop
 	if purge {
 		stop = s.Jobs.Purge
@@ -166,6 +190,15 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 	v, err := stop(ctx, chi.URLParam(r, "id"))
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	if s.Fleet != nil {
+		// Ended here: off the fleet, so that no box runs it again.
+		if err := s.Fleet.Remove(ctx, v.ID); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, FleetJob{View: v, Box: s.Fleet.Box()})
 		return
 	}
 	writeJSON(w, http.StatusOK, v)

@@ -181,6 +181,8 @@ func TestContractAnswers(t *testing.T) {
 		{name: "probe", method: "POST", target: "/v1/capabilities/probe", auth: token, want: 200},
 		{name: "capabilities not configured", srv: noGPU, method: "GET", target: "/v1/capabilities", auth: token, want: 503},
 		{name: "probe not configured", srv: noGPU, method: "POST", target: "/v1/capabilities/probe", auth: token, want: 503},
+		{name: "cluster on a single box", method: "GET", target: "/v1/cluster", auth: token, want: 404},
+		{name: "drain on a single box", method: "POST", target: "/v1/cluster/boxes/a/drain", auth: token, want: 404},
 		{name: "metrics without the token", method: "GET", target: "/metrics", want: 401},
 		{name: "metrics", method: "GET", target: "/metrics", auth: token, want: 200},
 		{name: "preview page", method: "GET", target: "/", want: 200},

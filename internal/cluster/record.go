@@ -102,7 +102,10 @@ type Status struct {
 	NextPTS  float64          `json:"next_pts,omitempty"`
 	DiscSeq  int              `json:"disc_seq,omitempty"`
 	PeriodID string           `json:"period_id,omitempty"`
-	At       time.Time        `json:"at"`
+	// Resume is what the next box needs to continue the job, as the daemon keeps it
+	// (its job record and segment index), opaque here.
+	Resume json.RawMessage `json:"resume,omitempty"`
+	At     time.Time       `json:"at"`
 }
 
 // Ended reports whether the job will not run again anywhere.
@@ -211,6 +214,32 @@ func Drain(ctx context.Context, b *Buckets, box string, on bool) error {
 // Assignments returns every assignment by job id (for GET /v1/jobs: each job's box).
 func Assignments(ctx context.Context, b *Buckets) (map[string]Assignment, error) {
 	return values[Assignment](ctx, b.Assign, assignVersion)
+}
+
+// Checkpoint returns the job's Status; ErrNotFound (wrapped) when it has none.
+func Checkpoint(ctx context.Context, b *Buckets, id string) (Status, error) {
+	r, err := get[Status](ctx, b.Status, id, statusVersion)
+	return r.v, err
+}
+
+// Jobs returns every job of the fleet by id.
+func Jobs(ctx context.Context, b *Buckets) (map[string]JobSpec, error) {
+	return values[JobSpec](ctx, b.Jobs, jobVersion)
+}
+
+// Checkpoints returns every job's Status by id.
+func Checkpoints(ctx context.Context, b *Buckets) (map[string]Status, error) {
+	return values[Status](ctx, b.Status, statusVersion)
+}
+
+// Draining returns the boxes marked draining (Drain).
+func Draining(ctx context.Context, b *Buckets) (map[string]bool, error) {
+	marks, err := values[drainMark](ctx, b.Drain, drainVersion)
+	out := make(map[string]bool, len(marks))
+	for box := range marks {
+		out[box] = true
+	}
+	return out, err
 }
 
 // Nodes returns every live box's record by box id (for GET /v1/cluster).

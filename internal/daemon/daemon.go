@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/transcoderd/transcoderd/internal/api"
+	"github.com/transcoderd/transcoderd/internal/cluster"
 	"github.com/transcoderd/transcoderd/internal/cpucap"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/fileio"
@@ -65,6 +66,14 @@ type Config struct {
 	SourceDenyPrivate bool            // also deny loopback, private and link-local ranges
 	Limits            job.Limits      // zero fields are not checked; see DefaultLimits
 	Resolver          source.Resolver // resolves source hosts; nil is the system resolver
+
+	// A fleet of boxes (issue 18, fleet.go); with no BoxID the box is alone, as ever.
+	BoxID         string         // this box's id in the fleet
+	ClusterListen string         // route address of the embedded NATS server ("host:6222")
+	ClusterPeers  string         // comma-separated route addresses of the other boxes' servers
+	NATSURL       string         // comma-separated URLs of an external NATS (≥ 2.11), instead of the embedded one
+	APIURL        string         // the URL other boxes reach this box's API at; "" derives it from Listen
+	FleetTiming   cluster.Timing // zero: cluster.DefaultTiming (10 s TTL, 2 s heartbeat, 7 s fence)
 }
 
 // Validate reports every problem of c at once.
@@ -90,6 +99,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateIngestTLS()...)
 	errs = append(errs, c.validateSecurity()...)
+	errs = append(errs, c.validateFleet()...)
 	return errors.Join(errs...)
 }
 
@@ -136,6 +146,15 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		return err
 	}
 	defer db.Close() // after jobs.Close below: deferred calls run last-in first-out
+	var jobStore job.Store = db
+	var fl *fleet
+	if c.clustered() {
+		if fl, err = joinFleet(ctx, c, db, log); err != nil {
+			return err
+		}
+		defer fl.close() // after jobs.Close: their last checkpoints go out first
+		jobStore = fl.store
+	}
 	limit, err := cpucap.ParseLimit(c.CPULimit, cpucap.Cores())
 	if err != nil {
 		return err
@@ -202,7 +221,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		Log:       log,
 		Limits:    c.Limits,
 		Hosts:     sec.hosts,
-		Store:     db,
+		Store:     jobStore,
 		CPU:       cpu,
 		GPU:       hw,
 		Observer:  met,
@@ -210,8 +229,10 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		Publish:   pub,
 	})
 	defer jobs.Close()
-	if err := jobs.Restore(ctx); err != nil {
-		return err
+	if fl == nil {
+		if err := jobs.Restore(ctx); err != nil {
+			return err
+		}
 	}
 	if bindings != nil {
 		b := &binder{jobs: jobs, bindings: bindings, log: log}
@@ -236,6 +257,14 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		return fmt.Errorf("listen: %w", err)
 	}
 	ln = sec.serve(hs, ln, log)
+	if fl != nil {
+		apiURL := c.apiURL(ln.Addr(), sec)
+		if err := fl.start(jobs, capacity(c, apiURL, version, jobs, cpu, hw)); err != nil {
+			return err
+		}
+		srv.Fleet = fleetAPI{fl}
+		log.Info().Str("box", c.BoxID).Str("api_url", apiURL).Msg("fleet: this box is one of the fleet")
+	}
 	// On tmpfs the jobs' file calls are the cheap raw ones (fileio.For): say which it is.
 	log.Info().Str("listen", ln.Addr().String()).Str("output", output).
 		Bool("output_in_memory", fileio.For(output).InMemory()).Msg("transcoderd ready")

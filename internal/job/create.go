@@ -35,11 +35,16 @@ func (m *Manager) create(ctx context.Context, req Request, bound *ingest.Hash) (
 	if err != nil {
 		return nil, err
 	}
-	return m.register(id, req, src, l, info, in, bound)
+	return m.register(id, req, src, l, info, in, bound, 0)
 }
 
 // check validates req, filling in its defaults: the job's id, its source and its ladder.
 func (m *Manager) check(ctx context.Context, req *Request) (string, source.Source, *ladder.Ladder, error) {
+	return m.checkWith(ctx, req, nil)
+}
+
+// checkWith is check with ladder given, when not nil, instead of the request's by name.
+func (m *Manager) checkWith(ctx context.Context, req *Request, given *ladder.Ladder) (string, source.Source, *ladder.Ladder, error) {
 	id := req.ID
 	if id == "" {
 		id = newID()
@@ -56,9 +61,11 @@ func (m *Manager) check(ctx context.Context, req *Request) (string, source.Sourc
 	if err != nil {
 		return "", source.Source{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	l, err := m.cfg.Ladders.Get(req.Ladder)
-	if err != nil {
-		return "", source.Source{}, nil, fmt.Errorf("%w: ladder %q: %w", ErrInvalid, req.Ladder, err)
+	l := given
+	if l == nil {
+		if l, err = m.cfg.Ladders.Get(req.Ladder); err != nil {
+			return "", source.Source{}, nil, fmt.Errorf("%w: ladder %q: %w", ErrInvalid, req.Ladder, err)
+		}
 	}
 	if err := m.checkPushRequest(src, req.SRTPassphrase); err != nil {
 		return "", source.Source{}, nil, err
@@ -98,8 +105,9 @@ func (m *Manager) probeNew(ctx context.Context, in Input, src source.Source, l *
 	return &info, nil
 }
 
-// register admits the new job, creates its folder and starts it, or queues it.
-func (m *Manager) register(id string, req Request, src source.Source, l *ladder.Ladder, info *ladder.SourceInfo, in Input, bound *ingest.Hash) (*Job, error) {
+// register admits the new job, creates its folder and starts it, or queues it. A job of
+// the fleet (epoch > 0) may find its folder holding what its earlier boxes wrote.
+func (m *Manager) register(id string, req Request, src source.Source, l *ladder.Ladder, info *ladder.SourceInfo, in Input, bound *ingest.Hash, epoch uint64) (*Job, error) {
 	dir := filepath.Join(m.cfg.Output, id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -115,7 +123,7 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 	if err := checkJobDir(dir); err != nil {
 		return nil, err
 	}
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 && epoch == 0 {
 		return nil, fmt.Errorf("%w: output folder %s is not empty: delete it or choose another id", ErrConflict, dir)
 	}
 	m.queue.mu.Lock() // admitted and queued or started at once: no room freed in between is missed
@@ -136,7 +144,7 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 		ID: id, State: state, Source: src.Display, Ladder: l.Name, Live: src.Live, Input: info,
 		HLS: id + "/" + manifest.MasterName, DASH: id + "/" + manifest.MPDName, Waiting: waiting, Cost: cost, Created: m.deps.now().UTC(),
 	})
-	j.cost, j.in = cost, in
+	j.cost, j.in, j.epoch = cost, in, epoch
 	if src.Kind == source.Push {
 		if err := m.joinHub(j, bound); err != nil {
 			m.cfg.CPU.Release(id)

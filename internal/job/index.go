@@ -32,6 +32,7 @@ type index struct {
 	ast      time.Time // wall-clock time of media time 0 (live)
 	attempt  int       // ffmpeg runs so far; >1 means later segments follow a restart
 	run      uint64    // run number of the current ffmpeg run (see beginAttempt); 0 before the first
+	epoch    uint64    // the fleet assignment's epoch the job runs at (epochRuns); 0 on a single box
 	now      func() time.Time
 	fs       fileio.FS                     // reads ffmpeg's playlists and segments
 	produced int                           // segments indexed, all tracks
@@ -93,6 +94,10 @@ type release struct {
 	at    time.Time
 }
 
+// epochRuns is how many run numbers each fleet epoch has: more than the wall-clock
+// seconds until the year 2286.
+const epochRuns = 10_000_000_000
+
 func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *index {
 	grace := 30*time.Second + 3*segDur
 	return &index{live: live, segDur: segDur, window: window, grace: grace, now: now}
@@ -114,7 +119,9 @@ func (x *index) addTrack(name string, kind manifest.Kind, dir, playlist string, 
 // restore (the stored segments hold their run) and a file job encoded again; and a job
 // made again after a purge, whose index starts empty, still starts past the numbers of
 // the job it replaces, whose names caches may still hold (unless the purged job restarted
-// more often than once a second on average).
+// more often than once a second on average). A job of a fleet runs at its assignment's
+// epoch, whose runs are numbered from epoch×epochRuns: a box that runs it later, at a
+// higher epoch, never writes a name that a late writer of an earlier epoch could write.
 //
 // A restarted ffmpeg writes media time from zero again. Its run is placed on the
 // presentation timeline where it really happens: at the wall-clock time since the
@@ -123,7 +130,7 @@ func (x *index) addTrack(name string, kind manifest.Kind, dir, playlist string, 
 // track is flagged as a discontinuity, and it becomes its own DASH Period.
 func (x *index) beginAttempt() map[string]uint64 {
 	x.attempt++
-	x.run = max(x.run+1, uint64(max(x.now().Unix(), 0)))
+	x.run = max(x.run+1, x.epoch*epochRuns+uint64(max(x.now().Unix(), 0)))
 	next := map[string]uint64{}
 	for _, t := range x.tracks {
 		next[t.Name] = uint64(t.last + 1)

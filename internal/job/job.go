@@ -126,6 +126,7 @@ type Job struct {
 	done   chan struct{} // closed when the runner has returned
 	cost   float64       // cores the job was admitted (or waits) for; the queue's
 	in     Input         // where its ffmpeg reads: Create's probe, then its runner's
+	epoch  uint64        // the fleet assignment's epoch it runs at (Adopt); 0 on a single box
 
 	mu     sync.Mutex
 	view   View

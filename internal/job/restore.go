@@ -32,7 +32,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 		if rec.PID > 0 && killOrphan(rec.PID, dir) {
 			m.cfg.Log.Warn().Str("job", id).Int("pid", rec.PID).Msg("killed the ffmpeg a previous daemon left running")
 		}
-		if err := m.restoreOne(id, rec); err != nil {
+		if err := m.restoreOne(id, rec, 0); err != nil {
 			m.cfg.Log.Error().Err(err).Str("job", id).Msg("restore job")
 		}
 	}
@@ -40,8 +40,9 @@ func (m *Manager) Restore(ctx context.Context) error {
 	return nil
 }
 
-// restoreOne lists the job of rec again, and queues or resumes it if it had not ended.
-func (m *Manager) restoreOne(id string, rec storedJob) error {
+// restoreOne lists the job of rec again, and queues or resumes it if it had not ended,
+// at the fleet's epoch (0 on a single box).
+func (m *Manager) restoreOne(id string, rec storedJob, epoch uint64) error {
 	if rec.Ladder == nil {
 		return fmt.Errorf("stored job has no ladder")
 	}
@@ -52,7 +53,7 @@ func (m *Manager) restoreOne(id string, rec storedJob) error {
 		view.Error = "not resumed: " + err.Error()
 	}
 	j := m.newJob(id, Request(rec.Request), src, rec.Ladder, view)
-	j.plan, j.ast = rec.Plan, rec.AST
+	j.plan, j.ast, j.epoch = rec.Plan, rec.AST, epoch
 	m.mu.Lock()
 	m.jobs[id] = j
 	m.mu.Unlock()

@@ -519,6 +519,7 @@ const maxFileAttempts = 3
 func (r *runner) newIndex() *index {
 	idx := newIndex(r.live, r.plan.SegmentDuration, r.j.ladder.Window, r.now)
 	idx.fs = r.fs
+	idx.epoch = r.j.epoch
 	if r.timing.segmentGrace > 0 {
 		idx.grace = r.timing.segmentGrace
 	}

@@ -1,0 +1,141 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/transcoderd/transcoderd/internal/job"
+)
+
+// Fleet is the fleet of boxes this one belongs to (issue 18); nil on a single box.
+// With one, the job routes answer for the whole fleet: POST /v1/jobs hands the job to
+// the fleet's scheduler, GET /v1/jobs lists every box's jobs, and GET or DELETE
+// /v1/jobs/{id} is forwarded to the job's box (or answered from the fleet's records
+// when no box runs it).
+type Fleet interface {
+	// Box is this box's id.
+	Box() string
+	// Submit checks req and hands it to the fleet; it returns once the scheduler has
+	// placed the job, or after a few seconds with the job waiting (Waiting says why).
+	Submit(ctx context.Context, req job.Request) (FleetJob, error)
+	// Jobs lists every job of the fleet, oldest first.
+	Jobs(ctx context.Context) ([]FleetJob, error)
+	// Job is one job as the fleet's records show it, with the API URL of its box;
+	// job.ErrNotFound when the fleet has no such job.
+	Job(ctx context.Context, id string) (FleetJob, string, error)
+	// Remove takes the job off the fleet: its box stops it.
+	Remove(ctx context.Context, id string) error
+	// Boxes answers GET /v1/cluster.
+	Boxes(ctx context.Context) (any, error)
+	// Drain marks box as draining (its live jobs move elsewhere) or not.
+	Drain(ctx context.Context, box string, on bool) error
+}
+
+// FleetJob is a job with the box that runs it ("" while it waits for one).
+type FleetJob struct {
+	job.View
+	Box string `json:"box,omitempty"`
+}
+
+// forwarded marks a request one box sent on to another, which answers it itself.
+const forwarded = "X-Transcoderd-Forwarded"
+
+// errNotInFleet answers the fleet's routes on a single box.
+var errNotInFleet = errors.New("this box is not one of a fleet (start it with --box-id and --cluster-listen or --nats-url)")
+
+func (s *Server) fleetCreate(w http.ResponseWriter, r *http.Request, req job.Request) {
+	v, err := s.Fleet.Submit(r.Context(), req)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+v.ID)
+	if v.Box == "" {
+		writeJSON(w, http.StatusAccepted, v) // waits for a box with room
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) fleetList(w http.ResponseWriter, r *http.Request) {
+	jobs, err := s.Fleet.Jobs(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+}
+
+// fleetJob answers GET and DELETE /v1/jobs/{id} for a job of another box, or of no
+// box: it reports whether it did (false: the job is this box's).
+func (s *Server) fleetJob(w http.ResponseWriter, r *http.Request) bool {
+	id := chi.URLParam(r, "id")
+	if _, err := s.Jobs.Get(id); err == nil {
+		return false
+	}
+	v, apiURL, err := s.Fleet.Job(r.Context(), id)
+	switch {
+	case err != nil:
+		writeError(w, statusOf(err), err.Error())
+	case v.Box != "" && v.Box != s.Fleet.Box() && apiURL != "" && r.Header.Get(forwarded) == "":
+		s.forward(w, r, apiURL)
+	case r.Method == http.MethodDelete:
+		if err := s.Fleet.Remove(r.Context(), id); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return true
+		}
+		writeJSON(w, http.StatusOK, v)
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+	return true
+}
+
+// forward sends the request on to the box at apiURL and copies its answer back.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string) {
+	to, err := url.Parse(apiURL)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "job's box: "+err.Error())
+		return
+	}
+	p := httputil.NewSingleHostReverseProxy(to)
+	p.Transport = &http.Transport{ResponseHeaderTimeout: 35 * time.Second}
+	p.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+		writeError(w, http.StatusBadGateway, "job's box did not answer: "+err.Error())
+	}
+	r.Header.Set(forwarded, s.Fleet.Box())
+	r.Host = to.Host
+	p.ServeHTTP(w, r)
+}
+
+func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
+	if s.Fleet == nil {
+		writeError(w, http.StatusNotFound, errNotInFleet.Error())
+		return
+	}
+	v, err := s.Fleet.Boxes(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) drainBox(w http.ResponseWriter, r *http.Request) {
+	if s.Fleet == nil {
+		writeError(w, http.StatusNotFound, errNotInFleet.Error())
+		return
+	}
+	box, on := chi.URLParam(r, "id"), r.Method == http.MethodPost
+	if err := s.Fleet.Drain(r.Context(), box, on); err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"box": box, "draining": on})
+}

@@ -1,0 +1,436 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/transcoderd/transcoderd/internal/cluster"
+	"github.com/transcoderd/transcoderd/internal/coord"
+	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/gpu"
+	"github.com/transcoderd/transcoderd/internal/job"
+	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/store"
+)
+
+// A fleet (issue 18): with --box-id and either --cluster-listen (an embedded NATS
+// server that routes to --cluster-peers) or --nats-url (a NATS the team runs), the box
+// is one of several that share one job list in JetStream. The API of any box submits
+// jobs to the fleet; the scheduler (one box at a time) assigns each to a box; each box's
+// agent runs what is assigned to it through its job manager (fleetRunner). A job's
+// record and segment index travel in its checkpoint (tx_status), so the box it moves to
+// continues its presentation in the shared output folder.
+
+// clustered reports whether c makes the box one of a fleet.
+func (c Config) clustered() bool { return c.BoxID != "" }
+
+func (c Config) validateFleet() []error {
+	var errs []error
+	switch {
+	case c.BoxID == "" && (c.ClusterListen != "" || c.ClusterPeers != "" || c.NATSURL != ""):
+		errs = append(errs, errors.New("'box-id' must be set with 'cluster-listen', 'cluster-peers' or 'nats-url'"))
+	case c.BoxID != "" && (c.ClusterListen == "") == (c.NATSURL == ""):
+		errs = append(errs, errors.New("'box-id' needs one of 'cluster-listen' (an embedded NATS server) or 'nats-url' (an external one)"))
+	case c.ClusterPeers != "" && c.ClusterListen == "":
+		errs = append(errs, errors.New("'cluster-peers' needs 'cluster-listen'"))
+	}
+	if c.BoxID != "" && !boxIDRE(c.BoxID) {
+		errs = append(errs, fmt.Errorf("'box-id' %q: want letters, digits, '-' or '_'", c.BoxID))
+	}
+	if _, _, err := net.SplitHostPort(c.ClusterListen); c.ClusterListen != "" && err != nil {
+		errs = append(errs, fmt.Errorf("'cluster-listen' %q: %w", c.ClusterListen, err))
+	}
+	for _, p := range splitList(c.ClusterPeers) {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			errs = append(errs, fmt.Errorf("'cluster-peers' %q: %w", p, err))
+		}
+	}
+	return errs
+}
+
+func boxIDRE(s string) bool {
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// fleet is the box's membership of the fleet.
+type fleet struct {
+	box    string
+	b      *cluster.Buckets
+	nc     *nats.Conn
+	srv    *server.Server // the embedded NATS server; nil with --nats-url
+	log    zerolog.Logger
+	jobs   *job.Manager // set once the manager exists
+	store  *fleetStore
+	agent  *cluster.Agent
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// joinFleet starts the embedded NATS server (or connects to the external one) and
+// opens the fleet's buckets, waiting up to a minute for the cluster to form.
+func joinFleet(ctx context.Context, c Config, local *store.Store, log zerolog.Logger) (*fleet, error) {
+	f := &fleet{box: c.BoxID, log: log.With().Str("box", c.BoxID).Logger()}
+	urls, replicas := c.NATSURL, len(splitList(c.NATSURL))
+	var opts []nats.Option
+	if c.ClusterListen != "" {
+		host, port, _ := net.SplitHostPort(c.ClusterListen)
+		var routes []string
+		for _, p := range splitList(c.ClusterPeers) {
+			routes = append(routes, "nats-route://"+p)
+		}
+		pn, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("'cluster-listen' %q: port: %w", c.ClusterListen, err)
+		}
+		s, err := coord.StartServer(coord.ServerConfig{
+			// A client port on loopback alone (for the nats CLI on the box): with
+			// DontListen the server starts no route listener either.
+			Name: c.BoxID, StoreDir: filepath.Join(c.Data, "nats"), Host: "127.0.0.1", Port: -1,
+			ClusterName: "transcoderd", ClusterHost: host, ClusterPort: pn, Routes: routes,
+		}, 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		f.srv, replicas = s, 1+len(routes)
+		opts = append(opts, nats.InProcessServer(s))
+	}
+	nc, err := nats.Connect(urls, append(opts, nats.Name("transcoderd "+c.BoxID), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond), nats.Timeout(2*time.Second))...)
+	if err != nil {
+		f.close()
+		return nil, fmt.Errorf("fleet: connect to nats: %w", err)
+	}
+	f.nc = nc
+	js, err := coord.NewJetStream(nc, min(max(replicas, 1), 3))
+	if err != nil {
+		f.close()
+		return nil, err
+	}
+	t := c.FleetTiming
+	if t == (cluster.Timing{}) {
+		t = cluster.DefaultTiming()
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if f.b, err = cluster.Open(octx, js, t); err != nil {
+		f.close()
+		return nil, err
+	}
+	f.store = &fleetStore{Store: local, f: f, epochs: map[string]uint64{}, dirty: map[string]bool{}, kick: make(chan struct{}, 1)}
+	return f, nil
+}
+
+// start imports the box's own unfinished jobs (Submit is idempotent by id) and runs
+// the agent, the scheduler candidate and the checkpoints until close.
+func (f *fleet) start(jobs *job.Manager, capacity func() cluster.Node) error {
+	f.jobs = jobs
+	agent, err := cluster.NewAgent(f.b, cluster.AgentConfig{Box: f.box, Runner: fleetRunner{f}, Capacity: capacity, Log: f.log})
+	if err != nil {
+		return err
+	}
+	sched, err := cluster.NewScheduler(f.b, f.box, f.log)
+	if err != nil {
+		return err
+	}
+	f.agent = agent
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.importJobs(ctx)
+	f.wg.Go(func() { _ = agent.Run(ctx) })
+	f.wg.Go(func() { _ = sched.Run(ctx) })
+	f.wg.Go(func() { f.store.checkpoints(ctx) })
+	return nil
+}
+
+// importJobs submits the jobs of the box's own store that had not ended.
+func (f *fleet) importJobs(ctx context.Context) {
+	recs, err := f.store.Jobs()
+	if err != nil {
+		f.log.Warn().Err(err).Msg("fleet: import: read the jobs of this box")
+		return
+	}
+	for id, raw := range recs {
+		rec, err := job.Stored(raw)
+		if err != nil || rec.State.Ended() || rec.Ladder == nil {
+			continue
+		}
+		spec, err := specOf(job.Checked{Request: rec.Request, Ladder: rec.Ladder, Live: rec.Live, Display: rec.Source})
+		if err == nil {
+			err = cluster.Submit(ctx, f.b, spec)
+		}
+		if err != nil && !errors.Is(err, coord.ErrExists) {
+			f.log.Warn().Err(err).Str("job", id).Msg("fleet: import job")
+			continue
+		}
+		f.log.Info().Str("job", id).Msg("fleet: imported a job of this box")
+	}
+}
+
+// specOf is the fleet's record of a job.
+func specOf(c job.Checked) (cluster.JobSpec, error) {
+	raw, err := json.Marshal(c.Request)
+	if err != nil {
+		return cluster.JobSpec{}, fmt.Errorf("fleet: job request: %w", err)
+	}
+	return cluster.JobSpec{ID: c.Request.ID, Source: c.Display, Live: c.Live, Ladder: c.Ladder, Request: raw,
+		Cost: cluster.CostOf(c.Ladder, job.NominalPlan(c.Ladder))}, nil
+}
+
+// close stops the agent and the scheduler (which gives its lease up), then leaves NATS.
+func (f *fleet) close() {
+	if f.cancel != nil {
+		f.cancel()
+		f.wg.Wait()
+	}
+	if f.nc != nil {
+		_ = f.nc.Drain()
+		f.nc.Close()
+	}
+	if f.srv != nil {
+		f.srv.Shutdown()
+		f.srv.WaitForShutdown()
+	}
+}
+
+// capacity is what the box's record says of it at each heartbeat.
+func capacity(c Config, apiURL, ffmpegVersion string, jobs *job.Manager, cpu *cpucap.Cap, hw *gpu.Service) func() cluster.Node {
+	return func() cluster.Node {
+		n := cluster.Node{APIURL: apiURL, Version: c.Version, FFmpeg: ffmpegVersion, CPULimit: cpu.Limit()}
+		for _, v := range jobs.List() {
+			if !v.State.Ended() {
+				n.CPUUsed += v.CPU
+			}
+		}
+		for _, p := range hw.Sessions() {
+			n.GPUs = append(n.GPUs, cluster.GPU{ID: p.Pool, Encoders: []string{p.Backend}, Sessions: p.Capacity, Used: p.InUse})
+		}
+		return n
+	}
+}
+
+// fleetRunner runs the jobs the agent adopts through the job manager.
+type fleetRunner struct{ f *fleet }
+
+// Start loads the job's checkpoint, if an earlier box (or this one) wrote one, into the
+// box's store, and adopts the job at the assignment's epoch.
+func (r fleetRunner) Start(spec cluster.JobSpec, a cluster.Assignment) error {
+	f := r.f
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var req job.Request
+	if err := json.Unmarshal(spec.Request, &req); err != nil {
+		return fmt.Errorf("fleet: job %s: request: %w", spec.ID, err)
+	}
+	req.ID = spec.ID
+	st, err := cluster.Checkpoint(ctx, f.b, spec.ID)
+	switch {
+	case err == nil && len(st.Resume) > 0 && st.Epoch <= a.Epoch:
+		if err := f.store.load(spec.ID, st.Resume); err != nil {
+			return err
+		}
+	case err != nil && !errors.Is(err, coord.ErrNotFound):
+		return err
+	}
+	f.store.setEpoch(spec.ID, a.Epoch)
+	if _, err := f.jobs.Adopt(ctx, job.Adoption{Request: req, Ladder: spec.Ladder, Epoch: a.Epoch}); err != nil {
+		f.store.setEpoch(spec.ID, 0)
+		return err
+	}
+	return nil
+}
+
+// Stop suspends the job: its ffmpeg stops, its presentation goes on elsewhere.
+func (r fleetRunner) Stop(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := r.f.jobs.Suspend(ctx, id)
+	r.f.store.setEpoch(id, 0)
+	if errors.Is(err, job.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// fleetStore is the box's store, whose changes to a job the fleet runs here are
+// checkpointed (tx_status) at the job's epoch: the record and the whole segment index,
+// from which the next box continues. The agent refuses a checkpoint of a job it does
+// not run at that epoch, so a box the job left cannot overwrite its new box's.
+type fleetStore struct {
+	*store.Store
+	f *fleet
+
+	mu     sync.Mutex
+	epochs map[string]uint64 // job → the epoch it runs at here
+	dirty  map[string]bool
+	kick   chan struct{}
+}
+
+// resume is a checkpoint's Resume.
+type resume struct {
+	Record   json.RawMessage               `json:"record"`
+	Segments map[string][]manifest.Segment `json:"segments,omitempty"`
+}
+
+func (s *fleetStore) setEpoch(id string, epoch uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch == 0 {
+		delete(s.epochs, id)
+		delete(s.dirty, id)
+		return
+	}
+	s.epochs[id] = epoch
+}
+
+func (s *fleetStore) touch(id string) {
+	s.mu.Lock()
+	_, ok := s.epochs[id]
+	if ok {
+		s.dirty[id] = true
+	}
+	s.mu.Unlock()
+	if ok {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *fleetStore) PutJob(id string, record any) error {
+	err := s.Store.PutJob(id, record)
+	s.touch(id)
+	return err
+}
+
+func (s *fleetStore) UpdateSegments(id string, changes []store.SegmentChange) error {
+	err := s.Store.UpdateSegments(id, changes)
+	s.touch(id)
+	return err
+}
+
+// DeleteJob checkpoints the job one last time (a suspended job's last record and
+// index) before the box forgets it.
+func (s *fleetStore) DeleteJob(id string) error {
+	s.flush(id)
+	return s.Store.DeleteJob(id)
+}
+
+// load puts a checkpoint's record and index into the box's store.
+func (s *fleetStore) load(id string, raw json.RawMessage) error {
+	var r resume
+	if err := json.Unmarshal(raw, &r); err != nil || len(r.Record) == 0 {
+		return fmt.Errorf("fleet: checkpoint of %s: %v", id, err)
+	}
+	if err := s.Store.PutJob(id, r.Record); err != nil {
+		return err
+	}
+	if err := s.Store.ClearSegments(id); err != nil {
+		return err
+	}
+	var changes []store.SegmentChange
+	for track, segs := range r.Segments {
+		changes = append(changes, store.SegmentChange{Track: track, Added: segs})
+	}
+	return s.Store.UpdateSegments(id, changes)
+}
+
+// checkpoints writes the checkpoints of the jobs that changed, at most one per job a
+// second, until ctx ends.
+func (s *fleetStore) checkpoints(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		ids := make([]string, 0, len(s.dirty))
+		for id := range s.dirty {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		for _, id := range ids {
+			s.flush(id)
+		}
+	}
+}
+
+// flush writes the job's checkpoint now, if the fleet runs it here.
+func (s *fleetStore) flush(id string) {
+	s.mu.Lock()
+	epoch, ok := s.epochs[id]
+	delete(s.dirty, id)
+	s.mu.Unlock()
+	if !ok || s.f.agent == nil {
+		return
+	}
+	recs, err := s.Store.Jobs()
+	if err != nil || recs[id] == nil {
+		return
+	}
+	rec, _ := job.Stored(recs[id])
+	segs, err := s.Store.Segments(id)
+	if err != nil {
+		s.f.log.Warn().Err(err).Str("job", id).Msg("fleet: checkpoint: segment index")
+	}
+	raw, err := json.Marshal(resume{Record: recs[id], Segments: segs})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = s.f.agent.Checkpoint(ctx, cluster.Status{Job: id, Epoch: epoch, State: string(rec.State), Resume: raw})
+	if err != nil {
+		s.f.log.Debug().Err(err).Str("job", id).Msg("fleet: checkpoint")
+	}
+}
+
+// apiURL is the URL the other boxes reach this box's API at: --api-url, or the
+// listener's address (this machine's name where it listens on every address).
+func (c Config) apiURL(addr net.Addr, sec security) string {
+	if c.APIURL != "" {
+		return strings.TrimSuffix(c.APIURL, "/")
+	}
+	scheme := "http"
+	if sec.tls != nil {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil {
+			host = name
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
