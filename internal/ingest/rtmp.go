@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/bluenviron/gortmplib"
@@ -42,9 +43,10 @@ func (h *Hub) serveRTMP(ln net.Listener) {
 
 // handleRTMP serves one RTMP connection to its end.
 func (h *Hub) handleRTMP(conn net.Conn) {
+	remote := conn.RemoteAddr().String()
+	defer h.recovered(RTMP, remote)
 	defer h.untrack(conn)
 	defer conn.Close()
-	remote := conn.RemoteAddr().String()
 	host, _, _ := net.SplitHostPort(remote)
 	if h.lim.banned(host) {
 		h.cfg.Observer.Rejected("limit")
@@ -91,14 +93,29 @@ func (h *Hub) rtmpSession(conn net.Conn) error {
 	if err := st.attach(sess); err != nil {
 		return err
 	}
+	end := errHandler // until the read fails
+	defer func() { st.detach(sess, end) }()
 	h.cfg.Observer.Publishers(RTMP, 1)
 	defer h.cfg.Observer.Publishers(RTMP, -1)
 	for {
 		_ = conn.SetReadDeadline(h.now().Add(h.cfg.ReadTimeout))
 		if err := r.read(); err != nil {
-			st.detach(sess, err)
+			end = err
 			return fmt.Errorf("rtmp read: %w", err)
 		}
+	}
+}
+
+// errHandler ends a publisher whose connection's handler failed (recovered).
+var errHandler = errors.New("the hub failed to handle the connection")
+
+// recovered is deferred by each connection's handler: a panic while handling one
+// publisher (a bug no fuzzing found) closes that connection, not the daemon. Only the
+// remote address, the panic and the stack are logged: never the key.
+func (h *Hub) recovered(p Protocol, remote string) {
+	if v := recover(); v != nil {
+		h.log.Error().Str("protocol", string(p)).Str("remote", remote).Str("panic", fmt.Sprint(v)).
+			Str("stack", string(debug.Stack())).Msg("ingest connection handler panicked: connection closed")
 	}
 }
 

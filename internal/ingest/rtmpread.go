@@ -165,12 +165,16 @@ func videoHeader(msg message.Message) (string, [][]byte) {
 		avc, hevc = m.AVCConfig != nil, m.HEVCConfig != nil
 		if avc {
 			for _, s := range append(m.AVCConfig.SequenceParameterSets, m.AVCConfig.PictureParameterSets...) {
-				ps = append(ps, s.NALUnit)
+				if len(s.NALUnit) > 0 { // an empty one is no NAL unit: nothing may index it
+					ps = append(ps, s.NALUnit)
+				}
 			}
 		} else if hevc {
 			for _, a := range m.HEVCConfig.NaluArrays {
 				for _, n := range a.Nalus {
-					ps = append(ps, n.NALUnit)
+					if len(n.NALUnit) > 0 {
+						ps = append(ps, n.NALUnit)
+					}
 				}
 			}
 		}

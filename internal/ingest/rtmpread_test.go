@@ -41,7 +41,7 @@ var idr = [][]byte{{0x65, 0x88, 0x84, 0x00}}
 // encoderMessages are the messages gortmplib's client sends for tracks: the onMetaData
 // (without it when meta is false), the sequence headers, then an access unit of each
 // track every 100 ms for span.
-func encoderMessages(t *testing.T, video, audio bool, meta bool, span time.Duration) []message.Message {
+func encoderMessages(t testing.TB, video, audio bool, meta bool, span time.Duration) []message.Message {
 	t.Helper()
 	c := &msgConn{}
 	var vt, at *gortmplib.Track

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"slices"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -121,6 +122,9 @@ func (s *session) publisher() Publisher {
 // pts and dts are in MPEG-TS ticks.
 func (s *session) videoUnit(pts, dts int64, au [][]byte) (u unit, ok bool) {
 	hevc := s.pub.Video == "h265"
+	// An empty NAL unit (a publisher's bug or an attack) is dropped: the codecs'
+	// helpers read each one's first byte.
+	au = slices.DeleteFunc(slices.Clone(au), func(n []byte) bool { return len(n) == 0 })
 	if onlyParams(au, hevc) {
 		s.params = append([][]byte(nil), au...)
 		return unit{}, false

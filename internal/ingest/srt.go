@@ -80,6 +80,7 @@ func (h *Hub) serveSRT(ln srt.Listener) {
 // handshake, before any media; it serves an accepted one to its end.
 func (h *Hub) handleSRT(req srt.ConnRequest) {
 	remote := req.RemoteAddr().String()
+	defer h.recovered(SRT, remote)
 	host, _, _ := net.SplitHostPort(remote)
 	if h.lim.banned(host) {
 		h.cfg.Observer.Rejected("limit")
@@ -167,11 +168,13 @@ func (h *Hub) srtSession(conn srt.Conn, st *Stream) error {
 	if err := st.attach(sess); err != nil {
 		return err
 	}
+	end := errHandler // until the read fails
+	defer func() { st.detach(sess, end) }()
 	h.cfg.Observer.Publishers(SRT, 1)
 	defer h.cfg.Observer.Publishers(SRT, -1)
 	for {
 		if err := r.Read(); err != nil {
-			st.detach(sess, err)
+			end = err
 			return fmt.Errorf("srt read: %w", err)
 		}
 	}
