@@ -79,6 +79,8 @@ type Hub struct {
 	streams map[string]*Stream
 	binder  Binder // creates the jobs of bound keys; nil for none
 	conns   map[net.Conn]struct{}
+	preAuth map[string]int // connections not yet authorized, by host
+	preAll  int            // and in all
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -95,7 +97,7 @@ func New(cfg Config) (*Hub, error) {
 		cfg.Observer = noObserver{}
 	}
 	h := &Hub{cfg: cfg, log: cfg.Log.With().Str("component", "ingest").Logger(), now: time.Now,
-		lim: newLimiter(time.Now), streams: map[string]*Stream{}, conns: map[net.Conn]struct{}{}}
+		lim: newLimiter(time.Now), streams: map[string]*Stream{}, conns: map[net.Conn]struct{}{}, preAuth: map[string]int{}}
 	if cfg.RTMPListen != "" {
 		ln, err := net.Listen("tcp", cfg.RTMPListen)
 		if err != nil {
@@ -298,4 +300,47 @@ func (h *Hub) untrack(conn net.Conn) {
 	delete(h.conns, conn)
 	h.mu.Unlock()
 	h.wg.Done()
+}
+
+// What an RTMP client that has not yet been authorized may hold: a place among
+// maxPreAuth (maxPreAuthPerHost from one host), for preAuthTimeout at most. Until its
+// publish is authorized a client can make gortmplib allocate up to 10 MiB at once
+// (the chunk size it announces), so these bound the memory unauthenticated clients
+// take (to about 40 MiB from one host, 640 MiB from 16 hosts or more).
+const (
+	maxPreAuth        = 64
+	maxPreAuthPerHost = 4
+	preAuthTimeout    = 5 * time.Second
+)
+
+// admit takes a place for a connection from host that is not yet authorized; release
+// gives it back, once however often it is called. ok is false when none is left.
+func (h *Hub) admit(host string) (release func(), ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.preAll >= maxPreAuth || h.preAuth[host] >= maxPreAuthPerHost {
+		return nil, false
+	}
+	h.preAll++
+	h.preAuth[host]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.preAll--
+			if h.preAuth[host]--; h.preAuth[host] <= 0 {
+				delete(h.preAuth, host)
+			}
+		})
+	}, true
+}
+
+// refuse counts a refused publisher against its address and in the metric, and logs
+// why (never its key).
+func (h *Hub) refuse(p Protocol, remote string, ref refusal) {
+	host, _, _ := net.SplitHostPort(remote)
+	h.lim.failed(host)
+	h.cfg.Observer.Rejected(ref.reason)
+	h.log.Warn().Str("remote", remote).Str("reason", ref.reason).Err(ref.err).Msg(string(p) + " publisher refused")
 }

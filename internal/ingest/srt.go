@@ -92,16 +92,12 @@ func (h *Hub) handleSRT(req srt.ConnRequest) {
 		var ref refusal
 		errors.As(err, &ref)
 		req.Reject(srt.REJX_UNAUTHORIZED)
-		h.lim.failed(host)
-		h.cfg.Observer.Rejected(ref.reason)
-		h.log.Warn().Str("remote", remote).Str("reason", ref.reason).Err(ref.err).Msg("srt publisher refused")
+		h.refuse(SRT, remote, ref)
 		return
 	}
 	if err := checkPassphrase(req, st.srtPassphrase()); err != nil {
 		req.Reject(srt.REJ_BADSECRET)
-		h.lim.failed(host)
-		h.cfg.Observer.Rejected("passphrase")
-		h.log.Warn().Str("remote", remote).Str("reason", "passphrase").Err(err).Msg("srt publisher refused")
+		h.refuse(SRT, remote, refusal{"passphrase", err})
 		return
 	}
 	conn, err := req.Accept()
