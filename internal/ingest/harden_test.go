@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/url"
 	"runtime"
@@ -214,6 +215,9 @@ func TestPreAuthFailuresCount(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _ = conn.Write([]byte{3, 1, 2}) // half a handshake
+		_ = conn.(*net.TCPConn).CloseWrite()
+		_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, _ = io.Copy(io.Discard, conn) // until the hub closes it: one at a time
 		_ = conn.Close()
 	}
 	deadline := time.Now().Add(3 * time.Second)
