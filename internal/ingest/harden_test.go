@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -226,5 +228,49 @@ func TestPreAuthFailuresCount(t *testing.T) {
 			t.Fatalf("%d failed handshakes did not ban their address", maxFailures)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAcceptOutOfDescriptors runs the process out of file descriptors while clients
+// connect (Accept fails with EMFILE), then gives them back: the listener serves again.
+func TestAcceptOutOfDescriptors(t *testing.T) {
+	h, _ := newTestHub(t, 10*time.Second)
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = uint64(len(fds) + 12) // room for a few connections (both ends): fewer than maxFailures
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for range 64 {
+		c, err := net.DialTimeout("tcp", h.RTMPAddr().String(), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	conn, err := net.Dial("tcp", h.RTMPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, _, err := handshake.DoClient(conn, false, false); err != nil {
+		t.Errorf("no handshake after the descriptors came back: %v", err)
 	}
 }

@@ -22,18 +22,23 @@ type refusal struct {
 func (r refusal) Error() string { return r.err.Error() }
 func (r refusal) Unwrap() error { return r.err }
 
-// serveRTMP accepts RTMP connections until the listener closes.
+// serveRTMP accepts RTMP (or RTMPS) connections until the listener closes. It rides
+// out failures of Accept (no descriptor left: EMFILE), waiting longer after each.
 func (h *Hub) serveRTMP(ln net.Listener) {
 	defer h.wg.Done()
+	var delay time.Duration
 	for {
 		conn, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			h.log.Warn().Err(err).Str("listener", ln.Addr().String()).Dur("retry_in", delay).Msg("ingest accept failed")
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
 		if !h.track(conn) {
 			_ = conn.Close()
 			return
