@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -272,5 +273,61 @@ func TestAcceptOutOfDescriptors(t *testing.T) {
 	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
 	if _, _, err := handshake.DoClient(conn, false, false); err != nil {
 		t.Errorf("no handshake after the descriptors came back: %v", err)
+	}
+}
+
+// overflowedStream is a stream whose publisher sent a keyframe and then more than
+// maxGOPBytes: its GOP cache is dropped until the next keyframe.
+func overflowedStream(t *testing.T) (*Stream, *session) {
+	t.Helper()
+	st := &Stream{id: "a", allow: map[Protocol]bool{RTMP: true}, queue: sinkQueue, obs: noObserver{}, changed: make(chan struct{})}
+	sess := newSession(Publisher{Video: "h264"}, tracks{video: &tscodecs.H264{}}, func() {}, time.Now)
+	if err := st.attach(sess); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 1<<20)
+	big[0] = 0x65 // IDR
+	st.push(sess, unit{video: true, key: true, pts: 1, dts: 1, data: [][]byte{big}, size: len(big)})
+	p := make([]byte, 1<<20)
+	p[0] = 0x41 // non-IDR
+	for range maxGOPBytes >> 20 {
+		st.push(sess, unit{video: true, pts: 2, dts: 2, data: [][]byte{p}, size: len(p)})
+	}
+	if sess.caching {
+		t.Fatal("the GOP cache was not dropped")
+	}
+	return st, sess
+}
+
+// TestOpenAfterGOPOverflow checks that a run opened while the GOP cache is dropped
+// starts at the next keyframe, not in the middle of a GOP.
+func TestOpenAfterGOPOverflow(t *testing.T) {
+	st, sess := overflowedStream(t)
+	r, err := st.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	k := st.sinks[0]
+	st.push(sess, unit{video: true, pts: 3, dts: 3, data: [][]byte{{0x41, 2, 3}}, size: 3})
+	if !k.skip || len(k.units) != 0 {
+		t.Errorf("skip %v, %d units queued: a run starts with a frame that is no keyframe", k.skip, len(k.units))
+	}
+}
+
+// TestWriteGOPAfterOverflow checks that a probe waits for the next keyframe when the
+// GOP cache was dropped, rather than take an empty one.
+func TestWriteGOPAfterOverflow(t *testing.T) {
+	st, sess := overflowedStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var buf bytes.Buffer
+	if err := st.WriteGOP(ctx, &buf, 0); err == nil {
+		t.Fatalf("WriteGOP wrote %d bytes of a dropped GOP cache", buf.Len())
+	}
+	st.push(sess, unit{video: true, key: true, pts: 4, dts: 4, data: [][]byte{{0x65, 1}}, size: 2})
+	if err := st.WriteGOP(context.Background(), &buf, 0); err != nil || buf.Len() == 0 {
+		t.Errorf("WriteGOP after the next keyframe: %d bytes, %v", buf.Len(), err)
 	}
 }
