@@ -331,3 +331,74 @@ func TestWriteGOPAfterOverflow(t *testing.T) {
 		t.Errorf("WriteGOP after the next keyframe: %d bytes, %v", buf.Len(), err)
 	}
 }
+
+// TestGOPCacheCountsUnits caches two million tiny units after a keyframe: the cache
+// bounds what they cost in memory, not only their bytes.
+func TestGOPCacheCountsUnits(t *testing.T) {
+	sess := newSession(Publisher{Video: "h264"}, tracks{video: &tscodecs.H264{}}, func() {}, time.Now)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	sess.cache(unit{video: true, key: true, data: [][]byte{{0x65}}, size: 1})
+	nal := []byte{0x41, 0} // what a 6-byte RTMP video message holds
+	for range 2_000_000 {
+		sess.cache(unit{video: true, data: [][]byte{nal}, size: len(nal)})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	t.Logf("%d units cached, costing %d; heap grew by %d MiB", len(sess.gop), sess.gopBytes, (int64(ms.HeapAlloc)-int64(before))>>20)
+	if len(sess.gop) > maxGOPUnits || sess.gopBytes > maxGOPBytes {
+		t.Errorf("%d units costing %d cached, want at most %d costing %d", len(sess.gop), sess.gopBytes, maxGOPUnits, maxGOPBytes)
+	}
+}
+
+// TestSinkQueueBytes offers a run that reads nothing units of 1 MiB: its queue holds
+// at most maxSinkBytes of them, then drops to the next keyframe.
+func TestSinkQueueBytes(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newSink(tracks{video: &tscodecs.H264{}}, w, sinkQueue)
+	defer func() { _ = r.Close(); k.close() }()
+	mib := make([]byte, 1<<20)
+	mib[0] = 0x65
+	behind := false
+	for range 100 {
+		behind = k.offer(unit{video: true, key: true, data: [][]byte{mib}, size: len(mib)}) || behind
+	}
+	if q := k.queued.Load(); !behind || q > maxSinkBytes {
+		t.Errorf("queue holds %d bytes (behind %v), want at most %d", q, behind, maxSinkBytes)
+	}
+}
+
+// countingConn is a msgConn that tells the bytes its messages' media hold as received.
+type countingConn struct {
+	msgConn
+	n uint64
+}
+
+func (c *countingConn) BytesReceived() uint64 { return c.n }
+func (c *countingConn) Read() (message.Message, error) {
+	m, err := c.msgConn.Read()
+	if a, ok := m.(*message.Audio); ok {
+		c.n += uint64(len(a.AU))
+	}
+	return m, err
+}
+
+// TestFindTracksBytes sends media of 1 MiB a message and no sequence header: the hub
+// keeps at most maxEarlyBytes of it while it waits for the headers.
+func TestFindTracksBytes(t *testing.T) {
+	c := &countingConn{}
+	mib := make([]byte, 1<<20)
+	for range 100 { // no time passes: findTracks waits on
+		c.msgs = append(c.msgs, &message.Audio{Codec: message.CodecMPEG4Audio, AACType: message.AudioAACTypeAU, AU: mib})
+	}
+	r := &rtmpReader{conn: c}
+	err := r.findTracks()
+	if held := 100 - len(c.msgs); err == nil || held > maxEarlyBytes>>20+1 {
+		t.Errorf("read %d messages of 1 MiB (%v), want an error after at most %d", held, err, maxEarlyBytes>>20+1)
+	}
+}

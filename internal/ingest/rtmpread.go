@@ -24,8 +24,11 @@ import (
 const (
 	trackWait  = 500 * time.Millisecond
 	headerWait = 2 * time.Second
-	// maxEarly bounds the messages kept while the tracks are found.
-	maxEarly = 2000
+	// maxEarly bounds the messages kept while the tracks are found, and maxEarlyBytes
+	// what they hold (the bytes received for them, and earlyOverhead each).
+	maxEarly      = 2000
+	maxEarlyBytes = 16 << 20
+	earlyOverhead = 128
 )
 
 // rtmpTracks is what a publisher's first messages told of its tracks.
@@ -63,12 +66,14 @@ type rtmpReader struct {
 func (r *rtmpReader) findTracks() error {
 	var first, span time.Duration
 	timed := false
+	began := r.conn.BytesReceived()
 	for {
 		msg, err := r.conn.Read()
 		if err != nil {
 			return err
 		}
-		if len(r.early) >= maxEarly {
+		held := r.conn.BytesReceived() - began + uint64(earlyOverhead*len(r.early))
+		if len(r.early) >= maxEarly || held > maxEarlyBytes {
 			return errors.New("no sequence headers in the first messages")
 		}
 		r.early = append(r.early, msg)
