@@ -402,3 +402,39 @@ func TestFindTracksBytes(t *testing.T) {
 		t.Errorf("read %d messages of 1 MiB (%v), want an error after at most %d", held, err, maxEarlyBytes>>20+1)
 	}
 }
+
+// received is an Observer that counts the media bytes received.
+type received struct {
+	counts
+	n int
+}
+
+func (r *received) Received(_ string, n int) { r.n += n }
+
+// TestHEVCHeaderSEI reads an HEVC sequence header whose arrays hold an SEI besides the
+// parameter sets: the parameter sets are kept for the keyframes, and nothing of the
+// header is taken as media.
+func TestHEVCHeaderSEI(t *testing.T) {
+	nalu := func(typ uint8, rest ...byte) mp4.HEVCNaluArray {
+		n := append([]byte{typ << 1, 1}, rest...)
+		return mp4.HEVCNaluArray{NaluType: typ, NumNalus: 1, Nalus: []mp4.HEVCNalu{{Length: uint16(len(n)), NALUnit: n}}}
+	}
+	header := &message.VideoExSequenceStart{FourCC: message.FourCCHEVC, HEVCConfig: &mp4.HvcC{
+		NumOfNaluArrays: 4, NaluArrays: []mp4.HEVCNaluArray{nalu(32, 1), nalu(33, 2), nalu(34, 3), nalu(39, 4)}, // VPS SPS PPS SEI
+	}}
+	obs := &received{}
+	st := &Stream{id: "a", allow: map[Protocol]bool{RTMP: true}, queue: sinkQueue, obs: obs, changed: make(chan struct{})}
+	r := &rtmpReader{conn: &msgConn{msgs: []message.Message{header}}, tracks: rtmpTracks{video: "h265"}}
+	a, b := net.Pipe()
+	defer b.Close()
+	sess := (&Hub{now: time.Now}).rtmpPublisher(a, Publisher{Protocol: RTMP}, r, st)
+	if err := st.attach(sess); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.read(); err != nil {
+		t.Fatal(err)
+	}
+	if len(sess.params) != 3 || obs.n != 0 {
+		t.Errorf("%d parameter sets kept, %d bytes taken as media; want 3 and 0", len(sess.params), obs.n)
+	}
+}

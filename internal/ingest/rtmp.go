@@ -209,6 +209,7 @@ func (h *Hub) rtmpPublisher(conn net.Conn, pub Publisher, r *rtmpReader, st *Str
 			st.push(sess, u)
 		}
 	}
+	r.onParams = sess.setParams
 	r.onAudio = func(pts time.Duration, au []byte) { st.push(sess, sess.audioUnit(ticks(pts), au)) }
 	return sess
 }

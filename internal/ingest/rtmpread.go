@@ -58,8 +58,9 @@ type rtmpReader struct {
 	tracks rtmpTracks
 	early  []message.Message // read while finding the tracks: media to hand on
 
-	onVideo func(pts, dts time.Duration, au [][]byte) // parameter sets alone after a new header
-	onAudio func(pts time.Duration, au []byte)
+	onVideo  func(pts, dts time.Duration, au [][]byte)
+	onParams func(ps [][]byte) // the NAL units of a video sequence header (SEI among them)
+	onAudio  func(pts time.Duration, au []byte)
 }
 
 // findTracks reads messages until the tracks are known (see above).
@@ -234,18 +235,14 @@ func (r *rtmpReader) handle(msg message.Message) error {
 	switch m := msg.(type) {
 	case *message.Video:
 		if m.Type == message.VideoTypeConfig {
-			if codec, ps := videoHeader(m); codec == r.tracks.video {
-				r.video(m.DTS+m.PTSDelta, m.DTS, ps)
-			}
+			r.params(videoHeader(m))
 			return nil
 		}
 		if m.Type == message.VideoTypeAU && (m.Codec == message.CodecH264) == (r.tracks.video == "h264") {
 			return r.avcc(m.DTS+m.PTSDelta, m.DTS, m.AU)
 		}
 	case *message.VideoExSequenceStart:
-		if codec, ps := videoHeader(m); codec == r.tracks.video {
-			r.video(0, 0, ps)
-		}
+		r.params(videoHeader(m))
 	case *message.VideoExCodedFrames:
 		if fourCC(m.FourCC) == r.tracks.video {
 			return r.avcc(m.DTS+m.PTSDelta, m.DTS, m.Payload)
@@ -264,6 +261,13 @@ func (r *rtmpReader) handle(msg message.Message) error {
 		}
 	}
 	return nil
+}
+
+// params hands on the parameter sets of a new sequence header of the video track.
+func (r *rtmpReader) params(codec string, ps [][]byte) {
+	if codec != "" && codec == r.tracks.video && r.onParams != nil {
+		r.onParams(ps)
+	}
 }
 
 func (r *rtmpReader) video(pts, dts time.Duration, au [][]byte) {

@@ -153,6 +153,21 @@ func (s *session) videoUnit(pts, dts int64, au [][]byte) (u unit, ok bool) {
 	return u, len(au) > 0
 }
 
+// setParams keeps the parameter sets of a sequence header (RTMP's, out of band), to
+// put before the keyframes that lack them; its other NAL units (SEI) are no media.
+func (s *session) setParams(ps [][]byte) {
+	hevc := s.pub.Video == "h265"
+	var keep [][]byte
+	for _, n := range ps {
+		if isParam(n, hevc) {
+			keep = append(keep, n)
+		}
+	}
+	if len(keep) > 0 {
+		s.params = keep
+	}
+}
+
 // audioUnit makes the unit of an audio frame; pts is in MPEG-TS ticks.
 func (s *session) audioUnit(pts int64, frame []byte) unit {
 	t := pts + tsOffset
