@@ -3,11 +3,13 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/url"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +20,8 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/message"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+	srt "github.com/datarhei/gosrt"
+	"github.com/rs/zerolog"
 )
 
 // rtmpClient connects a gortmplib client that publishes with key to h.
@@ -436,5 +440,31 @@ func TestHEVCHeaderSEI(t *testing.T) {
 	}
 	if len(sess.params) != 3 || obs.n != 0 {
 		t.Errorf("%d parameter sets kept, %d bytes taken as media; want 3 and 0", len(sess.params), obs.n)
+	}
+}
+
+// failedListener is an SRT listener whose socket failed: every Accept2 fails.
+type failedListener struct {
+	srt.Listener
+	calls atomic.Int64
+}
+
+func (l *failedListener) Accept2() (srt.ConnRequest, error) {
+	l.calls.Add(1)
+	return nil, errors.New("read udp: use of a broken socket")
+}
+
+// TestSRTListenerFails checks that serveSRT returns on an error of its listener,
+// which gosrt returns for good, rather than spin on it.
+func TestSRTListenerFails(t *testing.T) {
+	h := &Hub{log: zerolog.New(zerolog.NewTestWriter(t))}
+	ln := &failedListener{}
+	h.wg.Add(1)
+	done := make(chan struct{})
+	go func() { h.serveSRT(ln); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatalf("serveSRT still runs after %d failed accepts", ln.calls.Load())
 	}
 }

@@ -61,18 +61,30 @@ func (h *Hub) listenSRT(addr string) error {
 	return nil
 }
 
-// serveSRT takes SRT connection requests until the listener closes.
+// serveSRT takes SRT connection requests until the listener closes or fails: gosrt's
+// errors are for good (its socket is gone).
 func (h *Hub) serveSRT(ln srt.Listener) {
 	defer h.wg.Done()
 	for {
 		req, err := ln.Accept2()
 		if err != nil {
-			if errors.Is(err, srt.ErrListenerClosed) {
-				return
+			if !errors.Is(err, srt.ErrListenerClosed) {
+				h.log.Error().Err(err).Msg("srt listener failed: no more srt publishers until a restart")
 			}
-			continue
+			return
 		}
-		go h.handleSRT(req)
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			req.Reject(srt.REJ_CLOSE)
+			return
+		}
+		h.wg.Add(1)
+		h.mu.Unlock()
+		go func() {
+			defer h.wg.Done()
+			h.handleSRT(req)
+		}()
 	}
 }
 
