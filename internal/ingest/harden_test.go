@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -466,5 +467,37 @@ func TestSRTListenerFails(t *testing.T) {
 	case <-done:
 	case <-time.After(time.Second):
 		t.Fatalf("serveSRT still runs after %d failed accepts", ln.calls.Load())
+	}
+}
+
+// TestLimiterBan checks that an address that failed maxFailures times within
+// failWindow is banned for failWindow from the last failure, and that a flood of
+// other addresses does not lift its ban.
+func TestLimiterBan(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newLimiter(func() time.Time { return now })
+	for i := range maxFailures { // one every 5 s: the first is 45 s old at the last
+		if l.banned("a") {
+			t.Fatalf("banned after %d failures", i)
+		}
+		l.failed("a")
+		now = now.Add(5 * time.Second)
+	}
+	now = now.Add(20 * time.Second) // 60 s after the first failure, 20 s after the ban
+	if !l.banned("a") {
+		t.Fatal("the ban ended before failWindow passed since it began")
+	}
+	for i := range maxHosts + 1 {
+		l.failed(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	if !l.banned("a") {
+		t.Error("a flood of other addresses lifted the ban")
+	}
+	if len(l.fail) > maxHosts {
+		t.Errorf("%d addresses remembered, want at most %d", len(l.fail), maxHosts)
+	}
+	now = now.Add(failWindow)
+	if l.banned("a") {
+		t.Error("still banned after failWindow")
 	}
 }
