@@ -501,3 +501,36 @@ func TestLimiterBan(t *testing.T) {
 		t.Error("still banned after failWindow")
 	}
 }
+
+// TestHoldThenStart checks a hub made with Hold: a client that connects before Start
+// waits (no answer, no refusal) and is served once the hub starts.
+func TestHoldThenStart(t *testing.T) {
+	c := &counts{rejected: map[string]int{}}
+	h, err := New(Config{RTMPListen: "127.0.0.1:0", Hold: true, Log: zerolog.New(zerolog.NewTestWriter(t)), Observer: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	conn, err := net.Dial("tcp", h.RTMPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(append([]byte{3}, make([]byte, 1536)...)); err != nil { // C0 C1
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes before Start, want nothing", n)
+	}
+	h.Start()
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.ReadFull(conn, make([]byte, 1+1536)); err != nil { // S0 S1
+		t.Errorf("no handshake after Start: %v", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.rejected) != 0 {
+		t.Errorf("refusals %v, want none", c.rejected)
+	}
+}

@@ -39,7 +39,11 @@ type Config struct {
 	PublicHost string
 	// ReadTimeout ends a publisher that sends nothing for that long (10 s).
 	ReadTimeout time.Duration
-	Log         zerolog.Logger
+	// Hold binds the listeners but accepts nothing until Start: the daemon puts its
+	// jobs back on the hub first, so that encoders reconnecting after a restart wait
+	// in the listen backlog rather than be refused (and counted against a ban).
+	Hold bool
+	Log  zerolog.Logger
 	// Observer counts what the hub does, for metrics; nil counts nothing.
 	Observer Observer
 }
@@ -81,6 +85,7 @@ type Hub struct {
 	conns   map[net.Conn]struct{}
 	preAuth map[string]int // connections not yet authorized, by host
 	preAll  int            // and in all
+	started bool
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -104,8 +109,6 @@ func New(cfg Config) (*Hub, error) {
 			return nil, fmt.Errorf("ingest rtmp listen: %w", err)
 		}
 		h.rtmp = ln
-		h.wg.Add(1)
-		go h.serveRTMP(ln)
 		h.log.Info().Str("rtmp", ln.Addr().String()).Msg("push ingest listening")
 	}
 	if cfg.RTMPSListen != "" {
@@ -120,7 +123,31 @@ func New(cfg Config) (*Hub, error) {
 			return nil, err
 		}
 	}
+	if !cfg.Hold {
+		h.Start()
+	}
 	return h, nil
+}
+
+// Start accepts publishers on the listeners of a hub made with Config.Hold; once,
+// and not after Close.
+func (h *Hub) Start() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started || h.closed {
+		return
+	}
+	h.started = true
+	for _, ln := range []net.Listener{h.rtmp, h.rtmps} {
+		if ln != nil {
+			h.wg.Add(1)
+			go h.serveRTMP(ln)
+		}
+	}
+	if h.srt != nil {
+		h.wg.Add(1)
+		go h.serveSRT(h.srt)
+	}
 }
 
 // Close stops the listeners, ends every publisher and waits for their goroutines.

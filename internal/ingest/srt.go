@@ -55,8 +55,6 @@ func (h *Hub) listenSRT(addr string) error {
 		return fmt.Errorf("ingest srt listen: %w", err)
 	}
 	h.srt = ln
-	h.wg.Add(1)
-	go h.serveSRT(ln)
 	h.log.Info().Str("srt", ln.Addr().String()).Msg("push ingest listening")
 	return nil
 }
