@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
@@ -167,7 +166,7 @@ func (h *Hub) srtSession(conn srt.Conn, st *Stream) error {
 		return fmt.Errorf("srt mpeg-ts: %w", err)
 	}
 	r.OnDecodeError(func(error) {})
-	sess, err := srtPublisher(conn, r, st)
+	sess, err := srtPublisher(conn, r, st, h.now)
 	if err != nil {
 		return err
 	}
@@ -188,7 +187,7 @@ func (h *Hub) srtSession(conn srt.Conn, st *Stream) error {
 
 // srtPublisher makes the session of an accepted SRT publisher: its first video and
 // audio tracks, whose data go to st.
-func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream) (*session, error) {
+func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream, now func() time.Time) (*session, error) {
 	pub := Publisher{Protocol: SRT, Remote: conn.RemoteAddr().String()}
 	var tr tracks
 	var vt, at *mpegts.Track
@@ -211,7 +210,7 @@ func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream) (*session, error)
 	if vt == nil && at == nil {
 		return nil, refusal{"codec", errors.New("no H.264, H.265 or AAC track")}
 	}
-	sess := newSession(pub, tr, func() { _ = conn.Close() }, time.Now)
+	sess := newSession(pub, tr, func() { _ = conn.Close() }, now)
 	sess.link = srtStats(conn)
 	video := func(pts, dts int64, au [][]byte) error {
 		if u, ok := sess.videoUnit(pts, dts, au); ok {
@@ -241,7 +240,6 @@ func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream) (*session, error)
 type idleCloser struct {
 	conn  srt.Conn
 	limit time.Duration
-	mu    sync.Mutex
 	timer *time.Timer
 }
 
@@ -252,9 +250,7 @@ func newIdleCloser(conn srt.Conn, limit time.Duration) *idleCloser {
 func (c *idleCloser) Read(p []byte) (int, error) {
 	n, err := c.conn.Read(p)
 	if n > 0 {
-		c.mu.Lock()
-		c.timer.Reset(c.limit)
-		c.mu.Unlock()
+		c.timer.Reset(c.limit) // only here: Read is never called concurrently
 	}
 	return n, err
 }
