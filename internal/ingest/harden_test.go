@@ -28,7 +28,7 @@ import (
 // rtmpClient connects a gortmplib client that publishes with key to h.
 func rtmpClient(t *testing.T, h *Hub, key string) *gortmplib.Client {
 	t.Helper()
-	u, err := url.Parse("rtmp://" + h.RTMPAddr().String() + "/" + App + "/" + key)
+	u, err := url.Parse("rtmp://" + h.RTMPAddr().String() + "/" + App + "#" + key)
 	if err != nil {
 		t.Fatal(err)
 	}
