@@ -136,8 +136,8 @@ func TestHandlerPanic(t *testing.T) {
 	})
 	c := rtmpClient(t, h, key)
 	for _, m := range encoderMessages(t, true, true, true, 0) {
-		if err := c.Write(m); err != nil {
-			t.Fatal(err)
+		if c.Write(m) != nil {
+			break // the hub closed the connection already
 		}
 	}
 	select {
