@@ -198,7 +198,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		return err
 	}
 	met := metrics.New(nil, nil)
-	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, RTMPSListen: c.IngestRTMPSListen, TLSCert: c.IngestTLSCert, TLSKey: c.IngestTLSKey, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Log: log, Observer: met})
+	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, RTMPSListen: c.IngestRTMPSListen, TLSCert: c.IngestTLSCert, TLSKey: c.IngestTLSKey, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Hold: true, Log: log, Observer: met})
 	if err != nil {
 		return err
 	}
@@ -240,6 +240,7 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		hub.SetBinder(b)
 		log.Info().Str("file", bindings.File).Int("bindings", len(bindings.List)).Msg("ingest bindings: the first publish of a bound key creates its job")
 	}
+	hub.Start() // now that the jobs and bindings are back: a reconnecting encoder finds its job
 
 	met.SetJobs(jobs)
 	met.SetCPU(func() (used, limit float64) {

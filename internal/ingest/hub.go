@@ -39,7 +39,11 @@ type Config struct {
 	PublicHost string
 	// ReadTimeout ends a publisher that sends nothing for that long (10 s).
 	ReadTimeout time.Duration
-	Log         zerolog.Logger
+	// Hold binds the listeners but accepts nothing until Start: the daemon puts its
+	// jobs back on the hub first, so that encoders reconnecting after a restart wait
+	// in the listen backlog rather than be refused (and counted against a ban).
+	Hold bool
+	Log  zerolog.Logger
 	// Observer counts what the hub does, for metrics; nil counts nothing.
 	Observer Observer
 }
@@ -79,6 +83,9 @@ type Hub struct {
 	streams map[string]*Stream
 	binder  Binder // creates the jobs of bound keys; nil for none
 	conns   map[net.Conn]struct{}
+	preAuth map[string]int // connections not yet authorized, by host
+	preAll  int            // and in all
+	started bool
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -95,15 +102,13 @@ func New(cfg Config) (*Hub, error) {
 		cfg.Observer = noObserver{}
 	}
 	h := &Hub{cfg: cfg, log: cfg.Log.With().Str("component", "ingest").Logger(), now: time.Now,
-		lim: newLimiter(time.Now), streams: map[string]*Stream{}, conns: map[net.Conn]struct{}{}}
+		lim: newLimiter(time.Now), streams: map[string]*Stream{}, conns: map[net.Conn]struct{}{}, preAuth: map[string]int{}}
 	if cfg.RTMPListen != "" {
 		ln, err := net.Listen("tcp", cfg.RTMPListen)
 		if err != nil {
 			return nil, fmt.Errorf("ingest rtmp listen: %w", err)
 		}
 		h.rtmp = ln
-		h.wg.Add(1)
-		go h.serveRTMP(ln)
 		h.log.Info().Str("rtmp", ln.Addr().String()).Msg("push ingest listening")
 	}
 	if cfg.RTMPSListen != "" {
@@ -118,7 +123,31 @@ func New(cfg Config) (*Hub, error) {
 			return nil, err
 		}
 	}
+	if !cfg.Hold {
+		h.Start()
+	}
 	return h, nil
+}
+
+// Start accepts publishers on the listeners of a hub made with Config.Hold; once,
+// and not after Close.
+func (h *Hub) Start() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started || h.closed {
+		return
+	}
+	h.started = true
+	for _, ln := range []net.Listener{h.rtmp, h.rtmps} {
+		if ln != nil {
+			h.wg.Add(1)
+			go h.serveRTMP(ln)
+		}
+	}
+	if h.srt != nil {
+		h.wg.Add(1)
+		go h.serveSRT(h.srt)
+	}
 }
 
 // Close stops the listeners, ends every publisher and waits for their goroutines.
@@ -298,4 +327,47 @@ func (h *Hub) untrack(conn net.Conn) {
 	delete(h.conns, conn)
 	h.mu.Unlock()
 	h.wg.Done()
+}
+
+// What an RTMP client that has not yet been authorized may hold: a place among
+// maxPreAuth (maxPreAuthPerHost from one host), for preAuthTimeout at most. Until its
+// publish is authorized a client can make gortmplib allocate up to 10 MiB at once
+// (the chunk size it announces), so these bound the memory unauthenticated clients
+// take (to about 40 MiB from one host, 640 MiB from 16 hosts or more).
+const (
+	maxPreAuth        = 64
+	maxPreAuthPerHost = 4
+	preAuthTimeout    = 5 * time.Second
+)
+
+// admit takes a place for a connection from host that is not yet authorized; release
+// gives it back, once however often it is called. ok is false when none is left.
+func (h *Hub) admit(host string) (release func(), ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.preAll >= maxPreAuth || h.preAuth[host] >= maxPreAuthPerHost {
+		return nil, false
+	}
+	h.preAll++
+	h.preAuth[host]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.preAll--
+			if h.preAuth[host]--; h.preAuth[host] <= 0 {
+				delete(h.preAuth, host)
+			}
+		})
+	}, true
+}
+
+// refuse counts a refused publisher against its address and in the metric, and logs
+// why (never its key).
+func (h *Hub) refuse(p Protocol, remote string, ref refusal) {
+	host, _, _ := net.SplitHostPort(remote)
+	h.lim.failed(host)
+	h.cfg.Observer.Rejected(ref.reason)
+	h.log.Warn().Str("remote", remote).Str("reason", ref.reason).Err(ref.err).Msg(string(p) + " publisher refused")
 }

@@ -249,8 +249,11 @@ func TestRTMPTakeover(t *testing.T) {
 	if p := st.Publisher(); p == nil || p.Remote == firstAddr {
 		t.Errorf("publisher %+v, want the second one", p)
 	}
-	if c.takeovers != 1 {
-		t.Errorf("%d takeovers counted, want 1", c.takeovers)
+	c.mu.Lock()
+	takeovers := c.takeovers
+	c.mu.Unlock()
+	if takeovers != 1 {
+		t.Errorf("%d takeovers counted, want 1", takeovers)
 	}
 	second.Kill()
 	mu.Lock()

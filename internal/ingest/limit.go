@@ -10,34 +10,66 @@ import (
 const (
 	maxFailures = 10
 	failWindow  = time.Minute
+	// maxHosts bounds the addresses the limiter remembers, failing and banned: beyond
+	// it, the one whose last failure (or ban) is oldest is forgotten.
+	maxHosts = 10000
 )
 
-// limiter counts refused publishes per remote host.
+// limiter counts refused publishes per remote host. maxFailures within failWindow
+// ban the host for failWindow from the last of them.
 type limiter struct {
-	now  func() time.Time
-	mu   sync.Mutex
-	fail map[string][]time.Time
+	now   func() time.Time
+	mu    sync.Mutex
+	fail  map[string][]time.Time
+	until map[string]time.Time // banned hosts, until when
 }
 
 func newLimiter(now func() time.Time) *limiter {
-	return &limiter{now: now, fail: map[string][]time.Time{}}
+	return &limiter{now: now, fail: map[string][]time.Time{}, until: map[string]time.Time{}}
 }
 
-// banned reports whether host failed maxFailures times within the last failWindow.
+// banned reports whether host is banned now.
 func (l *limiter) banned(host string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.recentLocked(host)) >= maxFailures
+	t, ok := l.until[host]
+	if ok && !l.now().Before(t) {
+		delete(l.until, host)
+		ok = false
+	}
+	return ok
 }
 
 // failed counts a refusal of host.
 func (l *limiter) failed(host string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fail[host] = append(l.recentLocked(host), l.now())
-	if len(l.fail) > 10000 { // a flood of addresses: forget them rather than grow
-		clear(l.fail)
+	now := l.now()
+	t := append(l.recentLocked(host), now)
+	if len(t) < maxFailures {
+		l.fail[host] = t
+		evictOldest(l.fail, func(t []time.Time) time.Time { return t[len(t)-1] })
+		return
 	}
+	delete(l.fail, host)
+	l.until[host] = now.Add(failWindow)
+	evictOldest(l.until, func(t time.Time) time.Time { return t })
+}
+
+// evictOldest forgets the entry of m whose time is oldest when m holds more than
+// maxHosts (a flood of addresses): m stays bounded, and the others are kept.
+func evictOldest[V any](m map[string]V, at func(V) time.Time) {
+	if len(m) <= maxHosts {
+		return
+	}
+	var oldest string
+	var first time.Time
+	for h, v := range m {
+		if t := at(v); oldest == "" || t.Before(first) {
+			oldest, first = h, t
+		}
+	}
+	delete(m, oldest)
 }
 
 func (l *limiter) recentLocked(host string) []time.Time {
@@ -49,9 +81,6 @@ func (l *limiter) recentLocked(host string) []time.Time {
 	if len(t) == 0 {
 		delete(l.fail, host)
 		return nil
-	}
-	if len(t) > maxFailures {
-		t = t[len(t)-maxFailures:]
 	}
 	l.fail[host] = t
 	return t

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/bluenviron/gortmplib"
@@ -20,18 +22,23 @@ type refusal struct {
 func (r refusal) Error() string { return r.err.Error() }
 func (r refusal) Unwrap() error { return r.err }
 
-// serveRTMP accepts RTMP connections until the listener closes.
+// serveRTMP accepts RTMP (or RTMPS) connections until the listener closes. It rides
+// out failures of Accept (no descriptor left: EMFILE), waiting longer after each.
 func (h *Hub) serveRTMP(ln net.Listener) {
 	defer h.wg.Done()
+	var delay time.Duration
 	for {
 		conn, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			h.log.Warn().Err(err).Str("listener", ln.Addr().String()).Dur("retry_in", delay).Msg("ingest accept failed")
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
 		if !h.track(conn) {
 			_ = conn.Close()
 			return
@@ -42,63 +49,123 @@ func (h *Hub) serveRTMP(ln net.Listener) {
 
 // handleRTMP serves one RTMP connection to its end.
 func (h *Hub) handleRTMP(conn net.Conn) {
+	remote := conn.RemoteAddr().String()
+	defer h.recovered(RTMP, remote)
 	defer h.untrack(conn)
 	defer conn.Close()
-	remote := conn.RemoteAddr().String()
 	host, _, _ := net.SplitHostPort(remote)
 	if h.lim.banned(host) {
 		h.cfg.Observer.Rejected("limit")
 		return // not even a handshake
 	}
-	err := h.rtmpSession(conn)
+	release, ok := h.admit(host)
+	if !ok {
+		h.cfg.Observer.Rejected("limit")
+		h.log.Debug().Str("remote", remote).Msg("rtmp connection refused: too many not yet authorized")
+		return
+	}
+	connected := h.now()
+	sc, st, err := h.rtmpAccept(conn)
+	release()
+	if err == nil {
+		err = h.rtmpSession(conn, sc, st, connected)
+	}
 	var ref refusal
+	var pre preAuthError
 	switch {
 	case errors.As(err, &ref):
+		h.refuse(RTMP, remote, ref)
+	case errors.As(err, &pre):
+		// gortmplib's errors may quote the connect object, whose tcUrl may hold the
+		// key: only the stage is logged.
 		h.lim.failed(host)
-		h.cfg.Observer.Rejected(ref.reason)
-		h.log.Warn().Str("remote", remote).Str("reason", ref.reason).Err(ref.err).Msg("rtmp publisher refused")
+		h.log.Debug().Str("remote", remote).Str("stage", pre.stage).Bool("timeout", pre.timeout()).
+			Msg("rtmp connection ended before its publish was authorized")
 	case err != nil:
 		h.log.Debug().Str("remote", remote).Err(err).Msg("rtmp connection ended")
 	}
 }
 
-// rtmpSession does the handshake, refuses what is not a publish with a known key, and
-// reads the publisher's media into its stream until it goes.
-func (h *Hub) rtmpSession(conn net.Conn) error {
-	connected := h.now()
-	_ = conn.SetReadDeadline(connected.Add(h.cfg.ReadTimeout))
+// preAuthError is how a connection failed before its publish was authorized: in the
+// handshake, the connect or the publish command, or by the pre-authorization deadline.
+type preAuthError struct {
+	stage string // handshake | connect | publish
+	err   error
+}
+
+func (e preAuthError) Error() string { return "rtmp " + e.stage + ": " + e.err.Error() }
+func (e preAuthError) Unwrap() error { return e.err }
+
+func (e preAuthError) timeout() bool {
+	var ne net.Error
+	return errors.As(e.err, &ne) && ne.Timeout()
+}
+
+// rtmpAccept does the handshake, within preAuthTimeout, and refuses what is not a
+// publish with a known key: it returns the connection and the stream it publishes to.
+func (h *Hub) rtmpAccept(conn net.Conn) (*gortmplib.ServerConn, *Stream, error) {
+	_ = conn.SetDeadline(h.now().Add(min(preAuthTimeout, h.cfg.ReadTimeout)))
 	sc := &gortmplib.ServerConn{RW: conn}
 	if err := sc.Initialize(); err != nil {
-		return fmt.Errorf("rtmp handshake: %w", err)
+		return nil, nil, preAuthError{"handshake", err}
 	}
 	if err := sc.AcceptConn(); err != nil {
-		return fmt.Errorf("rtmp connect: %w", err)
+		return nil, nil, preAuthError{"connect", err}
 	}
 	st, err := h.authorize(sc)
 	if err != nil {
 		_ = sc.RejectAction()
-		return err
+		return nil, nil, err
 	}
 	if err := sc.AcceptAction(); err != nil {
-		return fmt.Errorf("rtmp publish: %w", err)
+		return nil, nil, preAuthError{"publish", err}
 	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	return sc, st, nil
+}
+
+// rtmpSession reads an accepted publisher's media into its stream until it goes.
+func (h *Hub) rtmpSession(conn net.Conn, sc *gortmplib.ServerConn, st *Stream, connected time.Time) error {
+	_ = conn.SetReadDeadline(h.now().Add(h.cfg.ReadTimeout))
 	r := &rtmpReader{conn: sc}
 	if err := r.findTracks(); err != nil {
 		return fmt.Errorf("rtmp tracks: %w", err)
 	}
-	pub := Publisher{Protocol: RTMP, Remote: conn.RemoteAddr().String(), Encoder: sc.FlashVer, Since: connected.UTC()}
+	enc := sc.FlashVer // the client's to say: shown in the API, its events and logs
+	if len(enc) > maxEncoder {
+		enc = strings.ToValidUTF8(enc[:maxEncoder], "")
+	}
+	pub := Publisher{Protocol: RTMP, Remote: conn.RemoteAddr().String(), Encoder: enc, Since: connected.UTC()}
 	sess := h.rtmpPublisher(conn, pub, r, st)
 	if err := st.attach(sess); err != nil {
 		return err
 	}
+	end := errHandler // until the read fails
+	defer func() { st.detach(sess, end) }()
 	h.cfg.Observer.Publishers(RTMP, 1)
 	defer h.cfg.Observer.Publishers(RTMP, -1)
 	for {
 		_ = conn.SetReadDeadline(h.now().Add(h.cfg.ReadTimeout))
 		if err := r.read(); err != nil {
-			st.detach(sess, err)
+			end = err
 			return fmt.Errorf("rtmp read: %w", err)
 		}
+	}
+}
+
+// maxEncoder bounds the encoder string kept of an RTMP publisher (its flashVer).
+const maxEncoder = 128
+
+// errHandler ends a publisher whose connection's handler failed (recovered).
+var errHandler = errors.New("the hub failed to handle the connection")
+
+// recovered is deferred by each connection's handler: a panic while handling one
+// publisher (a bug no fuzzing found) closes that connection, not the daemon. Only the
+// remote address, the panic and the stack are logged: never the key.
+func (h *Hub) recovered(p Protocol, remote string) {
+	if v := recover(); v != nil {
+		h.log.Error().Str("protocol", string(p)).Str("remote", remote).Str("panic", fmt.Sprint(v)).
+			Str("stack", string(debug.Stack())).Msg("ingest connection handler panicked: connection closed")
 	}
 }
 
@@ -142,6 +209,7 @@ func (h *Hub) rtmpPublisher(conn net.Conn, pub Publisher, r *rtmpReader, st *Str
 			st.push(sess, u)
 		}
 	}
+	r.onParams = sess.setParams
 	r.onAudio = func(pts time.Duration, au []byte) { st.push(sess, sess.audioUnit(ticks(pts), au)) }
 	return sess
 }

@@ -24,8 +24,11 @@ import (
 const (
 	trackWait  = 500 * time.Millisecond
 	headerWait = 2 * time.Second
-	// maxEarly bounds the messages kept while the tracks are found.
-	maxEarly = 2000
+	// maxEarly bounds the messages kept while the tracks are found, and maxEarlyBytes
+	// what they hold (the bytes received for them, and earlyOverhead each).
+	maxEarly      = 2000
+	maxEarlyBytes = 16 << 20
+	earlyOverhead = 128
 )
 
 // rtmpTracks is what a publisher's first messages told of its tracks.
@@ -55,20 +58,23 @@ type rtmpReader struct {
 	tracks rtmpTracks
 	early  []message.Message // read while finding the tracks: media to hand on
 
-	onVideo func(pts, dts time.Duration, au [][]byte) // parameter sets alone after a new header
-	onAudio func(pts time.Duration, au []byte)
+	onVideo  func(pts, dts time.Duration, au [][]byte)
+	onParams func(ps [][]byte) // the NAL units of a video sequence header (SEI among them)
+	onAudio  func(pts time.Duration, au []byte)
 }
 
 // findTracks reads messages until the tracks are known (see above).
 func (r *rtmpReader) findTracks() error {
 	var first, span time.Duration
 	timed := false
+	began := r.conn.BytesReceived()
 	for {
 		msg, err := r.conn.Read()
 		if err != nil {
 			return err
 		}
-		if len(r.early) >= maxEarly {
+		held := r.conn.BytesReceived() - began + uint64(earlyOverhead*len(r.early))
+		if len(r.early) >= maxEarly || held > maxEarlyBytes {
 			return errors.New("no sequence headers in the first messages")
 		}
 		r.early = append(r.early, msg)
@@ -165,12 +171,16 @@ func videoHeader(msg message.Message) (string, [][]byte) {
 		avc, hevc = m.AVCConfig != nil, m.HEVCConfig != nil
 		if avc {
 			for _, s := range append(m.AVCConfig.SequenceParameterSets, m.AVCConfig.PictureParameterSets...) {
-				ps = append(ps, s.NALUnit)
+				if len(s.NALUnit) > 0 { // an empty one is no NAL unit: nothing may index it
+					ps = append(ps, s.NALUnit)
+				}
 			}
 		} else if hevc {
 			for _, a := range m.HEVCConfig.NaluArrays {
 				for _, n := range a.Nalus {
-					ps = append(ps, n.NALUnit)
+					if len(n.NALUnit) > 0 {
+						ps = append(ps, n.NALUnit)
+					}
 				}
 			}
 		}
@@ -225,18 +235,14 @@ func (r *rtmpReader) handle(msg message.Message) error {
 	switch m := msg.(type) {
 	case *message.Video:
 		if m.Type == message.VideoTypeConfig {
-			if codec, ps := videoHeader(m); codec == r.tracks.video {
-				r.video(m.DTS+m.PTSDelta, m.DTS, ps)
-			}
+			r.params(videoHeader(m))
 			return nil
 		}
 		if m.Type == message.VideoTypeAU && (m.Codec == message.CodecH264) == (r.tracks.video == "h264") {
 			return r.avcc(m.DTS+m.PTSDelta, m.DTS, m.AU)
 		}
 	case *message.VideoExSequenceStart:
-		if codec, ps := videoHeader(m); codec == r.tracks.video {
-			r.video(0, 0, ps)
-		}
+		r.params(videoHeader(m))
 	case *message.VideoExCodedFrames:
 		if fourCC(m.FourCC) == r.tracks.video {
 			return r.avcc(m.DTS+m.PTSDelta, m.DTS, m.Payload)
@@ -255,6 +261,13 @@ func (r *rtmpReader) handle(msg message.Message) error {
 		}
 	}
 	return nil
+}
+
+// params hands on the parameter sets of a new sequence header of the video track.
+func (r *rtmpReader) params(codec string, ps [][]byte) {
+	if codec != "" && codec == r.tracks.video && r.onParams != nil {
+		r.onParams(ps)
+	}
 }
 
 func (r *rtmpReader) video(pts, dts time.Duration, au [][]byte) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/url"
 	"testing"
 	"time"
 
@@ -41,7 +40,7 @@ var idr = [][]byte{{0x65, 0x88, 0x84, 0x00}}
 // encoderMessages are the messages gortmplib's client sends for tracks: the onMetaData
 // (without it when meta is false), the sequence headers, then an access unit of each
 // track every 100 ms for span.
-func encoderMessages(t *testing.T, video, audio bool, meta bool, span time.Duration) []message.Message {
+func encoderMessages(t testing.TB, video, audio bool, meta bool, span time.Duration) []message.Message {
 	t.Helper()
 	c := &msgConn{}
 	var vt, at *gortmplib.Track
@@ -153,17 +152,7 @@ func TestFindTracks(t *testing.T) {
 func TestRTMPTracksAtOnce(t *testing.T) {
 	h, _ := newTestHub(t, 10*time.Second)
 	st, key, _ := addStream(t, h, "stage-a")
-	u, err := url.Parse("rtmp://" + h.RTMPAddr().String() + "/" + App + "#" + key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c := &gortmplib.Client{URL: u, Publish: true}
-	if err := c.Initialize(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := rtmpClient(t, h, key)
 	vt := &gortmplib.Track{Codec: &codecs.H264{}}
 	at := &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: testAAC}}
 	w := &gortmplib.Writer{Conn: c, Tracks: []*gortmplib.Track{vt, at}}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"slices"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -21,6 +22,11 @@ const (
 	// maxGOPBytes bounds the GOP cache: a publisher whose keyframes are further apart
 	// (or huge) is cached again from its next keyframe.
 	maxGOPBytes = 8 << 20
+	// maxGOPUnits bounds the units of the GOP cache too: 10 s of 60 fps video and
+	// audio is 1 100.
+	maxGOPUnits = 4000
+	// maxSinkBytes bounds the memory of a run's queue (see cost), whatever its units.
+	maxSinkBytes = 32 << 20
 	// sinkQueue is how many units a run's pipe holds before the hub drops to the next
 	// keyframe rather than wait for ffmpeg: about 5 s at 30 fps with AAC audio.
 	sinkQueue = 400
@@ -43,10 +49,10 @@ type session struct {
 	fed    bool // its GOP cache was handed to a run
 
 	gop      []unit // from the last keyframe
-	gopBytes int
-	caching  bool  // false from a GOP over maxGOPBytes to the next keyframe
-	first    int64 // dts of the first keyframe
-	last     int64 // the latest dts
+	gopBytes int    // what the units of gop cost
+	caching  bool   // false from a GOP over maxGOPBytes to the next keyframe
+	first    int64  // dts of the first keyframe
+	last     int64  // the latest dts
 
 	window      time.Time // when the bitrate window began
 	windowBytes int64
@@ -79,13 +85,18 @@ func (s *session) cache(u unit) {
 	if !s.caching {
 		return
 	}
-	if s.gopBytes+u.size > maxGOPBytes {
+	if s.gopBytes+u.cost() > maxGOPBytes || len(s.gop) >= maxGOPUnits {
 		s.gop, s.gopBytes, s.caching = nil, 0, false
 		return
 	}
 	s.gop = append(s.gop, u)
-	s.gopBytes += u.size
+	s.gopBytes += u.cost()
 }
+
+// cost is about the memory u holds: its bytes, a slice header for each NAL unit (and
+// the allocator's rounding), and the unit itself. A publisher of many tiny units
+// costs what it takes, not what it sends.
+func (u unit) cost() int { return u.size + 64*len(u.data) + 96 }
 
 // span is how much media the session has sent since its first keyframe.
 func (s *session) span() int64 {
@@ -121,6 +132,9 @@ func (s *session) publisher() Publisher {
 // pts and dts are in MPEG-TS ticks.
 func (s *session) videoUnit(pts, dts int64, au [][]byte) (u unit, ok bool) {
 	hevc := s.pub.Video == "h265"
+	// An empty NAL unit (a publisher's bug or an attack) is dropped: the codecs'
+	// helpers read each one's first byte.
+	au = slices.DeleteFunc(slices.Clone(au), func(n []byte) bool { return len(n) == 0 })
 	if onlyParams(au, hevc) {
 		s.params = append([][]byte(nil), au...)
 		return unit{}, false
@@ -137,6 +151,21 @@ func (s *session) videoUnit(pts, dts int64, au [][]byte) (u unit, ok bool) {
 		u.size += len(n)
 	}
 	return u, len(au) > 0
+}
+
+// setParams keeps the parameter sets of a sequence header (RTMP's, out of band), to
+// put before the keyframes that lack them; its other NAL units (SEI) are no media.
+func (s *session) setParams(ps [][]byte) {
+	hevc := s.pub.Video == "h265"
+	var keep [][]byte
+	for _, n := range ps {
+		if isParam(n, hevc) {
+			keep = append(keep, n)
+		}
+	}
+	if len(keep) > 0 {
+		s.params = keep
+	}
 }
 
 // audioUnit makes the unit of an audio frame; pts is in MPEG-TS ticks.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"sync/atomic"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
@@ -21,8 +20,8 @@ type sink struct {
 	w      *os.File
 	skip   bool // dropping to the next keyframe
 	closed bool
-	failed atomic.Bool // writing failed: ffmpeg is gone
-	once   sync.Once
+	failed atomic.Bool  // writing failed: ffmpeg is gone
+	queued atomic.Int64 // what the units queued cost (unit.cost)
 }
 
 func newSink(tr tracks, w *os.File, queue int) *sink {
@@ -40,8 +39,13 @@ func (k *sink) offer(u unit) (fellBehind bool) {
 		}
 		k.skip = false
 	}
+	if k.queued.Load()+int64(u.cost()) > maxSinkBytes {
+		k.skip = true
+		return true
+	}
 	select {
 	case k.units <- u:
+		k.queued.Add(int64(u.cost()))
 		return false
 	default:
 		k.skip = true
@@ -70,6 +74,7 @@ func (k *sink) run(tr tracks) {
 			return err
 		}
 		for u := range k.units {
+			k.queued.Add(-int64(u.cost()))
 			if err := tw.write(u); err != nil {
 				return err
 			}

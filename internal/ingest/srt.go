@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
@@ -55,24 +54,34 @@ func (h *Hub) listenSRT(addr string) error {
 		return fmt.Errorf("ingest srt listen: %w", err)
 	}
 	h.srt = ln
-	h.wg.Add(1)
-	go h.serveSRT(ln)
 	h.log.Info().Str("srt", ln.Addr().String()).Msg("push ingest listening")
 	return nil
 }
 
-// serveSRT takes SRT connection requests until the listener closes.
+// serveSRT takes SRT connection requests until the listener closes or fails: gosrt's
+// errors are for good (its socket is gone).
 func (h *Hub) serveSRT(ln srt.Listener) {
 	defer h.wg.Done()
 	for {
 		req, err := ln.Accept2()
 		if err != nil {
-			if errors.Is(err, srt.ErrListenerClosed) {
-				return
+			if !errors.Is(err, srt.ErrListenerClosed) {
+				h.log.Error().Err(err).Msg("srt listener failed: no more srt publishers until a restart")
 			}
-			continue
+			return
 		}
-		go h.handleSRT(req)
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			req.Reject(srt.REJ_CLOSE)
+			return
+		}
+		h.wg.Add(1)
+		h.mu.Unlock()
+		go func() {
+			defer h.wg.Done()
+			h.handleSRT(req)
+		}()
 	}
 }
 
@@ -80,6 +89,7 @@ func (h *Hub) serveSRT(ln srt.Listener) {
 // handshake, before any media; it serves an accepted one to its end.
 func (h *Hub) handleSRT(req srt.ConnRequest) {
 	remote := req.RemoteAddr().String()
+	defer h.recovered(SRT, remote)
 	host, _, _ := net.SplitHostPort(remote)
 	if h.lim.banned(host) {
 		h.cfg.Observer.Rejected("limit")
@@ -91,16 +101,12 @@ func (h *Hub) handleSRT(req srt.ConnRequest) {
 		var ref refusal
 		errors.As(err, &ref)
 		req.Reject(srt.REJX_UNAUTHORIZED)
-		h.lim.failed(host)
-		h.cfg.Observer.Rejected(ref.reason)
-		h.log.Warn().Str("remote", remote).Str("reason", ref.reason).Err(ref.err).Msg("srt publisher refused")
+		h.refuse(SRT, remote, ref)
 		return
 	}
 	if err := checkPassphrase(req, st.srtPassphrase()); err != nil {
 		req.Reject(srt.REJ_BADSECRET)
-		h.lim.failed(host)
-		h.cfg.Observer.Rejected("passphrase")
-		h.log.Warn().Str("remote", remote).Str("reason", "passphrase").Err(err).Msg("srt publisher refused")
+		h.refuse(SRT, remote, refusal{"passphrase", err})
 		return
 	}
 	conn, err := req.Accept()
@@ -160,18 +166,20 @@ func (h *Hub) srtSession(conn srt.Conn, st *Stream) error {
 		return fmt.Errorf("srt mpeg-ts: %w", err)
 	}
 	r.OnDecodeError(func(error) {})
-	sess, err := srtPublisher(conn, r, st)
+	sess, err := srtPublisher(conn, r, st, h.now)
 	if err != nil {
 		return err
 	}
 	if err := st.attach(sess); err != nil {
 		return err
 	}
+	end := errHandler // until the read fails
+	defer func() { st.detach(sess, end) }()
 	h.cfg.Observer.Publishers(SRT, 1)
 	defer h.cfg.Observer.Publishers(SRT, -1)
 	for {
 		if err := r.Read(); err != nil {
-			st.detach(sess, err)
+			end = err
 			return fmt.Errorf("srt read: %w", err)
 		}
 	}
@@ -179,7 +187,7 @@ func (h *Hub) srtSession(conn srt.Conn, st *Stream) error {
 
 // srtPublisher makes the session of an accepted SRT publisher: its first video and
 // audio tracks, whose data go to st.
-func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream) (*session, error) {
+func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream, now func() time.Time) (*session, error) {
 	pub := Publisher{Protocol: SRT, Remote: conn.RemoteAddr().String()}
 	var tr tracks
 	var vt, at *mpegts.Track
@@ -202,7 +210,7 @@ func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream) (*session, error)
 	if vt == nil && at == nil {
 		return nil, refusal{"codec", errors.New("no H.264, H.265 or AAC track")}
 	}
-	sess := newSession(pub, tr, func() { _ = conn.Close() }, time.Now)
+	sess := newSession(pub, tr, func() { _ = conn.Close() }, now)
 	sess.link = srtStats(conn)
 	video := func(pts, dts int64, au [][]byte) error {
 		if u, ok := sess.videoUnit(pts, dts, au); ok {
@@ -232,7 +240,6 @@ func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream) (*session, error)
 type idleCloser struct {
 	conn  srt.Conn
 	limit time.Duration
-	mu    sync.Mutex
 	timer *time.Timer
 }
 
@@ -243,9 +250,7 @@ func newIdleCloser(conn srt.Conn, limit time.Duration) *idleCloser {
 func (c *idleCloser) Read(p []byte) (int, error) {
 	n, err := c.conn.Read(p)
 	if n > 0 {
-		c.mu.Lock()
-		c.timer.Reset(c.limit)
-		c.mu.Unlock()
+		c.timer.Reset(c.limit) // only here: Read is never called concurrently
 	}
 	return n, err
 }

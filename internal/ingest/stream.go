@@ -263,8 +263,8 @@ func (s *Stream) Open() (*os.File, error) {
 		return nil, ErrNoPublisher
 	}
 	k := newSink(sess.tracks, w, s.queue)
-	if sess.fed {
-		k.skip = true // to the next keyframe
+	if sess.fed || !sess.caching || len(sess.gop) == 0 {
+		k.skip = true // to the next keyframe: the cache is spent, or dropped (too big)
 	} else {
 		for _, u := range sess.gop {
 			k.offer(u)
@@ -284,9 +284,9 @@ func (s *Stream) WriteGOP(ctx context.Context, w io.Writer, span time.Duration) 
 		var gop []unit
 		var tr tracks
 		done := false
-		if sess != nil && sess.keyed {
+		if sess != nil && sess.keyed && sess.caching { // else the GOP was too big: the next one
 			gop, tr = append([]unit(nil), sess.gop...), sess.tracks
-			done = sess.span() >= ticks(span)
+			done = len(gop) > 0 && sess.span() >= ticks(span)
 		}
 		s.mu.Unlock()
 		if sess == nil {

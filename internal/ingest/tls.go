@@ -24,8 +24,6 @@ func (h *Hub) listenRTMPS(addr string) error {
 		return fmt.Errorf("ingest rtmps listen: %w", err)
 	}
 	h.rtmps = tls.NewListener(ln, &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12})
-	h.wg.Add(1)
-	go h.serveRTMP(h.rtmps)
 	h.log.Info().Str("rtmps", ln.Addr().String()).Msg("push ingest listening")
 	return nil
 }

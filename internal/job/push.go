@@ -237,12 +237,13 @@ func (m *Manager) setKey(id string, hash ingest.Hash) (*Job, error) {
 	}
 	j.mu.Lock()
 	st := j.stream
-	j.mu.Unlock()
-	if st == nil || j.state().Ended() {
+	if st == nil || j.view.State.Ended() {
+		j.mu.Unlock()
 		return nil, fmt.Errorf("%w: job %q is not a running push job", ErrConflict, id)
 	}
+	// Together, so that two rotations at once leave the stream and the stored hash
+	// with the same key (j.mu before the stream's lock, as everywhere).
 	st.SetKey(hash)
-	j.mu.Lock()
 	j.keyHash = hash
 	j.mu.Unlock()
 	j.persist()
