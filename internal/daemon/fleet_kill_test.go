@@ -52,6 +52,11 @@ func TestFleetKill9(t *testing.T) {
 	if len(children) == 0 {
 		t.Fatalf("box %s (pid %d) runs no ffmpeg", victim.id, victim.cmd.Process.Pid)
 	}
+	t.Cleanup(func() { // should they outlive their box, as they must not
+		for _, pid := range children {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	before := hashSegments(t, dir)
 	killed := time.Now()
 	if err := syscall.Kill(victim.cmd.Process.Pid, syscall.SIGKILL); err != nil {
