@@ -28,11 +28,7 @@ func TestFleetKill9(t *testing.T) {
 	}
 	testmedia.RequireFFmpeg(t)
 	began := time.Now()
-	bin := filepath.Join(t.TempDir(), "transcoderd")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/transcoderd/transcoderd/cmd/transcoderd").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	boxes := startFleetProcs(t, bin, 3)
+	boxes := startFleetProcs(t, buildDaemon(t), 3)
 	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30})
 	var v fleetJob
 	if code := boxes[0].call(t, http.MethodPost, "/v1/jobs", `{"source":"`+src.URL+`","ladder":"test","id":"cam"}`, &v); code != http.StatusCreated || v.Box == "" {
@@ -101,6 +97,16 @@ func TestFleetKill9(t *testing.T) {
 		}
 	}
 	t.Logf("whole test %v", time.Since(began).Round(100*time.Millisecond))
+}
+
+// buildDaemon builds the daemon's binary into a temporary folder and returns its path.
+func buildDaemon(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "transcoderd")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/transcoderd/transcoderd/cmd/transcoderd").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // fleetProc is one box of startFleetProcs: a daemon process.
