@@ -23,10 +23,7 @@ func TestDaemonRestart(t *testing.T) {
 		t.Skip("restart test takes about a minute")
 	}
 	testmedia.RequireFFmpeg(t)
-	bin := filepath.Join(t.TempDir(), "transcoderd")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/transcoderd/transcoderd/cmd/transcoderd").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDaemon(t)
 	dir := t.TempDir()
 	profiles, _ := filepath.Abs("../../profiles")
 	port := freePort(t)

@@ -38,14 +38,44 @@ func SegmentPattern(run uint64) string { return manifest.SegmentTemplate(run, "%
 
 // PrivatePlaylist returns the path, relative to the job folder, of ffmpeg's own media
 // playlist of rendition name: PrivateDir/<name>.m3u8.
-func PrivatePlaylist(name string) string { return filepath.Join(PrivateDir, name+".m3u8") }
+func PrivatePlaylist(name string) string { return PrivatePlaylistOf(name, 0) }
+
+// TaggedRuns is the first run number whose private files carry it (PrivatePlaylistOf,
+// PrivateInitOf): a fleet job's runs are numbered from its assignment's epoch × 10^10
+// (job's epochRuns), and in a fleet an ffmpeg of an earlier epoch, on a box cut off
+// from the others, may still write into the shared job folder. Its segment names
+// already differ from the new owner's; with the run in the private names too, it
+// cannot overwrite the new owner's playlist or init segment either. A single box's runs
+// (Unix seconds) stay below it, and its private names as they were.
+const TaggedRuns = 10_000_000_000
+
+// privateStem is the stem of rendition name's private files in run.
+func privateStem(name string, run uint64) string {
+	if run < TaggedRuns {
+		return name
+	}
+	return name + "_" + strconv.FormatUint(run, 10)
+}
+
+// PrivatePlaylistOf returns the path, relative to the job folder, of ffmpeg's own media
+// playlist of rendition name in run: PrivatePlaylist, or PrivateDir/<name>_<run>.m3u8
+// for a run of a fleet epoch (TaggedRuns).
+func PrivatePlaylistOf(name string, run uint64) string {
+	return filepath.Join(PrivateDir, privateStem(name, run)+".m3u8")
+}
 
 // PrivateInit returns the path, relative to the job folder, where ffmpeg writes the init
 // segment of rendition name: PrivateDir/<name>_init.mp4. ffmpeg writes it in place, so it
 // is not served from there: once ffmpeg's playlist lists a segment, the init is whole, and
 // the job moves it into the rendition folder under the run's manifest.InitName (a rename,
 // so that no player ever reads a part of one).
-func PrivateInit(name string) string { return filepath.Join(PrivateDir, name+"_init.mp4") }
+func PrivateInit(name string) string { return PrivateInitOf(name, 0) }
+
+// PrivateInitOf is PrivateInit for run: PrivateDir/<name>_<run>_init.mp4 for a run of a
+// fleet epoch (TaggedRuns).
+func PrivateInitOf(name string, run uint64) string {
+	return filepath.Join(PrivateDir, privateStem(name, run)+"_init.mp4")
+}
 
 // ioTimeout is the socket timeout for network sources, in microseconds (10 s).
 const ioTimeout = "10000000"
@@ -215,7 +245,7 @@ func hlsOutput(a *Args, j Job, name, seg string) {
 	a.Flag("hls_segment_type", "fmp4")
 	// Relative to the playlist's folder, PrivateDir: ffmpeg writes the init segment
 	// there (see PrivateInit).
-	a.Flag("hls_fmp4_init_filename", filepath.Base(PrivateInit(name)))
+	a.Flag("hls_fmp4_init_filename", filepath.Base(PrivateInitOf(name, j.Run)))
 	a.Flag("hls_segment_filename", filepath.Join(out, SegmentPattern(j.Run)))
 	a.Flag("hls_list_size", strconv.Itoa(PlaylistSize))
 	// temp_file: each segment is written under a temporary name and renamed when
@@ -226,7 +256,7 @@ func hlsOutput(a *Args, j Job, name, seg string) {
 	a.Flag("hls_flags", "+independent_segments+temp_file")
 	syncOutput(a)
 	a.Flag("start_number", strconv.FormatUint(j.StartNumbers[name], 10))
-	a.Add(filepath.Join(j.Dir, PrivatePlaylist(name)))
+	a.Add(filepath.Join(j.Dir, PrivatePlaylistOf(name, j.Run)))
 }
 
 // TimeOffset is where ffmpeg's output timeline begins: the media time (tfdt) of the

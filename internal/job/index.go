@@ -52,8 +52,8 @@ type track struct {
 	manifest.Track // Segments holds every segment still on disk, listed or in grace
 
 	dir         string // the rendition folder: init segments and segments
-	playlist    string // ffmpeg's own playlist of the track (ffmpeg.PrivatePlaylist)
-	privateInit string // where ffmpeg writes the track's init segment (ffmpeg.PrivateInit)
+	playlist    string // ffmpeg's own playlist of the track (ffmpeg.PrivatePlaylist); see playlistOf
+	privateInit string // where ffmpeg writes the track's init segment (ffmpeg.PrivateInit); see initOf
 	init        *media.Init
 	initRun     uint64   // the run whose init segment init is
 	inits       []uint64 // the runs whose init segments are in dir, oldest first
@@ -96,7 +96,7 @@ type release struct {
 
 // epochRuns is how many run numbers each fleet epoch has: more than the wall-clock
 // seconds until the year 2286.
-const epochRuns = 10_000_000_000
+const epochRuns = ffmpeg.TaggedRuns
 
 func newIndex(live bool, segDur, window time.Duration, now func() time.Time) *index {
 	grace := 30*time.Second + 3*segDur
@@ -109,6 +109,24 @@ func (x *index) addTrack(name string, kind manifest.Kind, dir, playlist string, 
 	t.privateInit = filepath.Join(filepath.Dir(dir), ffmpeg.PrivateInit(name))
 	x.tracks = append(x.tracks, t)
 	return t
+}
+
+// playlistOf returns ffmpeg's own playlist of the track in run: t.playlist, or for a run
+// of a fleet epoch the one that carries the run (ffmpeg.PrivatePlaylistOf), which no
+// ffmpeg of another run writes.
+func (t *track) playlistOf(run uint64) string {
+	if run < ffmpeg.TaggedRuns {
+		return t.playlist
+	}
+	return filepath.Join(filepath.Dir(t.playlist), filepath.Base(ffmpeg.PrivatePlaylistOf(t.Name, run)))
+}
+
+// initOf returns where ffmpeg writes the track's init segment in run (see playlistOf).
+func (t *track) initOf(run uint64) string {
+	if run < ffmpeg.TaggedRuns {
+		return t.privateInit
+	}
+	return filepath.Join(filepath.Dir(t.privateInit), filepath.Base(ffmpeg.PrivateInitOf(t.Name, run)))
 }
 
 // beginAttempt prepares the index for a new ffmpeg run and returns, per track, the
@@ -130,9 +148,16 @@ func (x *index) addTrack(name string, kind manifest.Kind, dir, playlist string, 
 // track is flagged as a discontinuity, and it becomes its own DASH Period.
 func (x *index) beginAttempt() map[string]uint64 {
 	x.attempt++
+	prev := x.run
 	x.run = max(x.run+1, x.epoch*epochRuns+uint64(max(x.now().Unix(), 0)))
 	next := map[string]uint64{}
 	for _, t := range x.tracks {
+		if prev >= ffmpeg.TaggedRuns && t.playlist != "" {
+			// The run before's own files are read no more (catchUp has read them);
+			// left, each run of a fleet job would add one per track.
+			_ = os.Remove(t.playlistOf(prev))
+			_ = os.Remove(t.initOf(prev))
+		}
 		next[t.Name] = uint64(t.last + 1)
 		t.haveFirst = false
 		t.seen = fileio.Version{}
@@ -179,7 +204,7 @@ func (x *index) poll() (bool, error) {
 }
 
 func (x *index) pollTrack(t *track) (bool, error) {
-	path := t.playlist
+	path := t.playlistOf(x.run)
 	v, err := x.fs.Version(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -258,7 +283,7 @@ func (t *track) failed(n int64, err error) error {
 // whole, so no player (which learns its name from a manifest) reads a part of one.
 func (x *index) takeInit(t *track) error {
 	served := filepath.Join(t.dir, manifest.InitName(x.run))
-	if err := os.Rename(t.privateInit, served); err != nil {
+	if err := os.Rename(t.initOf(x.run), served); err != nil {
 		if _, statErr := os.Stat(served); !errors.Is(err, fs.ErrNotExist) || statErr != nil {
 			return err // not moved already, by a poll that failed after the rename
 		}
@@ -438,14 +463,14 @@ func (x *index) catchUp(t *track) error {
 	if len(t.Segments) == 0 {
 		return nil
 	}
-	data, err := x.fs.ReadFile(t.playlist)
+	last := t.Segments[len(t.Segments)-1]
+	data, err := x.fs.ReadFile(t.playlistOf(last.Run))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.Name, err)
 	}
-	last := t.Segments[len(t.Segments)-1]
 	for _, n := range completedSegments(data, last.Run) {
 		if n <= t.last {
 			continue

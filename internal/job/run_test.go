@@ -101,6 +101,36 @@ func TestInitPerRun(t *testing.T) {
 	}
 }
 
+// TestOldEpochWriter: in a fleet, the ffmpeg of an earlier epoch, left running on a box
+// cut off from the others, writes into the shared job folder after the new owner's
+// ffmpeg has begun. Its private playlist and init segment carry its own run, so the
+// current run's index still finds its own segments, with its own init segment (160x90,
+// not the late writer's 320x180).
+func TestOldEpochWriter(t *testing.T) {
+	testmedia.RequireFFmpeg(t)
+	now := time.Date(2026, 12, 5, 20, 0, 0, 0, time.UTC)
+	job := t.TempDir()
+	dir := filepath.Join(job, "v")
+	x := newIndex(true, time.Second, time.Minute, func() time.Time { return now })
+	tr := x.addTrack("v", manifest.Video, dir, filepath.Join(job, ffmpeg.PrivatePlaylist("v")), 0)
+	x.epoch = 1
+	x.beginAttempt()
+	old := x.run
+	x.epoch = 2 // the job moved to another box
+	start := x.beginAttempt()["v"]
+	encodeInto(t, job, x.run, start, "160x90")
+	encodeInto(t, job, old, 0, "320x180") // the late writer, after the current run's ffmpeg
+	if _, err := x.poll(); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Segments) < 2 || tr.Segments[0].Run != x.run {
+		t.Fatalf("indexed %d segments (%v); want those of run %d", len(tr.Segments), tr.Segments, x.run)
+	}
+	if tr.init == nil || tr.init.Width != 160 || tr.initRun != x.run {
+		t.Fatalf("init segment %+v of run %d; want the current run's, 160 wide", tr.init, tr.initRun)
+	}
+}
+
 // encodeRun writes 3 s of video into job's rendition "v" as the job's ffmpeg run would:
 // its init segment in the private folder, its segments named for run and numbered from
 // start.
@@ -109,6 +139,13 @@ func encodeRun(t *testing.T, job string, run, start uint64, size string) {
 	if err := os.RemoveAll(filepath.Join(job, ffmpeg.PrivateDir)); err != nil {
 		t.Fatal(err)
 	}
+	encodeInto(t, job, run, start, size)
+}
+
+// encodeInto is encodeRun without clearing the private folder first: the private files
+// are run's own (ffmpeg.PrivatePlaylistOf, PrivateInitOf), as BuildArgs names them.
+func encodeInto(t *testing.T, job string, run, start uint64, size string) {
+	t.Helper()
 	for _, d := range []string{filepath.Join(job, "v"), filepath.Join(job, ffmpeg.PrivateDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -118,10 +155,10 @@ func encodeRun(t *testing.T, job string, run, start uint64, size string) {
 		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=25:duration=3",
 		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
 		"-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4", "-hls_list_size", "10",
-		"-hls_fmp4_init_filename", filepath.Base(ffmpeg.PrivateInit("v")),
+		"-hls_fmp4_init_filename", filepath.Base(ffmpeg.PrivateInitOf("v", run)),
 		"-hls_segment_filename", filepath.Join(job, "v", ffmpeg.SegmentPattern(run)),
 		"-start_number", strconv.FormatUint(start, 10),
-		"-hls_flags", "+independent_segments+temp_file", filepath.Join(job, ffmpeg.PrivatePlaylist("v"))).CombinedOutput()
+		"-hls_flags", "+independent_segments+temp_file", filepath.Join(job, ffmpeg.PrivatePlaylistOf("v", run))).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}

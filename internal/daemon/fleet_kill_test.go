@@ -1,0 +1,208 @@
+package daemon
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/transcoderd/transcoderd/internal/manifest"
+	"github.com/transcoderd/transcoderd/internal/testmedia"
+)
+
+// TestFleetKill9 runs three boxes as processes of the built binary (separate data
+// folders, ports and box ids, one shared output folder), posts a live job to box a and
+// kills its box with SIGKILL: the box's ffmpeg dies with it (Pdeathsig), and the job's
+// first segment of the new epoch is listed in the same media playlist within the
+// heartbeat TTL (10 s) and a few seconds, after a discontinuity, with no segment file
+// overwritten.
+func TestFleetKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the daemon and runs three of them")
+	}
+	testmedia.RequireFFmpeg(t)
+	began := time.Now()
+	boxes := startFleetProcs(t, buildDaemon(t), 3)
+	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30})
+	var v fleetJob
+	if code := boxes[0].call(t, http.MethodPost, "/v1/jobs", `{"source":"`+src.URL+`","ladder":"test","id":"cam"}`, &v); code != http.StatusCreated || v.Box == "" {
+		t.Fatalf("POST: %d %+v", code, v)
+	}
+	var victim, api *fleetProc
+	for _, b := range boxes {
+		if b.id == v.Box {
+			victim = b
+		} else if api == nil {
+			api = b
+		}
+	}
+	waitSegments(t, api.fleetBox, "cam", victim.id, 3, 60*time.Second)
+	dir := filepath.Join(api.out, "cam")
+	children := childPIDs(victim.cmd.Process.Pid)
+	if len(children) == 0 {
+		t.Fatalf("box %s (pid %d) runs no ffmpeg", victim.id, victim.cmd.Process.Pid)
+	}
+	t.Cleanup(func() { // should they outlive their box, as they must not
+		for _, pid := range children {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	before := hashSegments(t, dir)
+	killed := time.Now()
+	if err := syscall.Kill(victim.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = victim.cmd.Process.Wait()
+	for _, pid := range children {
+		deadline := time.Now().Add(5 * time.Second)
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("ffmpeg %d outlived its box %s", pid, victim.id)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("box %s killed; its %d ffmpeg gone after %v", victim.id, len(children), time.Since(killed).Round(time.Millisecond))
+
+	media := filepath.Join(dir, "360p", manifest.MediaName)
+	deadline := killed.Add(40 * time.Second)
+	for runEpochs(string(readIfAny(media)))[2] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no segment of epoch 2 in %s 40s after kill -9:\n%s", media, readIfAny(media))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	took := time.Since(killed)
+	t.Logf("failover after kill -9: first segment of epoch 2 listed %v after box %s died", took.Round(100*time.Millisecond), victim.id)
+	// 15 s is the promise (TTL 10 s); the slack is for a loaded test box.
+	if took > 25*time.Second {
+		t.Errorf("failover took %v: want about 15 s", took)
+	}
+	if now := api.fleetJob(t, "cam"); now.Box == victim.id || now.Box == "" {
+		t.Errorf("job on %q after box %s died", now.Box, victim.id)
+	}
+	pl := string(readFile(t, media))
+	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY\n") || runEpochs(pl)[1] == 0 {
+		t.Errorf("media playlist does not continue epoch 1 with a discontinuity:\n%s", pl)
+	}
+	for f, h := range hashSegments(t, dir) {
+		if old, ok := before[f]; ok && old != h {
+			t.Errorf("segment %s was overwritten after the move", f)
+		}
+	}
+	t.Logf("whole test %v", time.Since(began).Round(100*time.Millisecond))
+}
+
+// buildDaemon builds the daemon's binary into a temporary folder and returns its path.
+func buildDaemon(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "transcoderd")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/transcoderd/transcoderd/cmd/transcoderd").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// fleetProc is one box of startFleetProcs: a daemon process.
+type fleetProc struct {
+	*fleetBox
+	cmd *exec.Cmd
+}
+
+// startFleetProcs starts n daemons of bin as processes, boxes a, b, c…, as startFleet
+// does in-process, each logging to its own file (printed if the test fails).
+func startFleetProcs(t *testing.T, bin string, n int) []*fleetProc {
+	t.Helper()
+	profiles, _ := filepath.Abs("../../profiles")
+	root := t.TempDir()
+	routes := make([]string, n)
+	for i := range routes {
+		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	boxes := make([]*fleetProc, n)
+	for i := range n {
+		id := string(rune('a' + i))
+		port := freePort(t)
+		peers := append(append([]string{}, routes[:i]...), routes[i+1:]...)
+		logPath := filepath.Join(root, id+".log")
+		logf, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--output", filepath.Join(root, "out"),
+			"--profiles", profiles, "--data", filepath.Join(root, id, "data"), "--media-root", filepath.Join(root, "media"),
+			"--log-format", "json", "--box-id", id, "--cluster-listen", routes[i], "--cluster-peers", strings.Join(peers, ","))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+			logf.Close()
+			if t.Failed() {
+				t.Logf("box %s log:\n%s", id, readIfAny(logPath))
+			}
+		})
+		d := &daemon{api: fmt.Sprintf("http://127.0.0.1:%d", port), out: filepath.Join(root, "out"), mediaRoot: filepath.Join(root, "media"), profiles: profiles}
+		boxes[i] = &fleetProc{fleetBox: &fleetBox{daemon: d, id: id}, cmd: cmd}
+	}
+	for _, b := range boxes {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			res, err := http.Get(b.api + "/v1/cluster")
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("box %s did not answer /v1/cluster in 60s: %v", b.id, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return boxes
+}
+
+// childPIDs returns the processes whose parent is pid.
+func childPIDs(pid int) []int {
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so split after its ')'.
+		fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// readIfAny returns the file's content, or nothing if it cannot be read.
+func readIfAny(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
+}
