@@ -1126,14 +1126,14 @@ func TestAppendTime(t *testing.T) {
 // edge, never less than 2 s (presentationDelay), rather than three segments.
 func TestPresentationDelay(t *testing.T) {
 	for _, tt := range []struct {
-		seg  time.Duration
-		want string
+		seg         time.Duration
+		want, want2 string
 	}{
-		{500 * time.Millisecond, `suggestedPresentationDelay="PT2S"`},
-		{time.Second, `suggestedPresentationDelay="PT2S"`},
-		{2 * time.Second, `suggestedPresentationDelay="PT2S"`},
-		{4 * time.Second, `suggestedPresentationDelay="PT4S"`},
-		{6 * time.Second, `suggestedPresentationDelay="PT6S"`},
+		{500 * time.Millisecond, `minimumUpdatePeriod="PT0.25S"`, `suggestedPresentationDelay="PT2S"`},
+		{time.Second, `minimumUpdatePeriod="PT0.5S"`, `suggestedPresentationDelay="PT2S"`},
+		{2 * time.Second, `minimumUpdatePeriod="PT1S"`, `suggestedPresentationDelay="PT2.5S"`},
+		{4 * time.Second, `minimumUpdatePeriod="PT2S"`, `suggestedPresentationDelay="PT5S"`},
+		{6 * time.Second, `minimumUpdatePeriod="PT3S"`, `suggestedPresentationDelay="PT7.5S"`},
 	} {
 		t.Run(tt.seg.String(), func(t *testing.T) {
 			p := Presentation{Live: true, AvailabilityStart: ast, PublishTime: ast.Add(time.Minute), SegmentDuration: tt.seg}
@@ -1142,8 +1142,10 @@ func TestPresentationDelay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Contains(data, []byte(tt.want)) {
-				t.Errorf("want %s in\n%s", tt.want, bytes.SplitN(data, []byte("\n"), 3)[1])
+			for _, w := range []string{tt.want, tt.want2} {
+				if !bytes.Contains(data, []byte(w)) {
+					t.Errorf("want %s in\n%s", w, bytes.SplitN(data, []byte("\n"), 3)[1])
+				}
 			}
 		})
 	}
