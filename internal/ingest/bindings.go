@@ -283,8 +283,8 @@ func (p *bindingParser) job(at int, where string, v bindingValue, b *Binding) {
 	case pass == "":
 	case !b.Allows(SRT):
 		p.addf(at, where+": srt_passphrase", "the binding does not allow srt")
-	case len(pass) < 10 || len(pass) > 79:
-		p.addf(at, where+": srt_passphrase", "must be 10 to 79 characters, not %d", len(pass))
+	case CheckPassphrase(pass) != nil:
+		p.addf(at, where+": srt_passphrase", "%v", CheckPassphrase(pass))
 	}
 	b.SRTPassphrase = pass
 }

@@ -124,6 +124,15 @@ func (h *Hub) handleSRT(req srt.ConnRequest) {
 	}
 }
 
+// CheckPassphrase reports whether p can be an SRT passphrase: SRT takes 10 to 79
+// characters (its key material is derived from them).
+func CheckPassphrase(p string) error {
+	if len(p) < 10 || len(p) > 79 {
+		return fmt.Errorf("must be 10 to 79 characters, not %d", len(p))
+	}
+	return nil
+}
+
 // checkPassphrase holds an SRT request to the stream's passphrase: one is required
 // when the stream has one, and refused when it has none.
 func checkPassphrase(req srt.ConnRequest, passphrase string) error {

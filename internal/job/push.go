@@ -147,8 +147,8 @@ func (m *Manager) checkPushRequest(src source.Source, passphrase string) error {
 	case passphrase == "":
 	case !srtAllowed:
 		return fmt.Errorf("%w: srt_passphrase: %s does not allow srt", ErrInvalid, src.Display)
-	case len(passphrase) < 10 || len(passphrase) > 79:
-		return fmt.Errorf("%w: srt_passphrase must be 10 to 79 characters, not %d", ErrInvalid, len(passphrase))
+	case ingest.CheckPassphrase(passphrase) != nil:
+		return fmt.Errorf("%w: srt_passphrase %v", ErrInvalid, ingest.CheckPassphrase(passphrase))
 	}
 	return nil
 }
