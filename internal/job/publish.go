@@ -156,7 +156,7 @@ func (r *runner) render(ended bool) error {
 	if !manifest.SameMaster(r.master, p) {
 		data, err := manifest.RenderMaster(p)
 		if err == nil {
-			err = r.write(filepath.Join(dir, manifest.MasterName), data, playlistFiles(p))
+			err = r.write(filepath.Join(dir, manifest.MasterName), data, func() []string { return playlistFiles(p) })
 		}
 		if err == nil {
 			r.master = outline(p)
@@ -166,7 +166,7 @@ func (r *runner) render(ended bool) error {
 	if idx.live || ended {
 		data, err := manifest.RenderMPD(p)
 		if err == nil {
-			err = r.write(filepath.Join(dir, manifest.MPDName), data, segmentFiles(p.Video, p.Audio))
+			err = r.write(filepath.Join(dir, manifest.MPDName), data, func() []string { return segmentFiles(p.Video, p.Audio) })
 		}
 		if err == nil {
 			idx.nameInMPD(p)
@@ -196,7 +196,7 @@ func (r *runner) renderMedia(p *manifest.Presentation) []error {
 		}
 		data, err := manifest.RenderMedia(p, &tr)
 		if err == nil {
-			err = r.write(filepath.Join(dir, tr.Name, manifest.MediaName), data, segmentFiles([]manifest.Track{tr}))
+			err = r.write(filepath.Join(dir, tr.Name, manifest.MediaName), data, func() []string { return segmentFiles([]manifest.Track{tr}) })
 		}
 		if err == nil {
 			idx.name(tr.Name, namedByPlaylist, &tr)
@@ -221,8 +221,9 @@ func outline(p *manifest.Presentation) *manifest.Presentation {
 
 // write replaces a manifest atomically, unless it already holds exactly data (a rendition
 // whose playlist did not change, a master whose figures did not move), and hands it to
-// the publisher with names, the files it names.
-func (r *runner) write(path string, data []byte, names []string) error {
+// the publisher with names, which lists the files it names (called only by a publisher
+// that delivers them).
+func (r *runner) write(path string, data []byte, names func() []string) error {
 	if bytes.Equal(r.written[path], data) {
 		return nil
 	}

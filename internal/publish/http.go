@@ -148,7 +148,11 @@ type deletion struct {
 }
 
 // Manifest implements Job.
-func (q *queue) Manifest(rel string, data []byte, names []string) {
+func (q *queue) Manifest(rel string, data []byte, list func() []string) {
+	var names []string
+	if list != nil {
+		names = list()
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.seq++

@@ -118,10 +118,10 @@ func TestHTTPOrigin(t *testing.T) {
 		}
 		playlist = b.Bytes()
 		write("v/index.m3u8", playlist)
-		j.Manifest("v/index.m3u8", playlist, names)
+		j.Manifest("v/index.m3u8", playlist, func() []string { return names })
 		if n == 0 {
 			write("master.m3u8", []byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nv/index.m3u8\n"))
-			j.Manifest("master.m3u8", []byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nv/index.m3u8\n"), []string{"v/index.m3u8"})
+			j.Manifest("master.m3u8", []byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nv/index.m3u8\n"), func() []string { return []string{"v/index.m3u8"} })
 		}
 		if old := n - window - grace; old >= 0 {
 			rel := fmt.Sprintf("v/seg_1_%d.m4s", old)

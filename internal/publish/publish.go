@@ -35,9 +35,11 @@ type Publisher interface {
 // slashes ("720p/index.m3u8"). Its methods return at once: delivery runs behind them.
 type Job interface {
 	// Manifest hands over a manifest just written atomically in the job folder (data:
-	// its whole content; nil: the manifest was removed), with the paths of the files
-	// it names (segments, init segments, media playlists).
-	Manifest(path string, data []byte, names []string)
+	// its whole content; nil: the manifest was removed), with what lists the paths of
+	// the files it names (segments, init segments, media playlists; nil: none). names
+	// is called, if at all, before Manifest returns: listing them costs an allocation
+	// per segment, which a publisher that only serves the folder never pays.
+	Manifest(path string, data []byte, names func() []string)
 	// Removed hands over files the job deleted from its folder (segments and init
 	// segments that left the window).
 	Removed(paths ...string)
@@ -106,8 +108,8 @@ func (FS) Close(time.Duration) {}
 
 type noJob struct{}
 
-func (noJob) Manifest(string, []byte, []string) {}
-func (noJob) Removed(...string)                 {}
+func (noJob) Manifest(string, []byte, func() []string) {}
+func (noJob) Removed(...string)                        {}
 
 // noObserver is the Observer of a publisher given none.
 type noObserver struct{}
