@@ -53,6 +53,7 @@ func main() {
 	str(&c.ClusterListen, "cluster-listen", "", "route address (host:6222) of the NATS server this box embeds for the fleet (JetStream, R3 with two peers)")
 	str(&c.ClusterPeers, "cluster-peers", "", "comma-separated route addresses (host:6222) of the other boxes' embedded NATS servers")
 	str(&c.NATSURL, "nats-url", "", "comma-separated URLs of a NATS (≥ 2.11, JetStream) the fleet uses instead of an embedded one")
+	str(&c.ClusterCA, "cluster-ca", "", "PEM file of the CA that signed the other boxes' API certificates (--tls-cert), when it is a private one")
 	str(&c.APIURL, "api-url", "", "the URL the other boxes of the fleet reach this box's API at; default from --listen (this machine's name when it listens on every address)")
 	securityFlags(fs, &c, str)
 	builtin := fs.Bool("builtin-ladders", true, "offer the built-in ladders (default, lowlatency, mobile, test) beside the profiles folder's; false: the folder's alone")

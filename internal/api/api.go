@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -50,6 +52,12 @@ type Server struct {
 
 	// Fleet, when set, makes the job routes the fleet's (fleet.go).
 	Fleet Fleet
+	// FleetTLS, when set, is how this box checks the other boxes' API certificates
+	// when it forwards a call to them (a private CA); nil trusts the system's roots.
+	FleetTLS *tls.Config
+
+	forwardOnce sync.Once
+	forwarder   *http.Transport // shared by every forwarded call (see forward)
 }
 
 // Handler returns the router.
@@ -62,10 +70,16 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/openapi.yaml", openAPI)
 		r.Get("/jobs", s.listJobs)
 		r.Post("/jobs", s.createJob)
-		r.Get("/jobs/{id}", s.getJob)
-		r.Delete("/jobs/{id}", s.deleteJob)
-		r.Get("/jobs/{id}/events", s.jobEvents)
-		r.Post("/jobs/{id}/ingest/rotate", s.rotateKey)
+		r.Route("/jobs/{id}", func(r chi.Router) {
+			r.Get("/", s.getJob)
+			r.Delete("/", s.deleteJob)
+			// A job's other routes are answered by the box that runs it.
+			r.Group(func(r chi.Router) {
+				r.Use(s.onJobsBox)
+				r.Get("/events", s.jobEvents)
+				r.Post("/ingest/rotate", s.rotateKey)
+			})
+		})
 		r.Get("/ladders", s.listLadders)
 		r.Get("/ladders/{name}", s.getLadder)
 		r.Get("/capabilities", s.getCapabilities)

@@ -83,7 +83,7 @@ func (s *Server) fleetJob(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case err != nil:
 		writeError(w, statusOf(err), err.Error())
-	case v.Box != "" && v.Box != s.Fleet.Box() && apiURL != "" && r.Header.Get(forwarded) == "":
+	case s.elsewhere(r, v, apiURL):
 		s.forward(w, r, apiURL)
 	case r.Method == http.MethodDelete:
 		if err := s.Fleet.Remove(r.Context(), id); err != nil {
@@ -97,15 +97,56 @@ func (s *Server) fleetJob(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// forward sends the request on to the box at apiURL and copies its answer back.
+// onJobsBox sends a call on a job's route (its events, its key, its clips) to the box
+// that runs the job, when that is another box of the fleet; the job's own box, or a
+// single box, answers it itself.
+func (s *Server) onJobsBox(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := chi.URLParam(r, "id")
+		if s.Fleet == nil || r.Header.Get(forwarded) != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if _, err := s.Jobs.Get(id); err == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		v, apiURL, err := s.Fleet.Job(r.Context(), id)
+		if err == nil && s.elsewhere(r, v, apiURL) {
+			s.forward(w, r, apiURL)
+			return
+		}
+		next.ServeHTTP(w, r) // no such job anywhere, or none runs it: answered here
+	})
+}
+
+// elsewhere reports whether v runs on another box that r should be forwarded to
+// (a call already forwarded once is answered where it arrived).
+func (s *Server) elsewhere(r *http.Request, v FleetJob, apiURL string) bool {
+	return v.Box != "" && v.Box != s.Fleet.Box() && apiURL != "" && r.Header.Get(forwarded) == ""
+}
+
+// forward sends the request on to the box at apiURL and copies its answer back, over
+// one transport for every call, so that connections to the other boxes are reused.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string) {
 	to, err := url.Parse(apiURL)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "job's box: "+err.Error())
 		return
 	}
+	s.forwardOnce.Do(func() {
+		s.forwarder = &http.Transport{
+			TLSClientConfig:     s.FleetTLS,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 8,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			// A DELETE waits for the job's ffmpeg to stop (up to 30 s).
+			ResponseHeaderTimeout: 35 * time.Second,
+		}
+	})
 	p := httputil.NewSingleHostReverseProxy(to)
-	p.Transport = &http.Transport{ResponseHeaderTimeout: 35 * time.Second}
+	p.Transport = s.forwarder
 	p.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
 		writeError(w, http.StatusBadGateway, "job's box did not answer: "+err.Error())
 	}

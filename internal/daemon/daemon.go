@@ -73,6 +73,7 @@ type Config struct {
 	ClusterPeers  string         // comma-separated route addresses of the other boxes' servers
 	NATSURL       string         // comma-separated URLs of an external NATS (≥ 2.11), instead of the embedded one
 	APIURL        string         // the URL other boxes reach this box's API at; "" derives it from Listen
+	ClusterCA     string         // PEM file of the CA of the other boxes' API certificates; "" trusts the system's
 	FleetTiming   cluster.Timing // zero: cluster.DefaultTiming (10 s TTL, 2 s heartbeat, 7 s fence)
 }
 
@@ -264,6 +265,9 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 			return err
 		}
 		srv.Fleet = fleetAPI{fl}
+		if srv.FleetTLS, err = c.fleetTLS(); err != nil {
+			return err
+		}
 		log.Info().Str("box", c.BoxID).Str("api_url", apiURL).Msg("fleet: this box is one of the fleet")
 	}
 	// On tmpfs the jobs' file calls are the cheap raw ones (fileio.For): say which it is.

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,7 +60,29 @@ func (c Config) validateFleet() []error {
 			errs = append(errs, fmt.Errorf("'cluster-peers' %q: %w", p, err))
 		}
 	}
+	if c.ClusterCA != "" && c.BoxID == "" {
+		errs = append(errs, errors.New("'cluster-ca' needs 'box-id'"))
+	} else if _, err := c.fleetTLS(); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
+}
+
+// fleetTLS is how this box checks the other boxes' API certificates when it forwards
+// a call to them: --cluster-ca's certificates, or the system's roots (nil).
+func (c Config) fleetTLS() (*tls.Config, error) {
+	if c.ClusterCA == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.ClusterCA)
+	if err != nil {
+		return nil, fmt.Errorf("'cluster-ca': %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("'cluster-ca' %s: no PEM certificate in it", c.ClusterCA)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
 }
 
 func boxIDRE(s string) bool {
