@@ -70,16 +70,12 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/openapi.yaml", openAPI)
 		r.Get("/jobs", s.listJobs)
 		r.Post("/jobs", s.createJob)
-		r.Route("/jobs/{id}", func(r chi.Router) {
-			r.Get("/", s.getJob)
-			r.Delete("/", s.deleteJob)
-			// A job's other routes are answered by the box that runs it.
-			r.Group(func(r chi.Router) {
-				r.Use(s.onJobsBox)
-				r.Get("/events", s.jobEvents)
-				r.Post("/ingest/rotate", s.rotateKey)
-			})
-		})
+		r.Get("/jobs/{id}", s.getJob)
+		r.Delete("/jobs/{id}", s.deleteJob)
+		// A job's other routes are answered by the box that runs it.
+		onJobsBox := r.With(s.onJobsBox)
+		onJobsBox.Get("/jobs/{id}/events", s.jobEvents)
+		onJobsBox.Post("/jobs/{id}/ingest/rotate", s.rotateKey)
 		r.Get("/ladders", s.listLadders)
 		r.Get("/ladders/{name}", s.getLadder)
 		r.Get("/capabilities", s.getCapabilities)
