@@ -61,6 +61,7 @@ const (
 	AssignBucket = "tx_assign"
 	StatusBucket = "tx_status"
 	DrainBucket  = "tx_drain"
+	PartsBucket  = "tx_parts"
 )
 
 // leaderKey is the scheduler lease's key in LeaderBucket.
@@ -74,6 +75,7 @@ type Buckets struct {
 	Assign coord.Bucket // Assignment by job id; written by the scheduler only
 	Status coord.Bucket // Status checkpoint by job id; written by the owning box
 	Drain  coord.Bucket // a key per box being drained; written by the API of any box
+	Parts  coord.Bucket // a checkpoint's parts (parts.go); written by the owning box
 	timing Timing
 }
 
@@ -90,6 +92,7 @@ func Open(ctx context.Context, s coord.Store, t Timing) (*Buckets, error) {
 	}{
 		{JobsBucket, 0, &b.Jobs}, {NodesBucket, t.TTL, &b.Nodes}, {LeaderBucket, t.TTL, &b.Leader},
 		{AssignBucket, 0, &b.Assign}, {StatusBucket, 0, &b.Status}, {DrainBucket, 0, &b.Drain},
+		{PartsBucket, 0, &b.Parts},
 	} {
 		bk, err := s.Bucket(ctx, coord.BucketConfig{Name: o.name, TTL: o.ttl})
 		if err != nil {

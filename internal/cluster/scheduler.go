@@ -279,6 +279,22 @@ func (s *Scheduler) reconcile(ctx context.Context) {
 			}
 		}
 	}
+	for id, st := range v.status {
+		if _, ok := v.jobs[id]; !ok && s.held() {
+			s.forget(ctx, id, st.rev)
+		}
+	}
+}
+
+// forget deletes the checkpoint of a removed job, and its parts.
+func (s *Scheduler) forget(ctx context.Context, id string, rev uint64) {
+	err := s.b.Status.Delete(ctx, id, rev)
+	if err == nil {
+		err = DeleteParts(ctx, s.b, id, 0)
+	}
+	if err != nil {
+		s.log.Debug().Err(err).Str("job", id).Msg("scheduler: delete the checkpoint of a removed job")
+	}
 }
 
 // step decides one job.

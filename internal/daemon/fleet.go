@@ -168,7 +168,7 @@ func joinFleet(ctx context.Context, c Config, local *store.Store, log zerolog.Lo
 		f.close()
 		return nil, err
 	}
-	f.store = &fleetStore{Store: local, f: f, epochs: map[string]uint64{}, dirty: map[string]bool{}, kick: make(chan struct{}, 1)}
+	f.store = &fleetStore{Store: local, f: f, jobs: map[string]*segParts{}, dirty: map[string]bool{}, kick: make(chan struct{}, 1)}
 	return f, nil
 }
 
@@ -277,7 +277,7 @@ func (r fleetRunner) Start(spec cluster.JobSpec, a cluster.Assignment) error {
 	st, err := cluster.Checkpoint(ctx, f.b, spec.ID)
 	switch {
 	case err == nil && len(st.Resume) > 0 && st.Epoch <= a.Epoch:
-		if err := f.store.load(spec.ID, st.Resume); err != nil {
+		if err := f.store.load(ctx, st); err != nil {
 			return err
 		}
 	case err != nil && !errors.Is(err, coord.ErrNotFound):
@@ -304,40 +304,54 @@ func (r fleetRunner) Stop(id string) error {
 }
 
 // fleetStore is the box's store, whose changes to a job the fleet runs here are
-// checkpointed (tx_status) at the job's epoch: the record and the whole segment index,
-// from which the next box continues. The agent refuses a checkpoint of a job it does
-// not run at that epoch, so a box the job left cannot overwrite its new box's.
+// checkpointed (tx_status) at the job's epoch, from which the next box continues: the
+// job's record in the checkpoint itself, its segment index in parts beside it
+// (segParts), of which a checkpoint writes only those that changed. The agent refuses
+// a checkpoint of a job it does not run at that epoch, so a box the job left cannot
+// overwrite its new box's.
 type fleetStore struct {
 	*store.Store
 	f *fleet
 
-	mu     sync.Mutex
-	epochs map[string]uint64 // job → the epoch it runs at here
-	dirty  map[string]bool
-	kick   chan struct{}
+	mu    sync.Mutex
+	jobs  map[string]*segParts // job → its parts, at the epoch it runs at here
+	dirty map[string]bool
+	kick  chan struct{}
+
+	flushing sync.Mutex // one flush at a time: each updates its parts at the revisions it read
 }
 
-// resume is a checkpoint's Resume.
+// resume is a checkpoint's Resume: the job's record and, in parts at the checkpoint's
+// epoch, its segment index less the numbers gone. Segments is the index of
+// checkpoints written whole, before parts: read, never written.
 type resume struct {
 	Record   json.RawMessage               `json:"record"`
+	Parts    bool                          `json:"parts,omitempty"`
+	Gone     map[string][]uint64           `json:"gone,omitempty"`
 	Segments map[string][]manifest.Segment `json:"segments,omitempty"`
 }
 
+// setEpoch records the epoch the job runs at here (0: it does not), from which its
+// checkpoint starts anew: every part written at that epoch.
 func (s *fleetStore) setEpoch(id string, epoch uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if epoch == 0 {
-		delete(s.epochs, id)
+		delete(s.jobs, id)
 		delete(s.dirty, id)
 		return
 	}
-	s.epochs[id] = epoch
+	if p := s.jobs[id]; p == nil || p.epoch != epoch {
+		s.jobs[id] = newSegParts(epoch)
+	}
+	s.dirty[id] = true
 }
 
-func (s *fleetStore) touch(id string) {
+func (s *fleetStore) touch(id string, changes []store.SegmentChange) {
 	s.mu.Lock()
-	_, ok := s.epochs[id]
+	p, ok := s.jobs[id]
 	if ok {
+		p.apply(changes)
 		s.dirty[id] = true
 	}
 	s.mu.Unlock()
@@ -351,13 +365,13 @@ func (s *fleetStore) touch(id string) {
 
 func (s *fleetStore) PutJob(id string, record any) error {
 	err := s.Store.PutJob(id, record)
-	s.touch(id)
+	s.touch(id, nil)
 	return err
 }
 
 func (s *fleetStore) UpdateSegments(id string, changes []store.SegmentChange) error {
 	err := s.Store.UpdateSegments(id, changes)
-	s.touch(id)
+	s.touch(id, changes)
 	return err
 }
 
@@ -369,22 +383,30 @@ func (s *fleetStore) DeleteJob(id string) error {
 }
 
 // load puts a checkpoint's record and index into the box's store.
-func (s *fleetStore) load(id string, raw json.RawMessage) error {
+func (s *fleetStore) load(ctx context.Context, st cluster.Status) error {
 	var r resume
-	if err := json.Unmarshal(raw, &r); err != nil || len(r.Record) == 0 {
-		return fmt.Errorf("fleet: checkpoint of %s: %v", id, err)
+	if err := json.Unmarshal(st.Resume, &r); err != nil || len(r.Record) == 0 {
+		return fmt.Errorf("fleet: checkpoint of %s: %v", st.Job, err)
 	}
-	if err := s.Store.PutJob(id, r.Record); err != nil {
+	idx := r.Segments
+	if r.Parts {
+		parts, err := cluster.Parts[[]manifest.Segment](ctx, s.f.b, st.Job, st.Epoch)
+		if err != nil {
+			return fmt.Errorf("fleet: checkpoint of %s: %w", st.Job, err)
+		}
+		idx = fromParts(parts, r.Gone)
+	}
+	if err := s.Store.PutJob(st.Job, r.Record); err != nil {
 		return err
 	}
-	if err := s.Store.ClearSegments(id); err != nil {
+	if err := s.Store.ClearSegments(st.Job); err != nil {
 		return err
 	}
 	var changes []store.SegmentChange
-	for track, segs := range r.Segments {
+	for track, segs := range idx {
 		changes = append(changes, store.SegmentChange{Track: track, Added: segs})
 	}
-	return s.Store.UpdateSegments(id, changes)
+	return s.Store.UpdateSegments(st.Job, changes)
 }
 
 // checkpoints writes the checkpoints of the jobs that changed, at most one per job a
@@ -410,33 +432,92 @@ func (s *fleetStore) checkpoints(ctx context.Context) {
 	}
 }
 
-// flush writes the job's checkpoint now, if the fleet runs it here.
+// flush writes the job's checkpoint now, if the fleet runs it here: the parts that
+// changed, then the head that names them.
 func (s *fleetStore) flush(id string) {
+	s.flushing.Lock()
+	defer s.flushing.Unlock()
 	s.mu.Lock()
-	epoch, ok := s.epochs[id]
+	p, ok := s.jobs[id]
 	delete(s.dirty, id)
+	base := ok && p.base
 	s.mu.Unlock()
 	if !ok || s.f.agent == nil {
 		return
 	}
-	recs, err := s.Store.Jobs()
-	if err != nil || recs[id] == nil {
+	raw, err := s.Store.Job(id)
+	if err != nil || raw == nil {
 		return
 	}
-	rec, _ := job.Stored(recs[id])
-	segs, err := s.Store.Segments(id)
-	if err != nil {
-		s.f.log.Warn().Err(err).Str("job", id).Msg("fleet: checkpoint: segment index")
-	}
-	raw, err := json.Marshal(resume{Record: recs[id], Segments: segs})
-	if err != nil {
-		return
+	rec, _ := job.Stored(raw)
+	if base {
+		// Under the lock: a change stored after this read is applied after the rebuild.
+		s.mu.Lock()
+		idx, err := s.Store.Segments(id)
+		if err == nil {
+			p.rebuild(idx)
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.f.log.Warn().Err(err).Str("job", id).Msg("fleet: checkpoint: segment index")
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err = s.f.agent.Checkpoint(ctx, cluster.Status{Job: id, Epoch: epoch, State: string(rec.State), Resume: raw})
+	if err := s.writeParts(ctx, id, p); err != nil {
+		s.f.log.Warn().Err(err).Str("job", id).Msg("fleet: checkpoint: segment index")
+		s.redo(id, p)
+		return
+	}
+	s.mu.Lock()
+	head, _ := json.Marshal(resume{Record: raw, Parts: true, Gone: p.gone()})
+	s.mu.Unlock()
+	err = s.f.agent.Checkpoint(ctx, cluster.Status{Job: id, Epoch: p.epoch, State: string(rec.State), Resume: head})
 	if err != nil {
 		s.f.log.Debug().Err(err).Str("job", id).Msg("fleet: checkpoint")
+		s.redo(id, p)
+		return
+	}
+	if !p.clean {
+		// This box's parts are written: those of the job's earlier epochs go.
+		if err := cluster.DeleteParts(ctx, s.f.b, id, p.epoch); err == nil {
+			p.clean = true
+		}
+	}
+}
+
+// writeParts writes and deletes the job's parts that changed.
+func (s *fleetStore) writeParts(ctx context.Context, id string, p *segParts) error {
+	s.mu.Lock()
+	ws := p.pending()
+	s.mu.Unlock()
+	for _, w := range ws {
+		var rev uint64
+		var err error
+		if w.segs == nil {
+			err = s.f.agent.DeletePart(ctx, id, p.epoch, w.name)
+		} else {
+			rev, err = s.f.agent.CheckpointPart(ctx, id, p.epoch, w.name, w.segs, w.rev)
+		}
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		p.done(w, rev)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// redo marks the job's checkpoint to be written again, its parts from the store (a
+// write that failed leaves their revisions unknown).
+func (s *fleetStore) redo(id string, p *segParts) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobs[id] == p {
+		p.base = true
+		s.dirty[id] = true
 	}
 }
 

@@ -221,8 +221,17 @@ func TestFleetFailover(t *testing.T) {
 	if !strings.Contains(string(pl), "#EXT-X-DISCONTINUITY\n") || runEpochs(string(pl))[1] == 0 {
 		t.Errorf("media playlist does not continue epoch 1's segments with a discontinuity:\n%s", pl)
 	}
-	if mpd := readFile(t, filepath.Join(dir, manifest.MPDName)); strings.Count(string(mpd), "<Period") < 2 {
-		t.Errorf("MPD has no new Period after the move:\n%s", mpd)
+	// The MPD lists the new run's Period once every track of it has a segment: the
+	// audio's first may come a moment after the video's.
+	for wait := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		mpd := readFile(t, filepath.Join(dir, manifest.MPDName))
+		if strings.Count(string(mpd), "<Period") >= 2 {
+			break
+		}
+		if time.Now().After(wait) {
+			t.Errorf("MPD has no new Period 5 s after the move's first segment:\n%s", mpd)
+			break
+		}
 	}
 	if now := readFile(t, filepath.Join(dir, manifest.MasterName)); len(now) == 0 || len(master) == 0 {
 		t.Errorf("master playlist gone")

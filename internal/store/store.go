@@ -81,6 +81,18 @@ func (s *Store) Jobs() (map[string]json.RawMessage, error) {
 	return out, err
 }
 
+// Job returns one job's record, raw; nil when there is none.
+func (s *Store) Job(id string) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(jobsBucket).Get([]byte(id)); v != nil {
+			out = append(json.RawMessage(nil), v...)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // DeleteJob forgets a job and its segment index.
 func (s *Store) DeleteJob(id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
