@@ -63,7 +63,7 @@ func TestSecurityConfig(t *testing.T) {
 		{name: "rtmps bad address", change: rtmps("1936", cert, key), wantErr: []string{"'ingest-rtmps-listen' \"1936\""}},
 		{name: "cluster ca", change: func(c *Config) { c.BoxID, c.NATSURL, c.ClusterCA = "a", "nats://127.0.0.1:4222", cert }},
 		{name: "cluster ca alone", change: func(c *Config) { c.ClusterCA = cert }, wantErr: []string{"'cluster-ca' needs 'box-id'"}},
-		{name: "cluster ca missing", change: func(c *Config) { c.BoxID, c.NATSURL, c.ClusterCA = "a", "nats://127.0.0.1:4222", cert + ".nope" }, wantErr: []string{"'cluster-ca': open " + cert + ".nope"}},
+		{name: "cluster ca missing", change: func(c *Config) { c.BoxID, c.NATSURL, c.ClusterCA = "a", "nats://127.0.0.1:4222", cert+".nope" }, wantErr: []string{"'cluster-ca': open " + cert + ".nope"}},
 		{name: "cluster ca not PEM", change: func(c *Config) { c.BoxID, c.NATSURL, c.ClusterCA = "a", "nats://127.0.0.1:4222", goodFile }, wantErr: []string{"'cluster-ca' " + goodFile + ": no PEM certificate in it"}},
 		{name: "problems reported together", change: func(c *Config) { c.APIToken, c.TLSKey, c.Output = "x", "k", "" }, wantErr: []string{"'api-token' is 1", "go together", "'output' must not be empty"}},
 	}
