@@ -90,7 +90,7 @@ func TestCut(t *testing.T) {
 			if info.Start > tc.start || info.End < tc.end || info.End-info.Start > tc.end-tc.start+2*rec.SegmentDuration {
 				t.Errorf("cut %s to %s does not hold %s to %s in whole segments", info.Start, info.End, tc.start, tc.end)
 			}
-			files := renderCut(t, p)
+			files := renderAll(t, p)
 			compareGolden(t, filepath.Join("testdata", "golden", "cut_"+tc.name), files)
 			testmedia.ValidateMPDBytes(t, files[MPDName])
 			checkCutMedia(t, p, files)
@@ -99,8 +99,8 @@ func TestCut(t *testing.T) {
 	}
 }
 
-// renderCut renders every manifest of the cut p, media playlists as <track>.m3u8.
-func renderCut(t *testing.T, p *Presentation) map[string][]byte {
+// renderAll renders every manifest of p, media playlists as <track>.m3u8.
+func renderAll(t *testing.T, p *Presentation) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
 	master, err := RenderMaster(p)
