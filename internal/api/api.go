@@ -76,6 +76,9 @@ func (s *Server) Handler() http.Handler {
 		onJobsBox := r.With(s.onJobsBox)
 		onJobsBox.Get("/jobs/{id}/events", s.jobEvents)
 		onJobsBox.Post("/jobs/{id}/ingest/rotate", s.rotateKey)
+		onJobsBox.Get("/jobs/{id}/clips", s.listClips)
+		onJobsBox.Post("/jobs/{id}/clips", s.createClip)
+		onJobsBox.Delete("/jobs/{id}/clips/{clip}", s.deleteClip)
 		r.Get("/ladders", s.listLadders)
 		r.Get("/ladders/{name}", s.getLadder)
 		r.Get("/capabilities", s.getCapabilities)
@@ -214,6 +217,40 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// createClip cuts a clip of a recording job (job.ClipRequest): 201 with the clip.
+func (s *Server) createClip(w http.ResponseWriter, r *http.Request) {
+	var req job.ClipRequest
+	if err := decodeStrict(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	c, err := s.Jobs.CreateClip(chi.URLParam(r, "id"), req)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+chi.URLParam(r, "id")+"/clips/"+c.ID)
+	writeJSON(w, http.StatusCreated, c)
+}
+
+func (s *Server) listClips(w http.ResponseWriter, r *http.Request) {
+	clips, err := s.Jobs.Clips(chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"clips": clips})
+}
+
+func (s *Server) deleteClip(w http.ResponseWriter, r *http.Request) {
+	c, err := s.Jobs.DeleteClip(chi.URLParam(r, "id"), chi.URLParam(r, "clip"))
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
 type ladderView struct {
 	Name     string         `json:"name"`
 	Valid    bool           `json:"valid"`
@@ -298,6 +335,8 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, job.ErrClosed):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, job.ErrNotImplemented):
+		return http.StatusNotImplemented
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	}

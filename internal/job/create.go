@@ -67,6 +67,9 @@ func (m *Manager) checkWith(ctx context.Context, req *Request, given *ladder.Lad
 			return "", source.Source{}, nil, fmt.Errorf("%w: ladder %q: %w", ErrInvalid, req.Ladder, err)
 		}
 	}
+	if req.Record != nil && *req.Record && !src.Live {
+		return "", source.Source{}, nil, fmt.Errorf("%w: record is for live sources: a file job keeps every segment", ErrInvalid)
+	}
 	if err := m.checkPushRequest(src, req.SRTPassphrase); err != nil {
 		return "", source.Source{}, nil, err
 	}
@@ -206,11 +209,15 @@ func admissionCost(a gpu.Admission, preset string) float64 {
 
 // newJob returns a job of m with view, started by nothing yet.
 func (m *Manager) newJob(id string, req Request, src source.Source, l *ladder.Ladder, view View) *Job {
-	return &Job{
+	j := &Job{
 		id: id, req: req, src: src, ladder: l, dir: filepath.Join(m.cfg.Output, id),
 		log: m.cfg.Log.With().Str("job", id).Logger(), now: m.deps.now, store: m.cfg.Store,
 		done: make(chan struct{}), view: view, in: m.inputOf(src),
 	}
+	if records(req, l, src.Live) {
+		j.rec = &recording{}
+	}
+	return j
 }
 
 // planOrNominal is l applied to the probed source, or to a nominal one (nominalPlan)

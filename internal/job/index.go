@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 // An index is used by one goroutine at a time (the job's runner); it has no lock.
 type index struct {
 	live     bool
+	record   bool // keep every segment: prune deletes none (recording.go)
 	segDur   time.Duration
 	window   time.Duration
 	grace    time.Duration // how long a segment stays on disk after leaving the window
@@ -543,7 +545,7 @@ func (x *index) edge() float64 {
 // whose new run has no segment yet keeps its manifests, and its old segments, until it
 // has one). Call it after the manifests are written.
 func (x *index) prune() []error {
-	if !x.live || x.window <= 0 {
+	if !x.live || x.window <= 0 || x.record {
 		return nil
 	}
 	now := x.now()
@@ -690,10 +692,8 @@ func (x *index) listing(t *track, limit float64) (manifest.Track, bool) {
 		}
 		from = end - x.window.Seconds()
 	}
-	k := 0
-	for k < n && segEnd(t.Segments[k], t.Timescale) <= from {
-		k++
-	}
+	// Found by bisection: a recording job's track holds every segment of the event.
+	k := sort.Search(n, func(i int) bool { return segEnd(t.Segments[i], t.Timescale) > from })
 	// A track that sat out a whole run (a shed rung) cannot say so in HLS: one
 	// EXT-X-DISCONTINUITY counts one. Its listing starts after the gap.
 	for i := n - 1; i > k; i-- {

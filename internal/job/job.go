@@ -109,6 +109,9 @@ type View struct {
 	// probe's trial figure), priced again when its rungs move (to x264 when a GPU
 	// fails). Once ffmpeg runs, its measured use (CPU) stands in for it under the cap.
 	Cost float64 `json:"cost,omitempty"`
+
+	// Recording is a recording job's (record: true): what it has recorded so far.
+	Recording *RecordingView `json:"recording,omitempty"`
 }
 
 // Job is one source being transcoded to one ladder: what the API reads of it, under
@@ -141,6 +144,9 @@ type Job struct {
 	stream  *ingest.Stream
 	keyHash ingest.Hash // stored; the key itself is not
 	newKey  string      // the key made by Create, until CreatedView shows it
+
+	rec    *recording // a recording job's recording and clips; nil when it does not record
+	clipMu sync.Mutex // held while a clip is cut or deleted
 }
 
 // ID returns the job id.
@@ -154,6 +160,7 @@ func (j *Job) View() View {
 	v.Renditions = append([]Rendition{}, v.Renditions...) // [] before the plan, not null
 	v.FFmpeg = append([]string(nil), v.FFmpeg...)
 	v.Ingest = j.ingestViewLocked(j.hub)
+	v.Recording = j.recordingViewLocked()
 	return v
 }
 

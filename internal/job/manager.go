@@ -90,6 +90,9 @@ type Request struct {
 	// SRTPassphrase is what a push job's SRT publishers must encrypt with (10 to 79
 	// characters); empty for none. It is kept in the store and shown nowhere.
 	SRTPassphrase string `json:"srt_passphrase,omitempty"`
+	// Record keeps every segment of a live job after it leaves the window (see
+	// recording.go); nil takes the ladder's record.
+	Record *bool `json:"record,omitempty"`
 }
 
 // Manager owns every job of the daemon.

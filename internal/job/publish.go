@@ -113,6 +113,7 @@ func (r *runner) publish() {
 	if err := r.render(false); err != nil {
 		r.log.Error().Err(err).Msg("render manifests")
 	}
+	r.snapshotRecording()
 	for _, err := range r.idx.prune() {
 		r.log.Warn().Err(err).Msg("delete old segment")
 	}
@@ -172,6 +173,9 @@ func (r *runner) render(ended bool) error {
 			idx.nameInMPD(p)
 		}
 		errs = append(errs, err)
+	}
+	if ended {
+		r.writeRecording()
 	}
 	return errors.Join(errs...)
 }

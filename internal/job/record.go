@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/manifest"
 )
 
 // storedJob is what the store keeps of a job: a type of its own, not the API's View, so
@@ -30,6 +31,18 @@ type storedJob struct {
 	// KeyHash is a push job's stream key, hashed (ingest.Hash): the key itself is
 	// kept nowhere.
 	KeyHash string `json:"key_sha256,omitempty"`
+	// Recording is a recording job's: its tracks' outlines (their segments are in
+	// the store's index) and its clips.
+	Recording *storedRecording `json:"recording,omitempty"`
+}
+
+// storedRecording is a recording as the store keeps it, less its segments.
+type storedRecording struct {
+	Tracks  []manifest.Track `json:"tracks,omitempty"` // outlines: Segments empty
+	SegDur  float64          `json:"segment_duration,omitempty"`
+	Audio   bool             `json:"audio_only,omitempty"`
+	Clips   []Clip           `json:"clips,omitempty"`
+	Expired bool             `json:"expired,omitempty"`
 }
 
 // storedRequest is the job's Request.
@@ -41,6 +54,7 @@ type storedRequest struct {
 	// SRTPassphrase is a push job's SRT passphrase: the daemon needs it to decrypt
 	// its publishers after a restart.
 	SRTPassphrase string `json:"srt_passphrase,omitempty"`
+	Record        *bool  `json:"record,omitempty"`
 }
 
 // storedView is what a restored job shows: what it showed, less what its last ffmpeg
@@ -96,6 +110,7 @@ func (j *Job) storedLocked() storedJob {
 	if j.stream != nil {
 		s.KeyHash = j.keyHash.String()
 	}
+	s.Recording = j.rec.stored()
 	s.View = storedView{
 		ID: v.ID, State: v.State, Source: v.Source, Ladder: v.Ladder, Live: v.Live, Dropped: v.Dropped,
 		HLS: v.HLS, DASH: v.DASH, Error: v.Error, FFmpeg: v.FFmpeg, Segments: v.Segments, Restarts: v.Restarts,

@@ -54,6 +54,13 @@ func (m *Manager) restoreOne(id string, rec storedJob, epoch uint64) error {
 	}
 	j := m.newJob(id, Request(rec.Request), src, rec.Ladder, view)
 	j.plan, j.ast, j.epoch = rec.Plan, rec.AST, epoch
+	if rec.Recording != nil && j.rec != nil {
+		segs, err := m.cfg.Store.Segments(id)
+		if err != nil {
+			return fmt.Errorf("stored recording: %w", err)
+		}
+		j.rec = rec.Recording.restored(segs)
+	}
 	m.mu.Lock()
 	m.jobs[id] = j
 	m.mu.Unlock()

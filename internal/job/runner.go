@@ -200,6 +200,7 @@ func (r *runner) resume(plan ladder.Plan, st startState) bool {
 	}
 	r.idx.attempt = 1       // the next run is a restart: new period, discontinuity
 	r.persistSegments(true) // what catchUp found, before anything can overwrite it
+	r.snapshotRecording()
 	return true
 }
 
@@ -520,6 +521,7 @@ func (r *runner) newIndex() *index {
 	idx := newIndex(r.live, r.plan.SegmentDuration, r.j.ladder.Window, r.now)
 	idx.fs = r.fs
 	idx.epoch = r.j.epoch
+	idx.record = r.j.rec != nil
 	if r.timing.segmentGrace > 0 {
 		idx.grace = r.timing.segmentGrace
 	}

@@ -396,6 +396,8 @@ func (d *decoder) ladder(body ast.Node, l *Ladder) {
 	d.enum(m, "", "encoder", encoders, &l.Encoder)
 	d.enum(m, "", "fallback", fallbacks, &l.Fallback)
 	d.boolean(m, "", "audio_only", &l.AudioOnly)
+	d.boolean(m, "", "record", &l.Record)
+	d.duration(m, "", "record_retention", &l.RecordRetention)
 
 	if n, p := d.value(m, "", "video"); n != nil {
 		d.video(n, p, &l.Video)

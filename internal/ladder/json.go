@@ -53,6 +53,7 @@ type (
 		*ladderFields
 		SegmentDuration seconds `json:"segment_duration"`
 		Window          seconds `json:"window"`
+		RecordRetention seconds `json:"record_retention,omitempty"`
 	}
 	planJSON struct {
 		*planFields
@@ -70,16 +71,17 @@ func (l Ladder) MarshalJSON() ([]byte, error) {
 	if l.Video.Renditions == nil {
 		l.Video.Renditions = []Rendition{}
 	}
-	return json.Marshal(ladderJSON{(*ladderFields)(&l), seconds(l.SegmentDuration), seconds(l.Window)})
+	return json.Marshal(ladderJSON{(*ladderFields)(&l), seconds(l.SegmentDuration), seconds(l.Window), seconds(l.RecordRetention)})
 }
 
 // UnmarshalJSON reads a ladder written by MarshalJSON.
 func (l *Ladder) UnmarshalJSON(b []byte) error {
-	v := ladderJSON{(*ladderFields)(l), seconds(l.SegmentDuration), seconds(l.Window)} // absent keys keep their value
+	v := ladderJSON{(*ladderFields)(l), seconds(l.SegmentDuration), seconds(l.Window), seconds(l.RecordRetention)} // absent keys keep their value
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	l.SegmentDuration, l.Window = time.Duration(v.SegmentDuration), time.Duration(v.Window)
+	l.RecordRetention = time.Duration(v.RecordRetention)
 	return nil
 }
 

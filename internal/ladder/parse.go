@@ -46,7 +46,7 @@ var (
 	sampleRates  = []int{44100, 48000}
 	trackSets    = []string{"all"}
 
-	topKeys       = []string{"description", "segment_duration", "window", "encoder", "fallback", "video", "audio", "audio_only"}
+	topKeys       = []string{"description", "segment_duration", "window", "encoder", "fallback", "video", "audio", "audio_only", "record", "record_retention"}
 	videoKeys     = []string{"codec", "preset", "tune", "max_fps", "shed_top_rung", "renditions"}
 	renditionKeys = []string{"name", "height", "bitrate", "maxrate", "bufsize", "profile", "encoder"}
 	audioKeys     = []string{"name", "codec", "bitrate", "channels", "sample_rate", "track", "language", "tracks"}

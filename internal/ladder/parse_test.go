@@ -258,6 +258,26 @@ func TestParseErrors(t *testing.T) {
 			want: []want{{8, "window", "longer than 24h"}},
 		},
 		{
+			name: "record not a boolean",
+			yaml: base + "record: yes please\n",
+			want: []want{{8, "record", "want true or false"}},
+		},
+		{
+			name: "record retention negative",
+			yaml: base + "record: true\nrecord_retention: -1h\n",
+			want: []want{{9, "record_retention", "is negative"}},
+		},
+		{
+			name: "record retention too short",
+			yaml: base + "record: true\nrecord_retention: 10m\n",
+			want: []want{{9, "record_retention", "shorter than an hour"}},
+		},
+		{
+			name: "record retention not a duration",
+			yaml: base + "record_retention: 7 days\n",
+			want: []want{{8, "record_retention", `"7 days" is not a duration`}},
+		},
+		{
 			name: "non-descending heights",
 			yaml: strings.Replace(base, "height: 360", "height: 720", 1),
 			want: []want{{5, "video.renditions[1].height", "720 is not lower than the rung above (720)"}},
@@ -521,6 +541,8 @@ audio:
   - &aac {name: stereo, codec: aac, bitrate: 128K, channels: 2, sample_rate: 44100}
   - {name: mono, bitrate: 64k, channels: 1, track: 2, language: fre}
 audio_only: false
+record: true
+record_retention: 7d
 `
 	l, err := Parse("full", "full.yaml", []byte(doc))
 	if err != nil {
@@ -537,6 +559,7 @@ audio_only: false
 			{Name: "stereo", Codec: "aac", Bitrate: 128_000, Channels: 2, SampleRate: 44100},
 			{Name: "mono", Codec: "aac", Bitrate: 64_000, Channels: 1, SampleRate: 48000, Track: 2, Language: "fr"},
 		},
+		Record: true, RecordRetention: 7 * 24 * time.Hour,
 	}
 	if !reflect.DeepEqual(l, wantL) {
 		t.Errorf("got  %+v\nwant %+v", l, wantL)

@@ -14,6 +14,14 @@ type Ladder struct {
 	Video           Video         `json:"video"`
 	Audio           []Audio       `json:"audio,omitempty"`
 	AudioOnly       bool          `json:"audio_only"` // also offer an audio-only HLS variant
+	// Record keeps every segment of a live job on disk, and in its stored index, after
+	// it leaves the window: the live manifests slide as always, and the recording is
+	// cut into on-demand clips and served whole once the job has ended. A job's own
+	// "record" overrides it.
+	Record bool `json:"record,omitempty"`
+	// RecordRetention is how long the recording of an ended job is kept before its
+	// segments are deleted (those a clip names stay); 0 keeps it until the job is purged.
+	RecordRetention time.Duration `json:"record_retention,omitempty"`
 }
 
 // Video holds the video part of a ladder.

@@ -3,6 +3,7 @@ package ladder
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,7 @@ func ParseBitrate(s string) (int64, error) { return parseBitrate(s) }
 // FormatBitrate writes a bit rate as ladder files do: "5000k", or the plain number.
 func FormatBitrate(v int64) string { return formatBitrate(v) }
 
-// parseDuration reads a Go duration ("2s", "500ms", "15m", "1h30m") or the
+// parseDuration reads a Go duration ("2s", "500ms", "15m", "1h30m"), whole days ("7d") or the
 // bare "0". Any other bare number is refused: seconds or minutes would be a
 // guess.
 func parseDuration(s string) (time.Duration, error) {
@@ -107,6 +108,14 @@ func parseDuration(s string) (time.Duration, error) {
 	}
 	if isNumber(s) {
 		return 0, fmt.Errorf("%s has no unit: use a unit, e.g. 2s", s)
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok && isDigits(days) {
+		// Days, which Go's durations lack: a recording's retention (7d).
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n > math.MaxInt64/int64(24*time.Hour) {
+			return 0, fmt.Errorf("%q is not a duration: too many days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {

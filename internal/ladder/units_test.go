@@ -103,7 +103,10 @@ func TestParseDuration(t *testing.T) {
 		{name: "bare fraction", in: "1.5", wantErr: "use a unit"},
 		{name: "bare negative", in: "-1", wantErr: "use a unit"},
 		{name: "bare zero with decimals", in: "0.0", wantErr: "use a unit"},
-		{name: "unknown unit", in: "2d", wantErr: "not a duration"},
+		{name: "unknown unit", in: "2w", wantErr: "not a duration"},
+		{name: "days", in: "7d", want: 7 * 24 * time.Hour},
+		{name: "days with a fraction", in: "1.5d", wantErr: "not a duration"},
+		{name: "too many days", in: "999999999999d", wantErr: "too many days"},
 		{name: "words", in: "two seconds", wantErr: "not a duration"},
 		{name: "empty", in: "", wantErr: "not a duration"},
 	}

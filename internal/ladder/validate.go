@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // isBad reports whether the value at path, or anything enclosing it, was
@@ -50,6 +51,9 @@ func (d *decoder) validate(l *Ladder) {
 		d.check(false, "window", "%s is shorter than %d segments (%s): use 0 to keep every segment or at least %s",
 			w, minWindowFactor, minWindowFactor*seg, minWindowFactor*seg)
 	}
+	d.check(l.RecordRetention >= 0, "record_retention", "%s is negative: use 0 to keep a recording until its job is purged", l.RecordRetention)
+	d.check(l.RecordRetention <= 0 || l.RecordRetention >= time.Hour, "record_retention",
+		"%s is shorter than an hour: a recording is for publishing after the event; use e.g. 7d", l.RecordRetention)
 
 	d.check(l.Video.MaxFPS >= 0 && l.Video.MaxFPS <= maxFPS, "video.max_fps",
 		"%g is out of range: use 0 (the source rate) or at most %d", l.Video.MaxFPS, maxFPS)

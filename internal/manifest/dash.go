@@ -176,7 +176,7 @@ func appendMPD(b []byte, p *Presentation) ([]byte, error) {
 		b = appendTimeAttr(b, "publishTime", p.PublishTime)
 	}
 	if !dynamic {
-		b = appendDurationAttr(b, "mediaPresentationDuration", end)
+		b = appendDurationAttr(b, "mediaPresentationDuration", end-p.Start)
 	} else {
 		b = appendDurationAttr(b, "minimumUpdatePeriod", updatePeriod(p.SegmentDuration))
 	}
@@ -232,7 +232,7 @@ func periodStarts(p *Presentation) []time.Duration {
 		}
 	}
 	slices.Sort(out)
-	if n := len(out); n > 1 && !periodComplete(p, out[n-1]) {
+	if n := len(out); n > 1 && !p.cut() && !periodComplete(p, out[n-1]) {
 		out = out[:n-1]
 	}
 	return out
@@ -283,10 +283,10 @@ func appendPeriod(b []byte, p *Presentation, ps time.Duration) ([]byte, error) {
 		b = append(b, '0')
 	}
 	b = append(b, '"')
-	b = appendDurationAttr(b, "start", ps)
+	b = appendDurationAttr(b, "start", max(ps-p.Start, 0)) // a cut's timeline starts with it
 	b = append(b, ">\n"...)
 	var err error
-	if b, err = appendVideoSet(b, p.Video, ps); err != nil {
+	if b, err = appendVideoSet(b, p, ps); err != nil {
 		return nil, err
 	}
 	// One AdaptationSet per language and source track, in the order they first appear:
@@ -303,7 +303,7 @@ func appendPeriod(b []byte, p *Presentation, ps time.Duration) ([]byte, error) {
 		// With several sets, the first is the default, as the first is in HLS
 		// (DEFAULT=YES): Role main, which dash.js and Shaka start with; without it dash.js
 		// starts with the set of the highest bitrate, whichever language that is.
-		if b, err = appendAudioSet(b, uint64(k+1), p.Audio[i:], ps, k == 0 && len(firsts) > 1); err != nil {
+		if b, err = appendAudioSet(b, p, uint64(k+1), p.Audio[i:], ps, k == 0 && len(firsts) > 1); err != nil {
 			return nil, err
 		}
 	}
@@ -329,7 +329,8 @@ func firstOfSet(tracks []Track, i int, ps time.Duration) bool {
 
 // appendVideoSet appends the AdaptationSet (id 0) of the video tracks that have segments
 // in the Period that starts at ps, if there are any.
-func appendVideoSet(b []byte, tracks []Track, ps time.Duration) ([]byte, error) {
+func appendVideoSet(b []byte, p *Presentation, ps time.Duration) ([]byte, error) {
+	tracks := p.Video
 	var (
 		found               bool
 		maxWidth, maxHeight uint32
@@ -371,7 +372,7 @@ func appendVideoSet(b []byte, tracks []Track, ps time.Duration) ([]byte, error) 
 			continue
 		}
 		var err error
-		if b, err = appendRepresentation(b, &tracks[i], true, ps); err != nil {
+		if b, err = appendRepresentation(b, p, &tracks[i], true, ps); err != nil {
 			return nil, err
 		}
 	}
@@ -381,7 +382,7 @@ func appendVideoSet(b []byte, tracks []Track, ps time.Duration) ([]byte, error) 
 // appendAudioSet appends an AdaptationSet of audio tracks: tracks[0] and the tracks
 // after it of its set (sameSet), among those with segments in the Period that starts
 // at ps.
-func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration, main bool) ([]byte, error) {
+func appendAudioSet(b []byte, p *Presentation, id uint64, tracks []Track, ps time.Duration, main bool) ([]byte, error) {
 	lang := tracks[0].Language
 	b = append(b, indentAdaptationSet+"<AdaptationSet"...)
 	b = appendUintAttr(b, "id", id)
@@ -404,7 +405,7 @@ func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration, main 
 			continue
 		}
 		var err error
-		if b, err = appendRepresentation(b, &tracks[i], false, ps); err != nil {
+		if b, err = appendRepresentation(b, p, &tracks[i], false, ps); err != nil {
 			return nil, err
 		}
 	}
@@ -413,7 +414,7 @@ func appendAudioSet(b []byte, id uint64, tracks []Track, ps time.Duration, main 
 
 // appendRepresentation appends the Representation of t in the Period that starts at ps,
 // a video or an audio one, with its SegmentTemplate and SegmentTimeline.
-func appendRepresentation(b []byte, t *Track, video bool, ps time.Duration) ([]byte, error) {
+func appendRepresentation(b []byte, p *Presentation, t *Track, video bool, ps time.Duration) ([]byte, error) {
 	bw, err := toUint32(bandwidth(t), "bandwidth")
 	if err != nil {
 		return nil, fmt.Errorf("track %q: %w", t.Name, err)
@@ -423,14 +424,20 @@ func appendRepresentation(b []byte, t *Track, video bool, ps time.Duration) ([]b
 		return nil, fmt.Errorf("track %q: segment number %d does not fit in startNumber: %w", t.Name, first.Number, ErrInvalid)
 	}
 	var pto uint64
-	if ps > 0 {
+	origin := max(ps, p.Start) // where the Period begins on the job's timeline
+	if origin > 0 {
 		// A later run: its timeline is in the file's own media time, and the offset maps
-		// it onto the Period: MediaTime - PTO = Start - PeriodStart.
-		runStart := uint64(ps) * uint64(t.Timescale) / uint64(time.Second)
-		if first.Start < runStart || first.MediaTime < first.Start-runStart {
+		// it onto the Period: MediaTime - PTO = Start - origin. The first run's timeline
+		// is Start (= MediaTime); a cut's first Period begins where the cut does.
+		runStart := uint64(origin) * uint64(t.Timescale) / uint64(time.Second)
+		media := first.MediaTime
+		if ps == 0 {
+			media = first.Start
+		}
+		if first.Start < runStart || media < first.Start-runStart {
 			return nil, fmt.Errorf("track %q: segment %d is before its period: %w", t.Name, first.Number, ErrInvalid)
 		}
-		pto = first.MediaTime - (first.Start - runStart)
+		pto = media - (first.Start - runStart)
 	}
 
 	b = append(b, indentRepresentation+"<Representation"...)
@@ -462,16 +469,18 @@ func appendRepresentation(b []byte, t *Track, video bool, ps time.Duration) ([]b
 	// The Period is one ffmpeg run: its segments and its init segment are those of
 	// the run (see layout.go).
 	b = append(b, indentTemplate+`<SegmentTemplate media="`...)
+	b = append(b, p.Root...) // a cut's: made of ../ (validate), nothing to escape
 	b = appendEscaped(b, t.Name)
 	b = append(b, '/')
 	b = append(appendSegmentPrefix(b, first.Run), "$Number$"+segmentSuffix+`" initialization="`...)
+	b = append(b, p.Root...)
 	b = appendEscaped(b, t.Name)
 	b = append(b, '/')
 	b = append(b, InitName(first.Run)...)
 	b = append(b, '"')
 	b = appendUintAttr(b, "startNumber", first.Number)
 	b = appendUintAttr(b, "timescale", uint64(t.Timescale))
-	if ps > 0 {
+	if origin > 0 {
 		b = appendUintAttr(b, "presentationTimeOffset", pto)
 	}
 	b = append(b, ">\n"...)

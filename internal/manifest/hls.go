@@ -93,12 +93,19 @@ func RenderMedia(p *Presentation, t *Track) ([]byte, error) {
 		b = append(b, "#EXT-X-PLAYLIST-TYPE:VOD\n"...)
 	}
 	b = append(b, "#EXT-X-INDEPENDENT-SEGMENTS\n"...)
+	// A cut's media playlist is in <cut>/<track>/: its files are the job's, in the
+	// job folder's <track>/.
+	var dir []byte
+	if p.cut() {
+		dir = append(append(append([]byte("../"), p.Root...), t.Name...), '/')
+	}
 	for i, s := range t.Segments {
 		if s.Discontinuity && i > 0 {
 			b = append(b, "#EXT-X-DISCONTINUITY\n"...)
 		}
 		if i == 0 || s.Run != t.Segments[i-1].Run {
 			b = append(b, "#EXT-X-MAP:URI=\""...)
+			b = append(b, dir...)
 			b = append(b, InitName(s.Run)...)
 			b = append(b, "\"\n"...)
 		}
@@ -111,6 +118,7 @@ func RenderMedia(p *Presentation, t *Track) ([]byte, error) {
 		b = append(b, "#EXTINF:"...)
 		b = strconv.AppendUint(b, ms/1000, 10)
 		b = append(b, '.', byte('0'+ms%1000/100), byte('0'+ms%100/10), byte('0'+ms%10), ',', '\n')
+		b = append(b, dir...)
 		b = appendSegmentName(b, s.Run, s.Number)
 		b = append(b, '\n')
 	}
@@ -289,7 +297,7 @@ func SameMaster(a, b *Presentation) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.AudioOnly != b.AudioOnly || len(a.Video) != len(b.Video) || len(a.Audio) != len(b.Audio) ||
+	if a.AudioOnly != b.AudioOnly || len(a.Video) != len(b.Video) || len(a.Audio) != len(b.Audio) || a.Root != b.Root || a.Start != b.Start ||
 		a.SegmentDuration < 0 != (b.SegmentDuration < 0) || a.Window < 0 != (b.Window < 0) { // validate's checks
 		return false
 	}

@@ -328,28 +328,8 @@ func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &tc.p
-			files := map[string][]byte{}
-			master, err := RenderMaster(p)
-			if err != nil {
-				t.Fatalf("RenderMaster: %v", err)
-			}
-			files[MasterName] = master
-			for _, tr := range p.allTracks() {
-				if tr.Withdrawn {
-					continue // its playlist is removed
-				}
-				media, err := RenderMedia(p, tr)
-				if err != nil {
-					t.Fatalf("RenderMedia(%s): %v", tr.Name, err)
-				}
-				files[tr.Name+".m3u8"] = media
-			}
-			mpdData, err := RenderMPD(p)
-			if err != nil {
-				t.Fatalf("RenderMPD: %v", err)
-			}
-			files[MPDName] = mpdData
-
+			files := renderAll(t, p)
+			master, mpdData := files[MasterName], files[MPDName]
 			compareGolden(t, filepath.Join("testdata", "golden", tc.name), files)
 			testmedia.ValidateMPDBytes(t, mpdData)
 			checkMaster(t, p, master)

@@ -101,6 +101,17 @@ type Presentation struct {
 	SegmentDuration time.Duration // target segment length from the ladder
 	Window          time.Duration // live time-shift depth; 0 keeps everything
 
+	// Root and Start make the presentation an on-demand cut of a job's segments (a
+	// clip, or the whole recording), rendered in a folder of its own inside the job
+	// folder: Root is the path from that folder to the job folder ("../../" for
+	// clips/<id>/), put before every init and segment URI, which stay those of the
+	// job's own files (nothing is copied). Start is where the cut begins on the job's
+	// presentation timeline: the cut's own timeline starts there at 0 (DASH Periods and
+	// presentationTimeOffset are shifted by it). A cut is rendered like a finished VOD
+	// (Live false, Ended true), and lists every Period it has (no holdBack wait).
+	Root  string
+	Start time.Duration
+
 	Video     []Track // highest rung first
 	Audio     []Track // usually one; one per language and bitrate with several source tracks
 	AudioOnly bool    // add an audio-only variant to the HLS master

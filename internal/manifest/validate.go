@@ -74,6 +74,9 @@ func (p *Presentation) allTracks() []*Track {
 	return out
 }
 
+// cut reports whether p is an on-demand cut of a job's segments (Root).
+func (p *Presentation) cut() bool { return p.Root != "" }
+
 // validate checks what every manifest needs from the presentation and its tracks: the
 // properties that end up in URIs, attributes and bandwidth figures. It reports every
 // problem at once. Segments are checked by validateSegments, only where they are listed.
@@ -109,6 +112,12 @@ func (p *Presentation) validate() error {
 	}
 	if p.SegmentDuration < 0 || p.Window < 0 {
 		errs = append(errs, fmt.Errorf("negative segment duration or window: %w", ErrInvalid))
+	}
+	if strings.ReplaceAll(p.Root, "../", "") != "" || p.Start < 0 {
+		errs = append(errs, fmt.Errorf("cut root %q is not made of ../ or its start %s is negative: %w", p.Root, p.Start, ErrInvalid))
+	}
+	if p.cut() && (p.Live || !p.Ended) {
+		errs = append(errs, fmt.Errorf("a cut is rendered as a finished on-demand presentation: %w", ErrInvalid))
 	}
 	return errors.Join(errs...)
 }
