@@ -58,6 +58,7 @@ func startFleet(t *testing.T, n int) []*fleetBox {
 			Data: filepath.Join(root, id, "data"), MediaRoot: filepath.Join(root, "media"),
 			FFmpeg: "ffmpeg", FFprobe: "ffprobe", Version: "test",
 			BoxID: id, ClusterListen: routes[i], ClusterPeers: strings.Join(peers, ","),
+			IngestRTMPListen: "127.0.0.1:0",
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -156,6 +157,12 @@ func TestFleetFailover(t *testing.T) {
 	}
 	for _, id := range ids {
 		waitSegments(t, api, id, on[id], 4, 90*time.Second)
+	}
+	// A push job is refused, and says why: its box would make a key no one sees.
+	var refused struct{ Error string }
+	if code := api.call(t, http.MethodPost, "/v1/jobs", `{"source": "push", "ladder": "test", "id": "obs"}`, &refused); code != http.StatusBadRequest ||
+		!strings.Contains(refused.Error, "push jobs (push) are not yet run by a fleet") {
+		t.Errorf("POST a push job to a fleet: %d %q, want 400 saying push jobs are not yet run by a fleet", code, refused.Error)
 	}
 	var list struct{ Jobs []fleetJob }
 	api.call(t, http.MethodGet, "/v1/jobs", "", &list)

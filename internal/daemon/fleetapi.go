@@ -31,6 +31,11 @@ func (a fleetAPI) Submit(ctx context.Context, req job.Request) (api.FleetJob, er
 	if err != nil {
 		return api.FleetJob{}, err
 	}
+	if c.Push {
+		// The box that adopts a job makes its stream key, which this answer could not
+		// show, and an encoder publishes to one box's hub: not yet for a fleet.
+		return api.FleetJob{}, fmt.Errorf("%w: push jobs (%s) are not yet run by a fleet: run them on a box started without --box-id", job.ErrInvalid, c.Display)
+	}
 	spec, err := specOf(c)
 	if err != nil {
 		return api.FleetJob{}, err

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"github.com/transcoderd/transcoderd/internal/source"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
 )
@@ -19,6 +20,7 @@ type Checked struct {
 	Ladder  *ladder.Ladder
 	Live    bool
 	Display string // the source as the API shows it (a password masked)
+	Push    bool   // fed by an encoder publishing to the ingest hub
 }
 
 // Check validates req as Create would, without probing, starting or writing anything.
@@ -28,7 +30,7 @@ func (m *Manager) Check(ctx context.Context, req Request) (Checked, error) {
 		return Checked{}, err
 	}
 	req.ID, req.Ladder = id, l.Name
-	return Checked{Request: req, Ladder: l, Live: src.Live, Display: src.Display}, nil
+	return Checked{Request: req, Ladder: l, Live: src.Live, Display: src.Display, Push: src.Kind == source.Push}, nil
 }
 
 // NominalPlan is ladder l applied to a nominal source as large as its top rung: what a
