@@ -60,12 +60,12 @@ func TestShiftTfdt(t *testing.T) {
 	}
 }
 
-// TestArgs pins the remux's argv: -copyts before the inputs, one -f mov input per pipe
-// from descriptor 3, every stream copied, faststart, mp4 whatever out's name.
+// TestArgs pins the remux's argv: -copyts before the inputs, one -f mov input with a
+// deep queue per pipe from descriptor 3, every stream copied, faststart, mp4 whatever out's name.
 func TestArgs(t *testing.T) {
 	got := strings.Join(Args(2, "/out/.talk.mp4.1.part"), " ")
 	want := "-hide_banner -nostdin -loglevel error -nostats -progress pipe:1 -stats_period 0.5 -copyts" +
-		" -f mov -i pipe:3 -f mov -i pipe:4 -map 0:0 -map 1:0 -c copy -movflags +faststart -f mp4 -y /out/.talk.mp4.1.part"
+		" -thread_queue_size 1024 -f mov -i pipe:3 -thread_queue_size 1024 -f mov -i pipe:4 -map 0:0 -map 1:0 -c copy -movflags +faststart -f mp4 -y /out/.talk.mp4.1.part"
 	if got != want {
 		t.Errorf("Args =\n%s\nwant\n%s", got, want)
 	}
