@@ -62,11 +62,11 @@ const StatsPeriod = 500 * time.Millisecond
 // MP4 writes c into the MP4 file out with the ffmpeg binary at ffmpegPath ("ffmpeg"
 // when empty), replacing any file there. The file is written as a hidden temporary
 // file in out's folder (".<name>.*.part") and renamed to out once ffmpeg has finished,
-// so out is either absent, the old file, or whole. progress, when not nil, is called
-// from another goroutine as ffmpeg goes, with the media time written so far and the
-// clip's duration (total: the sum of its runs), and once more with done == total on
-// success. When ctx ends, ffmpeg is killed, the partial file removed and ctx's error
-// returned (wrapped). Errors name the segment or ffmpeg's last line of stderr.
+// so out is either absent, the old file, or whole. progress, when not nil, is called on
+// MP4's goroutine as ffmpeg goes (every StatsPeriod), with the media time written so
+// far and the clip's duration (total: the sum of its runs), and once more with done ==
+// total on success. When ctx ends, ffmpeg is killed, the partial file removed and ctx's
+// error returned (wrapped). Errors name the segment or ffmpeg's last line of stderr.
 func MP4(ctx context.Context, ffmpegPath string, c Clip, out string, progress func(done, total time.Duration)) error {
 	if ffmpegPath == "" {
 		ffmpegPath = "ffmpeg"
