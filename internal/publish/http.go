@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"path"
@@ -71,6 +72,30 @@ func (s *httpStore) remove(ctx context.Context, id, rel string) error {
 	}
 	return nil
 }
+
+// get reads a file with GET at the URL it was put at (nginx's dav location serves
+// GET too).
+func (s *httpStore) get(ctx context.Context, id, rel string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url(id, rel), nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", req.URL.Redacted(), err)
+	}
+	defer res.Body.Close()
+	switch {
+	case res.StatusCode == http.StatusNotFound:
+		return nil, fmt.Errorf("GET %s: %w", req.URL.Redacted(), fs.ErrNotExist)
+	case res.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("GET %s: %w", req.URL.Redacted(), statusError(res.StatusCode))
+	}
+	return io.ReadAll(io.LimitReader(res.Body, maxFetch))
+}
+
+// maxFetch bounds what Fetch reads: init segments, a few KB.
+const maxFetch = 16 << 20
 
 // removeAll deletes the job's folder, as WebDAV deletes a collection (nginx's
 // dav_methods DELETE does). An origin that has no such folder, or cannot delete one

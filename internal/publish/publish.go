@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"strings"
 	"time"
@@ -47,6 +48,13 @@ type Job interface {
 	// Removed hands over files the job deleted from its folder (segments and init
 	// segments that left the window).
 	Removed(paths ...string)
+	// Known tells the delivery which files are at the origin already, put by an
+	// earlier box or run of the job (its restored index names them): they are never put
+	// again, and are deleted there once they leave the window.
+	Known(paths ...string)
+	// Fetch reads a file of the job at the origin (fs.ErrNotExist: none there, or
+	// nothing is published but the folder).
+	Fetch(ctx context.Context, path string) ([]byte, error)
 	// Close ends the delivery here, when the job moves to another box: it delivers
 	// what is pending for at most flush, then drops the rest. When it returns nothing
 	// of the job is in flight, and later calls deliver nothing: a box the job left never
@@ -146,8 +154,12 @@ type noJob struct{}
 
 func (noJob) Manifest(string, []byte, func() []string) {}
 func (noJob) Removed(...string)                        {}
+func (noJob) Known(...string)                          {}
 func (noJob) Close(time.Duration)                      {}
-func (noJob) Purge(context.Context) error              { return nil }
+func (noJob) Fetch(context.Context, string) ([]byte, error) {
+	return nil, fs.ErrNotExist
+}
+func (noJob) Purge(context.Context) error { return nil }
 
 // noObserver is the Observer of a publisher given none.
 type noObserver struct{}

@@ -54,6 +54,8 @@ type store interface {
 	put(ctx context.Context, id, rel string, body io.Reader, size int64, m meta) error
 	// remove deletes the file rel of job id; a file already gone is removed.
 	remove(ctx context.Context, id, rel string) error
+	// get reads the file rel of job id (fs.ErrNotExist: there is none).
+	get(ctx context.Context, id, rel string) ([]byte, error)
 	// removeAll deletes whatever is left under the job's folder (or prefix).
 	removeAll(ctx context.Context, id string) error
 	// check tells, at start-up, whether the store takes files (ErrUnreachable: it did
@@ -211,6 +213,23 @@ func (q *queue) Removed(rels ...string) {
 		q.deletes = append(q.deletes, deletion{rel: rel, seq: q.seq})
 	}
 	q.kick()
+}
+
+// Known implements Job.
+func (q *queue) Known(rels ...string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, rel := range rels {
+		q.have[rel] = true
+	}
+	q.report()
+}
+
+// Fetch implements Job.
+func (q *queue) Fetch(ctx context.Context, rel string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, q.h.opt.Timeout)
+	defer cancel()
+	return q.h.st.get(ctx, q.id, rel)
 }
 
 // Close implements Job: it waits up to flush for what is pending, then drops the rest

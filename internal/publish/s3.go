@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"path"
@@ -151,6 +152,22 @@ func (s *s3Store) remove(ctx context.Context, id, rel string) error {
 		return fmt.Errorf("delete s3://%s/%s: %w", s.bucket, s.key(id, rel), err)
 	}
 	return nil
+}
+
+func (s *s3Store) get(ctx context.Context, id, rel string) ([]byte, error) {
+	o, err := s.c.GetObject(ctx, s.bucket, s.key(id, rel), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get s3://%s/%s: %w", s.bucket, s.key(id, rel), err)
+	}
+	defer o.Close()
+	data, err := io.ReadAll(io.LimitReader(o, maxFetch))
+	if code := minio.ToErrorResponse(err).Code; code == "NoSuchKey" {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get s3://%s/%s: %w", s.bucket, s.key(id, rel), err)
+	}
+	return data, nil
 }
 
 // removeAll deletes every object under the job's prefix, in batches of up to 1000.
