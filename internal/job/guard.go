@@ -102,7 +102,7 @@ func checkJobDir(dir string) error {
 }
 
 // purgeTimeout bounds how long a purge retries deleting the job's files at the origin.
-const purgeTimeout = 30 * time.Second
+const purgeTimeout = 20 * time.Second
 
 // Purge stops the job if it has not ended, waits for its ffmpeg to exit, deletes its
 // files at the origin (--publish), then its folder under the output folder, and

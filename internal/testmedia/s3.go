@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,7 +41,7 @@ const (
 // StartS3 runs the store until the test ends.
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
-	s := &S3{Bucket: "live", back: &checkedBackend{Backend: s3mem.New(), puts: map[string]int{}}, sent: map[string]http.Header{}}
+	s := &S3{Bucket: "live", back: &checkedBackend{Backend: s3mem.New(), puts: map[string]int{}, seq: map[string]int{}}, sent: map[string]http.Header{}}
 	if err := s.back.CreateBucket(s.Bucket); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +126,7 @@ type checkedBackend struct {
 	mu   sync.Mutex // one put or delete at a time: each is checked against the others
 	errs []string
 	puts map[string]int
+	seq  map[string]int // the media sequence of each media playlist last put
 }
 
 func (b *checkedBackend) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, cond *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
@@ -144,6 +147,7 @@ func (b *checkedBackend) PutObject(bucket, key string, meta map[string]string, i
 				b.errs = append(b.errs, fmt.Sprintf("PUT %s names %s, not in the bucket", key, n))
 			}
 		}
+		b.checkSequence(key, body)
 	}
 	return b.Backend.PutObject(bucket, key, meta, bytes.NewReader(body), int64(len(body)), cond)
 }
@@ -162,6 +166,22 @@ func (b *checkedBackend) DeleteMulti(bucket string, keys ...string) (gofakes3.Mu
 		b.checkDelete(bucket, k)
 	}
 	return b.Backend.DeleteMulti(bucket, keys...)
+}
+
+var mediaSequence = regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
+
+// checkSequence reports a media playlist whose media sequence is lower than that of
+// the version put before it: a stale writer, or a presentation that did not continue.
+func (b *checkedBackend) checkSequence(key string, body []byte) {
+	m := mediaSequence.FindSubmatch(body)
+	if m == nil {
+		return
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	if last, ok := b.seq[key]; ok && n < last {
+		b.errs = append(b.errs, fmt.Sprintf("PUT %s: media sequence %d after %d", key, n, last))
+	}
+	b.seq[key] = n
 }
 
 // checkDelete reports a delete of an object that a manifest in the bucket names, but
