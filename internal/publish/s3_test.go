@@ -2,6 +2,8 @@ package publish
 
 import (
 	"context"
+	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,11 +147,42 @@ func TestJobClose(t *testing.T) {
 	})
 }
 
-// TestJobPurge: a purge deletes the job's files in the store, those it put and those
-// it did not know of, and leaves the other jobs' alone.
+// TestJobPurge: a purge deletes the job's files at the origin, those it put and those
+// it did not know of, and leaves the other jobs' alone; to an S3 store and to nginx.
 func TestJobPurge(t *testing.T) {
-	s := testmedia.StartS3(t)
-	p := newTestS3(t, s, &recorder{failed: map[string]int{}})
+	t.Run("s3", func(t *testing.T) {
+		s := testmedia.StartS3(t)
+		purgeJob(t, newTestS3(t, s, nil), s.Errors,
+			func(id string) []string { return s.Keys("events/2026/" + id + "/") },
+			func(id, rel string) { s.Put("events/2026/"+id+"/"+rel, []byte("an earlier box's")) })
+	})
+	t.Run("nginx", func(t *testing.T) {
+		o := testmedia.StartOrigin(t, "../../scripts/nginx-origin.conf")
+		base, _ := url.Parse(o.URL)
+		p := NewHTTP(HTTPConfig{Base: base})
+		defer p.Close(0)
+		purgeJob(t, p, o.Errors,
+			func(id string) []string {
+				var files []string
+				_ = filepath.WalkDir(o.File("/live/"+id), func(path string, d fs.DirEntry, err error) error {
+					if err == nil && !d.IsDir() {
+						files = append(files, path)
+					}
+					return nil
+				})
+				return files
+			},
+			func(id, rel string) {
+				if err := os.WriteFile(o.File("/live/"+id+"/"+rel), []byte("an earlier box's"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			})
+	})
+}
+
+// purgeJob puts a playlist and its two files for jobs j and other, a file of j's that
+// p never put (put), then purges j: files lists what the origin holds of a job.
+func purgeJob(t *testing.T, p Publisher, errs func() []string, files func(id string) []string, put func(id, rel string)) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "v"), 0o755); err != nil {
 		t.Fatal(err)
@@ -163,21 +196,20 @@ func TestJobPurge(t *testing.T) {
 	for _, id := range []string{"j", "other"} {
 		p.Job(id, dir, log).Manifest("v/index.m3u8", []byte("#EXTM3U\n#EXT-X-MAP:URI=\"init_1.mp4\"\nseg_1_0.m4s\n"), func() []string { return []string{"v/init_1.mp4", "v/seg_1_0.m4s"} })
 	}
-	waitFor(t, "both jobs in the store", func() bool { return len(s.Keys("events/2026/")) == 6 })
-	// A file of the job that this daemon never put (an earlier box's).
-	s.Put("events/2026/j/v/seg_0_7.m4s", []byte("an earlier box's"))
+	waitFor(t, "both jobs at the origin", func() bool { return len(files("j")) == 3 && len(files("other")) == 3 })
+	put("j", "v/seg_0_7.m4s")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Job("j", dir, log).Purge(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if keys := s.Keys("events/2026/j/"); len(keys) > 0 {
-		t.Errorf("after the purge the store still holds %v", keys)
+	if left := files("j"); len(left) > 0 {
+		t.Errorf("after the purge the origin still holds %v", left)
 	}
-	if keys := s.Keys("events/2026/other/"); len(keys) != 3 {
-		t.Errorf("the other job's files: %v, want its 3", keys)
+	if left := files("other"); len(left) != 3 {
+		t.Errorf("the other job's files: %v, want its 3", left)
 	}
-	for _, e := range s.Errors() {
+	for _, e := range errs() {
 		t.Error(e)
 	}
 }
