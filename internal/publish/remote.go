@@ -160,7 +160,7 @@ type queue struct {
 	seq       uint64 // counts Manifest calls
 	manifests []*manifestUpload
 	deletes   []deletion
-	have      map[string]bool // uploaded by this daemon and not deleted since
+	have      map[string]bool // on the origin: uploaded by this daemon, or Known, and not deleted since
 	running   bool            // a goroutine delivers
 	idle      chan struct{}   // closed when that goroutine ends
 	closed    bool            // Close or Purge: nothing more is delivered
