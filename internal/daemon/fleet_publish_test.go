@@ -24,8 +24,7 @@ func TestFleetPublishS3(t *testing.T) {
 		t.Skip("the fleet publish test takes about a minute")
 	}
 	s3 := testmedia.StartS3(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", testmedia.S3AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testmedia.S3SecretKey)
+	s3.SetCredentials(t)
 	boxes := startFleet(t, 3, func(c *Config) {
 		c.Output = filepath.Join(filepath.Dir(c.Data), "out")
 		c.Publish, c.S3Endpoint, c.S3URLStyle = "s3://"+s3.Bucket+"/fleet", s3.Endpoint, "path"

@@ -53,8 +53,7 @@ func TestPublishS3(t *testing.T) {
 		t.Skip("the publish test takes about a minute")
 	}
 	s3 := testmedia.StartS3(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", testmedia.S3AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testmedia.S3SecretKey)
+	s3.SetCredentials(t)
 	publishLive(t, publishTarget{
 		config: func(c *Config) {
 			c.Publish, c.S3Endpoint, c.S3URLStyle = "s3://"+s3.Bucket+"/events", s3.Endpoint, "path"

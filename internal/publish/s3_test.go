@@ -20,8 +20,7 @@ import (
 // through minio-go, with the credentials of the environment.
 func newTestS3(t *testing.T, s *testmedia.S3, obs Observer) *Remote {
 	t.Helper()
-	t.Setenv("AWS_ACCESS_KEY_ID", testmedia.S3AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", testmedia.S3SecretKey)
+	s.SetCredentials(t)
 	p, err := NewS3(S3Config{Bucket: s.Bucket, Prefix: "events/2026", S3Options: S3Options{Endpoint: s.Endpoint, URLStyle: "path"},
 		Options: Options{Observer: obs, RetryMin: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond}})
 	if err != nil {

@@ -65,6 +65,13 @@ func StartS3(t testing.TB) *S3 {
 	return s
 }
 
+// SetCredentials puts the fake's credentials in AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY until the test ends, where --publish s3:// reads them.
+func (s *S3) SetCredentials(t testing.TB) {
+	t.Setenv("AWS_ACCESS_KEY_ID", S3AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", S3SecretKey)
+}
+
 // Fail makes the store answer 503 to every request (true) or serve them again.
 func (s *S3) Fail(on bool) { s.fail.Store(on) }
 
