@@ -35,7 +35,10 @@ func main() {
 	}
 	str(&c.Listen, "listen", "127.0.0.1:8080", "address of the HTTP API")
 	str(&c.Output, "output", "./out", "folder the streams are written to; serve it with any web server")
-	str(&c.Publish, "publish", "fs", "where viewers fetch the streams: fs (the output folder), or http://origin/path (https too): each segment, then the manifests naming it, is PUT there and old segments DELETEd; the output folder is then scratch")
+	str(&c.Publish, "publish", "fs", "where viewers fetch the streams: fs (the output folder), http://origin/path (https too) or s3://bucket/prefix: each segment, then the manifests naming it, is put there and old segments deleted; the output folder is then scratch")
+	str(&c.S3Endpoint, "s3-endpoint", "", "the S3-compatible store of --publish s3://: host[:port] (HTTPS) or http://host[:port] (Ceph RGW, Garage, SeaweedFS, MinIO); default AWS. Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or ~/.aws/credentials")
+	str(&c.S3Region, "s3-region", "", "the bucket's region (Garage: garage); default the store's own")
+	str(&c.S3URLStyle, "s3-url-style", "auto", "how requests name the bucket: auto (virtual-host on AWS, path elsewhere), path or virtual")
 	str(&c.Profiles, "profiles", "./profiles", "folder of ladder YAML files; they add to the built-in ladders and replace those of the same name")
 	str(&c.Data, "data", "./data", "folder for the daemon's own state")
 	str(&c.MediaRoot, "media-root", "./media", "folder that file sources are resolved in")

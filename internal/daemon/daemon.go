@@ -36,8 +36,13 @@ import (
 type Config struct {
 	Listen   string // address of the HTTP API
 	Output   string // where job folders are written; served under /out/
-	Publish  string // where viewers fetch them: "fs" or "" (Output itself), or an http(s):// origin (internal/publish)
+	Publish  string // where viewers fetch them: "fs" or "" (Output itself), an http(s):// origin or s3://bucket/prefix (internal/publish)
 	Profiles string // folder of ladder YAML files; they add to the embedded ones and replace those of the same name
+
+	// The S3 store of --publish s3://...; its credentials come from the AWS_* environment.
+	S3Endpoint string // "" AWS; host[:port] (HTTPS), or http://host[:port]
+	S3Region   string // "" the store's own
+	S3URLStyle string // auto (""), path or virtual
 
 	NoBuiltinLadders bool   // offer the profiles folder's ladders alone
 	Data             string // daemon state
@@ -95,13 +100,43 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("'%s' %q: %w", name, v, err))
 		}
 	}
-	if _, err := publish.Origin(c.Publish); err != nil {
+	if err := c.publishing(nil).Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateIngestTLS()...)
 	errs = append(errs, c.validateSecurity()...)
 	errs = append(errs, c.validateFleet()...)
 	return errors.Join(errs...)
+}
+
+// publishing is the daemon's publishing settings.
+func (c Config) publishing(obs publish.Observer) publish.Config {
+	return publish.Config{Spec: c.Publish, S3: publish.S3Options{Endpoint: c.S3Endpoint, Region: c.S3Region, URLStyle: c.S3URLStyle}, Observer: obs}
+}
+
+// startPublishing builds the publisher and checks that its store takes files: a
+// missing bucket or refused credentials stop the daemon; a store that does not answer
+// yet is warned of (deliveries retry).
+func startPublishing(ctx context.Context, pc publish.Config, log zerolog.Logger) (publish.Publisher, error) {
+	pub, err := publish.Parse(pc)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := pub.(*publish.Remote)
+	if !ok {
+		return pub, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	switch err := r.Check(cctx); {
+	case errors.Is(err, publish.ErrUnreachable):
+		log.Warn().Err(err).Msg("publish: the store does not answer yet; deliveries retry")
+	case err != nil:
+		r.Close(0)
+		return nil, err
+	}
+	log.Info().Str("publish", r.String()).Msg("publishing to a remote origin: the output folder is scratch; segments, then the manifests naming them, are put there")
+	return pub, nil
 }
 
 // publishFlush is how long a stopping daemon tries to deliver what its jobs wrote last
@@ -204,15 +239,12 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		return err
 	}
 	defer hub.Close() // after jobs.Close: their runs end first
-	pub, err := publish.Parse(c.Publish, met)
+	pub, err := startPublishing(ctx, c.publishing(met), log)
 	if err != nil {
 		return err
 	}
 	// After jobs.Close: their final manifests are delivered, for at most publishFlush.
 	defer pub.Close(publishFlush)
-	if u, _ := publish.Origin(c.Publish); u != nil {
-		log.Info().Str("publish", u.Redacted()).Msg("publishing to an HTTP origin: the output folder is scratch; segments, then the manifests naming them, are PUT there")
-	}
 	jobs := job.NewManager(job.Config{
 		Output:    output,
 		MediaRoot: c.MediaRoot,

@@ -30,8 +30,8 @@ type fleetBox struct {
 // startFleet starts n daemons in this process, boxes a, b, c…, each with its own data
 // folder, API port and embedded NATS server routed to the others, and one output
 // folder for all (a shared mount). They start together: each waits for the others to
-// form the cluster.
-func startFleet(t *testing.T, n int) []*fleetBox {
+// form the cluster. opts change each box's configuration.
+func startFleet(t *testing.T, n int, opts ...func(*Config)) []*fleetBox {
 	t.Helper()
 	testmedia.RequireFFmpeg(t)
 	profiles, err := filepath.Abs("../../profiles")
@@ -59,6 +59,9 @@ func startFleet(t *testing.T, n int) []*fleetBox {
 			FFmpeg: "ffmpeg", FFprobe: "ffprobe", Version: "test",
 			BoxID: id, ClusterListen: routes[i], ClusterPeers: strings.Join(peers, ","),
 			IngestRTMPListen: "127.0.0.1:0",
+		}
+		for _, o := range opts {
+			o(&c)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

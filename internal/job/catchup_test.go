@@ -84,6 +84,30 @@ func TestRestoreCatchUp(t *testing.T) {
 			}
 		})
 	}
+
+	// The folder lacks the first two segments (another box wrote them, or the scratch
+	// folder was cleaned): a job published remotely keeps them, the origin has them; one
+	// that serves its folder cannot.
+	for _, s := range published[:2] {
+		if err := os.Remove(filepath.Join(dir, manifest.SegmentName(s.Run, s.Number))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, atOrigin := range []bool{false, true} {
+		x := newIndex(true, time.Second, time.Minute, clock)
+		x.ast, x.atOrigin = ast, atOrigin
+		tr := x.addTrack("v", manifest.Video, dir, playlist, 0)
+		if err := x.restore(tr, published); err != nil {
+			t.Fatal(err)
+		}
+		want := published[2:]
+		if atOrigin {
+			want = published
+		}
+		if !reflect.DeepEqual(tr.Segments, want) {
+			t.Errorf("at the origin %v: restored %d segments, want %d", atOrigin, len(tr.Segments), len(want))
+		}
+	}
 }
 
 // withDuration returns a copy of segs whose last segment is d ticks longer.

@@ -3,9 +3,10 @@ package job
 import (
 	"context"
 	"fmt"
-	"github.com/transcoderd/transcoderd/internal/source"
+	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
+	"github.com/transcoderd/transcoderd/internal/source"
 )
 
 // A fleet of boxes (issue 18) runs each job on one box at a time, at the epoch of the
@@ -105,6 +106,10 @@ func (m *Manager) Suspend(ctx context.Context, id string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("suspend %s: %w", id, ctx.Err())
 	}
+	// The job's delivery to the origin ends here too: what it cannot deliver within
+	// suspendFlush is dropped, never delivered after the next box has begun (the
+	// agent starts it there once this returns).
+	m.cfg.Publish.Job(id, j.dir, j.log).Close(suspendFlush)
 	m.mu.Lock()
 	delete(m.jobs, id)
 	m.mu.Unlock()
@@ -113,6 +118,12 @@ func (m *Manager) Suspend(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// suspendFlush is how long a suspended job's last segments and manifests may take to
+// reach the origin. A box cut off from the fleet stops its jobs when its last heartbeat
+// is 7 s old, and the next box takes them when its record expires, at 10 s (the
+// defaults of cluster.Timing): the flush ends before.
+const suspendFlush = 2 * time.Second
 
 // StoredJob is what Stored reads of a job's record.
 type StoredJob struct {

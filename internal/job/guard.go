@@ -101,10 +101,14 @@ func checkJobDir(dir string) error {
 	return nil
 }
 
-// Purge stops the job if it has not ended, waits for its ffmpeg to exit,
-// deletes its folder under the output folder and forgets the job. It deletes
-// nothing else: the folder is <output>/<id>, and a symbolic link there is
-// refused, not followed.
+// purgeTimeout bounds how long a purge retries deleting the job's files at the origin.
+const purgeTimeout = 20 * time.Second
+
+// Purge stops the job if it has not ended, waits for its ffmpeg to exit, deletes its
+// files at the origin (--publish), then its folder under the output folder, and
+// forgets the job. It deletes nothing else: the folder is <output>/<id>, and a
+// symbolic link there is refused, not followed. When the origin fails for
+// purgeTimeout, the job stays, ended, for another purge.
 func (m *Manager) Purge(ctx context.Context, id string) (View, error) {
 	j, err := m.Get(id)
 	if err != nil {
@@ -122,6 +126,11 @@ func (m *Manager) Purge(ctx context.Context, id string) (View, error) {
 	}
 	if err := checkJobDir(dir); err != nil {
 		return j.View(), err
+	}
+	pctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
+	if err := m.cfg.Publish.Job(id, dir, j.log).Purge(pctx); err != nil {
+		return j.View(), fmt.Errorf("delete the job's files at the origin: %w", err)
 	}
 	// While the job is still listed no new job can take its id and folder.
 	if err := os.RemoveAll(dir); err != nil {

@@ -45,6 +45,7 @@ type index struct {
 	added    map[string][]manifest.Segment // by track, since the caller last looked
 	removed  map[string][]uint64           // by track, since the caller last looked
 	deleted  []string                      // files deleted by prune, relative to the job folder, since the caller last looked
+	atOrigin bool                          // restore keeps segments the folder lacks: a remote origin has them (origin.go)
 	// holdAudio is set while the job runs slower than real time: audio segments are
 	// then listed only as far as the video has come (see audioLimit).
 	holdAudio bool
@@ -417,7 +418,7 @@ func (x *index) restoreTracks(segs map[string][]manifest.Segment) error {
 }
 
 // restore puts back the segments a previous daemon indexed for t (from the store), as
-// far as their files are still on disk, and the init segment of the newest one's run.
+// far as their files are still on disk (or at the origin: atOrigin), and the init segment of the newest one's run.
 // Segments stored by a version before run numbers are of run 0, with the names of then
 // (init.mp4, seg_<N>.m4s).
 func (x *index) restore(t *track, segs []manifest.Segment) error {
@@ -437,7 +438,7 @@ func (x *index) restore(t *track, segs []manifest.Segment) error {
 	t.setInit(in, run)
 	x.run = max(x.run, run)
 	for _, s := range segs {
-		if _, err := os.Stat(filepath.Join(t.dir, manifest.SegmentName(s.Run, s.Number))); err != nil {
+		if _, err := os.Stat(filepath.Join(t.dir, manifest.SegmentName(s.Run, s.Number))); err != nil && !x.atOrigin {
 			continue
 		}
 		if len(t.Segments) > 0 && s.Number != uint64(t.last)+1 {

@@ -193,11 +193,13 @@ func (r *runner) resume(plan ladder.Plan, st startState) bool {
 	r.plan = plan
 	r.idx = r.newIndex()
 	r.idx.ast = st.ast
+	r.fromOrigin(st.segments)
 	err := r.idx.restoreTracks(st.segments)
 	if err != nil {
 		r.log.Warn().Err(err).Msg("cannot resume the stored index: starting the presentation again")
 		return false
 	}
+	r.knownAtOrigin()
 	r.idx.attempt = 1       // the next run is a restart: new period, discontinuity
 	r.persistSegments(true) // what catchUp found, before anything can overwrite it
 	r.snapshotRecording()

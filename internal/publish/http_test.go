@@ -24,15 +24,20 @@ func TestParse(t *testing.T) {
 	}{
 		{spec: "", want: "publish.FS"},
 		{spec: "fs", want: "publish.FS"},
-		{spec: "http://origin:8082/live", want: "*publish.HTTP"},
-		{spec: "https://origin/live", want: "*publish.HTTP"},
-		{spec: "s3://bucket/prefix", err: "want fs, http://host/path or https://host/path"},
+		{spec: "http://origin:8082/live", want: "*publish.Remote"},
+		{spec: "https://origin/live", want: "*publish.Remote"},
+		{spec: "s3://bucket/prefix", want: "*publish.Remote"},
+		{spec: "s3://bucket", want: "*publish.Remote"},
+		{spec: "s3:///prefix", err: "no bucket"},
+		{spec: "s3://key:secret@bucket/prefix", err: "credentials"},
+		{spec: "s3://Bad_Bucket/prefix", err: "bucket name"},
+		{spec: "ftp://origin/live", err: "want fs"},
 		{spec: "http:///live", err: "no host"},
 		{spec: "http://origin/live?x=1", err: "no query"},
 		{spec: "origin/live", err: "want fs"},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
-			p, err := Parse(tc.spec, nil)
+			p, err := Parse(Config{Spec: tc.spec})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "'publish'") {
 					t.Fatalf("Parse(%q) = %v; want an error with %q", tc.spec, err, tc.err)
@@ -78,18 +83,39 @@ func (r *recorder) Pending(delta int) {
 	r.pending += delta
 }
 
-// TestHTTPOrigin plays a live job to a real nginx with the sample origin configuration:
-// segments of 100 KB every 100 ms, a window of 5, each segment deleted 3 segments after
-// it left the window, and the origin failing (500) for 1.5 s in the middle. The proxy in
-// front of nginx checks that every manifest put names only files on the origin, and that
-// no file deleted is named by a manifest there. After the outage, the origin catches up:
-// its playlist is the job's last, and the segments that left the window are gone.
+// TestHTTPOrigin plays a live job (playLive) to a real nginx with the sample origin
+// configuration, behind a proxy that checks every manifest put and every delete.
 func TestHTTPOrigin(t *testing.T) {
 	o := testmedia.StartOrigin(t, "../../scripts/nginx-origin.conf")
 	base, _ := url.Parse(o.URL)
 	obs := &recorder{failed: map[string]int{}}
-	p := NewHTTP(HTTPConfig{Base: base, Observer: obs, RetryMin: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond})
+	p := NewHTTP(HTTPConfig{Base: base, Options: Options{Observer: obs, RetryMin: 50 * time.Millisecond, RetryMax: 400 * time.Millisecond}})
 	defer p.Close(0)
+	playLive(t, p, obs, testOrigin{
+		name: "nginx on loopback", fail: o.Fail, errors: o.Errors, puts: o.Puts,
+		file: func(rel string) ([]byte, bool) {
+			data, err := os.ReadFile(o.File("/live/j/" + rel))
+			return data, err == nil
+		},
+	})
+}
+
+// testOrigin is what playLive sees of the origin of a test.
+type testOrigin struct {
+	name   string
+	fail   func(on bool)                   // the origin fails every request while on
+	errors func() []string                 // what its checks found wrong
+	puts   func(ext string) int            // how many files with ext were put
+	file   func(rel string) ([]byte, bool) // the file rel of job "j" there
+}
+
+// playLive plays a live job "j" to p, whose origin is o: segments of 100 KB every
+// 100 ms, a window of 5, each segment deleted 3 segments after it left the window, and
+// the origin failing for 1.5 s in the middle. The origin's checks see that every
+// manifest put names only files on the origin, and that no file deleted is named by a
+// manifest there. After the outage, the origin catches up: its playlist is the job's
+// last, and the segments that left the window are gone.
+func playLive(t *testing.T, p Publisher, obs *recorder, o testOrigin) {
 	dir := t.TempDir()
 	j := p.Job("j", dir, zerolog.New(zerolog.NewTestWriter(t)))
 	write := func(rel string, data []byte) {
@@ -132,15 +158,15 @@ func TestHTTPOrigin(t *testing.T) {
 		}
 		switch n {
 		case 20:
-			o.Fail(true)
+			o.fail(true)
 		case 35:
-			o.Fail(false)
+			o.fail(false)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		got, _ := os.ReadFile(o.File("/live/j/v/index.m3u8"))
+		got, _ := o.file("v/index.m3u8")
 		if bytes.Equal(got, playlist) {
 			break
 		}
@@ -149,14 +175,14 @@ func TestHTTPOrigin(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, e := range o.Errors() {
+	for _, e := range o.errors() {
 		t.Error(e)
 	}
 	// The deletes follow the last manifest.
 	time.Sleep(500 * time.Millisecond)
 	for n := range total {
-		_, err := os.Stat(o.File(fmt.Sprintf("/live/j/v/seg_1_%d.m4s", n)))
-		if on, want := err == nil, n > total-1-window-grace; on != want {
+		_, on := o.file(fmt.Sprintf("v/seg_1_%d.m4s", n))
+		if want := n > total-1-window-grace; on != want {
 			t.Errorf("segment %d on the origin: %v, want %v", n, on, want)
 		}
 	}
@@ -165,14 +191,17 @@ func TestHTTPOrigin(t *testing.T) {
 	if obs.failed["put"] == 0 {
 		t.Error("the origin failed for 1.5 s, and no failed PUT was counted")
 	}
+	if got, _ := o.file("master.m3u8"); len(got) == 0 {
+		t.Error("no master playlist on the origin")
+	}
 	if obs.pending != 0 {
 		t.Errorf("%d uploads or deletes still counted as pending", obs.pending)
 	}
 	// Catching up uploads only what the manifests name then: not every segment of the
 	// outage.
-	t.Logf("segment PUTs %d (of %d segments), failed PUTs %d, failed DELETEs %d", o.Puts(".m4s"), total, obs.failed["put"], obs.failed["delete"])
+	t.Logf("segment PUTs %d (of %d segments), failed PUTs %d, failed DELETEs %d", o.puts(".m4s"), total, obs.failed["put"], obs.failed["delete"])
 	lat := slices.Clone(obs.segments)
 	slices.Sort(lat)
-	t.Logf("upload latency of a 100 KB segment to nginx on loopback, %d uploads: p50 %v, p95 %v, max %v",
-		len(lat), lat[len(lat)/2], lat[len(lat)*95/100], lat[len(lat)-1])
+	t.Logf("upload latency of a 100 KB segment to %s, %d uploads: p50 %v, p95 %v, max %v",
+		o.name, len(lat), lat[len(lat)/2], lat[len(lat)*95/100], lat[len(lat)-1])
 }
