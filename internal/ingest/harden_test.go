@@ -320,8 +320,10 @@ func TestOpenAfterGOPOverflow(t *testing.T) {
 	go func() { _, _ = io.Copy(io.Discard, r) }()
 	k := st.sinks[0]
 	st.push(sess, unit{video: true, pts: 3, dts: 3, data: [][]byte{{0x41, 2, 3}}, size: 3})
-	if !k.skip || len(k.units) != 0 {
-		t.Errorf("skip %v, %d units queued: a run starts with a frame that is no keyframe", k.skip, len(k.units))
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.skip || k.backlog != 0 {
+		t.Errorf("skip %v, %d units in the backlog: a run starts with a frame that is no keyframe", k.skip, k.backlog)
 	}
 }
 
@@ -377,7 +379,9 @@ func TestSinkQueueBytes(t *testing.T) {
 	for range 100 {
 		behind = k.offer(unit{video: true, key: true, data: [][]byte{mib}, size: len(mib)}) || behind
 	}
-	if q := k.queued.Load(); !behind || q > maxSinkBytes {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if q := len(k.buf) + k.inflight; !behind || q > maxSinkBytes {
 		t.Errorf("queue holds %d bytes (behind %v), want at most %d", q, behind, maxSinkBytes)
 	}
 }
