@@ -79,8 +79,11 @@ func (h *Hub) handleRTMP(conn net.Conn) {
 		// gortmplib's errors may quote the connect object, whose tcUrl may hold the
 		// key: only the stage is logged.
 		h.lim.failed(host)
-		h.log.Debug().Str("remote", remote).Str("stage", pre.stage).Bool("timeout", pre.timeout()).
-			Msg("rtmp connection ended before its publish was authorized")
+		ev := h.log.Debug().Str("remote", remote).Str("stage", pre.stage).Bool("timeout", pre.timeout())
+		if errors.Is(pre.err, errGuard) { // the guard's own: no key in it
+			ev = ev.AnErr("refused", pre.err)
+		}
+		ev.Msg("rtmp connection ended before its publish was authorized")
 	case err != nil:
 		h.log.Debug().Str("remote", remote).Err(err).Msg("rtmp connection ended")
 	}

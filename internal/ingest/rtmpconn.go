@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 )
@@ -15,17 +16,30 @@ import (
 const readBuffer = 64 << 10
 
 // rtmpConn is the connection gortmplib reads and writes an RTMP publisher through:
-// read as is until its publish is authorized, then through a buffer.
+// read through a preAuth guard until its publish is authorized (see rtmpguard.go),
+// then through a buffer.
 type rtmpConn struct {
 	net.Conn
-	r io.Reader
+	r     io.Reader
+	guard *preAuth // until authorized
 }
 
-func newRTMPConn(conn net.Conn) *rtmpConn { return &rtmpConn{Conn: conn, r: conn} }
+func newRTMPConn(conn net.Conn) *rtmpConn {
+	g := newPreAuth(conn)
+	return &rtmpConn{Conn: conn, r: g, guard: g}
+}
 
 func (c *rtmpConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// buffered reads the connection through a buffer of readBuffer from now on, once the
-// publish is authorized. What was read before is gortmplib's already: nothing is read
-// twice or skipped.
-func (c *rtmpConn) buffered() { c.r = bufio.NewReaderSize(newRawReader(c.Conn), readBuffer) }
+// buffered ends the guard, once the publish is authorized: from now on the
+// connection is read through a buffer of readBuffer, starting with what the guard
+// held back. What was read before is gortmplib's already: nothing is read twice or
+// skipped.
+func (c *rtmpConn) buffered() {
+	r := newRawReader(c.Conn)
+	if rest := c.guard.rest(); len(rest) > 0 {
+		r = io.MultiReader(bytes.NewReader(rest), r)
+	}
+	c.guard = nil
+	c.r = bufio.NewReaderSize(r, readBuffer)
+}
