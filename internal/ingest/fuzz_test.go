@@ -2,12 +2,14 @@ package ingest
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/message"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 )
 
 // maxFuzzMessages bounds the messages one fuzz input is read as.
@@ -69,4 +71,44 @@ func rtmpStream(tb testing.TB, msgs ...message.Message) []byte {
 		}
 	}
 	return buf.Bytes()
+}
+
+// FuzzRTMPPreAuth feeds what a peer sends before its publish is authorized through the
+// guard (after a plain handshake), in reads of the size the input sets, to gortmplib's
+// chunk reader as the hub's gortmplib reads it: no input may panic, and no message may
+// come through over maxPreAuthMessage (the guard parses as gortmplib does, or refuses).
+func FuzzRTMPPreAuth(f *testing.F) {
+	msgs := append([]message.Message{&message.SetChunkSize{Value: 4096}}, publishCommands("key")...)
+	f.Add(uint8(7), rtmpStream(f, msgs...))
+	f.Add(uint8(255), append(rtmpStream(f, &message.SetChunkSize{Value: 10 << 20}), 0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0))
+	f.Add(uint8(1), rtmpStream(f, &message.SetChunkSize{Value: 128}, &message.AbortMessage{ChunkStreamID: 3}))
+	f.Fuzz(func(t *testing.T, piece uint8, stream []byte) {
+		g := newPreAuth(&pieceReader{data: append(clientHandshake(), stream...), n: int(piece) + 1})
+		if _, err := io.ReadFull(g, make([]byte, handshakeBytes)); err != nil {
+			t.Fatal(err)
+		}
+		bc := bytecounter.NewReader(g)
+		r := rawmessage.NewReader(g, bc, func(uint32) error { return nil })
+		for range maxFuzzMessages {
+			m, err := r.Read()
+			if err != nil {
+				return
+			}
+			if len(m.Body) > maxPreAuthMessage {
+				t.Fatalf("a message of %d bytes came through", len(m.Body))
+			}
+			if m.Type != 1 && m.Type != 2 {
+				continue
+			}
+			if len(m.Body) != 4 {
+				return // gortmplib's message reader fails there
+			}
+			v := uint32(m.Body[0])<<24 | uint32(m.Body[1])<<16 | uint32(m.Body[2])<<8 | uint32(m.Body[3])
+			if m.Type == 2 { // what gortmplib's message reader does with them
+				r.AbortChunkStream(v)
+			} else if r.SetChunkSize(v) != nil {
+				return
+			}
+		}
+	})
 }

@@ -79,8 +79,11 @@ func (h *Hub) handleRTMP(conn net.Conn) {
 		// gortmplib's errors may quote the connect object, whose tcUrl may hold the
 		// key: only the stage is logged.
 		h.lim.failed(host)
-		h.log.Debug().Str("remote", remote).Str("stage", pre.stage).Bool("timeout", pre.timeout()).
-			Msg("rtmp connection ended before its publish was authorized")
+		ev := h.log.Debug().Str("remote", remote).Str("stage", pre.stage).Bool("timeout", pre.timeout())
+		if errors.Is(pre.err, errGuard) { // the guard's own: no key in it
+			ev = ev.AnErr("refused", pre.err)
+		}
+		ev.Msg("rtmp connection ended before its publish was authorized")
 	case err != nil:
 		h.log.Debug().Str("remote", remote).Err(err).Msg("rtmp connection ended")
 	}
@@ -105,7 +108,7 @@ func (e preAuthError) timeout() bool {
 // publish with a known key: it returns the connection and the stream it publishes to.
 func (h *Hub) rtmpAccept(conn net.Conn) (*gortmplib.ServerConn, *Stream, error) {
 	_ = conn.SetDeadline(h.now().Add(min(preAuthTimeout, h.cfg.ReadTimeout)))
-	sc := &gortmplib.ServerConn{RW: conn}
+	sc := &gortmplib.ServerConn{RW: newRTMPConn(conn)}
 	if err := sc.Initialize(); err != nil {
 		return nil, nil, preAuthError{"handshake", err}
 	}
@@ -121,6 +124,7 @@ func (h *Hub) rtmpAccept(conn net.Conn) (*gortmplib.ServerConn, *Stream, error) 
 		return nil, nil, preAuthError{"publish", err}
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
+	sc.RW.(*rtmpConn).buffered()
 	return sc, st, nil
 }
 
@@ -144,8 +148,16 @@ func (h *Hub) rtmpSession(conn net.Conn, sc *gortmplib.ServerConn, st *Stream, c
 	defer func() { st.detach(sess, end) }()
 	h.cfg.Observer.Publishers(RTMP, 1)
 	defer h.cfg.Observer.Publishers(RTMP, -1)
+	// The deadline moves once a second (a quarter of ReadTimeout at most), not at
+	// every message: each move costs the runtime's timers, a hundred times a second.
+	// A publisher silent for ReadTimeout less that is ended.
+	every := min(time.Second, h.cfg.ReadTimeout/4)
+	var set time.Time
 	for {
-		_ = conn.SetReadDeadline(h.now().Add(h.cfg.ReadTimeout))
+		if now := h.now(); now.Sub(set) >= every {
+			_ = conn.SetReadDeadline(now.Add(h.cfg.ReadTimeout))
+			set = now
+		}
 		if err := r.read(); err != nil {
 			end = err
 			return fmt.Errorf("rtmp read: %w", err)

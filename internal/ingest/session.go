@@ -25,10 +25,11 @@ const (
 	// maxGOPUnits bounds the units of the GOP cache too: 10 s of 60 fps video and
 	// audio is 1 100.
 	maxGOPUnits = 4000
-	// maxSinkBytes bounds the memory of a run's queue (see cost), whatever its units.
+	// maxSinkBytes bounds the memory of a run's backlog (its MPEG-TS), whatever its units.
 	maxSinkBytes = 32 << 20
-	// sinkQueue is how many units a run's pipe holds before the hub drops to the next
-	// keyframe rather than wait for ffmpeg: about 5 s at 30 fps with AAC audio.
+	// sinkQueue is how many units a run's backlog holds (beyond what its pipe holds)
+	// before the hub drops to the next keyframe rather than wait for ffmpeg: about 5 s
+	// at 30 fps with AAC audio.
 	sinkQueue = 400
 	// tsOffset is added to every timestamp, so that the first ones (RTMP starts at 0)
 	// never make a negative PCR.

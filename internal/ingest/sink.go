@@ -5,33 +5,66 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
 
-// sink is the pipe of one ffmpeg run: a bounded queue of units, written as MPEG-TS by a
-// goroutine of its own, so that an ffmpeg that reads slowly (or not at all) never
-// stalls the publisher. When the queue is full the sink drops units up to the next
-// keyframe. Its methods but run are called under the stream's lock.
+// sink is the pipe of one ffmpeg run. The publisher's goroutine muxes each unit to
+// MPEG-TS and writes it to the pipe at once, without blocking (writeNow): handing each
+// unit to another goroutine instead cost a wake-up of the scheduler per unit, which was
+// most of the hub's CPU time. What a full pipe does not take (ffmpeg reads slowly, or
+// not at all) waits in a backlog that the sink's goroutine writes as the pipe drains,
+// so that ffmpeg never stalls the publisher. When the backlog holds queue units or
+// maxSinkBytes, the sink drops units up to the next keyframe. Its methods but run are
+// called under the stream's lock.
 type sink struct {
-	units  chan unit
 	w      *os.File
+	raw    syscall.RawConn
+	tw     *tsWriter // muxes into buf
+	queue  int
 	skip   bool // dropping to the next keyframe
 	closed bool
-	failed atomic.Bool  // writing failed: ffmpeg is gone
-	queued atomic.Int64 // what the units queued cost (unit.cost)
+	kick   chan struct{} // the backlog's goroutine has work
+	failed atomic.Bool   // writing failed: ffmpeg is gone
+
+	mu       sync.Mutex // guards what follows, shared with run
+	buf      []byte     // muxed, not yet written
+	flushing bool       // the backlog's goroutine owns the pipe: buf is its backlog
+	backlog  int        // units muxed into buf while flushing
+	inflight int        // bytes the goroutine writes now, out of buf
 }
 
 func newSink(tr tracks, w *os.File, queue int) *sink {
-	k := &sink{units: make(chan unit, queue), w: w}
-	go k.run(tr)
+	k := &sink{w: w, queue: queue, kick: make(chan struct{}, 1)}
+	raw, err := w.SyscallConn()
+	if err == nil {
+		k.raw = raw
+		k.tw, err = newTSWriter(sinkBuffer{k}, tr)
+	}
+	if err != nil {
+		k.failed.Store(true)
+	}
+	k.mu.Lock()
+	k.writeNow()
+	k.mu.Unlock()
+	go k.run()
 	return k
 }
 
-// offer queues u; it reports whether it had to drop to the next keyframe (the run fell
-// behind) from this unit on.
+// sinkBuffer is where the sink's muxer writes: its buf, under its lock.
+type sinkBuffer struct{ k *sink }
+
+func (b sinkBuffer) Write(p []byte) (int, error) {
+	b.k.buf = append(b.k.buf, p...)
+	return len(p), nil
+}
+
+// offer writes u to the pipe, or to the backlog when the pipe is full; it reports
+// whether it had to drop to the next keyframe (the run fell behind) from this unit on.
 func (k *sink) offer(u unit) (fellBehind bool) {
 	if k.skip {
 		if !u.key {
@@ -39,59 +72,127 @@ func (k *sink) offer(u unit) (fellBehind bool) {
 		}
 		k.skip = false
 	}
-	if k.queued.Load()+int64(u.cost()) > maxSinkBytes {
-		k.skip = true
-		return true
-	}
-	select {
-	case k.units <- u:
-		k.queued.Add(int64(u.cost()))
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.failed.Load() || k.closed {
 		return false
-	default:
+	}
+	if k.flushing && (k.backlog >= k.queue || len(k.buf)+k.inflight+u.cost() > maxSinkBytes) {
 		k.skip = true
 		return true
 	}
+	if err := k.tw.write(u); err != nil {
+		k.failLocked()
+		return false
+	}
+	if k.flushing {
+		k.backlog++
+		return false
+	}
+	k.writeNow()
+	return false
+}
+
+// writeNow writes what buf holds to the pipe, as much as it takes without blocking;
+// the rest becomes the backlog of the sink's goroutine. Called under k.mu.
+func (k *sink) writeNow() {
+	if len(k.buf) == 0 || k.failed.Load() {
+		return
+	}
+	var n int
+	var werr error
+	err := k.raw.Write(func(fd uintptr) bool {
+		for {
+			var errno syscall.Errno
+			if n, errno = rawWrite(fd, k.buf); errno != syscall.EINTR {
+				if errno != 0 {
+					n, werr = 0, errno
+				}
+				return true // EAGAIN too: the goroutine waits for room, not the publisher
+			}
+		}
+	})
+	if err == nil && werr != nil && werr != syscall.EAGAIN {
+		err = werr
+	}
+	if err != nil {
+		k.failLocked()
+		return
+	}
+	if n = max(n, 0); n == len(k.buf) {
+		k.buf = k.buf[:0]
+		return
+	}
+	k.buf = append(k.buf[:0], k.buf[n:]...)
+	k.flushing, k.backlog = true, 1
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+}
+
+// failLocked marks the pipe broken (ffmpeg is gone) and drops what waits for it.
+func (k *sink) failLocked() {
+	k.failed.Store(true)
+	k.buf, k.flushing = nil, false
 }
 
 func (k *sink) dead() bool { return k.failed.Load() }
 
-// close ends the queue: what is queued is written, then the pipe is closed, and the
-// run reads the end of its input.
+// close ends the pipe once what waits for it is written: the run reads the end of
+// its input.
 func (k *sink) close() {
 	if !k.closed {
+		k.mu.Lock()
 		k.closed = true
-		close(k.units)
+		k.mu.Unlock()
+		close(k.kick)
 	}
 }
 
-// run writes the queue to the pipe until it is closed or the pipe breaks.
-func (k *sink) run(tr tracks) {
+// run writes the backlog whenever there is one, blocking on the pipe, until the sink
+// is closed; then it closes the pipe.
+func (k *sink) run() {
 	defer k.w.Close()
-	bw := bufio.NewWriterSize(k.w, 64<<10)
-	err := func() error {
-		tw, err := newTSWriter(bw, tr)
-		if err != nil {
-			return err
-		}
-		for u := range k.units {
-			k.queued.Add(-int64(u.cost()))
-			if err := tw.write(u); err != nil {
-				return err
-			}
-			if len(k.units) == 0 {
-				if err := bw.Flush(); err != nil {
-					return err
-				}
-			}
-		}
-		return bw.Flush()
-	}()
-	if err != nil {
-		k.failed.Store(true)
-		for range k.units { //nolint:revive // drained until closed, so that offers never block
+	for range k.kick {
+		for k.drain() {
 		}
 	}
+	for k.drain() { // what was muxed before close
+	}
 }
+
+// drain writes what buf holds, out of the lock, while the muxer appends to a new one;
+// it reports whether to go on: false once the backlog is empty or the pipe broke.
+func (k *sink) drain() bool {
+	k.mu.Lock()
+	if len(k.buf) == 0 || k.failed.Load() {
+		k.flushing, k.backlog = false, 0
+		if cap(k.buf) > maxIdleBuffer {
+			k.buf = nil // a backlog's peak is not kept
+		}
+		k.mu.Unlock()
+		return false
+	}
+	out := k.buf
+	k.buf, k.inflight = nil, len(out)
+	k.mu.Unlock()
+	_, err := k.w.Write(out)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.inflight = 0
+	if err != nil {
+		k.failLocked()
+		return false
+	}
+	if len(k.buf) == 0 && cap(out) <= maxIdleBuffer {
+		k.buf = out[:0]
+	}
+	return true
+}
+
+// maxIdleBuffer bounds the buffer a sink keeps once its backlog is written.
+const maxIdleBuffer = 1 << 20
 
 // tsWriter writes units as MPEG-TS with mediacommon's writer.
 type tsWriter struct {
