@@ -12,49 +12,61 @@ import (
 // before another box starts the job. The job then runs on the other box at epoch 2,
 // and the cut-off box, back on the store, does not take it again.
 func TestSelfFence(t *testing.T) {
-	backends(t, func(t *testing.T, f *fleet) {
-		tm := f.timing
-		a := f.start("a", 8, false)
-		f.start("b", 2, true)
-		f.leader(tm.TTL + slack)
-		f.registered(tm.Heartbeat + slack)
-		job := jobID("live")
-		f.submit(job, Cost{Cores: 1})
-		if box, _ := f.running(job, 1, tm.Reconcile+slack); box != "a" {
-			t.Fatalf("job on %s, want a (most free CPU)", box)
-		}
+	backends(t, func(t *testing.T, f *fleet) { selfFence(t, f, false) })
+}
 
-		if a.nc != nil {
-			a.nc.Close()
-		} else {
-			a.store.Cut()
-		}
-		last := a.lastOK()
-		stopped := f.ledger.waitFor(last, tm.Fence+slack, "stop on the cut-off box", func(e event) bool {
-			return e.box == "a" && e.job == job && !e.start
-		})
-		took := stopped.at.Sub(last)
-		t.Logf("fence %v, ttl %v: cut-off box stopped its job %v after its last heartbeat", tm.Fence, tm.TTL, took.Round(time.Millisecond))
-		if took < tm.Fence-50*time.Millisecond || took >= tm.TTL {
-			t.Errorf("stopped %v after the last heartbeat: want from the fence %v to before the ttl %v", took, tm.Fence, tm.TTL)
-		}
-		// The ledger fails the test if b starts it while a still runs it.
-		moved := f.ledger.waitFor(last, tm.TTL+time.Second+slack, "restart on b", func(e event) bool {
-			return e.box == "b" && e.job == job && e.start
-		})
-		if moved.epoch != 2 {
-			t.Errorf("restarted at epoch %d, want 2", moved.epoch)
-		}
-		if a.nc != nil {
-			return
-		}
-		back := time.Now()
-		a.store.Restore()
-		time.Sleep(2*tm.Reconcile + tm.Heartbeat)
-		if e, ok := f.ledger.find(back, func(e event) bool { return e.box == "a" && e.start }); ok {
-			t.Errorf("box a back on the store started %s at epoch %d; it runs on b", e.job, e.epoch)
-		}
+// TestSelfFenceHung is TestSelfFence with a store that hangs instead of failing: every
+// call of the cut-off box waits 5 s (NATS's request timeout) before it fails, as in a
+// network partition, and the agent's loop with it; its fence must not wait for them.
+func TestSelfFenceHung(t *testing.T) {
+	backends(t, func(t *testing.T, f *fleet) { selfFence(t, f, true) })
+}
+
+func selfFence(t *testing.T, f *fleet, hung bool) {
+	tm := f.timing
+	a := f.start("a", 8, false)
+	f.start("b", 2, true)
+	f.leader(tm.TTL + slack)
+	f.registered(tm.Heartbeat + slack)
+	job := jobID("live")
+	f.submit(job, Cost{Cores: 1})
+	if box, _ := f.running(job, 1, tm.Reconcile+slack); box != "a" {
+		t.Fatalf("job on %s, want a (most free CPU)", box)
+	}
+
+	switch {
+	case hung:
+		a.store.Hang(5 * time.Second)
+	case a.nc != nil:
+		a.nc.Close()
+	default:
+		a.store.Cut()
+	}
+	last := a.lastOK()
+	stopped := f.ledger.waitFor(last, tm.Fence+slack, "stop on the cut-off box", func(e event) bool {
+		return e.box == "a" && e.job == job && !e.start
 	})
+	took := stopped.at.Sub(last)
+	t.Logf("fence %v, ttl %v: cut-off box stopped its job %v after its last heartbeat", tm.Fence, tm.TTL, took.Round(time.Millisecond))
+	if took < tm.Fence-50*time.Millisecond || took >= tm.TTL {
+		t.Errorf("stopped %v after the last heartbeat: want from the fence %v to before the ttl %v", took, tm.Fence, tm.TTL)
+	}
+	// The ledger fails the test if b starts it while a still runs it.
+	moved := f.ledger.waitFor(last, tm.TTL+time.Second+slack, "restart on b", func(e event) bool {
+		return e.box == "b" && e.job == job && e.start
+	})
+	if moved.epoch != 2 {
+		t.Errorf("restarted at epoch %d, want 2", moved.epoch)
+	}
+	if a.nc != nil && !hung {
+		return
+	}
+	back := time.Now()
+	a.store.Restore()
+	time.Sleep(2*tm.Reconcile + tm.Heartbeat)
+	if e, ok := f.ledger.find(back, func(e event) bool { return e.box == "a" && e.start }); ok {
+		t.Errorf("box a back on the store started %s at epoch %d; it runs on b", e.job, e.epoch)
+	}
 }
 
 // TestEpochFence: an assignment of the job to another box at a higher epoch (as a
