@@ -112,64 +112,95 @@ func buildDaemon(t *testing.T) string {
 // fleetProc is one box of startFleetProcs: a daemon process.
 type fleetProc struct {
 	*fleetBox
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	bin  string
+	argv []string // the daemon's arguments, for a restart
+	logs string   // the folder of its log files
+	runs int      // processes started
 }
 
 // startFleetProcs starts n daemons of bin as processes, boxes a, b, c…, as startFleet
 // does in-process, each logging to its own file (printed if the test fails).
 func startFleetProcs(t *testing.T, bin string, n int) []*fleetProc {
 	t.Helper()
-	profiles, _ := filepath.Abs("../../profiles")
-	root := t.TempDir()
 	routes := make([]string, n)
 	for i := range routes {
 		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
-	boxes := make([]*fleetProc, n)
+	args := make([][]string, n)
 	for i := range n {
+		peers := append(append([]string{}, routes[:i]...), routes[i+1:]...)
+		args[i] = []string{"--cluster-listen", routes[i], "--cluster-peers", strings.Join(peers, ",")}
+	}
+	return startProcs(t, bin, args)
+}
+
+// startProcs starts one daemon of bin per element of fleet, boxes a, b, c…, with
+// those arguments besides its box id, data folder and API port: its way to NATS.
+func startProcs(t *testing.T, bin string, fleet [][]string) []*fleetProc {
+	t.Helper()
+	profiles, _ := filepath.Abs("../../profiles")
+	root := t.TempDir()
+	boxes := make([]*fleetProc, len(fleet))
+	for i, extra := range fleet {
 		id := string(rune('a' + i))
 		port := freePort(t)
-		peers := append(append([]string{}, routes[:i]...), routes[i+1:]...)
-		logPath := filepath.Join(root, id+".log")
-		logf, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--output", filepath.Join(root, "out"),
+		argv := append([]string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--output", filepath.Join(root, "out"),
 			"--profiles", profiles, "--data", filepath.Join(root, id, "data"), "--media-root", filepath.Join(root, "media"),
-			"--log-format", "json", "--box-id", id, "--cluster-listen", routes[i], "--cluster-peers", strings.Join(peers, ","))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
-			logf.Close()
-			if t.Failed() {
-				t.Logf("box %s log:\n%s", id, readIfAny(logPath))
-			}
-		})
+			"--log-format", "json", "--box-id", id}, extra...)
 		d := &daemon{api: fmt.Sprintf("http://127.0.0.1:%d", port), out: filepath.Join(root, "out"), mediaRoot: filepath.Join(root, "media"), profiles: profiles}
-		boxes[i] = &fleetProc{fleetBox: &fleetBox{daemon: d, id: id}, cmd: cmd}
+		boxes[i] = &fleetProc{fleetBox: &fleetBox{daemon: d, id: id}, bin: bin, argv: argv, logs: root}
+		boxes[i].start(t)
 	}
 	for _, b := range boxes {
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			res, err := http.Get(b.api + "/v1/cluster")
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("box %s did not answer /v1/cluster in 60s: %v", b.id, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		b.waitUp(t)
 	}
 	return boxes
+}
+
+// start starts the box's process (again, after a kill: same data folder, box id and
+// ports), logging to a file of its own that is printed if the test fails.
+func (b *fleetProc) start(t *testing.T) {
+	t.Helper()
+	b.runs++
+	logPath := filepath.Join(b.logs, fmt.Sprintf("%s.%d.log", b.id, b.runs))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(b.bin, b.argv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b.cmd = cmd
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		logf.Close()
+		if t.Failed() {
+			t.Logf("box %s log (process %d):\n%s", b.id, cmd.Process.Pid, readIfAny(logPath))
+		}
+	})
+}
+
+// waitUp waits up to a minute for the box to answer GET /v1/cluster.
+func (b *fleetProc) waitUp(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(b.api + "/v1/cluster")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("box %s did not answer /v1/cluster in 60s: %v", b.id, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // childPIDs returns the processes whose parent is pid.
