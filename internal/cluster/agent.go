@@ -327,10 +327,12 @@ func (a *Agent) start(ctx context.Context, as Assignment) {
 	a.log.Info().Str("job", as.Job).Uint64("epoch", as.Epoch).Msg("agent: started")
 }
 
-// heldElsewhere returns the box whose record still lists the job at an older epoch:
-// the new owner starts only once the previous one has stopped it (its next heartbeat
-// drops it) or is gone (its record expired), so that two boxes never run one job at
-// once. A drain move waits a heartbeat for it; a failover, whose box is gone, nothing.
+// heldElsewhere returns a box whose record lists the job: the new owner starts only
+// once the previous one has stopped it (its next heartbeat drops it) or is gone (its
+// record expired), so that two boxes never run one job at once. A drain move waits a
+// heartbeat for it; a failover, whose box is gone, nothing. A box that lists it at a
+// later epoch shows the assignment this box read to be stale (a box restarted after
+// kill -9, whose NATS server has not caught up yet, read its old assignment).
 func (a *Agent) heldElsewhere(ctx context.Context, as Assignment) (string, error) {
 	nodes, err := listAll[Node](ctx, a.b.Nodes, nodeVersion)
 	if nodes == nil {
@@ -341,7 +343,7 @@ func (a *Agent) heldElsewhere(ctx context.Context, as Assignment) (string, error
 			continue
 		}
 		for _, r := range n.v.Jobs {
-			if r.ID == as.Job && r.Epoch < as.Epoch {
+			if r.ID == as.Job {
 				return box, nil
 			}
 		}

@@ -129,3 +129,31 @@ func TestEpochFence(t *testing.T) {
 		}
 	})
 }
+
+// TestStaleAssignment: a box reads an assignment of a job to itself while another
+// box's record lists the job at a later epoch (a box restarted after kill -9 whose
+// NATS server had not caught up read its old assignment, and started a second
+// ffmpeg): it does not start the job while that record lives.
+func TestStaleAssignment(t *testing.T) {
+	f := boltFleet(t)
+	tm := f.timing
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	job := jobID("live")
+	f.submit(job, Cost{Cores: 1})
+	// Box b's record says it runs the job at epoch 2; the assignment this box reads
+	// still names it, at epoch 1. No scheduler runs.
+	b := Node{Box: "b", CPULimit: 4, Jobs: []Running{{ID: job, Epoch: 2}}, Heartbeat: time.Now().UTC()}
+	if _, err := write(ctx, f.admin.Nodes, "b", nodeVersion, b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := write(ctx, f.admin.Assign, job, assignVersion, Assignment{Job: job, Box: "a", Epoch: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	f.start("a", 4, false)
+	time.Sleep(min(tm.TTL-tm.Heartbeat, 2*tm.Reconcile)) // while b's record lives
+	if e, ok := f.ledger.find(began, func(e event) bool { return e.box == "a" && e.job == job && e.start }); ok {
+		t.Errorf("box a started %s at epoch %d while box b's record lists it at epoch 2", e.job, e.epoch)
+	}
+}

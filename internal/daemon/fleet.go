@@ -163,6 +163,7 @@ func (f *fleet) start(jobs *job.Manager, capacity func() cluster.Node) error {
 	f.agent = agent
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
+	jobs.KillOrphans() // the fleet decides what runs here; nothing of before a kill -9 does
 	f.importJobs(ctx)
 	f.wg.Go(func() { _ = agent.Run(ctx) })
 	f.wg.Go(func() { _ = sched.Run(ctx) })
@@ -252,7 +253,10 @@ func (r fleetRunner) Start(spec cluster.JobSpec, a cluster.Assignment) error {
 	req.ID = spec.ID
 	st, err := cluster.Checkpoint(ctx, f.b, spec.ID)
 	switch {
-	case err == nil && len(st.Resume) > 0 && st.Epoch <= a.Epoch:
+	case err == nil && st.Epoch > a.Epoch:
+		// A later owner wrote it: this box read a stale assignment.
+		return fmt.Errorf("fleet: job %s: assignment at epoch %d, but epoch %d checkpointed it", spec.ID, a.Epoch, st.Epoch)
+	case err == nil && len(st.Resume) > 0:
 		if err := f.store.load(spec.ID, st.Resume); err != nil {
 			return err
 		}
