@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/transcoderd/transcoderd/internal/job"
 	"github.com/transcoderd/transcoderd/internal/manifest"
 	"github.com/transcoderd/transcoderd/internal/testmedia"
 )
@@ -21,7 +22,7 @@ import (
 // kills its box with SIGKILL: the box's ffmpeg dies with it (Pdeathsig), and the job's
 // first segment of the new epoch is listed in the same media playlist within the
 // heartbeat TTL (10 s) and a few seconds, after a discontinuity, with no segment file
-// overwritten.
+// overwritten. Then the killed box comes back (rejoin).
 func TestFleetKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the daemon and runs three of them")
@@ -84,8 +85,9 @@ func TestFleetKill9(t *testing.T) {
 	if took > 25*time.Second {
 		t.Errorf("failover took %v: want about 15 s", took)
 	}
-	if now := api.fleetJob(t, "cam"); now.Box == victim.id || now.Box == "" {
-		t.Errorf("job on %q after box %s died", now.Box, victim.id)
+	now := api.fleetJob(t, "cam")
+	if now.Box == victim.id || now.Box == "" {
+		t.Fatalf("job on %q after box %s died", now.Box, victim.id)
 	}
 	pl := string(readFile(t, media))
 	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY\n") || runEpochs(pl)[1] == 0 {
@@ -96,7 +98,73 @@ func TestFleetKill9(t *testing.T) {
 			t.Errorf("segment %s was overwritten after the move", f)
 		}
 	}
+	rejoin(t, boxes, victim, now.Box, src.URL)
 	t.Logf("whole test %v", time.Since(began).Round(100*time.Millisecond))
+}
+
+// rejoin starts the killed box again (same data folder, box id and ports): it rejoins
+// the fleet without running the job that moved to box owner, answers GET and DELETE
+// of jobs other boxes run by forwarding them, and takes a new job, which any box lists
+// with its box and any box can delete.
+func rejoin(t *testing.T, boxes []*fleetProc, victim *fleetProc, owner, src string) {
+	t.Helper()
+	var other *fleetProc // neither the victim nor the job's owner
+	for _, b := range boxes {
+		if b.id != victim.id && b.id != owner {
+			other = b
+		}
+	}
+	victim.start(t)
+	victim.waitUp(t)
+	waitBox(t, other.fleetBox, victim.id, 30*time.Second)
+	time.Sleep(5 * time.Second) // two reconcile rounds of its agent
+	if kids := childPIDs(victim.cmd.Process.Pid); len(kids) > 0 {
+		t.Errorf("box %s, back, runs processes %v: its job moved to box %s", victim.id, kids, owner)
+	}
+	// GET on a box that does not run the job: forwarded to its box, whose own view
+	// alone has the renditions.
+	if v := victim.fleetJob(t, "cam"); v.Box != owner || v.State != job.Running || len(v.Renditions) == 0 {
+		t.Errorf("GET /v1/jobs/cam on box %s: %+v, want box %s's own view of it running", victim.id, v, owner)
+	}
+	// With the third box draining, the box back is the one with the most free CPU.
+	if code := other.call(t, http.MethodPost, "/v1/cluster/boxes/"+other.id+"/drain", "", nil); code != http.StatusOK {
+		t.Fatalf("drain %s: %d", other.id, code)
+	}
+	var v fleetJob
+	if code := other.call(t, http.MethodPost, "/v1/jobs", `{"source":"`+src+`","ladder":"test","id":"new"}`, &v); code != http.StatusCreated || v.Box != victim.id {
+		t.Fatalf("POST new: %d %+v, want it on box %s, back", code, v, victim.id)
+	}
+	waitSegments(t, other.fleetBox, "new", victim.id, 2, 60*time.Second)
+	for _, b := range boxes {
+		var list struct{ Jobs []fleetJob }
+		b.call(t, http.MethodGet, "/v1/jobs", "", &list)
+		on := map[string]string{}
+		for _, j := range list.Jobs {
+			on[j.ID] = j.Box
+		}
+		if len(on) != 2 || on["cam"] != owner || on["new"] != victim.id {
+			t.Errorf("GET /v1/jobs on box %s: %v, want cam on %s and new on %s", b.id, on, owner, victim.id)
+		}
+	}
+	kids := childPIDs(victim.cmd.Process.Pid)
+	if code := other.call(t, http.MethodDelete, "/v1/jobs/new", "", &v); code != http.StatusOK || v.Box != victim.id || !v.State.Ended() {
+		t.Errorf("DELETE /v1/jobs/new on box %s: %d %+v, want box %s's answer of a stopped job", other.id, code, v, victim.id)
+	}
+	for _, pid := range kids {
+		for deadline := time.Now().Add(10 * time.Second); alive(pid); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("box %s's ffmpeg %d runs 10s after DELETE of its job", victim.id, pid)
+			}
+		}
+	}
+	// Off the fleet; the box that ran it lists it stopped, as a single box does.
+	for _, b := range boxes {
+		var got fleetJob
+		code := b.call(t, http.MethodGet, "/v1/jobs/new", "", &got)
+		if b.id != victim.id && code != http.StatusNotFound || b.id == victim.id && (code != http.StatusOK || !got.State.Ended()) {
+			t.Errorf("GET /v1/jobs/new on box %s after DELETE: %d %s", b.id, code, got.State)
+		}
+	}
 }
 
 // buildDaemon builds the daemon's binary into a temporary folder and returns its path.
