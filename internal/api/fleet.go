@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -84,30 +85,40 @@ func (s *Server) fleetJob(w http.ResponseWriter, r *http.Request) bool {
 	case err != nil:
 		writeError(w, statusOf(err), err.Error())
 	case v.Box != "" && v.Box != s.Fleet.Box() && apiURL != "" && r.Header.Get(forwarded) == "":
-		s.forward(w, r, apiURL)
-	case r.Method == http.MethodDelete:
-		if err := s.Fleet.Remove(r.Context(), id); err != nil {
-			writeError(w, statusOf(err), err.Error())
-			return true
-		}
-		writeJSON(w, http.StatusOK, v)
+		// A box that does not answer (gone, its record not yet expired): the fleet's
+		// records answer for it.
+		s.forward(w, r, apiURL, func(w http.ResponseWriter) { s.fleetRecords(w, r, v) })
 	default:
-		writeJSON(w, http.StatusOK, v)
+		s.fleetRecords(w, r, v)
 	}
 	return true
 }
 
-// forward sends the request on to the box at apiURL and copies its answer back.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string) {
+// fleetRecords answers GET and DELETE of job v from the fleet's records: DELETE takes
+// it off the fleet, and its box, if it comes back, stops it.
+func (s *Server) fleetRecords(w http.ResponseWriter, r *http.Request, v FleetJob) {
+	if r.Method == http.MethodDelete {
+		if err := s.Fleet.Remove(r.Context(), v.ID); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// forward sends the request on to the box at apiURL and copies its answer back, or
+// calls unreachable if the box does not answer.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string, unreachable func(http.ResponseWriter)) {
 	to, err := url.Parse(apiURL)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "job's box: "+err.Error())
 		return
 	}
 	p := httputil.NewSingleHostReverseProxy(to)
-	p.Transport = &http.Transport{ResponseHeaderTimeout: 35 * time.Second}
+	p.Transport = &http.Transport{ResponseHeaderTimeout: 35 * time.Second, DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext}
 	p.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-		writeError(w, http.StatusBadGateway, "job's box did not answer: "+err.Error())
+		s.Log.Warn().Err(err).Str("box", apiURL).Str("path", r.URL.Path).Msg("fleet: the job's box did not answer: the fleet's records answer")
+		unreachable(w)
 	}
 	r.Header.Set(forwarded, s.Fleet.Box())
 	r.Host = to.Host
