@@ -186,6 +186,20 @@ func Submit(ctx context.Context, b *Buckets, spec JobSpec) error {
 	return err
 }
 
+// Import submits a job a box ran alone with the checkpoint (at epoch 0) its first
+// box continues from; a job of that id already in the fleet is left as it is
+// (coord.ErrExists).
+func Import(ctx context.Context, b *Buckets, spec JobSpec, st Status) error {
+	if err := Submit(ctx, b, spec); err != nil {
+		return err
+	}
+	st.Job, st.Epoch, st.At = spec.ID, 0, time.Now().UTC()
+	if _, err := write(ctx, b.Status, spec.ID, statusVersion, st, 0); err != nil && !errors.Is(err, coord.ErrExists) {
+		return err
+	}
+	return nil
+}
+
 // Remove takes a job off the fleet: the scheduler then deletes its assignment and its
 // box stops it.
 func Remove(ctx context.Context, b *Buckets, id string) error {
