@@ -127,7 +127,7 @@ func overhead(t *testing.T, servers []*server.Server, boxes []*fleetProc, src st
 	fmt.Printf("overhead, %d live jobs of a one-rung 96p ladder (%d queued: no box had room), over %v (load average before %q, after %q):\n", jobs, queued, window, strings.TrimSpace(string(load0)), strings.TrimSpace(string(load1)))
 	for _, b := range boxes {
 		name := "transcoderd " + b.id
-		fmt.Printf("  box %s (%d jobs): daemon CPU %.1f%% of a core, RSS max %.0f MiB; NATS client in %.0f B/s, out %.0f B/s\n",
+		fmt.Printf("  box %s (%d jobs): daemon CPU %.1f%% of a core, RSS max %.0f MiB; to NATS %.0f B/s, from NATS %.0f B/s (its client connection)\n",
 			b.id, per[b.id], 100*(cpuSeconds(t, b.cmd.Process.Pid)-cpu0[b.id])/window.Seconds(), slices.Max(rss[b.id]),
 			float64(nats1[name][0]-nats0[name][0])/window.Seconds(), float64(nats1[name][1]-nats0[name][1])/window.Seconds())
 	}
