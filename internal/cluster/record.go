@@ -264,6 +264,9 @@ func Nodes(ctx context.Context, b *Buckets) (map[string]Node, error) {
 // values is listAll without the revisions.
 func values[T any](ctx context.Context, b coord.Bucket, version int) (map[string]T, error) {
 	rs, err := listAll[T](ctx, b, version)
+	if rs == nil { // the list failed: no map, so that no caller takes it for an empty one
+		return nil, err
+	}
 	out := make(map[string]T, len(rs))
 	for k, r := range rs {
 		out[k] = r.v
