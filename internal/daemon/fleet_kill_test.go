@@ -305,3 +305,34 @@ func readIfAny(path string) []byte {
 	b, _ := os.ReadFile(path)
 	return b
 }
+
+// TestFleetPlayers plays a live job of a fleet of three box processes (one output
+// folder, as an NFS mount, served by every box) in hls.js, dash.js and Shaka through
+// a box that does not run it, kills the job's box with -9 once they play its top
+// rung, and sees each play on for 8 s after the job runs on another box.
+func TestFleetPlayers(t *testing.T) {
+	requireBrowser(t)
+	testmedia.RequireFFmpeg(t)
+	boxes := startFleetProcs(t, buildDaemon(t), 3)
+	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30})
+	var v fleetJob
+	if code := boxes[0].call(t, http.MethodPost, "/v1/jobs", `{"source":"`+src.URL+`","ladder":"test","id":"live"}`, &v); code != http.StatusCreated || v.Box == "" {
+		t.Fatalf("POST: %d %+v", code, v)
+	}
+	var victim, viewer *fleetProc
+	for _, b := range boxes {
+		if b.id == v.Box {
+			victim = b
+		} else if viewer == nil {
+			viewer = b
+		}
+	}
+	waitSegments(t, viewer.fleetBox, "live", victim.id, 3, time.Minute)
+	res := runShedScript(t, map[string]any{"base": viewer.api, "job": "live", "move": true}, func() {
+		if err := syscall.Kill(victim.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("box %s killed", victim.id)
+	})
+	reportSessions(t, res)
+}
