@@ -31,19 +31,7 @@ func TestFleetKill9(t *testing.T) {
 	began := time.Now()
 	boxes := startFleetProcs(t, buildDaemon(t), 3)
 	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30})
-	var v fleetJob
-	if code := boxes[0].call(t, http.MethodPost, "/v1/jobs", `{"source":"`+src.URL+`","ladder":"test","id":"cam"}`, &v); code != http.StatusCreated || v.Box == "" {
-		t.Fatalf("POST: %d %+v", code, v)
-	}
-	var victim, api *fleetProc
-	for _, b := range boxes {
-		if b.id == v.Box {
-			victim = b
-		} else if api == nil {
-			api = b
-		}
-	}
-	waitSegments(t, api.fleetBox, "cam", victim.id, 3, 60*time.Second)
+	victim, api := postLive(t, boxes, src.URL, "cam")
 	dir := filepath.Join(api.out, "cam")
 	children := childPIDs(victim.cmd.Process.Pid)
 	if len(children) == 0 {
@@ -165,6 +153,25 @@ func rejoin(t *testing.T, boxes []*fleetProc, victim *fleetProc, owner, src stri
 			t.Errorf("GET /v1/jobs/new on box %s after DELETE: %d %s", b.id, code, got.State)
 		}
 	}
+}
+
+// postLive posts live job id of the test ladder from src to the first box and waits
+// for 3 segments per rendition; it returns the job's box and another.
+func postLive(t *testing.T, boxes []*fleetProc, src, id string) (owner, other *fleetProc) {
+	t.Helper()
+	var v fleetJob
+	if code := boxes[0].call(t, http.MethodPost, "/v1/jobs", `{"source":"`+src+`","ladder":"test","id":"`+id+`"}`, &v); code != http.StatusCreated || v.Box == "" {
+		t.Fatalf("POST: %d %+v", code, v)
+	}
+	for _, b := range boxes {
+		if b.id == v.Box {
+			owner = b
+		} else if other == nil {
+			other = b
+		}
+	}
+	waitSegments(t, other.fleetBox, id, owner.id, 3, 60*time.Second)
+	return owner, other
 }
 
 // buildDaemon builds the daemon's binary into a temporary folder and returns its path.
@@ -315,19 +322,7 @@ func TestFleetPlayers(t *testing.T) {
 	testmedia.RequireFFmpeg(t)
 	boxes := startFleetProcs(t, buildDaemon(t), 3)
 	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 640, Height: 360, FPS: 30})
-	var v fleetJob
-	if code := boxes[0].call(t, http.MethodPost, "/v1/jobs", `{"source":"`+src.URL+`","ladder":"test","id":"live"}`, &v); code != http.StatusCreated || v.Box == "" {
-		t.Fatalf("POST: %d %+v", code, v)
-	}
-	var victim, viewer *fleetProc
-	for _, b := range boxes {
-		if b.id == v.Box {
-			victim = b
-		} else if viewer == nil {
-			viewer = b
-		}
-	}
-	waitSegments(t, viewer.fleetBox, "live", victim.id, 3, time.Minute)
+	victim, viewer := postLive(t, boxes, src.URL, "live")
 	res := runShedScript(t, map[string]any{"base": viewer.api, "job": "live", "move": true}, func() {
 		if err := syscall.Kill(victim.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
