@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -84,15 +85,11 @@ func (s *Server) fleetJob(w http.ResponseWriter, r *http.Request) bool {
 	case err != nil:
 		writeError(w, statusOf(err), err.Error())
 	case s.elsewhere(r, v, apiURL):
-		s.forward(w, r, apiURL)
-	case r.Method == http.MethodDelete:
-		if err := s.Fleet.Remove(r.Context(), id); err != nil {
-			writeError(w, statusOf(err), err.Error())
-			return true
-		}
-		writeJSON(w, http.StatusOK, v)
+		// A box that does not answer (gone, its record not yet expired): the fleet's
+		// records answer for it.
+		s.forward(w, r, apiURL, func(w http.ResponseWriter, _ error) { s.fleetRecords(w, r, v) })
 	default:
-		writeJSON(w, http.StatusOK, v)
+		s.fleetRecords(w, r, v)
 	}
 	return true
 }
@@ -113,7 +110,9 @@ func (s *Server) onJobsBox(next http.Handler) http.Handler {
 		}
 		v, apiURL, err := s.Fleet.Job(r.Context(), id)
 		if err == nil && s.elsewhere(r, v, apiURL) {
-			s.forward(w, r, apiURL)
+			s.forward(w, r, apiURL, func(w http.ResponseWriter, err error) {
+				writeError(w, http.StatusBadGateway, "the job's box did not answer: "+err.Error())
+			})
 			return
 		}
 		next.ServeHTTP(w, r) // no such job anywhere, or none runs it: answered here
@@ -126,9 +125,22 @@ func (s *Server) elsewhere(r *http.Request, v FleetJob, apiURL string) bool {
 	return v.Box != "" && v.Box != s.Fleet.Box() && apiURL != "" && r.Header.Get(forwarded) == ""
 }
 
-// forward sends the request on to the box at apiURL and copies its answer back, over
-// one transport for every call, so that connections to the other boxes are reused.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string) {
+// fleetRecords answers GET and DELETE of job v from the fleet's records: DELETE takes
+// it off the fleet, and its box, if it comes back, stops it.
+func (s *Server) fleetRecords(w http.ResponseWriter, r *http.Request, v FleetJob) {
+	if r.Method == http.MethodDelete {
+		if err := s.Fleet.Remove(r.Context(), v.ID); err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// forward sends the request on to the box at apiURL and copies its answer back, or
+// calls unreachable if the box does not answer. One transport serves every call, so
+// that connections to the other boxes are reused.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string, unreachable func(http.ResponseWriter, error)) {
 	to, err := url.Parse(apiURL)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "job's box: "+err.Error())
@@ -141,6 +153,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string) 
 			MaxIdleConnsPerHost: 8,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
+			DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext, // a box gone: give up soon
 			// A DELETE waits for the job's ffmpeg to stop (up to 30 s).
 			ResponseHeaderTimeout: 35 * time.Second,
 		}
@@ -148,7 +161,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string) 
 	p := httputil.NewSingleHostReverseProxy(to)
 	p.Transport = s.forwarder
 	p.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-		writeError(w, http.StatusBadGateway, "job's box did not answer: "+err.Error())
+		s.Log.Warn().Err(err).Str("box", apiURL).Str("path", r.URL.Path).Msg("fleet: the job's box did not answer")
+		unreachable(w, err)
 	}
 	r.Header.Set(forwarded, s.Fleet.Box())
 	r.Host = to.Host

@@ -14,8 +14,8 @@ import (
 )
 
 // Runner runs the fleet's jobs on one box: the daemon implements it with its job
-// manager. The agent calls it from one goroutine, except that a fence stops every job
-// at once.
+// manager. The agent calls it from one goroutine, except that its fence (a goroutine
+// of its own) stops every job at once, even while the other calls Start or Stop.
 type Runner interface {
 	// Start runs the job as assignment a says: at a.Epoch (which its segment names
 	// carry), on a.GPU for its hardware rungs, continuing from the job's Status
@@ -55,9 +55,8 @@ type Agent struct {
 	draining bool
 
 	// Used by Run's goroutine only.
-	seen   map[string]uint64 // job → the latest assignment revision acted on
-	fenced bool
-	beats  chan struct{} // a heartbeat succeeded after failures
+	seen  map[string]uint64 // job → the latest assignment revision acted on
+	beats chan struct{}     // a heartbeat succeeded after failures
 }
 
 // NewAgent returns the agent of cfg.Box over b.
@@ -99,8 +98,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wg.Go(func() { a.heartbeats(ctx) })
-	fence := time.NewTicker(min(max(a.t.Heartbeat/5, 20*time.Millisecond), 250*time.Millisecond))
-	defer fence.Stop()
+	wg.Go(func() { a.fences(ctx) })
 	tick := time.NewTicker(a.t.Reconcile)
 	defer tick.Stop()
 	var events <-chan coord.Entry
@@ -111,8 +109,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-fence.C:
-			a.checkFence()
 		case <-a.beats:
 			a.reconcile(ctx)
 		case <-tick.C:
@@ -214,26 +210,43 @@ func (a *Agent) fresh() bool {
 	return !a.lastOK.IsZero() && time.Since(a.lastOK) < a.t.Fence
 }
 
+// fences checks the fence every fifth of a heartbeat (at most 250 ms) in a goroutine
+// of its own: the loop that follows the assignments waits on the store, and in a
+// partition each of its calls waits out its timeout (5 s on NATS), which must not hold
+// the fence back.
+func (a *Agent) fences(ctx context.Context) {
+	t := time.NewTicker(min(max(a.t.Heartbeat/5, 20*time.Millisecond), 250*time.Millisecond))
+	defer t.Stop()
+	fenced := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fenced = a.checkFence(fenced)
+	}
+}
+
 // checkFence stops every job, all at once, when the last successful heartbeat is
-// Fence old.
-func (a *Agent) checkFence() {
+// Fence old, and reports whether it was; fenced is what it reported last time.
+func (a *Agent) checkFence(fenced bool) bool {
 	if a.fresh() {
-		a.fenced = false
-		return
+		return false
 	}
 	jobs := a.Running()
 	if len(jobs) == 0 {
-		return
+		return fenced
 	}
-	if !a.fenced {
+	if !fenced {
 		a.log.Warn().Int("jobs", len(jobs)).Msg("agent: no heartbeat for the fence time: stopping every job")
 	}
-	a.fenced = true
 	var wg sync.WaitGroup
 	for _, r := range jobs {
 		wg.Go(func() { a.stop(r.ID, "fenced") })
 	}
 	wg.Wait()
+	return true
 }
 
 // reconcile reads every assignment and acts on each.
@@ -314,10 +327,12 @@ func (a *Agent) start(ctx context.Context, as Assignment) {
 	a.log.Info().Str("job", as.Job).Uint64("epoch", as.Epoch).Msg("agent: started")
 }
 
-// heldElsewhere returns the box whose record still lists the job at an older epoch:
-// the new owner starts only once the previous one has stopped it (its next heartbeat
-// drops it) or is gone (its record expired), so that two boxes never run one job at
-// once. A drain move waits a heartbeat for it; a failover, whose box is gone, nothing.
+// heldElsewhere returns a box whose record lists the job: the new owner starts only
+// once the previous one has stopped it (its next heartbeat drops it) or is gone (its
+// record expired), so that two boxes never run one job at once. A drain move waits a
+// heartbeat for it; a failover, whose box is gone, nothing. A box that lists it at a
+// later epoch shows the assignment this box read to be stale (a box restarted after
+// kill -9, whose NATS server has not caught up yet, read its old assignment).
 func (a *Agent) heldElsewhere(ctx context.Context, as Assignment) (string, error) {
 	nodes, err := listAll[Node](ctx, a.b.Nodes, nodeVersion)
 	if nodes == nil {
@@ -328,7 +343,7 @@ func (a *Agent) heldElsewhere(ctx context.Context, as Assignment) (string, error
 			continue
 		}
 		for _, r := range n.v.Jobs {
-			if r.ID == as.Job && r.Epoch < as.Epoch {
+			if r.ID == as.Job {
 				return box, nil
 			}
 		}

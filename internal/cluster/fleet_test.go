@@ -38,6 +38,7 @@ type cutStore struct {
 	coord.Store
 	mu     sync.Mutex
 	cut    bool
+	hang   time.Duration // how long each call waits before it fails, while cut
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -54,10 +55,20 @@ func (c *cutStore) Cut() {
 	c.cancel()
 }
 
+// Hang cuts the store as a partition cuts NATS: each call waits d (or until its
+// context ends) before it fails, as a request waits out its timeout for an answer that
+// does not come.
+func (c *cutStore) Hang(d time.Duration) {
+	c.mu.Lock()
+	c.hang = d
+	c.mu.Unlock()
+	c.Cut()
+}
+
 func (c *cutStore) Restore() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.cut = false
+	c.cut, c.hang = false, 0
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 }
 
@@ -80,43 +91,54 @@ type cutBucket struct {
 	s *cutStore
 }
 
-func (b *cutBucket) check() error {
-	if cut, _ := b.s.state(); cut {
-		return errCut
+func (b *cutBucket) check(ctx context.Context) error {
+	b.s.mu.Lock()
+	cut, hang := b.s.cut, b.s.hang
+	b.s.mu.Unlock()
+	if !cut {
+		return nil
 	}
-	return nil
+	if hang > 0 {
+		t := time.NewTimer(hang)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return errCut
 }
 
 func (b *cutBucket) Get(ctx context.Context, key string) (coord.Entry, error) {
-	if err := b.check(); err != nil {
+	if err := b.check(ctx); err != nil {
 		return coord.Entry{}, err
 	}
 	return b.Bucket.Get(ctx, key)
 }
 
 func (b *cutBucket) Create(ctx context.Context, key string, value []byte) (uint64, error) {
-	if err := b.check(); err != nil {
+	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
 	return b.Bucket.Create(ctx, key, value)
 }
 
 func (b *cutBucket) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	if err := b.check(); err != nil {
+	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
 	return b.Bucket.Update(ctx, key, value, rev)
 }
 
 func (b *cutBucket) Delete(ctx context.Context, key string, rev uint64) error {
-	if err := b.check(); err != nil {
+	if err := b.check(ctx); err != nil {
 		return err
 	}
 	return b.Bucket.Delete(ctx, key, rev)
 }
 
 func (b *cutBucket) List(ctx context.Context, prefix string) ([]coord.Entry, error) {
-	if err := b.check(); err != nil {
+	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
 	return b.Bucket.List(ctx, prefix)
@@ -124,10 +146,10 @@ func (b *cutBucket) List(ctx context.Context, prefix string) ([]coord.Entry, err
 
 // Watch ends when the store is cut.
 func (b *cutBucket) Watch(ctx context.Context, prefix string) (<-chan coord.Entry, error) {
-	cut, sctx := b.s.state()
-	if cut {
-		return nil, errCut
+	if err := b.check(ctx); err != nil {
+		return nil, err
 	}
+	_, sctx := b.s.state()
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(sctx, cancel)
 	ch, err := b.Bucket.Watch(ctx, prefix)

@@ -41,16 +41,21 @@ func (a *Agent) CheckpointPart(ctx context.Context, job string, epoch uint64, na
 	if !runs || e != epoch {
 		return 0, fmt.Errorf("cluster: checkpoint part %s of %s at epoch %d: this box does not run it at that epoch", name, job, epoch)
 	}
+	return putPart(ctx, a.b, job, epoch, name, v, rev)
+}
+
+// putPart writes part name of the job's checkpoint at epoch, at revision rev (0:
+// Create). Only one box writes the parts of an epoch: a revision it lost (a write
+// that timed out yet landed) is read again.
+func putPart(ctx context.Context, b *Buckets, job string, epoch uint64, name string, v any, rev uint64) (uint64, error) {
 	key := partPrefix(job, epoch) + name
-	n, err := write(ctx, a.b.Parts, key, partVersion, v, rev)
+	n, err := write(ctx, b.Parts, key, partVersion, v, rev)
 	if errors.Is(err, coord.ErrExists) || errors.Is(err, coord.ErrConflict) {
-		// Only this box writes the parts of this epoch: a revision it lost (a write
-		// that timed out yet landed) is read again.
 		var e coord.Entry
-		if e, err = a.b.Parts.Get(ctx, key); err == nil {
-			n, err = write(ctx, a.b.Parts, key, partVersion, v, e.Revision)
+		if e, err = b.Parts.Get(ctx, key); err == nil {
+			n, err = write(ctx, b.Parts, key, partVersion, v, e.Revision)
 		} else if errors.Is(err, coord.ErrNotFound) {
-			n, err = write(ctx, a.b.Parts, key, partVersion, v, 0)
+			n, err = write(ctx, b.Parts, key, partVersion, v, 0)
 		}
 	}
 	return n, err

@@ -186,6 +186,28 @@ func Submit(ctx context.Context, b *Buckets, spec JobSpec) error {
 	return err
 }
 
+// Import submits a job a box ran alone with the checkpoint (at epoch 0), and its
+// parts by name, that its first box continues from. A job of that id already in the
+// fleet is left as it is (coord.ErrExists). The checkpoint is written before the job,
+// so that no box can take the job up without it.
+func Import(ctx context.Context, b *Buckets, spec JobSpec, st Status, parts map[string]any) error {
+	if _, err := b.Jobs.Get(ctx, spec.ID); err == nil {
+		return fmt.Errorf("cluster: import job %s: %w", spec.ID, coord.ErrExists)
+	} else if !errors.Is(err, coord.ErrNotFound) {
+		return fmt.Errorf("cluster: import job %s: %w", spec.ID, err)
+	}
+	for name, v := range parts {
+		if _, err := putPart(ctx, b, spec.ID, 0, name, v, 0); err != nil {
+			return err
+		}
+	}
+	st.Job, st.Epoch, st.At = spec.ID, 0, time.Now().UTC()
+	if _, err := write(ctx, b.Status, spec.ID, statusVersion, st, 0); err != nil && !errors.Is(err, coord.ErrExists) {
+		return err
+	}
+	return Submit(ctx, b, spec)
+}
+
 // Remove takes a job off the fleet: the scheduler then deletes its assignment and its
 // box stops it.
 func Remove(ctx context.Context, b *Buckets, id string) error {
@@ -250,6 +272,9 @@ func Nodes(ctx context.Context, b *Buckets) (map[string]Node, error) {
 // values is listAll without the revisions.
 func values[T any](ctx context.Context, b coord.Bucket, version int) (map[string]T, error) {
 	rs, err := listAll[T](ctx, b, version)
+	if rs == nil { // the list failed: no map, so that no caller takes it for an empty one
+		return nil, err
+	}
 	out := make(map[string]T, len(rs))
 	for k, r := range rs {
 		out[k] = r.v

@@ -280,7 +280,8 @@ func (s *Scheduler) reconcile(ctx context.Context) {
 		}
 	}
 	for id, st := range v.status {
-		if _, ok := v.jobs[id]; !ok && s.held() {
+		// A minute old: an import writes the checkpoint just before the job.
+		if _, ok := v.jobs[id]; !ok && time.Since(st.v.At) > time.Minute && s.held() {
 			s.forget(ctx, id, st.rev)
 		}
 	}

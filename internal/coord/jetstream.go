@@ -246,6 +246,9 @@ type ServerConfig struct {
 	ClusterHost string
 	ClusterPort int
 	Routes      []string
+	// NoAdvertise keeps the other servers' client URLs from the clients: a client
+	// reaches the cluster only by the URLs it was given (a proxy, a NAT).
+	NoAdvertise bool
 	// Log sends the server's own log lines to stderr.
 	Log bool
 }
@@ -264,7 +267,7 @@ func StartServer(cfg ServerConfig, ready time.Duration) (*server.Server, error) 
 		NoLog: !cfg.Log, NoSigs: true,
 	}
 	if cfg.ClusterPort != 0 {
-		opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: cfg.ClusterHost, Port: cfg.ClusterPort}
+		opts.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: cfg.ClusterHost, Port: cfg.ClusterPort, NoAdvertise: cfg.NoAdvertise}
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(r)
 			if err != nil {

@@ -107,6 +107,7 @@ func splitList(s string) []string {
 // fleet is the box's membership of the fleet.
 type fleet struct {
 	box    string
+	data   string // the box's data folder
 	b      *cluster.Buckets
 	nc     *nats.Conn
 	srv    *server.Server // the embedded NATS server; nil with --nats-url
@@ -121,7 +122,7 @@ type fleet struct {
 // joinFleet starts the embedded NATS server (or connects to the external one) and
 // opens the fleet's buckets, waiting up to a minute for the cluster to form.
 func joinFleet(ctx context.Context, c Config, local *store.Store, log zerolog.Logger) (*fleet, error) {
-	f := &fleet{box: c.BoxID, log: log.With().Str("box", c.BoxID).Logger()}
+	f := &fleet{box: c.BoxID, data: c.Data, log: log.With().Str("box", c.BoxID).Logger()}
 	urls, replicas := c.NATSURL, len(splitList(c.NATSURL))
 	var opts []nats.Option
 	if c.ClusterListen != "" {
@@ -187,6 +188,7 @@ func (f *fleet) start(jobs *job.Manager, capacity func() cluster.Node) error {
 	f.agent = agent
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
+	jobs.KillOrphans() // the fleet decides what runs here; nothing of before a kill -9 does
 	f.importJobs(ctx)
 	f.wg.Go(func() { _ = agent.Run(ctx) })
 	f.wg.Go(func() { _ = sched.Run(ctx) })
@@ -194,28 +196,70 @@ func (f *fleet) start(jobs *job.Manager, capacity func() cluster.Node) error {
 	return nil
 }
 
-// importJobs submits the jobs of the box's own store that had not ended.
+// importedMark is the file of the data folder that says the box's jobs were imported
+// into a fleet: from then on the fleet has them, and its own store keeps only what the
+// fleet runs here (a job it ran alone and the fleet has since deleted must not come
+// back at its next start).
+const importedMark = "fleet-imported"
+
+// importJobs submits once the jobs of the box's own store that had not ended, each
+// with its record and segment index as its checkpoint, from which the box the
+// scheduler picks continues its presentation. Submit is idempotent by id: a job the
+// fleet already has is left as it is.
 func (f *fleet) importJobs(ctx context.Context) {
+	mark := filepath.Join(f.data, importedMark)
+	if _, err := os.Stat(mark); err == nil {
+		return
+	}
 	recs, err := f.store.Jobs()
 	if err != nil {
 		f.log.Warn().Err(err).Msg("fleet: import: read the jobs of this box")
 		return
 	}
+	failed := false
 	for id, raw := range recs {
 		rec, err := job.Stored(raw)
 		if err != nil || rec.State.Ended() || rec.Ladder == nil {
 			continue
 		}
-		spec, err := specOf(job.Checked{Request: rec.Request, Ladder: rec.Ladder, Live: rec.Live, Display: rec.Source})
-		if err == nil {
-			err = cluster.Submit(ctx, f.b, spec)
-		}
-		if err != nil && !errors.Is(err, coord.ErrExists) {
+		err = f.importJob(ctx, id, rec, raw)
+		switch {
+		case errors.Is(err, coord.ErrExists):
+			f.log.Info().Str("job", id).Msg("fleet: import: the fleet has a job of this id already")
+		case err != nil:
+			failed = true
 			f.log.Warn().Err(err).Str("job", id).Msg("fleet: import job")
-			continue
+		default:
+			f.log.Info().Str("job", id).Msg("fleet: imported a job of this box")
 		}
-		f.log.Info().Str("job", id).Msg("fleet: imported a job of this box")
 	}
+	if !failed { // else the next start tries again
+		if err := os.WriteFile(mark, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+			f.log.Warn().Err(err).Msg("fleet: import: mark the jobs imported")
+		}
+	}
+}
+
+func (f *fleet) importJob(ctx context.Context, id string, rec job.StoredJob, raw json.RawMessage) error {
+	spec, err := specOf(job.Checked{Request: rec.Request, Ladder: rec.Ladder, Live: rec.Live, Display: rec.Source})
+	if err != nil {
+		return err
+	}
+	segs, err := f.store.Segments(id)
+	if err != nil {
+		return err
+	}
+	res, err := json.Marshal(resume{Record: raw, Parts: true})
+	if err != nil {
+		return err
+	}
+	p := newSegParts(0)
+	p.rebuild(segs)
+	parts := map[string]any{}
+	for _, w := range p.pending() {
+		parts[w.name] = w.segs
+	}
+	return cluster.Import(ctx, f.b, spec, cluster.Status{Box: f.box, State: string(rec.State), Resume: res}, parts)
 }
 
 // specOf is the fleet's record of a job.
@@ -276,7 +320,10 @@ func (r fleetRunner) Start(spec cluster.JobSpec, a cluster.Assignment) error {
 	req.ID = spec.ID
 	st, err := cluster.Checkpoint(ctx, f.b, spec.ID)
 	switch {
-	case err == nil && len(st.Resume) > 0 && st.Epoch <= a.Epoch:
+	case err == nil && st.Epoch > a.Epoch:
+		// A later owner wrote it: this box read a stale assignment.
+		return fmt.Errorf("fleet: job %s: assignment at epoch %d, but epoch %d checkpointed it", spec.ID, a.Epoch, st.Epoch)
+	case err == nil && len(st.Resume) > 0:
 		if err := f.store.load(ctx, st); err != nil {
 			return err
 		}

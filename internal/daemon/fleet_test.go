@@ -3,7 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
-	"net"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +25,7 @@ type fleetBox struct {
 	*daemon
 	id   string
 	stop func() // stops the box at once, as a box that goes away
+	cfg  Config // in-process boxes: its configuration, to start it again
 }
 
 // startFleet starts n daemons in this process, boxes a, b, c…, each with its own data
@@ -33,66 +34,86 @@ type fleetBox struct {
 // form the cluster. opts change each box's configuration.
 func startFleet(t *testing.T, n int, opts ...func(*Config)) []*fleetBox {
 	t.Helper()
+	return startFleetIn(t, t.TempDir(), n, opts...)
+}
+
+// startFleetIn is startFleet in folder root: box x's data folder is root/x/data, the
+// output folder root/out.
+func startFleetIn(t *testing.T, root string, n int, opts ...func(*Config)) []*fleetBox {
+	t.Helper()
+	routes := make([]string, n)
+	for i := range routes {
+		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	boxes := make([]*fleetBox, n)
+	ready := make([]<-chan string, n)
+	for i := range n {
+		id := string(rune('a' + i))
+		peers := append(append([]string{}, routes[:i]...), routes[i+1:]...)
+		c := boxConfig(t, root, id)
+		c.BoxID, c.ClusterListen, c.ClusterPeers = id, routes[i], strings.Join(peers, ",")
+		c.IngestRTMPListen = "127.0.0.1:0"
+		for _, o := range opts {
+			o(&c)
+		}
+		boxes[i], ready[i] = runBox(t, c, id)
+	}
+	for i, b := range boxes {
+		b.wait(t, ready[i])
+	}
+	return boxes
+}
+
+// boxConfig is the configuration of box id in folder root, alone: its data folder
+// root/id/data, the output folder root/out.
+func boxConfig(t *testing.T, root, id string) Config {
+	t.Helper()
 	testmedia.RequireFFmpeg(t)
 	profiles, err := filepath.Abs("../../profiles")
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := t.TempDir()
-	routes := make([]string, n)
-	for i := range routes {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		routes[i] = l.Addr().String()
-		l.Close()
+	return Config{
+		Listen: "127.0.0.1:0", Output: filepath.Join(root, "out"), Profiles: profiles,
+		Data: filepath.Join(root, id, "data"), MediaRoot: filepath.Join(root, "media"),
+		FFmpeg: "ffmpeg", FFprobe: "ffprobe", Version: "test",
 	}
-	boxes := make([]*fleetBox, n)
-	addrs := make([]chan string, n)
-	for i := range n {
-		id := string(rune('a' + i))
-		peers := append(append([]string{}, routes[:i]...), routes[i+1:]...)
-		c := Config{
-			Listen: "127.0.0.1:0", Output: filepath.Join(root, "out"), Profiles: profiles,
-			Data: filepath.Join(root, id, "data"), MediaRoot: filepath.Join(root, "media"),
-			FFmpeg: "ffmpeg", FFprobe: "ffprobe", Version: "test",
-			BoxID: id, ClusterListen: routes[i], ClusterPeers: strings.Join(peers, ","),
-			IngestRTMPListen: "127.0.0.1:0",
+}
+
+// runBox runs the daemon of c in this process until stop or the end of the test; its
+// API address comes on the channel once it is ready (wait).
+func runBox(t *testing.T, c Config, id string) (*fleetBox, <-chan string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	addr := make(chan string, 1)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Str("test_box", id).Logger()
+	go func() { done <- Run(ctx, c, log, func(a string) { addr <- a }) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
 		}
-		for _, o := range opts {
-			o(&c)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		addrs[i] = make(chan string, 1)
-		log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Str("test_box", id).Logger()
-		go func() { done <- Run(ctx, c, log, func(a string) { addrs[i] <- a }) }()
-		stopped := false
-		stop := func() {
-			if stopped {
-				return
-			}
-			stopped = true
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				t.Errorf("box %s did not stop in 30s", id)
-			}
-		}
-		t.Cleanup(stop)
-		boxes[i] = &fleetBox{daemon: &daemon{out: c.Output, mediaRoot: c.MediaRoot, profiles: profiles}, id: id, stop: stop}
-	}
-	for i, b := range boxes {
+		stopped = true
+		cancel()
 		select {
-		case a := <-addrs[i]:
-			b.api = "http://" + a
-		case <-time.After(90 * time.Second):
-			t.Fatalf("box %s did not start in 90s", b.id)
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("box %s did not stop in 30s", id)
 		}
 	}
-	return boxes
+	t.Cleanup(stop)
+	return &fleetBox{daemon: &daemon{out: c.Output, mediaRoot: c.MediaRoot, profiles: c.Profiles}, id: id, stop: stop, cfg: c}, addr
+}
+
+// wait waits up to 90 s for the box's API address.
+func (b *fleetBox) wait(t *testing.T, ready <-chan string) {
+	t.Helper()
+	select {
+	case a := <-ready:
+		b.api = "http://" + a
+	case <-time.After(90 * time.Second):
+		t.Fatalf("box %s did not start in 90s", b.id)
+	}
 }
 
 // fleetJob is a job as the fleet's API shows it.

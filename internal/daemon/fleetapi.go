@@ -91,7 +91,27 @@ type fleetRecords struct {
 	status map[string]cluster.Status
 }
 
+// recordsWait is how long the API tries again to read the fleet's records: while the
+// NATS servers elect new leaders (a box with one of them died), reads fail for a few
+// seconds.
+const recordsWait = 8 * time.Second
+
 func (a fleetAPI) records(ctx context.Context) (fleetRecords, error) {
+	deadline := time.Now().Add(recordsWait)
+	for {
+		r, err := a.readRecords(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return r, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (a fleetAPI) readRecords(ctx context.Context) (fleetRecords, error) {
 	var r fleetRecords
 	var err1, err2, err3 error
 	r.specs, err1 = cluster.Jobs(ctx, a.f.b)

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/transcoderd/transcoderd/internal/ladder"
@@ -124,6 +125,27 @@ func (m *Manager) Suspend(ctx context.Context, id string) error {
 // is 7 s old, and the next box takes them when its record expires, at 10 s (the
 // defaults of cluster.Timing): the flush ends before.
 const suspendFlush = 2 * time.Second
+
+// KillOrphans kills every ffmpeg that a previous daemon of this box (killed with -9,
+// its children outliving it) left writing into the folder of a job of the store, and
+// returns the jobs it killed one for. Restore does the same for each job it restores;
+// a box of a fleet restores none (the fleet says what it runs) and calls this at start.
+func (m *Manager) KillOrphans() []string {
+	recs, err := m.cfg.Store.Jobs()
+	if err != nil {
+		m.cfg.Log.Warn().Err(err).Msg("orphans: read stored jobs")
+		return nil
+	}
+	var killed []string
+	for id, raw := range recs {
+		rec, err := decodeRecord(raw)
+		if err == nil && rec.PID > 0 && killOrphan(rec.PID, filepath.Join(m.cfg.Output, id)) {
+			m.cfg.Log.Warn().Str("job", id).Int("pid", rec.PID).Msg("killed the ffmpeg a previous daemon left running")
+			killed = append(killed, id)
+		}
+	}
+	return killed
+}
 
 // StoredJob is what Stored reads of a job's record.
 type StoredJob struct {

@@ -1,7 +1,8 @@
 // Plays a live job with hls.js (master.m3u8), dash.js and Shaka (manifest.mpd), all left
 // on automatic rung choice, and checks that viewers keep watching when the job's ffmpeg
 // is restarted under them: because its ladder sheds the top rung they are on
-// (video.shed_top_rung), or, with "restart": true, because it was killed.
+// (video.shed_top_rung), or, with "restart": true, because it was killed, or, with
+// "move": true, because the job moved to another box of a fleet (its box was killed).
 //
 //   node shed.mjs '{"base":"http://127.0.0.1:8080","job":"shed","ready":"/tmp/x","out":"result.json"}'
 //
@@ -30,7 +31,8 @@ const AFTER_TIMEOUT = 60e3;  // from the shed to PLAY_AFTER seconds played (dash
 
 const result = { sessions: [], blocked: [], seconds: 0 };
 const stuckInBuffer = 'stuck inside its buffer';
-const event = cfg.restart ? 'restart' : 'shed';
+const event = cfg.move ? 'move' : cfg.restart ? 'restart' : 'shed';
+const anyRung = cfg.restart || cfg.move; // not a shed: any rung will do after it
 const began = Date.now();
 const traceDir = process.env.SHED_TRACE; // a folder for MPD snapshots, player traces and console logs
 const dashSettings = process.env.SHED_DASH_SETTINGS ? JSON.parse(process.env.SHED_DASH_SETTINGS) : null;
@@ -98,7 +100,7 @@ async function main() {
       }, 1000).unref();
     }
     writeFileSync(cfg.ready, 'ready');
-    log(`ready: the test now ${cfg.restart ? 'kills the job\'s ffmpeg' : 'takes CPU from the job'}`);
+    log(`ready: the test now ${cfg.move ? 'kills the job\'s box' : cfg.restart ? 'kills the job\'s ffmpeg' : 'takes CPU from the job'}`);
 
     // The job sheds (or, with cfg.restart, its ffmpeg is killed and started again); the
     // new run's manifests follow.
@@ -107,6 +109,11 @@ async function main() {
     const restarts = job.restarts;
     for (;;) {
       const j = await api(base, 'GET', `/v1/jobs/${job.id}`);
+      if (cfg.move && j.box && j.box !== job.box && j.state === 'running') {
+        shedAt = Date.now();
+        log('moved: from box', job.box, 'to box', j.box);
+        break;
+      }
       if (cfg.restart && j.restarts > restarts && j.state === 'running') {
         shedAt = Date.now();
         log('restarted: restarts', j.restarts);
@@ -131,8 +138,8 @@ async function main() {
     for (const s of sessions) {
       try {
         const from = (await state(s)).time;
-        const st = await until(s, `${PLAY_AFTER}s of playback after the ${cfg.restart ? 'restart' : `shed, below ${top}p`}`,
-          (st) => st.time >= from + PLAY_AFTER && !st.paused && st.height > 0 && (cfg.restart || st.height < top), AFTER_TIMEOUT);
+        const st = await until(s, `${PLAY_AFTER}s of playback after the ${anyRung ? event : `shed, below ${top}p`}`,
+          (st) => st.time >= from + PLAY_AFTER && !st.paused && st.height > 0 && (anyRung || st.height < top), AFTER_TIMEOUT);
         step(s, `plays on after the ${event}`, true, `${(st.time - from).toFixed(2)}s more, now ${st.width}x${st.height}, ` +
           `${st.warningCount} recoverable errors${st.warnings.length ? ` (last: ${st.warnings.join(' | ')})` : ''}`);
       } catch (e) {

@@ -32,6 +32,18 @@ type Cluster struct {
 // an R3 bucket can be created. The servers stop when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return start(t, n, false)
+}
+
+// StartHidden is StartCluster with servers that do not tell their clients of the
+// others: a client behind a proxy stays behind it when the proxy cuts it off.
+func StartHidden(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return start(t, n, true)
+}
+
+func start(t testing.TB, n int, noAdvertise bool) *Cluster {
+	t.Helper()
 	ports := freePorts(t, n)
 	routes := make([]string, n)
 	for i, p := range ports {
@@ -45,6 +57,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			Name: fmt.Sprintf("box-%c", 'a'+i), StoreDir: filepath.Join(dir, fmt.Sprint(i)),
 			Host: "127.0.0.1", Port: -1,
 			ClusterName: "transcoderd", ClusterHost: "127.0.0.1", ClusterPort: ports[i], Routes: routes,
+			NoAdvertise: noAdvertise,
 		}, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
