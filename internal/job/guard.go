@@ -123,6 +123,7 @@ func (m *Manager) Purge(ctx context.Context, id string) (View, error) {
 	if err := checkJobDir(dir); err != nil {
 		return j.View(), err
 	}
+	j.stopExport("", errClipDeleted)
 	// While the job is still listed no new job can take its id and folder.
 	if err := os.RemoveAll(dir); err != nil {
 		return j.View(), fmt.Errorf("delete job folder: %w", err)

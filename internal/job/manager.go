@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -110,6 +112,8 @@ type Manager struct {
 
 	watchOnce sync.Once
 	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
+
+	mp4Slots chan struct{} // one value per clip's MP4 file being written (clipmp4.go)
 }
 
 // NewManager returns a Manager; it starts nothing until Create.
@@ -134,7 +138,7 @@ func newManager(cfg Config, tm timing, now func() time.Time) *Manager {
 	if cfg.Publish == nil {
 		cfg.Publish = publish.FS{}
 	}
-	m := &Manager{cfg: cfg, jobs: map[string]*Job{}}
+	m := &Manager{cfg: cfg, jobs: map[string]*Job{}, mp4Slots: make(chan struct{}, mp4Slots)}
 	m.inputOf = func(src source.Source) Input { return inputFor(src, cfg.FFprobe) }
 	m.queue = newQueue(cfg.CPU, m.launch)
 	m.deps = deps{
@@ -252,7 +256,11 @@ func (m *Manager) Close() {
 	for _, j := range m.jobs {
 		j.stop(errDaemonStopping)
 	}
+	jobs := slices.Collect(maps.Values(m.jobs))
 	m.mu.Unlock()
+	for _, j := range jobs {
+		j.stopExport("", errDaemonStopping)
+	}
 	m.wg.Wait()
 	m.watchOnce.Do(func() {}) // no watcher is started after this
 	if m.watchDirs != nil {

@@ -74,6 +74,8 @@ type Clip struct {
 	// Tracks holds, per track, the numbers of the first and last segment the clip
 	// lists: what record_retention keeps.
 	Tracks map[string][2]uint64 `json:"tracks"`
+	// MP4 is the clip's MP4 file, when asked for (clipmp4.go).
+	MP4 *ClipMP4 `json:"mp4,omitempty"`
 }
 
 // ClipRequest is POST /v1/jobs/{id}/clips: a range as wall-clock times (program
@@ -84,8 +86,10 @@ type ClipRequest struct {
 	To    *time.Time `json:"to,omitempty"`
 	FromS *float64   `json:"from_s,omitempty"`
 	ToS   *float64   `json:"to_s,omitempty"`
-	// MP4 asks for one MP4 file of the clip: not built yet (ErrNotImplemented).
-	MP4 bool `json:"mp4,omitempty"`
+	// MP4 asks for one MP4 file of the clip, of the video rendition Rung (empty: the
+	// top one present over the whole clip) and the first audio track (clipmp4.go).
+	MP4  bool   `json:"mp4,omitempty"`
+	Rung string `json:"rung,omitempty"`
 }
 
 // ErrNotImplemented is wrapped by what the daemon does not do yet (501).
