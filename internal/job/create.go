@@ -70,6 +70,9 @@ func (m *Manager) checkWith(ctx context.Context, req *Request, given *ladder.Lad
 	if req.Record != nil && *req.Record && !src.Live {
 		return "", source.Source{}, nil, fmt.Errorf("%w: record is for live sources: a file job keeps every segment", ErrInvalid)
 	}
+	if err := m.checkReserve(records(*req, l, src.Live)); err != nil {
+		return "", source.Source{}, nil, err
+	}
 	if err := m.checkPushRequest(src, req.SRTPassphrase); err != nil {
 		return "", source.Source{}, nil, err
 	}
@@ -216,6 +219,7 @@ func (m *Manager) newJob(id string, req Request, src source.Source, l *ladder.La
 	}
 	if records(req, l, src.Live) {
 		j.rec = &recording{}
+		m.watchReserve()
 	}
 	return j
 }
