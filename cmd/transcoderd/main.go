@@ -42,6 +42,7 @@ func main() {
 	str(&c.Profiles, "profiles", "./profiles", "folder of ladder YAML files; they add to the built-in ladders and replace those of the same name")
 	str(&c.Data, "data", "./data", "folder for the daemon's own state")
 	str(&c.MediaRoot, "media-root", "./media", "folder that file sources are resolved in")
+	str(&c.RecordMinFree, "record-min-free", "1GB", "free space recordings (record: true) leave on the output's file system, like 10GB or 500MiB: a recording job is refused below it, and every recording stops (not the live streams) when free space falls below it; 0 for none")
 	str(&c.CPULimit, "cpu-limit", "", "CPU cap for all ffmpeg processes: cores (1.5) or a share of the box (75%); default 90% of the cores")
 	str(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg binary")
 	str(&c.FFprobe, "ffprobe", "ffprobe", "ffprobe binary")

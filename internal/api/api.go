@@ -331,6 +331,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, job.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, job.ErrNoSpace):
+		return http.StatusInsufficientStorage
 	case errors.Is(err, cpucap.ErrOverCapacity):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, job.ErrClosed):

@@ -19,6 +19,7 @@ import (
 	"github.com/transcoderd/transcoderd/internal/api"
 	"github.com/transcoderd/transcoderd/internal/cluster"
 	"github.com/transcoderd/transcoderd/internal/cpucap"
+	"github.com/transcoderd/transcoderd/internal/diskspace"
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/fileio"
 	"github.com/transcoderd/transcoderd/internal/gpu"
@@ -51,6 +52,11 @@ type Config struct {
 	FFprobe          string // ffprobe binary (name or path)
 	Version          string
 	CPULimit         string // cores ("1.5") or share of the box ("75%"); "" is the default (90%)
+	// RecordMinFree is the free space a recording leaves on the output's file system
+	// (diskspace.ParseSize: "10GB"); "" or "0" is no reserve. DiskCheck is how often it
+	// is measured (tests; 0 is diskspace.DefaultInterval).
+	RecordMinFree string
+	DiskCheck     time.Duration
 
 	// Push ingest (internal/ingest), off unless a listener is set.
 	IngestRTMPListen  string // address of the RTMP listener (":1935"); "" is off
@@ -103,6 +109,9 @@ func (c Config) Validate() error {
 	if err := c.publishing(nil).Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.recordMinFree(); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, c.validateIngestTLS()...)
 	errs = append(errs, c.validateSecurity()...)
 	errs = append(errs, c.validateFleet()...)
@@ -137,6 +146,18 @@ func startPublishing(ctx context.Context, pc publish.Config, log zerolog.Logger)
 	}
 	log.Info().Str("publish", r.String()).Msg("publishing to a remote origin: the output folder is scratch; segments, then the manifests naming them, are put there")
 	return pub, nil
+}
+
+// recordMinFree is the recordings' reserve in bytes.
+func (c Config) recordMinFree() (uint64, error) {
+	if c.RecordMinFree == "" {
+		return 0, nil
+	}
+	n, err := diskspace.ParseSize(c.RecordMinFree)
+	if err != nil {
+		return 0, fmt.Errorf("'record-min-free': %w", err)
+	}
+	return n, nil
 }
 
 // publishFlush is how long a stopping daemon tries to deliver what its jobs wrote last
@@ -234,6 +255,8 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		return err
 	}
 	met := metrics.New(nil, nil)
+	met.SetOutput(output)
+	reserve, _ := c.recordMinFree() // Validate checked it
 	hub, err := ingest.New(ingest.Config{RTMPListen: c.IngestRTMPListen, RTMPSListen: c.IngestRTMPSListen, TLSCert: c.IngestTLSCert, TLSKey: c.IngestTLSKey, SRTListen: c.IngestSRTListen, PublicHost: c.IngestPublicHost, Hold: true, Log: log, Observer: met})
 	if err != nil {
 		return err
@@ -260,6 +283,9 @@ func Run(ctx context.Context, c Config, log zerolog.Logger, ready func(addr stri
 		Observer:  met,
 		Ingest:    hub,
 		Publish:   pub,
+
+		RecordMinFree: reserve,
+		DiskCheck:     c.DiskCheck,
 	})
 	defer jobs.Close()
 	if fl == nil {

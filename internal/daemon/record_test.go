@@ -34,6 +34,13 @@ func playlistSeconds(t *testing.T, path string) float64 {
 	return sum
 }
 
+// recorded is a condition of waitFor: the job runs and has recorded s seconds.
+func recorded(s float64) func(job.View) bool {
+	return func(v job.View) bool {
+		return v.State == job.Running && v.Recording != nil && v.Recording.Duration >= s
+	}
+}
+
 // TestRecordClips is issue 19's: a live job with record: true and a 1-minute window
 // runs for 3 minutes, its ffmpeg killed half way: the live playlists hold 1 minute,
 // the recording 3; a clip of 0:30 to 2:10 lasts 100 s within 2 segments, spans the
@@ -52,11 +59,6 @@ func TestRecordClips(t *testing.T) {
 	src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 25})
 	v := d.create(t, `{"source":"`+src.URL+`","ladder":"test","id":"rec"}`)
 	dir := filepath.Join(d.out, v.ID)
-	recorded := func(s float64) func(job.View) bool {
-		return func(v job.View) bool {
-			return v.State == job.Running && v.Recording != nil && v.Recording.Duration >= s
-		}
-	}
 	d.waitFor(t, v.ID, 2*time.Minute, "95 s recorded", recorded(95))
 	if err := syscall.Kill(ffmpegPID(t, dir), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -92,7 +94,7 @@ func TestRecordClips(t *testing.T) {
 		{`{"id":"late","from_s":170,"to_s":400}`, http.StatusBadRequest},
 		{`{"id":"early","from_s":-10,"to_s":20}`, http.StatusBadRequest},
 		{`{"id":"both","from_s":10,"to_s":20,"from":"2026-01-01T00:00:00Z"}`, http.StatusBadRequest},
-		{`{"id":"mp4","from_s":10,"to_s":20,"mp4":true}`, http.StatusNotImplemented},
+		{`{"id":"mp4","from_s":10,"to_s":20,"mp4":true,"rung":"720p"}`, http.StatusBadRequest},
 	} {
 		if code := d.call(t, http.MethodPost, "/v1/jobs/rec/clips", bad.body, &e); code != bad.code {
 			t.Errorf("POST %s: %d %v, want %d", bad.body, code, e, bad.code)

@@ -120,7 +120,7 @@ func checkExport(t *testing.T, c Clip, out string) {
 // gap longer than a second. It returns each run's offset (file time - segment time).
 func checkTrack(t *testing.T, kind string, pr probed, i int, tr Track) []float64 {
 	t.Helper()
-	sizes, times := pr.packets(i)
+	sizes, times := pr.Stream(i)
 	var wantSizes []int
 	var offsets []float64
 	n, prevEnd := 0, 0.0

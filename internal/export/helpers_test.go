@@ -2,16 +2,12 @@ package export
 
 import (
 	"context"
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/transcoderd/transcoderd/internal/ffmpeg"
 	"github.com/transcoderd/transcoderd/internal/ladder"
@@ -110,82 +106,13 @@ func runOf(t testing.TB, job ffmpeg.Job, name string) Run {
 // run's segments, as their trun boxes give them, and the end of the last one.
 func samples(t testing.TB, r Run) (sizes []int, times []float64, end float64) {
 	t.Helper()
-	init := decodeFile(t, r.Init)
-	trex := init.Init.Moov.Mvex.Trex
-	ts := float64(init.Init.Moov.Trak.Mdia.Mdhd.Timescale)
-	for _, path := range r.Segments {
-		for _, seg := range decodeFile(t, path).Segments {
-			for _, frag := range seg.Fragments {
-				full, err := frag.GetFullSamples(trex)
-				if err != nil {
-					t.Fatalf("%s: %v", path, err)
-				}
-				for _, s := range full {
-					sizes = append(sizes, int(s.Size))
-					times = append(times, float64(s.DecodeTime)/ts)
-					end = float64(s.DecodeTime+uint64(s.Dur)) / ts
-				}
-			}
-		}
-	}
-	return sizes, times, end
-}
-
-func decodeFile(t testing.TB, path string) *mp4.File {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := mp4.DecodeFile(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return m
+	return testmedia.Samples(t, r.Init, r.Segments)
 }
 
 // probed is what ffprobe says of an exported file.
-type probed struct {
-	Format struct {
-		Duration string `json:"duration"`
-	} `json:"format"`
-	Streams []struct {
-		CodecType string `json:"codec_type"`
-		CodecName string `json:"codec_name"`
-	} `json:"streams"`
-	Packets []struct {
-		Stream int    `json:"stream_index"`
-		Size   string `json:"size"`
-		DTS    string `json:"dts_time"`
-	} `json:"packets"`
-}
+type probed = testmedia.Probed
 
-func probe(t testing.TB, path string) probed {
-	t.Helper()
-	out, err := exec.Command("ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams",
-		"-show_entries", "packet=stream_index,size,dts_time", "-show_packets", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	var p probed
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	return p
-}
-
-// packets returns the sizes and decode times of stream i's packets.
-func (p probed) packets(i int) (sizes []int, times []float64) {
-	for _, pk := range p.Packets {
-		if pk.Stream == i {
-			n, _ := strconv.Atoi(pk.Size)
-			ts, _ := strconv.ParseFloat(pk.DTS, 64)
-			sizes, times = append(sizes, n), append(times, ts)
-		}
-	}
-	return sizes, times
-}
+func probe(t testing.TB, path string) probed { t.Helper(); return testmedia.Probe(t, path) }
 
 // topBoxes returns the types of the top-level boxes of the file at path.
 func topBoxes(t testing.TB, path string) []string {

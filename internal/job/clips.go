@@ -24,9 +24,6 @@ func (m *Manager) CreateClip(id string, req ClipRequest) (Clip, error) {
 	if !ladder.ValidName(req.ID) {
 		return Clip{}, fmt.Errorf("%w: clip id %q must match [a-z0-9_-]{1,64}", ErrInvalid, req.ID)
 	}
-	if req.MP4 {
-		return Clip{}, fmt.Errorf("%w: mp4 export of a clip", ErrNotImplemented)
-	}
 	j.clipMu.Lock() // one clip written at a time per job: ids stay unique
 	defer j.clipMu.Unlock()
 	j.mu.Lock()
@@ -50,6 +47,9 @@ func (m *Manager) CreateClip(id string, req ClipRequest) (Clip, error) {
 	if err != nil {
 		return Clip{}, err
 	}
+	if c.MP4, err = mp4Of(req, cut); err != nil {
+		return Clip{}, err
+	}
 	c.Created = j.now().UTC()
 	if err := writeCut(m.deps.fs, filepath.Join(j.dir, clipsDir, req.ID), cut); err != nil {
 		return Clip{}, fmt.Errorf("write clip %q: %w", req.ID, err)
@@ -59,6 +59,9 @@ func (m *Manager) CreateClip(id string, req ClipRequest) (Clip, error) {
 	j.mu.Unlock()
 	j.event(Event{Type: "clip", Message: fmt.Sprintf("clip %s: %.3f s from segment %d to %d of %s", c.ID, c.Duration, c.FirstSegment, c.LastSegment, c.Rendition)})
 	j.persist()
+	if c.MP4 != nil {
+		m.startExport(j, c.ID)
+	}
 	return c, nil
 }
 
@@ -107,7 +110,8 @@ func (m *Manager) Clips(id string) ([]Clip, error) {
 	return append([]Clip{}, j.rec.clips...), nil
 }
 
-// DeleteClip removes a clip: its manifests, never the segments (the recording's).
+// DeleteClip removes a clip: its manifests and its MP4 file (an export in progress is
+// cancelled), never the segments (the recording's).
 func (m *Manager) DeleteClip(id, clip string) (Clip, error) {
 	j, err := m.Get(id)
 	if err != nil {
@@ -130,6 +134,7 @@ func (m *Manager) DeleteClip(id, clip string) (Clip, error) {
 		return Clip{}, fmt.Errorf("%w: job %q has no clip %q", ErrNotFound, id, clip)
 	}
 	j.persist()
+	j.stopExport(clip, errClipDeleted)
 	dir := filepath.Join(j.dir, clipsDir, clip)
 	if err := os.RemoveAll(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return c, fmt.Errorf("delete clip %q: %w", clip, err)

@@ -70,6 +70,9 @@ func (m *Manager) checkWith(ctx context.Context, req *Request, given *ladder.Lad
 	if req.Record != nil && *req.Record && !src.Live {
 		return "", source.Source{}, nil, fmt.Errorf("%w: record is for live sources: a file job keeps every segment", ErrInvalid)
 	}
+	if err := m.checkReserve(records(*req, l, src.Live)); err != nil {
+		return "", source.Source{}, nil, err
+	}
 	if err := m.checkPushRequest(src, req.SRTPassphrase); err != nil {
 		return "", source.Source{}, nil, err
 	}
@@ -143,7 +146,7 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 	if waiting != "" {
 		state = Queued
 	}
-	j := m.newJob(id, Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue, SRTPassphrase: req.SRTPassphrase}, src, l, View{
+	j := m.newJob(id, Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue, SRTPassphrase: req.SRTPassphrase, Record: req.Record}, src, l, View{
 		ID: id, State: state, Source: src.Display, Ladder: l.Name, Live: src.Live, Input: info,
 		HLS: id + "/" + manifest.MasterName, DASH: id + "/" + manifest.MPDName, Waiting: waiting, Cost: cost, Created: m.deps.now().UTC(),
 	})
@@ -216,6 +219,7 @@ func (m *Manager) newJob(id string, req Request, src source.Source, l *ladder.La
 	}
 	if records(req, l, src.Live) {
 		j.rec = &recording{}
+		m.watchReserve()
 	}
 	return j
 }

@@ -102,6 +102,7 @@ func (m *Manager) Suspend(ctx context.Context, id string) error {
 	} else {
 		j.stop(errDaemonStopping)
 	}
+	j.stopExport("", errDaemonStopping) // the box that continues it writes them
 	select {
 	case <-j.done:
 	case <-ctx.Done():

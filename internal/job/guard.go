@@ -127,6 +127,7 @@ func (m *Manager) Purge(ctx context.Context, id string) (View, error) {
 	if err := checkJobDir(dir); err != nil {
 		return j.View(), err
 	}
+	j.stopExport("", errClipDeleted)
 	pctx, cancel := context.WithTimeout(ctx, purgeTimeout)
 	defer cancel()
 	if err := m.cfg.Publish.Job(id, dir, j.log).Purge(pctx); err != nil {

@@ -25,8 +25,11 @@ import (
 //
 // An index is used by one goroutine at a time (the job's runner); it has no lock.
 type index struct {
-	live     bool
-	record   bool // keep every segment: prune deletes none (recording.go)
+	live   bool
+	record bool // keep every segment: prune deletes none (recording.go)
+	// kept holds, per track, the number below which segments are a stopped
+	// recording's: prune deletes none of them (diskreserve.go).
+	kept     map[string]uint64
 	segDur   time.Duration
 	window   time.Duration
 	grace    time.Duration // how long a segment stays on disk after leaving the window
@@ -553,7 +556,11 @@ func (x *index) prune() []error {
 	var errs []error
 	for _, t := range x.tracks {
 		below := t.released(now, now.Add(-x.grace))
-		k := 0
+		a := 0
+		for a < len(t.Segments) && t.Segments[a].Number < x.kept[t.Name] {
+			a++
+		}
+		k := a
 		for k < len(t.Segments) && t.Segments[k].Number < below {
 			s := t.Segments[k]
 			if err := x.delete(t, manifest.SegmentName(s.Run, s.Number)); err != nil {
@@ -566,7 +573,12 @@ func (x *index) prune() []error {
 			x.removed[t.Name] = append(x.removed[t.Name], s.Number)
 			k++
 		}
-		t.Segments = t.Segments[k:]
+		if a == 0 {
+			t.Segments = t.Segments[k:]
+		} else if k > a {
+			// A new array: the recording's snapshot shares the old one.
+			t.Segments = append(t.Segments[:a:a], t.Segments[k:]...)
+		}
 		errs = append(errs, x.pruneInits(t)...)
 	}
 	return errs

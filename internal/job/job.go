@@ -145,8 +145,9 @@ type Job struct {
 	keyHash ingest.Hash // stored; the key itself is not
 	newKey  string      // the key made by Create, until CreatedView shows it
 
-	rec    *recording // a recording job's recording and clips; nil when it does not record
-	clipMu sync.Mutex // held while a clip is cut or deleted
+	rec     *recording            // a recording job's recording and clips; nil when it does not record
+	clipMu  sync.Mutex            // held while a clip is cut or deleted
+	exports map[string]*exportRun // the clips' MP4 files being written, by clip id (clipmp4.go)
 }
 
 // ID returns the job id.

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -27,10 +29,11 @@ import (
 
 // Errors that callers branch on; each is wrapped with the details.
 var (
-	ErrInvalid  = errors.New("invalid request") // 400
-	ErrNotFound = errors.New("job not found")   // 404
-	ErrConflict = errors.New("conflict")        // 409
-	ErrClosed   = errors.New("manager closed")  // 503
+	ErrInvalid  = errors.New("invalid request")       // 400
+	ErrNotFound = errors.New("job not found")         // 404
+	ErrConflict = errors.New("conflict")              // 409
+	ErrClosed   = errors.New("manager closed")        // 503
+	ErrNoSpace  = errors.New("not enough free space") // 507: a recording job, under the reserve (diskreserve.go)
 )
 
 // Config is what a Manager needs from the daemon.
@@ -53,6 +56,11 @@ type Config struct {
 	// Publish delivers the served files to where viewers fetch them; nil serves the
 	// output folder itself (publish.FS).
 	Publish publish.Publisher
+	// RecordMinFree is the free space (bytes) the output's file system keeps from
+	// recordings (diskreserve.go); 0 is no reserve. DiskCheck is how often it is
+	// measured while a job records (diskspace.DefaultInterval when 0).
+	RecordMinFree uint64
+	DiskCheck     time.Duration
 }
 
 // Store is where jobs survive a restart: store.Store, or a store.Memory.
@@ -110,6 +118,11 @@ type Manager struct {
 
 	watchOnce sync.Once
 	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
+
+	mp4Slots chan struct{} // one value per clip's MP4 file being written (clipmp4.go)
+
+	diskOnce sync.Once          // starts the watcher of the recordings' reserve (diskreserve.go)
+	diskStop context.CancelFunc // stops it; set by diskOnce
 }
 
 // NewManager returns a Manager; it starts nothing until Create.
@@ -134,7 +147,7 @@ func newManager(cfg Config, tm timing, now func() time.Time) *Manager {
 	if cfg.Publish == nil {
 		cfg.Publish = publish.FS{}
 	}
-	m := &Manager{cfg: cfg, jobs: map[string]*Job{}}
+	m := &Manager{cfg: cfg, jobs: map[string]*Job{}, mp4Slots: make(chan struct{}, mp4Slots)}
 	m.inputOf = func(src source.Source) Input { return inputFor(src, cfg.FFprobe) }
 	m.queue = newQueue(cfg.CPU, m.launch)
 	m.deps = deps{
@@ -252,7 +265,15 @@ func (m *Manager) Close() {
 	for _, j := range m.jobs {
 		j.stop(errDaemonStopping)
 	}
+	jobs := slices.Collect(maps.Values(m.jobs))
 	m.mu.Unlock()
+	m.diskOnce.Do(func() {}) // no watcher is started after this
+	if m.diskStop != nil {
+		m.diskStop()
+	}
+	for _, j := range jobs {
+		j.stopExport("", errDaemonStopping)
+	}
 	m.wg.Wait()
 	m.watchOnce.Do(func() {}) // no watcher is started after this
 	if m.watchDirs != nil {

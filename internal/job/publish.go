@@ -113,6 +113,7 @@ func (r *runner) publish() {
 	if err := r.render(false); err != nil {
 		r.log.Error().Err(err).Msg("render manifests")
 	}
+	r.stopRecording()
 	r.snapshotRecording()
 	for _, err := range r.idx.prune() {
 		r.log.Warn().Err(err).Msg("delete old segment")

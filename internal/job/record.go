@@ -43,6 +43,7 @@ type storedRecording struct {
 	Audio   bool             `json:"audio_only,omitempty"`
 	Clips   []Clip           `json:"clips,omitempty"`
 	Expired bool             `json:"expired,omitempty"`
+	Stop    recordStop       `json:"stop,omitzero"`
 }
 
 // storedRequest is the job's Request.

@@ -42,6 +42,8 @@ type RecordingView struct {
 	// Expired is set once record_retention deleted the recording's segments (those
 	// clips name excepted).
 	Expired bool `json:"expired,omitempty"`
+	// Stopped says why the job stopped recording while it goes on live (diskreserve.go).
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Clip is one on-demand cut of a job's recording, as the API shows it and the store
@@ -74,6 +76,8 @@ type Clip struct {
 	// Tracks holds, per track, the numbers of the first and last segment the clip
 	// lists: what record_retention keeps.
 	Tracks map[string][2]uint64 `json:"tracks"`
+	// MP4 is the clip's MP4 file, when asked for (clipmp4.go).
+	MP4 *ClipMP4 `json:"mp4,omitempty"`
 }
 
 // ClipRequest is POST /v1/jobs/{id}/clips: a range as wall-clock times (program
@@ -84,8 +88,10 @@ type ClipRequest struct {
 	To    *time.Time `json:"to,omitempty"`
 	FromS *float64   `json:"from_s,omitempty"`
 	ToS   *float64   `json:"to_s,omitempty"`
-	// MP4 asks for one MP4 file of the clip: not built yet (ErrNotImplemented).
-	MP4 bool `json:"mp4,omitempty"`
+	// MP4 asks for one MP4 file of the clip, of the video rendition Rung (empty: the
+	// top one present over the whole clip) and the first audio track (clipmp4.go).
+	MP4  bool   `json:"mp4,omitempty"`
+	Rung string `json:"rung,omitempty"`
 }
 
 // ErrNotImplemented is wrapped by what the daemon does not do yet (501).
@@ -99,6 +105,7 @@ type recording struct {
 	p       *manifest.Presentation
 	clips   []Clip
 	expired bool
+	stop    recordStop // set once recording stopped (diskreserve.go)
 }
 
 // stored is what the store keeps of rec; nil for nil.
@@ -106,7 +113,7 @@ func (rec *recording) stored() *storedRecording {
 	if rec == nil {
 		return nil
 	}
-	s := &storedRecording{Clips: rec.clips, Expired: rec.expired}
+	s := &storedRecording{Clips: rec.clips, Expired: rec.expired, Stop: rec.stop}
 	if rec.p != nil {
 		s.SegDur, s.Audio = rec.p.SegmentDuration.Seconds(), rec.p.AudioOnly
 		for _, t := range append(slices.Clone(rec.p.Video), rec.p.Audio...) {
@@ -119,10 +126,11 @@ func (rec *recording) stored() *storedRecording {
 
 // restored is the recording of s, with the segments of the stored index.
 func (s *storedRecording) restored(segs map[string][]manifest.Segment) *recording {
-	rec := &recording{clips: s.Clips, expired: s.Expired}
+	rec := &recording{clips: s.Clips, expired: s.Expired, stop: s.Stop}
 	if len(s.Tracks) == 0 {
 		return rec
 	}
+	segs = rec.stop.recorded(segs)
 	rec.p = &manifest.Presentation{SegmentDuration: seconds(s.SegDur), AudioOnly: s.Audio}
 	for _, t := range s.Tracks {
 		t.Segments = segs[t.Name]
@@ -151,8 +159,8 @@ func records(req Request, l *ladder.Ladder, live bool) bool {
 
 // snapshotRecording gives the job what its index holds now: every recorded segment.
 func (r *runner) snapshotRecording() {
-	if r.j.rec == nil {
-		return
+	if r.j.rec == nil || !r.idx.record {
+		return // a recording stopped keeps what it had (diskreserve.go)
 	}
 	p := &manifest.Presentation{SegmentDuration: r.idx.segDur, AudioOnly: r.plan.AudioOnly}
 	for _, t := range r.idx.tracks {
@@ -202,7 +210,7 @@ func (j *Job) recordingViewLocked() *RecordingView {
 	if rec == nil {
 		return nil
 	}
-	v := &RecordingView{Expired: rec.expired}
+	v := &RecordingView{Expired: rec.expired, Stopped: rec.stop.Why}
 	if rec.p == nil {
 		return v
 	}

@@ -64,6 +64,7 @@ func (m *Manager) restoreOne(id string, rec storedJob, epoch uint64) error {
 	m.mu.Lock()
 	m.jobs[id] = j
 	m.mu.Unlock()
+	m.resumeExports(j)
 	switch {
 	case j.view.State.Ended():
 		close(j.done)

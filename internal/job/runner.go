@@ -524,6 +524,12 @@ func (r *runner) newIndex() *index {
 	idx.fs = r.fs
 	idx.epoch = r.j.epoch
 	idx.record = r.j.rec != nil
+	if idx.record {
+		r.j.mu.Lock()
+		// A stop not carried out yet (no Kept) is, at the first publish (stopRecording).
+		idx.record, idx.kept = r.j.rec.stop.Why == "" || r.j.rec.stop.Kept == nil, r.j.rec.stop.Kept
+		r.j.mu.Unlock()
+	}
 	if r.timing.segmentGrace > 0 {
 		idx.grace = r.timing.segmentGrace
 	}

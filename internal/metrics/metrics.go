@@ -3,7 +3,7 @@
 // whether it is behind real time and how many rungs it has shed
 // (read from the job manager at scrape time), the latency from a segment closing to the
 // manifests naming it (fed by the job manager as it happens), CPU used against the
-// limit, the push-ingest hub's publishers, bytes, refusals and takeovers (fed by the
+// limit, whether each recording job records and the output's free space, the push-ingest hub's publishers, bytes, refusals and takeovers (fed by the
 // hub), the publisher's upload latency, failures and queue (fed by it), and the Go
 // runtime and process collectors.
 package metrics
@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/transcoderd/transcoderd/internal/diskspace"
 	"github.com/transcoderd/transcoderd/internal/job"
 )
 
@@ -50,12 +51,14 @@ type Metrics struct {
 	ingest  ingestMetrics
 	publish publishMetrics
 
-	mu   sync.Mutex
-	jobs Lister
-	cpu  CPUFunc
+	mu     sync.Mutex
+	jobs   Lister
+	cpu    CPUFunc
+	output string // the output folder, whose free space is exported; "" for none
 
 	jobsByState, jobState, restarts, stalls, segments, lost   *prometheus.Desc
 	fps, speed, lag, bitrate, behind, shed, cpuUsed, cpuLimit *prometheus.Desc
+	recording, outputFree                                     *prometheus.Desc
 }
 
 // New returns the metrics of jobs, with the CPU figures of cpu. Either may be nil and
@@ -88,6 +91,8 @@ func New(jobs Lister, cpu CPUFunc) *Metrics {
 		shed:        desc("job_rungs_shed", "Video rungs a live job does not encode now to keep up (video.shed_top_rung).", "job"),
 		cpuUsed:     desc("cpu_used_cores", "CPU that the jobs use, in cores."),
 		cpuLimit:    desc("cpu_limit_cores", "CPU limit that the jobs run under, in cores."),
+		recording:   desc("job_recording", "A recording job (record: true): 1 while it records, 0 once its recording stopped (free space below --record-min-free).", "job"),
+		outputFree:  desc("output_free_bytes", "Bytes free on the output folder's file system (to unprivileged writers)."),
 		ingest:      newIngestMetrics(),
 		publish:     newPublishMetrics(),
 	}
@@ -116,6 +121,13 @@ func (m *Metrics) SetCPU(cpu CPUFunc) {
 	m.cpu = cpu
 }
 
+// SetOutput sets the output folder whose free space is exported.
+func (m *Metrics) SetOutput(dir string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.output = dir
+}
+
 // Registry returns the registry the metrics are served from, for more collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
@@ -140,7 +152,7 @@ type jobCollector Metrics
 
 // Describe implements prometheus.Collector.
 func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.lost, c.fps, c.speed, c.lag, c.bitrate, c.behind, c.shed, c.cpuUsed, c.cpuLimit} {
+	for _, d := range []*prometheus.Desc{c.jobsByState, c.jobState, c.restarts, c.stalls, c.segments, c.lost, c.fps, c.speed, c.lag, c.bitrate, c.behind, c.shed, c.cpuUsed, c.cpuLimit, c.recording, c.outputFree} {
 		ch <- d
 	}
 }
@@ -148,9 +160,12 @@ func (c *jobCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	jobs, cpu := c.jobs, c.cpu
+	jobs, cpu, output := c.jobs, c.cpu, c.output
 	c.mu.Unlock()
 
+	if free, err := diskspace.Free(output); output != "" && err == nil {
+		ch <- constMetric(c.outputFree, prometheus.GaugeValue, float64(free))
+	}
 	if cpu != nil {
 		used, limit := cpu()
 		ch <- constMetric(c.cpuUsed, prometheus.GaugeValue, used)
@@ -187,6 +202,13 @@ func (c *jobCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- constMetric(c.behind, prometheus.GaugeValue, behind, v.ID)
 		ch <- constMetric(c.shed, prometheus.GaugeValue, float64(len(v.Shed)), v.ID)
+		if r := v.Recording; r != nil {
+			on := 0.0
+			if r.Stopped == "" {
+				on = 1
+			}
+			ch <- constMetric(c.recording, prometheus.GaugeValue, on, v.ID)
+		}
 	}
 	for s, n := range byState {
 		ch <- constMetric(c.jobsByState, prometheus.GaugeValue, float64(n), string(s))
