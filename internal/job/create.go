@@ -143,7 +143,7 @@ func (m *Manager) register(id string, req Request, src source.Source, l *ladder.
 	if waiting != "" {
 		state = Queued
 	}
-	j := m.newJob(id, Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue, SRTPassphrase: req.SRTPassphrase}, src, l, View{
+	j := m.newJob(id, Request{Source: req.Source, Ladder: l.Name, ID: id, Queue: req.Queue, SRTPassphrase: req.SRTPassphrase, Record: req.Record}, src, l, View{
 		ID: id, State: state, Source: src.Display, Ladder: l.Name, Live: src.Live, Input: info,
 		HLS: id + "/" + manifest.MasterName, DASH: id + "/" + manifest.MPDName, Waiting: waiting, Cost: cost, Created: m.deps.now().UTC(),
 	})
