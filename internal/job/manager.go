@@ -108,7 +108,7 @@ type Manager struct {
 	closed bool // set by Close: stopping jobs are suspended, not ended
 	// expiries are the timers of ended jobs' record_retention (retention.go).
 	expiries map[*Job]*time.Timer
-	wg     sync.WaitGroup
+	wg       sync.WaitGroup
 
 	watchOnce sync.Once
 	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
