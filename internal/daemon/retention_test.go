@@ -102,7 +102,7 @@ func stopJob(t *testing.T, d *daemon, id string) job.View {
 
 // checkExpired checks the expired recording of job id, which had before's recording
 // and clip c: the segment files left are exactly those c and the final live playlists
-// name, which the job's recording counts; recording/ is gone and no clip can be cut;
+// name (and the init files of their runs), which the job's recording counts; recording/ is gone and no clip can be cut;
 // the clip and the live manifests validate and decode.
 func checkExpired(t *testing.T, d *daemon, id string, before job.View, c job.Clip) {
 	t.Helper()
@@ -129,6 +129,20 @@ func checkExpired(t *testing.T, d *daemon, id string, before job.View, c job.Cli
 			t.Errorf("%s/%s holds %v, want what the clip and the live playlist name: %v", id, r, got, want)
 		}
 		left += len(got)
+		var inits []string // those of the runs of the segments left
+		for _, name := range want {
+			if run, _, ok := manifest.ParseSegmentName(name); ok {
+				inits = append(inits, manifest.InitName(run))
+			}
+		}
+		slices.Sort(inits)
+		gotInits, _ := filepath.Glob(filepath.Join(dir, r, "init_*.mp4"))
+		for k := range gotInits {
+			gotInits[k] = filepath.Base(gotInits[k])
+		}
+		if inits = slices.Compact(inits); !slices.Equal(gotInits, inits) {
+			t.Errorf("%s/%s holds init files %v, want those of the segments left: %v", id, r, gotInits, inits)
+		}
 	}
 	t.Logf("%s: %d segments (%d bytes) before, %d (%d bytes) left", id, before.Recording.Segments, before.Recording.Bytes, v.Recording.Segments, v.Recording.Bytes)
 	if v.Recording.Segments != left || left >= before.Recording.Segments {

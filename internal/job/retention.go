@@ -152,20 +152,20 @@ func removeUnnamed(dir string, p *manifest.Presentation, keep func(string, uint6
 		}
 	}
 	for _, t := range append(slices.Clone(p.Video), p.Audio...) {
-		runs := map[uint64]bool{} // run: whether a segment of it is kept
+		used := map[uint64]bool{} // the runs of the segments kept
 		var segs []manifest.Segment
 		for _, s := range t.Segments {
 			if keep(t.Name, s.Number) {
-				segs, runs[s.Run] = append(segs, s), true
+				segs, used[s.Run] = append(segs, s), true
 				continue
 			}
-			runs[s.Run] = runs[s.Run] || false
 			remove(filepath.Join(dir, t.Name, manifest.SegmentName(s.Run, s.Number)))
 			drop[t.Name] = append(drop[t.Name], s.Number)
 		}
-		for run, used := range runs {
-			if !used {
-				remove(filepath.Join(dir, t.Name, manifest.InitName(run)))
+		for _, s := range t.Segments {
+			if !used[s.Run] {
+				used[s.Run] = true // once
+				remove(filepath.Join(dir, t.Name, manifest.InitName(s.Run)))
 			}
 		}
 		if len(segs) == 0 {
