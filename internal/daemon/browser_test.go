@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -233,7 +234,9 @@ func reportSessions(t *testing.T, res browserResult) {
 // TestPreviewPage opens the preview page (GET /) in headless Chromium on a daemon whose
 // API needs a token, gives the page the token it asks for, starts a file job from its
 // form and follows the job's progress bar to 100 %, starts a live job from the form and
-// plays it in the page with hls.js and dash.js, choosing a rung. See web/test/preview.mjs.
+// plays it in the page with hls.js and dash.js, choosing a rung; the live job records
+// ("record" ticked in the form), and a clip is cut from the page (Mark in, Mark out, Cut
+// clip) and played from its clip list (issue 19). See web/test/preview.mjs.
 func TestPreviewPage(t *testing.T) {
 	requireBrowser(t)
 	began := time.Now()
@@ -257,6 +260,7 @@ func TestPreviewPage(t *testing.T) {
 	err := runNode(t, 3*time.Minute, "preview.mjs", map[string]any{
 		"base": d.api, "source": src.URL, "ladder": "test", "id": "form", "heights": []int{360, 180}, "screenshot": shot, "token": token,
 		"file": map[string]string{"source": "clip.mp4", "ladder": "default", "id": "file"},
+		"clip": map[string]any{"id": "page-cut", "seconds": 5, "segment": testSegment.Seconds()},
 	}, &res)
 	if err != nil {
 		t.Fatal(err)
@@ -279,6 +283,12 @@ func TestPreviewPage(t *testing.T) {
 	}
 	if v := d.job(t, "form"); !v.Live || v.Ladder != "test" {
 		t.Errorf("the job started from the form is %+v", v)
+	}
+	var clips struct{ Clips []job.Clip }
+	if code := d.call(t, http.MethodGet, "/v1/jobs/form/clips", "", &clips); code != http.StatusOK || len(clips.Clips) != 1 || clips.Clips[0].ID != "page-cut" {
+		t.Errorf("the clips of the job started from the form: %d %+v", code, clips)
+	} else if c := clips.Clips[0]; c.Duration < 5 || c.Duration > 5+3*testSegment.Seconds() {
+		t.Errorf("the clip cut from the page lasts %.3f s, about 5 s were marked: %+v", c.Duration, c)
 	}
 	if v := d.job(t, "file"); v.Live || v.State != job.Finished || v.Progress.Percent == nil || *v.Progress.Percent != 100 {
 		t.Errorf("the file job started from the form is %s, %+v", v.State, v.Progress)

@@ -335,7 +335,7 @@ func (p *Progress) finished() {
 // Event is one thing that happened to a job: a start, an exit, a restart, a stall.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport | lost | replan | cost | dropped | publisher | publisher_gone | publisher_replaced | ingest_behind | rotate
+	Type    string    `json:"type"` // start | exit | restart | stall | state | behind | shed | unshed | queued | admitted | fallback | encoder | restore | transport | lost | replan | cost | dropped | publisher | publisher_gone | publisher_replaced | ingest_behind | rotate | clip | recording
 	Message string    `json:"message"`
 	PID     int       `json:"pid,omitempty"`
 	Code    *int      `json:"code,omitempty"`   // exit code; -1 when killed by a signal

@@ -114,7 +114,9 @@ type Manager struct {
 	mu     sync.Mutex
 	jobs   map[string]*Job
 	closed bool // set by Close: stopping jobs are suspended, not ended
-	wg     sync.WaitGroup
+	// expiries are the timers of ended jobs' record_retention (retention.go).
+	expiries map[*Job]*time.Timer
+	wg       sync.WaitGroup
 
 	watchOnce sync.Once
 	watchDirs *dirwatch.Watcher // nil until the first job runs, or where inotify fails
@@ -183,6 +185,7 @@ func (m *Manager) launch(j *Job, st startState) {
 		defer m.leaveHub(j)          // a push job's key is refused once it has ended
 		defer cancel(nil)
 		r.run(ctx, st)
+		m.scheduleExpiry(j)
 	}()
 }
 
@@ -261,6 +264,7 @@ var errDaemonStopping = errors.New("daemon stopping")
 func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true
+	m.stopExpiries()
 	m.queue.close()
 	for _, j := range m.jobs {
 		j.stop(errDaemonStopping)

@@ -71,6 +71,7 @@ func (m *Manager) restoreOne(id string, rec storedJob, epoch uint64) error {
 		if err != nil {
 			j.persist()
 		}
+		m.scheduleExpiry(j)
 		return nil
 	case j.view.State == Queued && src.Live:
 		j.cost = m.costOf(rec.Ladder, planOrNominal(rec.Ladder, rec.Input), rec.Input)

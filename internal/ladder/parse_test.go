@@ -270,7 +270,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "record retention too short",
 			yaml: base + "record: true\nrecord_retention: 10m\n",
-			want: []want{{9, "record_retention", "shorter than an hour"}},
+			want: []want{{9, "record_retention", "shorter than 1h0m0s"}},
 		},
 		{
 			name: "record retention not a duration",

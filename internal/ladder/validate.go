@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// MinRecordRetention is the shortest record_retention a ladder may set. The daemon's
+// tests lower it, to see recordings expire in seconds.
+var MinRecordRetention = time.Hour
+
 // isBad reports whether the value at path, or anything enclosing it, was
 // already reported, so that one mistake is not reported twice.
 func (d *decoder) isBad(path string) bool {
@@ -52,8 +56,8 @@ func (d *decoder) validate(l *Ladder) {
 			w, minWindowFactor, minWindowFactor*seg, minWindowFactor*seg)
 	}
 	d.check(l.RecordRetention >= 0, "record_retention", "%s is negative: use 0 to keep a recording until its job is purged", l.RecordRetention)
-	d.check(l.RecordRetention <= 0 || l.RecordRetention >= time.Hour, "record_retention",
-		"%s is shorter than an hour: a recording is for publishing after the event; use e.g. 7d", l.RecordRetention)
+	d.check(l.RecordRetention <= 0 || l.RecordRetention >= MinRecordRetention, "record_retention",
+		"%s is shorter than %s: a recording is for publishing after the event; use e.g. 7d", l.RecordRetention, MinRecordRetention)
 
 	d.check(l.Video.MaxFPS >= 0 && l.Video.MaxFPS <= maxFPS, "video.max_fps",
 		"%g is out of range: use 0 (the source rate) or at most %d", l.Video.MaxFPS, maxFPS)

@@ -9,7 +9,10 @@
 // jobs with audio in several languages, live or finished: each player lists the
 // languages and switches to the second and back), out (where the JSON result goes;
 // stdout when empty), only (optional list of "player manifest" names to run, e.g.
-// ["hls.js master.m3u8"]). The live job is stopped (DELETE /v1/jobs/{id}) once every
+// ["hls.js master.m3u8"]), clips (clips of recording jobs, as POST /v1/jobs/{id}/clips
+// answered them, each with its "job" and its "gap": seconds of outage inside it, which
+// an HLS player's timeline leaves out; each clip is played in every player from start
+// to end, see runClip). The live job is stopped (DELETE /v1/jobs/{id}) once every
 // live session is ready to check the end. The exit code is 0 when every check
 // passed, 1 when one failed, 2 when the run itself could not happen.
 import { writeFileSync } from 'node:fs';
@@ -33,6 +36,7 @@ const STEP_TIMEOUT = 25e3;   // any single step
 const END_TIMEOUT = 45e3;    // live stop to 'ended'
 const SEEK_BACK = 30;        // seconds behind the live playhead
 const END_SLACK = 0.15;      // how close to the end a stopped player has reached it (see ends)
+const DURATION_SLACK = 0.3;  // a clip's duration, as players see it, past its segments' (audio ends later than video)
 
 // The players whose own live latency figure is checked: hls.js (latency) and dash.js
 // (getCurrentLiveLatency()). A player's latency is its own target (3 segments for hls.js,
@@ -52,17 +56,17 @@ class StepError extends Error {}
 
 // Session is one player playing one manifest of one job in its own page.
 class Session {
-  constructor(browser, job, player, manifest) {
+  constructor(browser, job, player, manifest, kind = job.live ? 'live' : 'vod') {
     this.browser = browser;
     this.job = job;
     this.player = player;
     this.manifest = manifest;
     this.url = `${base}/out/${job.id}/${manifest}`;
-    this.name = `${player} ${job.live ? 'live' : 'VOD'} ${manifest}`;
+    this.name = `${player} ${kind === 'vod' ? 'VOD' : kind} ${manifest}`;
     this.measured = () => {};
     this.started = () => {};
     this.result = {
-      player, manifest, url: this.url, job: job.id, kind: job.live ? 'live' : 'vod',
+      player, manifest, url: this.url, job: job.id, kind,
       ok: true, steps: [], latency: null, utcHeadRequests: 0, version: '',
     };
   }
@@ -286,20 +290,25 @@ class Session {
   // presentation's end without firing it has still reached the end for its viewer (the
   // last frame is shown); that passes too, and the step says so. Shaka on a stopped live
   // MPD did this once in several runs: the audio track ends a few tens of milliseconds
-  // after the video one, and the playhead stopped between the two.
-  async ends(what, timeout) {
+  // after the video one, and the playhead stopped between the two. With elementOnly, an
+  // 'ended' event counts only with the element ended (say, at the end): Chromium fires
+  // one where the playhead meets a gap (an outage) in an ended MediaSource, which dash.js
+  // then jumps to play on (a clip across a restart: its MPD has 1.2 s between Periods).
+  async ends(what, timeout, elementOnly = false) {
     await this.step(what, async () => {
       let stuckSince = 0;
+      let early = '';
       const s = await this.until('the end of the presentation (ended event)', (s) => {
-        if (s.endedEvent || s.ended) return true;
+        if (elementOnly && s.endedEvent && !s.ended && !early) early = `; an 'ended' event at ${s.time.toFixed(2)}s, played on`;
+        if ((s.endedEvent && !elementOnly) || s.ended) return true;
         const atEnd = s.duration > 0 && s.duration - s.time < END_SLACK;
         stuckSince = atEnd ? (stuckSince || Date.now()) : 0;
         return atEnd && Date.now() - stuckSince > 5000;
       }, timeout);
-      if (!(s.endedEvent || s.ended)) {
-        return `stopped at ${s.time.toFixed(2)}s, ${(s.duration - s.time).toFixed(3)}s before the end (duration ${s.duration.toFixed(2)}s), for 5s, without an ended event`;
+      if (!s.ended && !(s.endedEvent && !elementOnly)) {
+        return `stopped at ${s.time.toFixed(2)}s, ${(s.duration - s.time).toFixed(3)}s before the end (duration ${s.duration.toFixed(2)}s), for 5s, without an ended event${early}`;
       }
-      return `ended at ${s.time.toFixed(2)}s (duration ${s.duration.toFixed(2)}s)`;
+      return `ended at ${s.time.toFixed(2)}s (duration ${s.duration.toFixed(2)}s)${early}`;
     });
   }
 
@@ -332,6 +341,54 @@ async function runVOD(sess) {
     await sess.seekTo('seek to the middle', d / 2);
     await sess.seekTo('seek near the end', d - 4);
     await sess.ends('reaches the end', 15e3);
+  } catch (e) {
+    sess.crashed(e);
+  } finally {
+    await sess.close();
+  }
+}
+
+// runClip plays a clip (issue 19): the player's duration is the asked range widened to
+// whole segments, by less than one segment at each end (less the outage inside it,
+// which an HLS timeline leaves out); it seeks inside the clip; then it plays from the
+// start to the end without a seek, through any discontinuity or Period change the
+// clip holds, and reaches 'ended'.
+async function runClip(sess, clip) {
+  const seg = sess.job.segmentSeconds;
+  const asked = clip.asked[1] - clip.asked[0];
+  try {
+    await sess.open();
+    await sess.start();
+    let d;
+    await sess.step('duration of the asked range', async () => {
+      const s = await sess.until('a duration', (s) => s.duration > 0);
+      d = s.duration;
+      const hls = sess.manifest.endsWith('.m3u8');
+      const lo = asked - (hls ? clip.gap : 0) - DURATION_SLACK;
+      const hi = asked + 2 * seg + DURATION_SLACK;
+      const what = `duration ${d.toFixed(3)}s, asked ${clip.asked[0]}..${clip.asked[1]}s (${asked.toFixed(3)}s), ` +
+        `cut ${clip.duration.toFixed(3)}s of ${clip.periods} period(s), ${clip.discontinuities} discontinuity(ies), ` +
+        `outage ${clip.gap.toFixed(3)}s; want ${lo.toFixed(3)}..${hi.toFixed(3)}s`;
+      if (d < lo || d > hi) throw new StepError(what);
+      return what;
+    });
+    // A seek forward inside the clip, before its first restart (firstRun: the seconds
+    // of its first ffmpeg run), so that playing on to the end goes through the restart.
+    await sess.seekTo('seek inside the clip', clip.firstRun ? Math.max(1, Math.min(d / 2, clip.firstRun - 3)) : d / 2);
+    const t0 = (await sess.state()).time;
+    const began = Date.now();
+    await sess.ends('plays to the end', (d - t0) * 1000 + 30e3, true);
+    // Played, not skipped: the wall-clock time it took is the media's, less at most the
+    // outage (a player may jump a gap between Periods) and a segment.
+    await sess.step('played through, not skipped', async () => {
+      const s = await sess.state();
+      const wall = (Date.now() - began) / 1000;
+      const min = d - t0 - clip.gap - seg - 0.5;
+      const what = `from ${t0.toFixed(2)}s to ${s.time.toFixed(2)}s of ${d.toFixed(2)}s in ${wall.toFixed(1)}s (at least ${min.toFixed(1)}s), ` +
+        `${s.warningCount} recoverable errors${s.warningCount ? ', last: ' + s.warnings.join(' | ') : ''}`;
+      if (wall < min) throw new StepError(`skipped part of the clip: ${what}`);
+      return what;
+    });
   } catch (e) {
     sess.crashed(e);
   } finally {
@@ -463,6 +520,17 @@ async function main() {
         s.result.kind = `${job.live ? 'live' : 'VOD'} languages`;
         out.sessions.push(s.result);
         tasks.push(runLanguages(s));
+      }
+    }
+    // Clips play once the rest has, one clip at a time in every player.
+    for (const clip of cfg.clips || []) {
+      await Promise.all(tasks);
+      const job = await jobInfo(clip.job);
+      const manifests = { 'master.m3u8': clip.hls, 'manifest.mpd': clip.dash };
+      for (const [p, m] of selected) {
+        const s = new Session(browser, job, p, manifests[m], 'clip');
+        out.sessions.push(s.result);
+        tasks.push(runClip(s, clip));
       }
     }
     await Promise.all(tasks);

@@ -10,7 +10,11 @@
 // rung heights the selector must list), file ({source, ladder, id} of a file job to start
 // from the form first: its row must show a progress bar while it runs, that never goes
 // back and reads 100 % once the job has finished), screenshot (a PNG of the page at the
-// end).
+// end), clip ({id, seconds, segment}: the job is started with "record" ticked, and a
+// clip of about seconds is cut from the page while hls.js plays it, by clicking Mark in,
+// Mark out and Cut clip; the clip must appear in the page's clip list lasting the
+// marked span widened by less than a segment at each end, and play from that list to
+// its end).
 // The result is {steps: [{name, ok, detail, seconds}], blocked: [...], screenshot}; the exit
 // code is 0 when every step passed.
 import { writeFileSync } from 'node:fs';
@@ -62,6 +66,59 @@ async function plays(page, secs, what) {
     return v.currentTime >= t ? v.currentTime : 0;
   }, from + secs);
   return `currentTime ${from.toFixed(2)}s → ${to.toFixed(2)}s`;
+}
+
+// wall reads a mark the page shows ("in: 10:20:30.456Z") as milliseconds of the day.
+function wall(text) {
+  const m = text.match(/(\d\d):(\d\d):(\d\d\.\d+)Z$/);
+  if (!m) throw new StepError(`no wall-clock time in the mark "${text}"`);
+  return ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000;
+}
+
+// cutClip cuts a clip from the page with real clicks while hls.js plays the live job,
+// then plays it from the page's clip list to its end.
+async function cutClip(page, clip) {
+  let marked;
+  await step('a clip is cut with Mark in, Mark out and Cut clip', async () => {
+    await page.selectOption('#engine', 'hls');
+    await plays(page, 1, 'hls.js before the in point');
+    await page.click('#mark-in');
+    await plays(page, clip.seconds, 'hls.js between the marks');
+    await page.click('#mark-out');
+    const [a, b] = [await page.textContent('#in-at'), await page.textContent('#out-at')];
+    marked = (wall(b) - wall(a)) / 1000;
+    await page.fill('#clip-id', clip.id);
+    await page.click('#cut');
+    const msg = await until(page, 'an answer to Cut clip', () => {
+      const m = document.querySelector('#clip-message');
+      return m.className !== 'muted' && m.textContent ? m.className + ': ' + m.textContent : '';
+    });
+    if (!msg.startsWith('ok')) throw new StepError(`Cut clip says ${msg} (${a}, ${b})`);
+    const row = await until(page, `clip ${clip.id} in the clip list`, (id) => {
+      const tr = document.querySelector(`#clips tr[data-clip="${id}"]`);
+      return tr && tr.innerText.replace(/\s+/g, ' ');
+    }, clip.id);
+    const d = parseFloat(await page.textContent(`#clips tr[data-clip="${clip.id}"] td.duration`));
+    const what = `${a}, ${b} (${marked.toFixed(3)} s marked); ${msg}; row: ${row}`;
+    if (!(d >= marked - 0.1 && d <= marked + 2 * clip.segment + 0.1)) throw new StepError(`the clip lasts ${d} s: ${what}`);
+    return what;
+  });
+  await step('the clip plays from the clip list to its end', async () => {
+    await page.click(`#clips tr[data-clip="${clip.id}"] button.play-clip`);
+    const label = await until(page, 'the clip in the player', (id) => {
+      const l = document.querySelector('#playing-job').textContent;
+      return l.endsWith('clip ' + id) && l;
+    }, clip.id);
+    await plays(page, 1, 'the clip');
+    const s = await until(page, "the clip's end", () => {
+      const v = document.querySelector('#video');
+      return v.ended && { time: v.currentTime, duration: v.duration, src: v.currentSrc };
+    }, null, (marked + 2 * clip.segment + 30) * 1000);
+    if (!(s.duration >= marked - 0.3 && s.duration <= marked + 2 * clip.segment + 0.3)) {
+      throw new StepError(`the player's duration is ${s.duration} s, ${marked.toFixed(3)} s marked`);
+    }
+    return `${label}: ended at ${s.time.toFixed(2)} s of ${s.duration.toFixed(2)} s`;
+  });
 }
 
 async function main() {
@@ -131,6 +188,7 @@ async function main() {
       await page.fill('#source', cfg.source);
       await page.selectOption('#ladder', cfg.ladder);
       await page.fill('#job-id', cfg.id);
+      if (cfg.clip) await page.check('#record');
       await page.click('#start');
       const msg = await until(page, 'an answer to the form', () => document.querySelector('#form-message').className !== 'muted' &&
         document.querySelector('#form-message').textContent);
@@ -182,6 +240,7 @@ async function main() {
         return `now playing: ${shown}; ${p}`;
       });
     }
+    if (cfg.clip) await cutClip(page, cfg.clip);
     out.screenshot = cfg.screenshot || '';
     if (cfg.screenshot) await page.screenshot({ path: cfg.screenshot, fullPage: true });
   } catch (e) {

@@ -1,6 +1,7 @@
 // transcoderd preview page: the job list (polled from /v1/jobs), a player for the chosen
-// job (hls.js on master.m3u8 or dash.js on manifest.mpd, with a rung selector), and a
-// form that starts a job. Everything comes from this daemon; nothing from elsewhere.
+// job (hls.js on master.m3u8 or dash.js on manifest.mpd, with a rung selector), a
+// recording job's clips (listed, played, and cut by marking in and out points on the
+// player), and a form that starts a job. Everything comes from this daemon; nothing from elsewhere.
 'use strict';
 
 (function () {
@@ -22,6 +23,8 @@
   const state = {
     jobs: [],
     selected: '',    // id of the job in the player
+    playing: null,   // what the player plays: {job, what: 'job'|'recording'|'clip', clip}
+    marks: {},       // in and out: {at (a Date: wall clock), offset (s into the recording)}
     player: null,    // {kind, destroy(), rungs(), select(id), current(), latency()}
     loading: 0,      // bumped on every play(), so that a stale wait gives up
   };
@@ -206,6 +209,7 @@
     const body = { source: $('#source').value.trim(), ladder: ui.ladder.value };
     const id = $('#job-id').value.trim();
     if (id) body.id = id;
+    if ($('#record').checked) body.record = true;
     ui.formMessage.className = 'muted';
     ui.formMessage.textContent = 'starting…';
     const r = await api('POST', '/v1/jobs', body);
@@ -234,18 +238,31 @@
     ui.nowPlaying.textContent = '';
   }
 
+  // play plays a job: its recording once a recording job has ended (the live
+  // manifests then hold only the window), else its own manifests.
   async function play(id) {
     const job = state.jobs.find((j) => j.id === id);
     if (!job) return;
-    const token = ++state.loading;
+    const rec = job.recording && job.recording.hls ? job.recording : null;
+    const base = rec ? job.id + '/' : '';
     state.selected = id;
     renderJobs();
+    await load({ job: id, what: rec ? 'recording' : 'job' }, `${id} (${rec ? 'recording' : job.live ? 'live' : 'VOD'})`,
+      base + (rec ? rec.hls : job.hls), base + (rec ? rec.dash : job.dash), !rec && !job.live);
+    showClipTools(job);
+  }
+
+  // load (re)starts the player on the manifests hls and dash (paths under /out/);
+  // vod says a missing MPD is one not written yet.
+  async function load(playing, label, hls, dash, vod) {
+    const token = ++state.loading;
     destroyPlayer();
+    state.playing = playing;
     const engine = ui.engine.value;
-    const url = '/out/' + (engine === 'hls' ? job.hls : job.dash);
-    ui.playingJob.textContent = `${id} (${job.live ? 'live' : 'VOD'})`;
-    ui.links.replaceChildren('HLS ', el('a', { href: '/out/' + job.hls }, '/out/' + job.hls),
-      ' · DASH ', el('a', { href: '/out/' + job.dash }, '/out/' + job.dash));
+    const url = '/out/' + (engine === 'hls' ? hls : dash);
+    ui.playingJob.textContent = label;
+    ui.links.replaceChildren('HLS ', el('a', { href: '/out/' + hls }, '/out/' + hls),
+      ' · DASH ', el('a', { href: '/out/' + dash }, '/out/' + dash));
     // The manifests appear with the first segments; a VOD job's MPD when it has finished.
     for (let i = 0; ; i++) {
       const res = await fetch(url, { method: 'HEAD', cache: 'no-store' }).catch(() => null);
@@ -255,7 +272,7 @@
         ui.message.textContent = `${url} did not appear`;
         return;
       }
-      ui.message.textContent = engine === 'dash' && !job.live
+      ui.message.textContent = engine === 'dash' && vod
         ? 'waiting for manifest.mpd: a VOD job writes it when it has finished'
         : 'waiting for the first segments…';
       await new Promise((r) => setTimeout(r, 500));
@@ -266,6 +283,93 @@
     } catch (e) {
       ui.message.textContent = e.message;
     }
+  }
+
+  // Clips (a recording job's). A mark is the player's position as a wall-clock time
+  // (the program date-time hls.js reads from the playlists, dash.js's time as UTC on a
+  // live MPD), else as an offset into the recording: playing the recording, its
+  // current time; playing a clip, the clip's offset plus its current time.
+  const clipTools = $('#clip-tools');
+  const clock = (d) => d.toISOString().slice(11, 23) + 'Z';
+
+  function showClipTools(job) {
+    clipTools.hidden = !job.recording;
+    state.marks = {};
+    $('#in-at').textContent = 'in: not marked';
+    $('#out-at').textContent = 'out: not marked';
+    $('#clip-message').textContent = '';
+    if (job.recording) {
+      $('#clips-of').textContent = `of ${job.id}`;
+      loadClips(job.id);
+    }
+  }
+
+  function mark(which) {
+    const p = state.player, pl = state.playing;
+    if (!p || !pl) return;
+    let at = null;
+    try { at = p.wallClock(); } catch (e) { /* not playing yet */ }
+    const t = video.currentTime;
+    const offset = pl.what === 'recording' ? t : pl.what === 'clip' ? pl.clip.offset + t : null;
+    if (!at && offset === null) {
+      $('#clip-message').className = 'error';
+      $('#clip-message').textContent = 'the player knows no wall-clock time here: play the recording';
+      return;
+    }
+    state.marks[which] = { at, offset };
+    $(`#${which}-at`).textContent = `${which}: ` + (at ? clock(at) : `${offset.toFixed(1)} s`);
+  }
+  $('#mark-in').addEventListener('click', () => mark('in'));
+  $('#mark-out').addEventListener('click', () => mark('out'));
+
+  $('#cut').addEventListener('click', async () => {
+    const { in: a, out: b } = state.marks;
+    const msg = $('#clip-message');
+    const job = state.playing && state.playing.job;
+    msg.className = 'error';
+    if (!job || !a || !b) {
+      msg.textContent = 'mark in and out first';
+      return;
+    }
+    const body = { id: $('#clip-id').value.trim() };
+    if (a.at && b.at) {
+      body.from = a.at.toISOString();
+      body.to = b.at.toISOString();
+    } else if (a.offset !== null && b.offset !== null) {
+      body.from_s = a.offset;
+      body.to_s = b.offset;
+    } else {
+      msg.textContent = 'in and out were marked on different timelines: mark both again';
+      return;
+    }
+    msg.className = 'muted';
+    msg.textContent = 'cutting…';
+    const r = await api('POST', '/v1/jobs/' + encodeURIComponent(job) + '/clips', body);
+    if (!r.ok) {
+      msg.className = 'error';
+      msg.textContent = (r.data && r.data.error) || 'HTTP ' + r.status;
+      return;
+    }
+    msg.className = 'ok';
+    msg.textContent = `clip ${r.data.id}: ${r.data.duration.toFixed(1)} s`;
+    loadClips(job);
+  });
+
+  async function loadClips(id) {
+    const r = await api('GET', '/v1/jobs/' + encodeURIComponent(id) + '/clips');
+    if (!r.ok || state.selected !== id) return;
+    const time = (s) => clock(new Date(s));
+    const rows = (r.data.clips || []).map((c) => el('tr', { 'data-clip': c.id },
+      el('td', {}, c.id), el('td', {}, time(c.from)), el('td', {}, time(c.to)),
+      el('td', { class: 'duration' }, `${c.duration.toFixed(1)} s`),
+      el('td', {}, `${c.rendition} ${c.first_segment}–${c.last_segment}` + (c.discontinuities ? `, ${c.discontinuities} restart(s)` : '')),
+      el('td', { class: 'clip-actions' }, el('button', { class: 'play-clip', type: 'button', onclick: () => playClip(id, c) }, 'Play'))));
+    if (!rows.length) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 6, class: 'muted' }, 'no clips yet')));
+    $('#clips tbody').replaceChildren(...rows);
+  }
+
+  function playClip(id, c) {
+    load({ job: id, what: 'clip', clip: c }, `${id}: clip ${c.id}`, `${id}/${c.hls}`, `${id}/${c.dash}`, false);
   }
 
   function fillRungs() {
@@ -280,7 +384,11 @@
   ui.rung.addEventListener('change', () => {
     if (state.player) state.player.select(ui.rung.value);
   });
-  ui.engine.addEventListener('change', () => { if (state.selected) play(state.selected); });
+  ui.engine.addEventListener('change', () => {
+    const pl = state.playing;
+    if (pl && pl.what === 'clip') playClip(pl.job, pl.clip);
+    else if (state.selected) play(state.selected);
+  });
 
   function startVideo() {
     const p = video.play();
@@ -310,6 +418,7 @@
       },
       latency: () => (hls.levels[hls.currentLevel] && hls.levels[hls.currentLevel].details &&
         hls.levels[hls.currentLevel].details.live ? hls.latency : NaN),
+      wallClock: () => hls.playingDate || null,
     };
   }
 
@@ -344,6 +453,7 @@
         return r ? { bitrate: r.bandwidth, name: r.id } : null;
       },
       latency: () => (p.isDynamic() ? p.getCurrentLiveLatency() : NaN),
+      wallClock: () => (p.isDynamic() ? new Date(p.timeAsUTC() * 1000) : null),
     };
   }
 
