@@ -87,7 +87,15 @@ func (s *Server) fleetJob(w http.ResponseWriter, r *http.Request) bool {
 	case s.elsewhere(r, v, apiURL):
 		// A box that does not answer (gone, its record not yet expired): the fleet's
 		// records answer for it.
-		s.forward(w, r, apiURL, func(w http.ResponseWriter, _ error) { s.fleetRecords(w, r, v) })
+		s.forward(w, r, apiURL, func(w http.ResponseWriter, err error) {
+			if r.Method == http.MethodDelete && r.URL.Query().Get("purge") != "" {
+				// Only the job's box deletes its files: taking it off the fleet here
+				// would leave them, and say nothing.
+				writeError(w, http.StatusBadGateway, "the job's box did not answer, so its files are not purged (try again): "+err.Error())
+				return
+			}
+			s.fleetRecords(w, r, v)
+		})
 	default:
 		s.fleetRecords(w, r, v)
 	}
@@ -154,8 +162,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, apiURL string, 
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
 			DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext, // a box gone: give up soon
-			// A DELETE waits for the job's ffmpeg to stop (up to 30 s).
-			ResponseHeaderTimeout: 35 * time.Second,
+			// A DELETE waits for the job's ffmpeg to stop (up to 30 s), a purge then for
+			// the origin (up to 20 s).
+			ResponseHeaderTimeout: 60 * time.Second,
 		}
 	})
 	p := httputil.NewSingleHostReverseProxy(to)

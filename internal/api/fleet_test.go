@@ -95,4 +95,17 @@ func TestForwardToJobsBox(t *testing.T) {
 	if code != http.StatusBadGateway || !strings.Contains(body, "certificate") {
 		t.Errorf("an untrusted box certificate: %d %s, want 502 naming the certificate", code, body)
 	}
+
+	// A box that does not answer: GET and DELETE are answered from the fleet's
+	// records, but a purge is not (only the job's box deletes its files).
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	s3 := testServer(t, false)
+	s3.Fleet = oneJobFleet{apiURL: gone.URL}
+	if code, body := call(s3, "DELETE", "/v1/jobs/far"); code != http.StatusOK {
+		t.Errorf("DELETE of a job whose box is gone: %d %s, want 200 from the fleet's records", code, body)
+	}
+	if code, body := call(s3, "DELETE", "/v1/jobs/far?purge=true"); code != http.StatusBadGateway || !strings.Contains(body, "not purged") {
+		t.Errorf("purge of a job whose box is gone: %d %s, want 502 saying its files are not purged", code, body)
+	}
 }

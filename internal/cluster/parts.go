@@ -88,7 +88,8 @@ func Parts[T any](ctx context.Context, b *Buckets, job string, epoch uint64) (ma
 	return out, nil
 }
 
-// DeleteParts deletes the job's parts of every epoch but keep (0: all of them).
+// DeleteParts deletes the job's parts of the epochs below keep (0: of every epoch);
+// those of a later epoch are a newer owner's.
 func DeleteParts(ctx context.Context, b *Buckets, job string, keep uint64) error {
 	es, err := b.Parts.List(ctx, job+".")
 	if err != nil {
@@ -96,7 +97,8 @@ func DeleteParts(ctx context.Context, b *Buckets, job string, keep uint64) error
 	}
 	var errs []error
 	for _, e := range es {
-		if keep != 0 && strings.HasPrefix(e.Key, partPrefix(job, keep)) {
+		epoch, _, _ := strings.Cut(strings.TrimPrefix(e.Key, job+"."), ".")
+		if n, err := strconv.ParseUint(epoch, 10, 64); keep != 0 && (err != nil || n >= keep) {
 			continue
 		}
 		if err := b.Parts.Delete(ctx, e.Key, e.Revision); err != nil && !errors.Is(err, coord.ErrNotFound) && !errors.Is(err, coord.ErrConflict) {

@@ -510,9 +510,7 @@ func (s *fleetStore) flush(id string) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.writeParts(ctx, id, p); err != nil {
+	if err := s.writeParts(context.Background(), id, p); err != nil {
 		s.f.log.Warn().Err(err).Str("job", id).Msg("fleet: checkpoint: segment index")
 		s.redo(id, p)
 		return
@@ -520,6 +518,8 @@ func (s *fleetStore) flush(id string) {
 	s.mu.Lock()
 	head, _ := json.Marshal(resume{Record: raw, Parts: true, Gone: p.gone()})
 	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	err = s.f.agent.Checkpoint(ctx, cluster.Status{Job: id, Epoch: p.epoch, State: string(rec.State), Resume: head})
 	if err != nil {
 		s.f.log.Debug().Err(err).Str("job", id).Msg("fleet: checkpoint")
@@ -542,11 +542,13 @@ func (s *fleetStore) writeParts(ctx context.Context, id string, p *segParts) err
 	for _, w := range ws {
 		var rev uint64
 		var err error
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second) // each: a first checkpoint writes every part
 		if w.segs == nil {
-			err = s.f.agent.DeletePart(ctx, id, p.epoch, w.name)
+			err = s.f.agent.DeletePart(wctx, id, p.epoch, w.name)
 		} else {
-			rev, err = s.f.agent.CheckpointPart(ctx, id, p.epoch, w.name, w.segs, w.rev)
+			rev, err = s.f.agent.CheckpointPart(wctx, id, p.epoch, w.name, w.segs, w.rev)
 		}
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -557,13 +559,13 @@ func (s *fleetStore) writeParts(ctx context.Context, id string, p *segParts) err
 	return nil
 }
 
-// redo marks the job's checkpoint to be written again, its parts from the store (a
-// write that failed leaves their revisions unknown).
+// redo marks the job's checkpoint to be written again at the next flush: the parts not
+// written stay dirty (a revision a failed write leaves unknown is read again, see
+// cluster.CheckpointPart).
 func (s *fleetStore) redo(id string, p *segParts) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.jobs[id] == p {
-		p.base = true
 		s.dirty[id] = true
 	}
 }

@@ -174,3 +174,43 @@ func playlistSegments(t *testing.T, path string) []string {
 	}
 	return out
 }
+
+// TestRecordResumeFails: a recording job whose stored index cannot be resumed after a
+// restart (here its newest init segment is gone) fails, with its recording kept,
+// rather than starting its presentation again, which would clear the rendition
+// folders: the recording and every clip's segments.
+func TestRecordResumeFails(t *testing.T) {
+	testmedia.RequireFFmpeg(t)
+	dir := t.TempDir()
+	same := func(c *Config) {
+		c.Output, c.Data, c.MediaRoot = filepath.Join(dir, "out"), filepath.Join(dir, "data"), filepath.Join(dir, "media")
+	}
+	var segs []string
+	t.Run("record", func(t *testing.T) {
+		d := startDaemon(t, "", same)
+		src := testmedia.StartRTMP(t, testmedia.SourceOptions{Width: 320, Height: 180, FPS: 25})
+		d.create(t, `{"source":"`+src.URL+`","ladder":"test","id":"rec","record":true}`)
+		d.waitFor(t, "rec", 2*time.Minute, "8 s recorded", func(v job.View) bool {
+			return v.State == job.Running && v.Recording != nil && v.Recording.Duration >= 8
+		})
+	}) // the daemon stops: the job is left to resume
+	segs, _ = filepath.Glob(filepath.Join(dir, "out", "rec", "180p", "seg_*.m4s"))
+	inits, _ := filepath.Glob(filepath.Join(dir, "out", "rec", "180p", "init_*.mp4"))
+	if len(segs) == 0 || len(inits) == 0 {
+		t.Fatalf("recorded %d segments, %d init segments", len(segs), len(inits))
+	}
+	slices.Sort(inits)
+	if err := os.Remove(inits[len(inits)-1]); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "", same)
+	v := d.waitFor(t, "rec", time.Minute, "failed", func(v job.View) bool { return v.State == job.Failed })
+	if !strings.Contains(v.Error, "would delete the recording") {
+		t.Errorf("error %q, want one that says the recording is kept", v.Error)
+	}
+	for _, s := range segs {
+		if _, err := os.Stat(s); err != nil {
+			t.Errorf("a recorded segment is gone: %v", err)
+		}
+	}
+}

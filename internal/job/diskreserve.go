@@ -53,6 +53,11 @@ func (m *Manager) checkReserve(records bool) error {
 		return nil
 	}
 	err := diskspace.Check(m.cfg.Output, m.cfg.RecordMinFree)
+	if err == nil && m.diskLow.Load() {
+		// Back above the reserve, but not yet by the watcher's margin: the recordings
+		// it stopped are still stopped, and so is a new one.
+		err = fmt.Errorf("%w: free space on the file system of %s has not yet come back above the reserve by its margin", diskspace.ErrLow, m.cfg.Output)
+	}
 	if errors.Is(err, diskspace.ErrLow) {
 		return fmt.Errorf("%w: a recording job needs the reserve free (--record-min-free): %w", ErrNoSpace, err)
 	}
@@ -85,9 +90,11 @@ func (m *Manager) onDisk(s diskspace.Status) {
 		log.Warn().Err(s.Err).Msg("free space of the output folder unknown: recordings go on")
 		return
 	case !s.Low:
+		m.diskLow.Store(false)
 		log.Info().Msg("free space above the recordings' reserve")
 		return
 	}
+	m.diskLow.Store(true)
 	why := fmt.Sprintf("%s (%d bytes) free on the output's file system, below the reserve of %s (%d bytes, --record-min-free)",
 		diskspace.FormatSize(s.Free), s.Free, diskspace.FormatSize(s.Reserve), s.Reserve)
 	log.Warn().Msg("free space below the recordings' reserve: every recording stops; the live streams go on")

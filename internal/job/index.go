@@ -585,8 +585,14 @@ func (x *index) prune() []error {
 }
 
 // pruneInits deletes the init segments of the runs of t that have no segment left on
-// disk (never the current run's).
+// disk (never the current run's). After a recording stopped (kept), it deletes none:
+// the recorded segments below kept may be of runs the index no longer lists (a
+// restart keeps only its newest unbroken run of numbers), and their clips need their
+// init segments; retention or a purge deletes them.
 func (x *index) pruneInits(t *track) []error {
+	if _, stopped := x.kept[t.Name]; stopped {
+		return nil
+	}
 	var errs []error
 	for len(t.inits) > 0 && t.inits[0] != t.initRun && (len(t.Segments) == 0 || t.inits[0] != t.Segments[0].Run) {
 		if err := x.delete(t, manifest.InitName(t.inits[0])); err != nil {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -125,6 +126,7 @@ type Manager struct {
 
 	diskOnce sync.Once          // starts the watcher of the recordings' reserve (diskreserve.go)
 	diskStop context.CancelFunc // stops it; set by diskOnce
+	diskLow  atomic.Bool        // the watcher last saw free space below the reserve
 }
 
 // NewManager returns a Manager; it starts nothing until Create.

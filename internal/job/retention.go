@@ -81,12 +81,12 @@ func (m *Manager) expireRecording(j *Job) {
 	var drop map[string][]uint64
 	errs := []error{}
 	if p != nil {
-		keep, err := namedSegments(j.dir, p, clips)
+		keep, liveRuns, err := namedSegments(j.dir, p, clips)
 		if err != nil {
 			j.log.Error().Err(err).Msg("recording not expired")
 			return
 		}
-		kept, drop, errs = removeUnnamed(j.dir, p, keep)
+		kept, drop, errs = removeUnnamed(j.dir, p, keep, liveRuns)
 		if err := j.store.UpdateSegments(j.id, segmentChanges(drop)); err != nil {
 			errs = append(errs, fmt.Errorf("stored index: %w", err))
 		}
@@ -109,22 +109,25 @@ func (m *Manager) expireRecording(j *Job) {
 }
 
 // namedSegments returns what still names a segment of p: the clips (their tracks'
-// first to last numbers) and the job's final live media playlists.
-func namedSegments(dir string, p *manifest.Presentation, clips []Clip) (func(track string, n uint64) bool, error) {
+// first to last numbers) and the job's final live media playlists; and the runs, by
+// track, of the segments those playlists name (after a recording stopped, some are not
+// the recording's: their runs' init segments stay all the same).
+func namedSegments(dir string, p *manifest.Presentation, clips []Clip) (func(track string, n uint64) bool, map[string]map[uint64]bool, error) {
 	live := map[string]map[uint64]bool{}
+	liveRuns := map[string]map[uint64]bool{}
 	for _, t := range append(slices.Clone(p.Video), p.Audio...) {
 		data, err := os.ReadFile(filepath.Join(dir, t.Name, manifest.MediaName))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("final live playlist: %w", err)
+			return nil, nil, fmt.Errorf("final live playlist: %w", err)
 		}
-		live[t.Name] = map[uint64]bool{}
+		live[t.Name], liveRuns[t.Name] = map[uint64]bool{}, map[uint64]bool{}
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		for sc.Scan() {
-			if _, n, ok := manifest.ParseSegmentName(filepath.Base(sc.Text())); ok {
-				live[t.Name][n] = true
+			if run, n, ok := manifest.ParseSegmentName(filepath.Base(sc.Text())); ok {
+				live[t.Name][n], liveRuns[t.Name][run] = true, true
 			}
 		}
 	}
@@ -136,13 +139,13 @@ func namedSegments(dir string, p *manifest.Presentation, clips []Clip) (func(tra
 			r, ok := c.Tracks[track]
 			return ok && n >= r[0] && n <= r[1]
 		})
-	}, nil
+	}, liveRuns, nil
 }
 
 // removeUnnamed deletes the segment files of p that keep does not name, and the init
-// files of runs left without a segment; it returns p with what is left and the numbers
-// deleted, per track.
-func removeUnnamed(dir string, p *manifest.Presentation, keep func(string, uint64) bool) (*manifest.Presentation, map[string][]uint64, []error) {
+// files of runs left without a segment, recorded or named by a live playlist
+// (liveRuns); it returns p with what is left and the numbers deleted, per track.
+func removeUnnamed(dir string, p *manifest.Presentation, keep func(string, uint64) bool, liveRuns map[string]map[uint64]bool) (*manifest.Presentation, map[string][]uint64, []error) {
 	kept := &manifest.Presentation{SegmentDuration: p.SegmentDuration, AudioOnly: p.AudioOnly}
 	drop := map[string][]uint64{}
 	var errs []error
@@ -163,7 +166,7 @@ func removeUnnamed(dir string, p *manifest.Presentation, keep func(string, uint6
 			drop[t.Name] = append(drop[t.Name], s.Number)
 		}
 		for _, s := range t.Segments {
-			if !used[s.Run] {
+			if !used[s.Run] && !liveRuns[t.Name][s.Run] {
 				used[s.Run] = true // once
 				remove(filepath.Join(dir, t.Name, manifest.InitName(s.Run)))
 			}

@@ -157,6 +157,12 @@ func (r *runner) run(ctx context.Context, st startState) {
 		r.loop(ctx, st.info)
 		return
 	}
+	if st.plan != nil && r.j.rec != nil && len(st.segments) > 0 {
+		// Starting the presentation again would clear the rendition folders: the
+		// recording and every clip's segments. The job fails with them kept.
+		r.j.finish(errors.New("cannot resume the stored index of a recording job (see the log): not starting it again, which would delete the recording; its files and clips are kept"))
+		return
+	}
 	info := st.info
 	if info == nil {
 		in, err := r.probeLive(ctx)
