@@ -337,8 +337,6 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, job.ErrClosed):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, job.ErrNotImplemented):
-		return http.StatusNotImplemented
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	}

@@ -1,7 +1,6 @@
 package job
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -93,9 +92,6 @@ type ClipRequest struct {
 	MP4  bool   `json:"mp4,omitempty"`
 	Rung string `json:"rung,omitempty"`
 }
-
-// ErrNotImplemented is wrapped by what the daemon does not do yet (501).
-var ErrNotImplemented = errors.New("not implemented yet")
 
 // recording is a recording job's record, under Job.mu.
 type recording struct {
