@@ -50,7 +50,7 @@ func flashesAndBeeps(t *testing.T, dir string, period *mpd.Period) (flashes, bee
 		if as.ContentType == "video" && flashes == nil {
 			on := decodedFlashes(t, data, false, len(times))
 			for i, lit := range on {
-				if lit && (i == 0 || !on[i-1]) { // where a flash begins
+				if lit && i > 0 && !on[i-1] { // where a flash begins (one lit in the first frame began before it: its onset is unseen)
 					flashes = append(flashes, times[i]+shift+ps)
 					hlsFlashes = append(hlsFlashes, times[i])
 				}
@@ -255,7 +255,7 @@ func sourceOffset(t *testing.T, url string) float64 {
 	var flashes []float64
 	on := decodedFlashes(t, data, true, len(vt))
 	for i, lit := range on {
-		if lit && (i == 0 || !on[i-1]) {
+		if lit && i > 0 && !on[i-1] { // one lit in the first frame began unseen
 			flashes = append(flashes, vt[i])
 		}
 	}
