@@ -10,7 +10,7 @@ package ingest_test
 // (getrusage RUSAGE_SELF). scripts/ingestbench runs it; it is not part of CI.
 //
 // INGESTBENCH_SECONDS is the measured window (20), INGESTBENCH_PUBLISHERS the
-// publisher counts, in turn ("1 10").
+// publisher counts, in turn ("0 1 10"); 0 measures the hub with no publisher.
 
 import (
 	"bytes"
@@ -42,13 +42,13 @@ const (
 
 func TestIngestBench(t *testing.T) {
 	window := time.Duration(envInt(t, "INGESTBENCH_SECONDS", 20)) * time.Second
-	counts := []int{1, 10}
+	counts := []int{0, 1, 10}
 	if s := os.Getenv("INGESTBENCH_PUBLISHERS"); s != "" {
 		counts = nil
 		for _, f := range strings.Fields(s) {
 			n, err := strconv.Atoi(f)
-			if err != nil || n < 1 {
-				t.Fatalf("INGESTBENCH_PUBLISHERS=%q: want counts of publishers", s)
+			if err != nil || n < 0 {
+				t.Fatalf("INGESTBENCH_PUBLISHERS=%q: want counts of publishers (0: the idle hub)", s)
 			}
 			counts = append(counts, n)
 		}
@@ -66,6 +66,10 @@ func TestIngestBench(t *testing.T) {
 	fmt.Printf("%-10s %-14s %-14s %-14s %-14s %-14s %s\n", "publishers", "hub CPU %core", "per publisher", "peak RSS Δ MB", "per publisher", "live heap Δ MB", "per publisher / bitrate seen")
 	for _, n := range counts {
 		r := runBench(t, h, obs, file, n, window)
+		if n == 0 {
+			fmt.Printf("%-10s %-14.2f\n", "0 (idle)", r.cpu*100)
+			continue
+		}
 		fmt.Printf("%-10d %-14.2f %-14.3f %-14.1f %-14.2f %-14.1f %.2f / %.2f Mbit/s\n", n, r.cpu*100, r.cpu*100/float64(n),
 			r.rss/1e6, r.rss/1e6/float64(n), r.heap/1e6, r.heap/1e6/float64(n), r.bitrate/1e6)
 		if per := r.cpu * 100 / float64(n); per > 1 {
@@ -134,6 +138,9 @@ func runBench(t *testing.T, h *ingest.Hub, obs *byteCounter, file string, n int,
 	var out int64
 	for _, r := range readers {
 		out += r.wait(t)
+	}
+	if n == 0 {
+		return benchResult{cpu: cpu.Seconds() / wall.Seconds()}
 	}
 	if in == 0 || float64(out) < 0.9*all {
 		t.Errorf("%d publishers: the hub received %d bytes in the window and %.0f in all, its pipes carried %d: want most of it through", n, in, all, out)

@@ -141,9 +141,11 @@ func (h *Hub) rtmpSession(conn net.Conn, sc *gortmplib.ServerConn, st *Stream, c
 	}
 	pub := Publisher{Protocol: RTMP, Remote: conn.RemoteAddr().String(), Encoder: enc, Since: connected.UTC()}
 	sess := h.rtmpPublisher(conn, pub, r, st)
+	sess.batched = true
 	if err := st.attach(sess); err != nil {
 		return err
 	}
+	sc.RW.(*rtmpConn).drained = func() { st.flush(sess) }
 	end := errHandler // until the read fails
 	defer func() { st.detach(sess, end) }()
 	h.cfg.Observer.Publishers(RTMP, 1)

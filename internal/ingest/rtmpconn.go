@@ -3,8 +3,11 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
+	"syscall"
+	"time"
 )
 
 // readBuffer is what one read of an authorized RTMP publisher takes from its socket at
@@ -15,13 +18,38 @@ import (
 // never waits for more.
 const readBuffer = 64 << 10
 
+// readPace is about how often an authorized publisher's socket wakes the hub. An
+// encoder sends each frame, audio or video, as it has it: some 80 writes a second,
+// each a wake-up of the hub that costs more than the frame's muxing (a thread woken
+// from another CPU; in a virtual machine, an exit to the hypervisor). So the socket's
+// receive low-water mark (SO_RCVLOWAT) is set to what the publisher sent in readPace,
+// from its bitrate over the last second: the kernel wakes the hub once that much is
+// there, a read takes the frames that came meanwhile, and their MPEG-TS goes to the
+// pipe in one write. This adds about readPace of latency (a second at most, while a
+// publisher's bitrate falls), and no limit: the mark is never over maxLowWater, and a
+// publisher that goes or stops sending is seen as before (the end of the connection
+// wakes the hub whatever the mark; the read deadline too).
+const (
+	readPace    = 40 * time.Millisecond
+	minLowWater = 2 << 10  // below, not worth a mark
+	maxLowWater = 32 << 10 // a bound, whatever the bitrate
+)
+
 // rtmpConn is the connection gortmplib reads and writes an RTMP publisher through:
 // read through a preAuth guard until its publish is authorized (see rtmpguard.go),
-// then through a buffer.
+// then through a buffer, paced.
 type rtmpConn struct {
 	net.Conn
 	r     io.Reader
 	guard *preAuth // until authorized
+
+	// drained, when set, is called before each read that goes to the socket: every
+	// message the buffer held has been handled, what they gave can be written out.
+	drained func()
+	sys     syscall.RawConn // the socket's, for its low-water mark; nil if none
+	mark    int             // the low-water mark set; 0 before any
+	since   time.Time       // when the bitrate's second began
+	got     int             // bytes read since
 }
 
 func newRTMPConn(conn net.Conn) *rtmpConn {
@@ -41,5 +69,52 @@ func (c *rtmpConn) buffered() {
 		r = io.MultiReader(bytes.NewReader(rest), r)
 	}
 	c.guard = nil
-	c.r = bufio.NewReaderSize(r, readBuffer)
+	c.since = time.Now()
+	var tcp net.Conn = c.Conn
+	if t, ok := tcp.(*tls.Conn); ok {
+		tcp = t.NetConn()
+	}
+	if sc, ok := tcp.(syscall.Conn); ok {
+		c.sys, _ = sc.SyscallConn()
+	}
+	c.r = bufio.NewReaderSize(pacedReader{c, r}, readBuffer)
+}
+
+// pacedReader reads an authorized publisher's socket for the buffer, with the low-water
+// mark of its bitrate (see readPace).
+type pacedReader struct {
+	c *rtmpConn
+	r io.Reader
+}
+
+func (p pacedReader) Read(b []byte) (int, error) {
+	c := p.c
+	if c.drained != nil {
+		c.drained()
+	}
+	n, err := p.r.Read(b)
+	c.got += n
+	if now := time.Now(); now.Sub(c.since) >= time.Second {
+		c.lowWater(int(float64(c.got) * readPace.Seconds() / now.Sub(c.since).Seconds()))
+		c.since, c.got = now, 0
+	}
+	return n, err
+}
+
+// lowWater sets the socket's receive low-water mark to about v bytes, when it changes
+// by more than a quarter.
+func (c *rtmpConn) lowWater(v int) {
+	if v < minLowWater {
+		v = 1 // the kernel's default: wake at each byte
+	}
+	v = min(v, maxLowWater)
+	if d := v - c.mark; d > -c.mark/4 && d < c.mark/4 || c.sys == nil {
+		return
+	}
+	err := c.sys.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, v)
+	})
+	if err == nil {
+		c.mark = v
+	}
 }

@@ -47,7 +47,10 @@ type session struct {
 	link   func() *SRTStats // an SRT publisher's statistics; nil for RTMP
 	params [][]byte
 	keyed  bool // a keyframe arrived: a run can start
-	fed    bool // its GOP cache was handed to a run
+	// batched: the connection is read in batches and flushes its sinks before each
+	// read (RTMP: see readPace); otherwise each unit is written as it comes.
+	batched bool
+	fed     bool // its GOP cache was handed to a run
 
 	gop      []unit // from the last keyframe
 	gopBytes int    // what the units of gop cost

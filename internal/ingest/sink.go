@@ -1,16 +1,11 @@
 package ingest
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
 
 // sink is the pipe of one ffmpeg run. The publisher's goroutine muxes each unit to
@@ -19,17 +14,20 @@ import (
 // most of the hub's CPU time. What a full pipe does not take (ffmpeg reads slowly, or
 // not at all) waits in a backlog that the sink's goroutine writes as the pipe drains,
 // so that ffmpeg never stalls the publisher. When the backlog holds queue units or
-// maxSinkBytes, the sink drops units up to the next keyframe. Its methods but run are
-// called under the stream's lock.
+// maxSinkBytes, the sink drops units up to the next keyframe. A batched sink (an RTMP
+// publisher's, read in batches: see readPace) writes what it muxed when flushed, once
+// per read of the publisher, not once per unit. Its methods but run are called under
+// the stream's lock.
 type sink struct {
-	w      *os.File
-	raw    syscall.RawConn
-	tw     *tsWriter // muxes into buf
-	queue  int
-	skip   bool // dropping to the next keyframe
-	closed bool
-	kick   chan struct{} // the backlog's goroutine has work
-	failed atomic.Bool   // writing failed: ffmpeg is gone
+	w       *os.File
+	raw     syscall.RawConn
+	mux     *tsMuxer // muxes into buf
+	queue   int
+	batched bool
+	skip    bool // dropping to the next keyframe
+	closed  bool
+	kick    chan struct{} // the backlog's goroutine has work
+	failed  atomic.Bool   // writing failed: ffmpeg is gone
 
 	mu       sync.Mutex // guards what follows, shared with run
 	buf      []byte     // muxed, not yet written
@@ -38,29 +36,24 @@ type sink struct {
 	inflight int        // bytes the goroutine writes now, out of buf
 }
 
-func newSink(tr tracks, w *os.File, queue int) *sink {
-	k := &sink{w: w, queue: queue, kick: make(chan struct{}, 1)}
+func newSink(tr tracks, w *os.File, queue int, batched bool) *sink {
+	k := &sink{w: w, queue: queue, batched: batched, kick: make(chan struct{}, 1)}
 	raw, err := w.SyscallConn()
 	if err == nil {
 		k.raw = raw
-		k.tw, err = newTSWriter(sinkBuffer{k}, tr)
+		k.mux, err = newTSMuxer(tr)
 	}
 	if err != nil {
 		k.failed.Store(true)
 	}
 	k.mu.Lock()
+	if k.mux != nil {
+		k.buf = k.mux.writeTables(k.buf)
+	}
 	k.writeNow()
 	k.mu.Unlock()
 	go k.run()
 	return k
-}
-
-// sinkBuffer is where the sink's muxer writes: its buf, under its lock.
-type sinkBuffer struct{ k *sink }
-
-func (b sinkBuffer) Write(p []byte) (int, error) {
-	b.k.buf = append(b.k.buf, p...)
-	return len(p), nil
 }
 
 // offer writes u to the pipe, or to the backlog when the pipe is full; it reports
@@ -81,16 +74,24 @@ func (k *sink) offer(u unit) (fellBehind bool) {
 		k.skip = true
 		return true
 	}
-	if err := k.tw.write(u); err != nil {
-		k.failLocked()
-		return false
-	}
-	if k.flushing {
+	k.buf = k.mux.writeUnit(k.buf, u)
+	switch {
+	case k.flushing:
 		k.backlog++
-		return false
+	case !k.batched:
+		k.writeNow()
 	}
-	k.writeNow()
 	return false
+}
+
+// flush writes what a batched sink muxed since its last flush, unless the sink's
+// goroutine owns the pipe (it writes it then).
+func (k *sink) flush() {
+	k.mu.Lock()
+	if !k.flushing {
+		k.writeNow()
+	}
+	k.mu.Unlock()
 }
 
 // writeNow writes what buf holds to the pipe, as much as it takes without blocking;
@@ -194,63 +195,16 @@ func (k *sink) drain() bool {
 // maxIdleBuffer bounds the buffer a sink keeps once its backlog is written.
 const maxIdleBuffer = 1 << 20
 
-// tsWriter writes units as MPEG-TS with mediacommon's writer.
-type tsWriter struct {
-	w            *mpegts.Writer
-	video, audio *mpegts.Track
-}
-
-func newTSWriter(w io.Writer, tr tracks) (*tsWriter, error) {
-	t := &tsWriter{}
-	var all []*mpegts.Track
-	if tr.video != nil {
-		t.video = &mpegts.Track{Codec: tr.video}
-		all = append(all, t.video)
-	}
-	if tr.audio != nil {
-		t.audio = &mpegts.Track{Codec: tr.audio}
-		all = append(all, t.audio)
-	}
-	t.w = &mpegts.Writer{W: w, Tracks: all}
-	if err := t.w.Initialize(); err != nil {
-		return nil, fmt.Errorf("mpeg-ts writer: %w", err)
-	}
-	if _, err := t.w.WriteTables(); err != nil {
-		return nil, fmt.Errorf("mpeg-ts tables: %w", err)
-	}
-	return t, nil
-}
-
-// write writes one unit.
-func (t *tsWriter) write(u unit) error {
-	var err error
-	switch {
-	case u.video && t.video != nil:
-		if _, ok := t.video.Codec.(*tscodecs.H265); ok {
-			err = t.w.WriteH265(t.video, u.pts, u.dts, u.data)
-		} else {
-			err = t.w.WriteH264(t.video, u.pts, u.dts, u.data)
-		}
-	case !u.video && t.audio != nil:
-		err = t.w.WriteMPEG4Audio(t.audio, u.pts, u.data)
-	}
-	if err != nil {
-		return fmt.Errorf("write mpeg-ts: %w", err)
-	}
-	return nil
-}
-
 // writeTS writes units to w as one MPEG-TS stream.
 func writeTS(w io.Writer, tr tracks, units []unit) error {
-	bw := bufio.NewWriter(w)
-	tw, err := newTSWriter(bw, tr)
+	m, err := newTSMuxer(tr)
 	if err != nil {
 		return err
 	}
+	b := m.writeTables(nil)
 	for _, u := range units {
-		if err := tw.write(u); err != nil {
-			return err
-		}
+		b = m.writeUnit(b, u)
 	}
-	return bw.Flush()
+	_, err = w.Write(b)
+	return err
 }

@@ -176,7 +176,8 @@ func (s *Stream) remove() {
 	}
 }
 
-// push takes a unit of sess into the GOP cache and the running sinks.
+// push takes a unit of sess into the GOP cache and the running sinks; those of a
+// batched session write it at its next flush.
 func (s *Stream) push(sess *session, u unit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -262,7 +263,7 @@ func (s *Stream) Open() (*os.File, error) {
 		_ = w.Close()
 		return nil, ErrNoPublisher
 	}
-	k := newSink(sess.tracks, w, s.queue)
+	k := newSink(sess.tracks, w, s.queue, sess.batched)
 	if sess.fed || !sess.caching || len(sess.gop) == 0 {
 		k.skip = true // to the next keyframe: the cache is spent, or dropped (too big)
 	} else {
@@ -271,8 +272,22 @@ func (s *Stream) Open() (*os.File, error) {
 		}
 		sess.fed = true
 	}
+	k.flush()
 	s.sinks = append(s.sinks, k)
 	return r, nil
+}
+
+// flush writes out what the running sinks of sess muxed: its connection is about to
+// be read again (see readPace).
+func (s *Stream) flush(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != sess {
+		return
+	}
+	for _, k := range s.sinks {
+		k.flush()
+	}
 }
 
 // WriteGOP writes the publisher's GOP cache to w as MPEG-TS, for a probe, once it
