@@ -11,6 +11,7 @@ package ingest_test
 //
 // INGESTBENCH_SECONDS is the measured window (20), INGESTBENCH_PUBLISHERS the
 // publisher counts, in turn ("0 1 10"); 0 measures the hub with no publisher.
+// INGESTBENCH_PROTOCOL=srt publishes over SRT (MPEG-TS in 1316-byte packets) instead.
 
 import (
 	"bytes"
@@ -55,17 +56,21 @@ func TestIngestBench(t *testing.T) {
 	}
 	file := encodeBenchFile(t)
 	obs := &byteCounter{bytes: map[string]int64{}}
-	h, err := ingest.New(ingest.Config{RTMPListen: "127.0.0.1:0", Log: zerolog.Nop(), Observer: obs})
+	proto := ingest.RTMP
+	if os.Getenv("INGESTBENCH_PROTOCOL") == "srt" {
+		proto = ingest.SRT
+	}
+	h, err := ingest.New(ingest.Config{RTMPListen: "127.0.0.1:0", SRTListen: "127.0.0.1:0", Log: zerolog.Nop(), Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("ingestbench: %d kbit/s per publisher (1280x720 30 fps, 2 s GOP, AAC), %v measured after 5 s, %d CPUs, load average %s",
-		benchVideoKbps+benchAudioKbps, window, runtime.NumCPU(), load)
+	fmt.Printf("ingestbench: %s, %d kbit/s per publisher (1280x720 30 fps, 2 s GOP, AAC), %v measured after 5 s, %d CPUs, load average %s",
+		proto, benchVideoKbps+benchAudioKbps, window, runtime.NumCPU(), load)
 	fmt.Printf("%-10s %-14s %-14s %-14s %-14s %-14s %s\n", "publishers", "hub CPU %core", "per publisher", "peak RSS Δ MB", "per publisher", "live heap Δ MB", "per publisher / bitrate seen")
 	for _, n := range counts {
-		r := runBench(t, h, obs, file, n, window)
+		r := runBench(t, h, obs, proto, file, n, window)
 		if n == 0 {
 			fmt.Printf("%-10s %-14.2f\n", "0 (idle)", r.cpu*100)
 			continue
@@ -89,7 +94,7 @@ type benchResult struct {
 }
 
 // runBench streams n publishers to h for window (after a warm-up) and measures.
-func runBench(t *testing.T, h *ingest.Hub, obs *byteCounter, file string, n int, window time.Duration) benchResult {
+func runBench(t *testing.T, h *ingest.Hub, obs *byteCounter, proto ingest.Protocol, file string, n int, window time.Duration) benchResult {
 	t.Helper()
 	rss0, heap0 := memory(t)
 	var pubs []*exec.Cmd
@@ -107,12 +112,15 @@ func runBench(t *testing.T, h *ingest.Hub, obs *byteCounter, file string, n int,
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := h.Add(ids[i], hash, []ingest.Protocol{ingest.RTMP})
+		st, err := h.Add(ids[i], hash, []ingest.Protocol{proto})
 		if err != nil {
 			t.Fatal(err)
 		}
-		url := fmt.Sprintf("rtmp://%s/%s/%s", h.RTMPAddr(), ingest.App, key)
-		cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", file, "-c", "copy", "-f", "flv", url)
+		format, url := "flv", fmt.Sprintf("rtmp://%s/%s/%s", h.RTMPAddr(), ingest.App, key)
+		if proto == ingest.SRT {
+			format, url = "mpegts", fmt.Sprintf("srt://%s?streamid=publish:%s&pkt_size=1316", h.SRTAddr(), key)
+		}
+		cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", file, "-c", "copy", "-f", format, url)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

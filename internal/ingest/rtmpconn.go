@@ -28,7 +28,10 @@ const readBuffer = 64 << 10
 // pipe in one write. This adds about readPace of latency (a second at most, while a
 // publisher's bitrate falls), and no limit: the mark is never over maxLowWater, and a
 // publisher that goes or stops sending is seen as before (the end of the connection
-// wakes the hub whatever the mark; the read deadline too).
+// wakes the hub whatever the mark; the read deadline too). No publisher can wait on
+// the hub below the mark: RTMP's flow control lets it send 2.5 MB unacknowledged
+// (the peer bandwidth gortmplib sets), and it sends no command it awaits an answer
+// to once publishing, until it unpublishes (and then closes).
 const (
 	readPace    = 40 * time.Millisecond
 	minLowWater = 2 << 10  // below, not worth a mark
@@ -108,7 +111,7 @@ func (c *rtmpConn) lowWater(v int) {
 		v = 1 // the kernel's default: wake at each byte
 	}
 	v = min(v, maxLowWater)
-	if d := v - c.mark; d > -c.mark/4 && d < c.mark/4 || c.sys == nil {
+	if d := v - c.mark; max(d, -d) <= c.mark/4 || c.sys == nil {
 		return
 	}
 	err := c.sys.Control(func(fd uintptr) {
