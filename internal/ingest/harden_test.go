@@ -334,7 +334,7 @@ func TestSinkQueueBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := newSink(tracks{video: &tscodecs.H264{}}, w, sinkQueue, false)
+	k := newSink(tracks{video: &tscodecs.H264{}}, w, sinkQueue)
 	defer func() { _ = r.Close(); k.close() }()
 	mib := make([]byte, 1<<20)
 	mib[0] = 0x65

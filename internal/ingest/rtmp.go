@@ -224,6 +224,10 @@ func (h *Hub) rtmpPublisher(conn net.Conn, pub Publisher, r *rtmpReader, st *Str
 		}
 	}
 	r.onParams = sess.setParams
-	r.onAudio = func(pts time.Duration, au []byte) { st.push(sess, sess.audioUnit(ticks(pts), au)) }
+	r.onAudio = func(pts time.Duration, au []byte) {
+		if u, ok := sess.audioUnit(ticks(pts), au); ok {
+			st.push(sess, u)
+		}
+	}
 	return sess
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -25,15 +26,16 @@ const readBuffer = 64 << 10
 // receive low-water mark (SO_RCVLOWAT) is set to what the publisher sent in readPace,
 // from its bitrate over the last second: the kernel wakes the hub once that much is
 // there, a read takes the frames that came meanwhile, and their MPEG-TS goes to the
-// pipe in one write. This adds about readPace of latency (a second at most, while a
-// publisher's bitrate falls), and no limit: the mark is never over maxLowWater, and a
-// publisher that goes or stops sending is seen as before (the end of the connection
-// wakes the hub whatever the mark; the read deadline too). No publisher can wait on
-// the hub below the mark: RTMP's flow control lets it send 2.5 MB unacknowledged
-// (the peer bandwidth gortmplib sets), and it sends no command it awaits an answer
-// to once publishing, until it unpublishes (and then closes).
+// pipe in one write. This adds about readPace of latency and limits nothing: the mark
+// is never over maxLowWater, and a read that waits longer than maxWait for it (the
+// publisher's bitrate fell: a still picture, a pause) lowers it to a byte, until the
+// next second's bitrate sets it again. The end of the connection wakes the hub
+// whatever the mark. No publisher waits on the hub below the mark: RTMP's flow
+// control lets it send 2.5 MB unacknowledged (the peer bandwidth gortmplib sets), and
+// once publishing it sends no command it awaits an answer to.
 const (
 	readPace    = 40 * time.Millisecond
+	maxWait     = 5 * readPace
 	minLowWater = 2 << 10  // below, not worth a mark
 	maxLowWater = 32 << 10 // a bound, whatever the bitrate
 )
@@ -47,12 +49,14 @@ type rtmpConn struct {
 	guard *preAuth // until authorized
 
 	// drained, when set, is called before each read that goes to the socket: every
-	// message the buffer held has been handled, what they gave can be written out.
+	// whole message the buffer held has been handled, what they gave can be written.
 	drained func()
 	sys     syscall.RawConn // the socket's, for its low-water mark; nil if none
-	mark    int             // the low-water mark set; 0 before any
 	since   time.Time       // when the bitrate's second began
 	got     int             // bytes read since
+	stall   *time.Timer     // lowers the mark of a read that waits maxWait
+	markMu  sync.Mutex      // guards mark, shared with stall's function
+	mark    int             // the socket's low-water mark; 0 before any is set
 }
 
 func newRTMPConn(conn net.Conn) *rtmpConn {
@@ -80,6 +84,12 @@ func (c *rtmpConn) buffered() {
 	if sc, ok := tcp.(syscall.Conn); ok {
 		c.sys, _ = sc.SyscallConn()
 	}
+	c.stall = time.AfterFunc(time.Hour, func() {
+		c.markMu.Lock()
+		c.setLowWaterLocked(1)
+		c.markMu.Unlock()
+	})
+	c.stall.Stop()
 	c.r = bufio.NewReaderSize(pacedReader{c, r}, readBuffer)
 }
 
@@ -95,7 +105,16 @@ func (p pacedReader) Read(b []byte) (int, error) {
 	if c.drained != nil {
 		c.drained()
 	}
+	c.markMu.Lock()
+	waits := c.mark > 1
+	c.markMu.Unlock()
+	if waits {
+		c.stall.Reset(maxWait)
+	}
 	n, err := p.r.Read(b)
+	if waits {
+		c.stall.Stop()
+	}
 	c.got += n
 	if now := time.Now(); now.Sub(c.since) >= time.Second {
 		c.lowWater(int(float64(c.got) * readPace.Seconds() / now.Sub(c.since).Seconds()))
@@ -111,7 +130,18 @@ func (c *rtmpConn) lowWater(v int) {
 		v = 1 // the kernel's default: wake at each byte
 	}
 	v = min(v, maxLowWater)
-	if d := v - c.mark; max(d, -d) <= c.mark/4 || c.sys == nil {
+	c.markMu.Lock()
+	defer c.markMu.Unlock()
+	if d := v - c.mark; max(d, -d) <= c.mark/4 {
+		return
+	}
+	c.setLowWaterLocked(v)
+}
+
+// setLowWaterLocked sets the socket's receive low-water mark; setting it lower wakes a
+// read waiting for what is there already. c.markMu is held.
+func (c *rtmpConn) setLowWaterLocked(v int) {
+	if c.sys == nil {
 		return
 	}
 	err := c.sys.Control(func(fd uintptr) {

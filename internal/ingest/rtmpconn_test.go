@@ -9,8 +9,10 @@ import (
 )
 
 // TestLowWater checks an authorized publisher's socket: its receive low-water mark
-// follows its bitrate (readPace of it), the buffer's reads call drained first, and
-// the end of the connection is read at once whatever the mark.
+// follows its bitrate (readPace of it), the buffer's reads call drained first, a
+// publisher whose bitrate falls far below the mark is read on (each read with a 1 s
+// deadline: waiting for the mark would take 5 s), and the end of the connection is
+// read at once whatever the mark.
 func TestLowWater(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -31,24 +33,37 @@ func TestLowWater(t *testing.T) {
 	c.buffered()
 	drained := 0
 	c.drained = func() { drained++ }
+	mark := func() int {
+		c.markMu.Lock()
+		defer c.markMu.Unlock()
+		return c.mark
+	}
 
 	const rate = 400 << 10 // bytes a second: a mark of 16 KiB
+	const fast, slow, trickle = 65, 20, 300
+	highs := make(chan int, 1)
 	go func() {
+		defer client.(*net.TCPConn).CloseWrite()
 		chunk := make([]byte, rate/50)
-		for range 65 { // 1.3 s
+		for range fast { // 1.3 s at rate
 			if _, err := client.Write(chunk); err != nil {
 				return
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		highs <- mark()
+		for range slow { // then 3 KB/s for 2 s
+			if _, err := client.Write(chunk[:trickle]); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		_, _ = client.Write([]byte("tail"))
-		_ = client.(*net.TCPConn).CloseWrite()
 	}()
-	// A read the mark held back past the end would wait for this deadline: it fails.
-	_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 4096)
 	var got int
 	for {
+		_ = server.SetReadDeadline(time.Now().Add(time.Second))
 		n, err := c.Read(buf)
 		got += n
 		if err == io.EOF {
@@ -57,17 +72,16 @@ func TestLowWater(t *testing.T) {
 			t.Fatalf("after %d bytes: %v", got, err)
 		}
 	}
-	if want := 65*(rate/50) + len("tail"); got != want {
+	if want := fast*(rate/50) + slow*trickle + len("tail"); got != want {
 		t.Errorf("read %d bytes, sent %d", got, want)
 	}
-	want := int(rate * readPace.Seconds())
-	if c.mark < want/2 || c.mark > 2*want {
-		t.Errorf("low-water mark %d, want about %d", c.mark, want)
+	if high, want := <-highs, int(rate*readPace.Seconds()); high < want/2 || high > 2*want {
+		t.Errorf("low-water mark %d at %d bytes a second, want about %d", high, rate, want)
 	}
-	var mark int
-	_ = c.sys.Control(func(fd uintptr) { mark, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT) })
-	if mark != c.mark {
-		t.Errorf("the socket's SO_RCVLOWAT is %d, the connection's mark %d", mark, c.mark)
+	var set int
+	_ = c.sys.Control(func(fd uintptr) { set, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT) })
+	if m := mark(); set != m || m > minLowWater {
+		t.Errorf("the socket's SO_RCVLOWAT is %d, the connection's mark %d: want them equal, and no mark at 3 KB/s", set, m)
 	}
 	if drained == 0 {
 		t.Error("drained was never called")

@@ -148,7 +148,11 @@ func (s *session) videoUnit(pts, dts int64, au [][]byte) (u unit, ok bool) {
 		key = h265.IsRandomAccess(au)
 	}
 	if key && !hasParams(au, hevc) && len(s.params) > 0 {
-		au = append(append([][]byte(nil), s.params...), au...)
+		at := 0 // after an access unit delimiter, which must come first
+		if isAUD(au[0], hevc) {
+			at = 1
+		}
+		au = slices.Concat(au[:at], s.params, au[at:])
 	}
 	u = unit{video: true, key: key, pts: pts + tsOffset, dts: dts + tsOffset, data: au}
 	for _, n := range au {
@@ -172,11 +176,19 @@ func (s *session) setParams(ps [][]byte) {
 	}
 }
 
-// audioUnit makes the unit of an audio frame; pts is in MPEG-TS ticks.
-func (s *session) audioUnit(pts int64, frame []byte) unit {
+// audioUnit makes the unit of an AAC frame; pts is in MPEG-TS ticks. A frame that ADTS
+// cannot frame (13 bits of length, its header's 7 bytes among them; a real one is
+// under 800 bytes a channel) or an empty one is dropped: ok is false.
+func (s *session) audioUnit(pts int64, frame []byte) (u unit, ok bool) {
+	if len(frame) == 0 || len(frame) > maxADTSFrame {
+		return unit{}, false
+	}
 	t := pts + tsOffset
-	return unit{key: s.tracks.video == nil, pts: t, dts: t, data: [][]byte{frame}, size: len(frame)}
+	return unit{key: s.tracks.video == nil, pts: t, dts: t, data: [][]byte{frame}, size: len(frame)}, true
 }
+
+// maxADTSFrame is the largest AAC frame an ADTS header can frame.
+const maxADTSFrame = 1<<13 - 1 - 7
 
 // isParam reports whether n is a parameter set NAL unit.
 func isParam(n []byte, hevc bool) bool {
@@ -192,6 +204,14 @@ func isParam(n []byte, hevc bool) bool {
 	}
 	t := h264.NALUType(n[0] & 0x1f)
 	return t == h264.NALUTypeSPS || t == h264.NALUTypePPS
+}
+
+// isAUD reports whether n is an access unit delimiter.
+func isAUD(n []byte, hevc bool) bool {
+	if hevc {
+		return h265.NALUType((n[0]>>1)&0b111111) == h265.NALUType_AUD_NUT
+	}
+	return h264.NALUType(n[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter
 }
 
 func onlyParams(au [][]byte, hevc bool) bool {

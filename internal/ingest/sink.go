@@ -36,8 +36,8 @@ type sink struct {
 	inflight int        // bytes the goroutine writes now, out of buf
 }
 
-func newSink(tr tracks, w *os.File, queue int, batched bool) *sink {
-	k := &sink{w: w, queue: queue, batched: batched, kick: make(chan struct{}, 1)}
+func newSink(tr tracks, w *os.File, queue int) *sink {
+	k := &sink{w: w, queue: queue, kick: make(chan struct{}, 1)}
 	raw, err := w.SyscallConn()
 	if err == nil {
 		k.raw = raw

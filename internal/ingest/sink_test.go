@@ -18,7 +18,7 @@ func TestSinkDropsToKeyframe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	k := newSink(tracks{video: &tscodecs.H264{}}, w, 4, false)
+	k := newSink(tracks{video: &tscodecs.H264{}}, w, 4)
 	frame := func(key bool) unit {
 		nal := make([]byte, 100<<10) // the pipe and the writer's buffer fill at once
 		nal[0] = 1                   // a non-IDR slice

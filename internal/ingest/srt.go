@@ -236,7 +236,9 @@ func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream, now func() time.T
 		rate := int64(at.Codec.(*tscodecs.MPEG4Audio).SampleRate)
 		r.OnDataMPEG4Audio(at, func(pts int64, aus [][]byte) error {
 			for i, au := range aus { // 1024 samples each
-				st.push(sess, sess.audioUnit(pts+int64(i)*1024*90000/max(rate, 1), au))
+				if u, ok := sess.audioUnit(pts+int64(i)*1024*90000/max(rate, 1), au); ok {
+					st.push(sess, u)
+				}
 			}
 			return nil
 		})

@@ -263,7 +263,7 @@ func (s *Stream) Open() (*os.File, error) {
 		_ = w.Close()
 		return nil, ErrNoPublisher
 	}
-	k := newSink(sess.tracks, w, s.queue, sess.batched)
+	k := newSink(sess.tracks, w, s.queue)
 	if sess.fed || !sess.caching || len(sess.gop) == 0 {
 		k.skip = true // to the next keyframe: the cache is spent, or dropped (too big)
 	} else {
@@ -272,7 +272,7 @@ func (s *Stream) Open() (*os.File, error) {
 		}
 		sess.fed = true
 	}
-	k.flush()
+	k.batched = sess.batched // the cache went unit by unit, as through any sink
 	s.sinks = append(s.sinks, k)
 	return r, nil
 }

@@ -11,21 +11,21 @@ import (
 // tsMuxer writes a publisher's units as MPEG-TS (ISO/IEC 13818-1) onto the end of a
 // byte slice: H.264 or H.265 video in Annex B with an access unit delimiter, AAC audio
 // in ADTS, a PCR on the video (or the audio, without video), the PAT and PMT before
-// each keyframe. It does what mediacommon's mpegts.Writer does for these codecs, in
-// the same layout (PIDs, stream ids, the PCR 100 ms behind the DTS), without its
-// allocation per unit: its Annex B copy of each access unit, astits's packet structs
-// and bit writer, most of what the hub cost per frame. A muxer is used by one
-// goroutine at a time.
+// each random access point of that track and every 40 PES packets. It writes what
+// mediacommon's mpegts.Writer writes for these codecs, byte for byte but the PMT's
+// version (TestTSMuxer), without its allocation per unit: its Annex B copy of each
+// access unit, astits's packet structs and bit writer, most of what the hub cost per
+// frame. A muxer is used by one goroutine at a time.
 type tsMuxer struct {
 	video, audio uint16 // the tracks' PIDs; 0 for none
 	hevc         bool
 	pcr          uint16   // the PID that carries the PCR
 	pcrIn        int      // PES packets to the next PCR
 	adts         [7]byte  // the ADTS header of the audio, but the frame's length
-	cc           [3]uint8 // continuity counters: PMT, video, audio (the PAT's is cc[pat])
-	patCC        uint8
-	tables       int64  // the pts of the last tables of an audio-only stream; -1 none yet
-	pes          []byte // a PES packet, reused
+	cc           [3]uint8 // continuity counters: PMT, video, audio
+	patCC        uint8    // and the PAT's
+	sinceTables  int      // PES packets since the tables were last sent
+	pes          []byte   // a PES packet, reused
 }
 
 // MPEG-TS layout, as mediacommon's writer (and astits) lays it out.
@@ -37,14 +37,14 @@ const (
 	tsAudioID    = 0xC0
 	tsPCRBehind  = 90000 / 10 // the PCR runs 100 ms behind the DTS
 	tsPCREvery   = 3          // PES packets of the PCR's track between two PCRs, at most
-	tsTableEvery = 90000      // ticks between the tables of an audio-only stream
+	tsTableEvery = 40         // PES packets between two sendings of the tables, at most
 	tsTimeMask   = 1<<33 - 1
 )
 
 // newTSMuxer makes the muxer of tr's tracks: video first, audio after, as the
 // tracks' PIDs are numbered.
 func newTSMuxer(tr tracks) (*tsMuxer, error) {
-	m := &tsMuxer{tables: -1}
+	m := &tsMuxer{sinceTables: tsTableEvery} // sent again before the first unit, as astits does
 	pid := uint16(tsFirstPID)
 	switch tr.video.(type) {
 	case nil:
@@ -136,9 +136,9 @@ func (m *tsMuxer) writeUnit(dst []byte, u unit) []byte {
 		return dst // a track the stream does not have
 	}
 	random := !u.video || u.key
-	if pid == m.pcr && random && (u.video || m.tables < 0 || u.pts-m.tables >= tsTableEvery) {
+	if m.sinceTables++; m.sinceTables >= tsTableEvery || pid == m.pcr && random {
 		dst = m.writeTables(dst)
-		m.tables = u.pts
+		m.sinceTables = 0
 	}
 	m.pes = m.appendPES(m.pes[:0], id, u)
 	pcr := int64(-1)
