@@ -124,14 +124,13 @@ func (h *Hub) rtmpAccept(conn net.Conn) (*gortmplib.ServerConn, *Stream, error) 
 		return nil, nil, preAuthError{"publish", err}
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
-	sc.RW.(*rtmpConn).buffered()
+	sc.RW.(*rtmpConn).buffered(h.cfg.ReadTimeout)
 	return sc, st, nil
 }
 
 // rtmpSession reads an accepted publisher's media into its stream until it goes.
 func (h *Hub) rtmpSession(conn net.Conn, sc *gortmplib.ServerConn, st *Stream, connected time.Time) error {
-	_ = conn.SetReadDeadline(h.now().Add(h.cfg.ReadTimeout))
-	r := &rtmpReader{conn: sc}
+	r := &rtmpReader{conn: sc} // the connection ends a publisher silent for ReadTimeout
 	if err := r.findTracks(); err != nil {
 		return fmt.Errorf("rtmp tracks: %w", err)
 	}
@@ -150,16 +149,7 @@ func (h *Hub) rtmpSession(conn net.Conn, sc *gortmplib.ServerConn, st *Stream, c
 	defer func() { st.detach(sess, end) }()
 	h.cfg.Observer.Publishers(RTMP, 1)
 	defer h.cfg.Observer.Publishers(RTMP, -1)
-	// The deadline moves once a second (a quarter of ReadTimeout at most), not at
-	// every message: each move costs the runtime's timers, a hundred times a second.
-	// A publisher silent for ReadTimeout less that is ended.
-	every := min(time.Second, h.cfg.ReadTimeout/4)
-	var set time.Time
 	for {
-		if now := h.now(); now.Sub(set) >= every {
-			_ = conn.SetReadDeadline(now.Add(h.cfg.ReadTimeout))
-			set = now
-		}
 		if err := r.read(); err != nil {
 			end = err
 			return fmt.Errorf("rtmp read: %w", err)

@@ -4,9 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
-	"sync"
+	"os"
 	"syscall"
 	"time"
 )
@@ -27,22 +28,25 @@ const readBuffer = 64 << 10
 // from its bitrate over the last second: the kernel wakes the hub once that much is
 // there, a read takes the frames that came meanwhile, and their MPEG-TS goes to the
 // pipe in one write. This adds about readPace of latency and limits nothing: the mark
-// is never over maxLowWater, and a read that waits longer than maxWait for it (the
-// publisher's bitrate fell: a still picture, a pause) lowers it to a byte, until the
-// next second's bitrate sets it again. The end of the connection wakes the hub
-// whatever the mark. No publisher waits on the hub below the mark: RTMP's flow
+// is never over maxLowWater, and a read that waits maxWait for it (the publisher's
+// bitrate fell: a still picture, a pause) lowers it to a byte and reads what is there,
+// until the next second's bitrate sets it again. That wait is bounded with the read
+// deadline, which the hub moves at most every maxWait/2 while a mark is set (about
+// every second otherwise), not at each read: arming a timer per read would wake the runtime's
+// poller each time, and cost more than the mark saves. The end of the connection wakes
+// the hub whatever the mark. No publisher waits on the hub below the mark: RTMP's flow
 // control lets it send 2.5 MB unacknowledged (the peer bandwidth gortmplib sets), and
 // once publishing it sends no command it awaits an answer to.
 const (
 	readPace    = 40 * time.Millisecond
-	maxWait     = 5 * readPace
+	maxWait     = 250 * time.Millisecond
 	minLowWater = 2 << 10  // below, not worth a mark
 	maxLowWater = 32 << 10 // a bound, whatever the bitrate
 )
 
 // rtmpConn is the connection gortmplib reads and writes an RTMP publisher through:
 // read through a preAuth guard until its publish is authorized (see rtmpguard.go),
-// then through a buffer, paced.
+// then through a buffer, paced (see readPace).
 type rtmpConn struct {
 	net.Conn
 	r     io.Reader
@@ -51,12 +55,14 @@ type rtmpConn struct {
 	// drained, when set, is called before each read that goes to the socket: every
 	// whole message the buffer held has been handled, what they gave can be written.
 	drained func()
-	sys     syscall.RawConn // the socket's, for its low-water mark; nil if none
-	since   time.Time       // when the bitrate's second began
-	got     int             // bytes read since
-	stall   *time.Timer     // lowers the mark of a read that waits maxWait
-	markMu  sync.Mutex      // guards mark, shared with stall's function
-	mark    int             // the socket's low-water mark; 0 before any is set
+	// What follows is the paced reader's, once authorized (one goroutine).
+	timeout  time.Duration   // a publisher silent for that long is ended
+	heard    time.Time       // when data last came
+	deadline time.Time       // the read deadline set
+	sys      syscall.RawConn // the socket's, for its low-water mark; nil if none
+	mark     int             // the socket's low-water mark; 0 before any is set
+	since    time.Time       // when the bitrate's second began
+	got      int             // bytes read since
 }
 
 func newRTMPConn(conn net.Conn) *rtmpConn {
@@ -68,15 +74,17 @@ func (c *rtmpConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // buffered ends the guard, once the publish is authorized: from now on the
 // connection is read through a buffer of readBuffer, starting with what the guard
-// held back. What was read before is gortmplib's already: nothing is read twice or
-// skipped.
-func (c *rtmpConn) buffered() {
+// held back, and a publisher silent for timeout is ended. What was read before is
+// gortmplib's already: nothing is read twice or skipped.
+func (c *rtmpConn) buffered(timeout time.Duration) {
 	r := newRawReader(c.Conn)
 	if rest := c.guard.rest(); len(rest) > 0 {
 		r = io.MultiReader(bytes.NewReader(rest), r)
 	}
 	c.guard = nil
-	c.since = time.Now()
+	c.timeout = timeout
+	c.heard = time.Now()
+	c.since = c.heard
 	var tcp net.Conn = c.Conn
 	if t, ok := tcp.(*tls.Conn); ok {
 		tcp = t.NetConn()
@@ -84,12 +92,6 @@ func (c *rtmpConn) buffered() {
 	if sc, ok := tcp.(syscall.Conn); ok {
 		c.sys, _ = sc.SyscallConn()
 	}
-	c.stall = time.AfterFunc(time.Hour, func() {
-		c.markMu.Lock()
-		c.setLowWaterLocked(1)
-		c.markMu.Unlock()
-	})
-	c.stall.Stop()
 	c.r = bufio.NewReaderSize(pacedReader{c, r}, readBuffer)
 }
 
@@ -105,22 +107,43 @@ func (p pacedReader) Read(b []byte) (int, error) {
 	if c.drained != nil {
 		c.drained()
 	}
-	c.markMu.Lock()
-	waits := c.mark > 1
-	c.markMu.Unlock()
-	if waits {
-		c.stall.Reset(maxWait)
+	for {
+		c.armDeadline(time.Now())
+		n, err := p.r.Read(b)
+		now := time.Now()
+		if n > 0 {
+			c.heard = now
+			c.got += n
+		}
+		if now.Sub(c.since) >= time.Second {
+			c.lowWater(int(float64(c.got) * readPace.Seconds() / now.Sub(c.since).Seconds()))
+			c.since, c.got = now, 0
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && c.mark > 1 && now.Sub(c.heard) < c.timeout {
+			c.setLowWater(1) // the bitrate fell under the mark: read what is there
+			continue
+		}
+		return n, err
 	}
-	n, err := p.r.Read(b)
-	if waits {
-		c.stall.Stop()
+}
+
+// armDeadline moves the read deadline to where it should be at now: timeout after
+// the last data, and while a mark is set, at most maxWait from now. It moves it only
+// when that changes by more than maxWait/2 with a mark (a second, or a quarter of the
+// timeout, without: a publisher silent for the timeout less that is ended), or when it
+// must come sooner.
+func (c *rtmpConn) armDeadline(now time.Time) {
+	end, slack := c.heard.Add(c.timeout), min(time.Second, c.timeout/4)
+	if c.mark > 1 {
+		end, slack = now.Add(maxWait), maxWait/2
+		if silent := c.heard.Add(c.timeout); silent.Before(end) {
+			end = silent
+		}
 	}
-	c.got += n
-	if now := time.Now(); now.Sub(c.since) >= time.Second {
-		c.lowWater(int(float64(c.got) * readPace.Seconds() / now.Sub(c.since).Seconds()))
-		c.since, c.got = now, 0
+	if end.Before(c.deadline) || end.Sub(c.deadline) > slack {
+		_ = c.Conn.SetReadDeadline(end)
+		c.deadline = end
 	}
-	return n, err
 }
 
 // lowWater sets the socket's receive low-water mark to about v bytes, when it changes
@@ -130,17 +153,14 @@ func (c *rtmpConn) lowWater(v int) {
 		v = 1 // the kernel's default: wake at each byte
 	}
 	v = min(v, maxLowWater)
-	c.markMu.Lock()
-	defer c.markMu.Unlock()
-	if d := v - c.mark; max(d, -d) <= c.mark/4 {
-		return
+	if d := v - c.mark; max(d, -d) > c.mark/4 {
+		c.setLowWater(v)
 	}
-	c.setLowWaterLocked(v)
 }
 
-// setLowWaterLocked sets the socket's receive low-water mark; setting it lower wakes a
-// read waiting for what is there already. c.markMu is held.
-func (c *rtmpConn) setLowWaterLocked(v int) {
+// setLowWater sets the socket's receive low-water mark; setting it lower wakes a read
+// waiting for what is there already.
+func (c *rtmpConn) setLowWater(v int) {
 	if c.sys == nil {
 		return
 	}

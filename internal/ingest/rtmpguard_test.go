@@ -140,7 +140,7 @@ func TestPreAuthHeldMedia(t *testing.T) {
 	if len(c.guard.rest()) == 0 {
 		t.Fatal("nothing held back: the frame's header was not read before authorization")
 	}
-	c.buffered() // authorized
+	c.buffered(time.Minute) // authorized
 	m, err := mr.Read()
 	if v, ok := m.(*message.Video); err != nil || !ok || len(v.AU) != len(frame.AU) {
 		t.Fatalf("after authorization: %T, %v; want the frame of %d bytes", m, err, len(frame.AU))
