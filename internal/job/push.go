@@ -31,8 +31,11 @@ type pushInput struct {
 }
 
 // probeSpan is how much of a new publisher's media the probe reads: enough for
-// ffprobe to tell the frame rate and the audio, short enough not to delay the start.
-const probeSpan = time.Second
+// ffprobe to tell the frame rate (from the SPS's timing, or a few frames' timestamps:
+// 5 fps and 29.97 fps are told from 0.5 s) and the audio, short enough not to delay
+// the start. The run that follows gets those frames again, from the GOP cache. A
+// second instead made the first segment come a second later.
+const probeSpan = 500 * time.Millisecond
 
 // Probe reads the publisher's first GOP from the hub: no second connection to the
 // encoder. Without a publisher it fails at once (ingest.ErrNoPublisher).
