@@ -15,9 +15,9 @@ import (
 // readBuffer is what one read of an authorized RTMP publisher takes from its socket at
 // most. gortmplib's own buffer (4 KiB) reads each chunk's body straight from the
 // socket, and its header with another read: two or three system calls a chunk.
-// Through this buffer one read takes what the socket holds (a whole frame, mostly),
-// with rawRead (see rawio.go). It adds no latency: a read returns what is there, it
-// never waits for more.
+// Through this buffer one read takes what the socket holds (the frames that came
+// since the last read: see readPace), with rawRead (see rawio.go). The buffer adds no
+// latency: a read returns what is there, it never waits to fill it.
 const readBuffer = 64 << 10
 
 // readPace is about how often an authorized publisher's socket wakes the hub. An
@@ -32,11 +32,11 @@ const readBuffer = 64 << 10
 // bitrate fell: a still picture, a pause) lowers it to a byte and reads what is there,
 // until the next second's bitrate sets it again. That wait is bounded with the read
 // deadline, which the hub moves at most every maxWait/2 while a mark is set (about
-// every second otherwise), not at each read: arming a timer per read would wake the runtime's
-// poller each time, and cost more than the mark saves. The end of the connection wakes
-// the hub whatever the mark. No publisher waits on the hub below the mark: RTMP's flow
-// control lets it send 2.5 MB unacknowledged (the peer bandwidth gortmplib sets), and
-// once publishing it sends no command it awaits an answer to.
+// every second otherwise), not at each read: a timer armed per read would wake the
+// runtime's poller each time, and cost more than the mark saves. The end of the
+// connection wakes the hub whatever the mark. No publisher waits on the hub below the
+// mark: RTMP's flow control lets it send 2.5 MB unacknowledged (the peer bandwidth
+// gortmplib sets), and once publishing it sends no command it awaits an answer to.
 const (
 	readPace    = 40 * time.Millisecond
 	maxWait     = 250 * time.Millisecond
