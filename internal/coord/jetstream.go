@@ -78,6 +78,17 @@ func (b *jsBucket) Get(ctx context.Context, key string) (Entry, error) {
 		return Entry{}, fmt.Errorf("coord: get: %w", err)
 	}
 	e, err := b.kv.Get(ctx, key)
+	for errors.Is(err, nats.ErrNoResponders) {
+		// A bucket's replicas answer direct gets once each has applied the new stream,
+		// a moment after the create returns (and again after a replica restarts);
+		// publishes already retry the same way inside nats.go.
+		select {
+		case <-ctx.Done():
+			return Entry{}, fmt.Errorf("coord: get %s/%s: %w", b.name, key, errors.Join(err, ctx.Err()))
+		case <-time.After(50 * time.Millisecond):
+		}
+		e, err = b.kv.Get(ctx, key)
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return Entry{}, fmt.Errorf("coord: get %s/%s: %w", b.name, key, ErrNotFound)
 	}
