@@ -20,8 +20,8 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/message"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
-	srt "github.com/datarhei/gosrt"
 	"github.com/rs/zerolog"
+	"github.com/transcoderd/transcoderd/internal/srt"
 )
 
 // rtmpClient connects a gortmplib client that publishes with key to h.
@@ -417,17 +417,17 @@ func TestHEVCHeaderSEI(t *testing.T) {
 
 // failedListener is an SRT listener whose socket failed: every Accept2 fails.
 type failedListener struct {
-	srt.Listener
+	srtListener
 	calls atomic.Int64
 }
 
-func (l *failedListener) Accept2() (srt.ConnRequest, error) {
+func (l *failedListener) Accept() (*srt.Request, error) {
 	l.calls.Add(1)
 	return nil, errors.New("read udp: use of a broken socket")
 }
 
 // TestSRTListenerFails checks that serveSRT returns on an error of its listener,
-// which gosrt returns for good, rather than spin on it.
+// which is for good, rather than spin on it.
 func TestSRTListenerFails(t *testing.T) {
 	h := &Hub{log: zerolog.New(zerolog.NewTestWriter(t))}
 	ln := &failedListener{}

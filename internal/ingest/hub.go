@@ -1,5 +1,5 @@
 // Package ingest is the daemon's push-ingest hub: encoders (OBS, a hardware encoder, a
-// phone) publish to it over RTMP or RTMPS (gortmplib) or SRT (gosrt), on one port of each for
+// phone) publish to it over RTMP or RTMPS (gortmplib) or SRT (internal/srt), on one port of each for
 // every job, and it hands each job's ffmpeg what its publisher sends, re-muxed to
 // MPEG-TS on a pipe. A publish names its
 // job by its stream key: random, shown once, kept only as a SHA-256 hash, compared in
@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	srt "github.com/datarhei/gosrt"
 	"github.com/rs/zerolog"
 )
 
@@ -75,7 +74,7 @@ type Hub struct {
 	log   zerolog.Logger
 	rtmp  net.Listener
 	rtmps net.Listener // nil when off
-	srt   srt.Listener
+	srt   srtListener
 	now   func() time.Time
 	lim   *limiter
 

@@ -162,7 +162,7 @@ func testPublishFeedsPipe(t *testing.T, proto Protocol) {
 	var ts []byte
 	select {
 	case ts = <-got:
-	case <-time.After(12 * time.Second): // SRT learns a killed peer is gone after 5 s of silence (gosrt's PeerIdleTimeout)
+	case <-time.After(12 * time.Second): // SRT learns a killed peer is gone after 5 s of silence (srt.Config's PeerIdleTimeout)
 		t.Fatal("the pipe did not end with the publisher")
 	}
 	pr, kinds := probeTS(t, ts)

@@ -9,7 +9,8 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
-	srt "github.com/datarhei/gosrt"
+
+	"github.com/transcoderd/transcoderd/internal/srt"
 )
 
 // srtKey returns the stream key of an SRT stream id that asks to publish, in
@@ -46,10 +47,16 @@ func srtKey(streamID string) (string, error) {
 // errPlay is a request to read a stream: the hub only takes publishers.
 var errPlay = errors.New("play requested: this server only takes publishers")
 
+// srtListener is the SRT listener; an interface so that a test can make it fail.
+type srtListener interface {
+	Accept() (*srt.Request, error)
+	Addr() net.Addr
+	Close() error
+}
+
 // listenSRT starts the SRT listener.
 func (h *Hub) listenSRT(addr string) error {
-	cfg := srt.DefaultConfig()
-	ln, err := srt.Listen("srt", addr, cfg)
+	ln, err := srt.Listen(addr, srt.Config{})
 	if err != nil {
 		return fmt.Errorf("ingest srt listen: %w", err)
 	}
@@ -58,14 +65,14 @@ func (h *Hub) listenSRT(addr string) error {
 	return nil
 }
 
-// serveSRT takes SRT connection requests until the listener closes or fails: gosrt's
+// serveSRT takes SRT connection requests until the listener closes or fails: its
 // errors are for good (its socket is gone).
-func (h *Hub) serveSRT(ln srt.Listener) {
+func (h *Hub) serveSRT(ln srtListener) {
 	defer h.wg.Done()
 	for {
-		req, err := ln.Accept2()
+		req, err := ln.Accept()
 		if err != nil {
-			if !errors.Is(err, srt.ErrListenerClosed) {
+			if !errors.Is(err, srt.ErrClosed) {
 				h.log.Error().Err(err).Msg("srt listener failed: no more srt publishers until a restart")
 			}
 			return
@@ -73,7 +80,7 @@ func (h *Hub) serveSRT(ln srt.Listener) {
 		h.mu.Lock()
 		if h.closed {
 			h.mu.Unlock()
-			req.Reject(srt.REJ_CLOSE)
+			req.Reject(srt.RejectClose)
 			return
 		}
 		h.wg.Add(1)
@@ -87,25 +94,25 @@ func (h *Hub) serveSRT(ln srt.Listener) {
 
 // handleSRT refuses a request that is not a publish with a known key in the
 // handshake, before any media; it serves an accepted one to its end.
-func (h *Hub) handleSRT(req srt.ConnRequest) {
+func (h *Hub) handleSRT(req *srt.Request) {
 	remote := req.RemoteAddr().String()
 	defer h.recovered(SRT, remote)
 	host, _, _ := net.SplitHostPort(remote)
 	if h.lim.banned(host) {
 		h.cfg.Observer.Rejected("limit")
-		req.Reject(srt.REJX_OVERLOAD)
+		req.Reject(srt.RejectOverload)
 		return
 	}
-	st, err := h.authorizeSRT(req.StreamId())
+	st, err := h.authorizeSRT(req.StreamID())
 	if err != nil {
 		var ref refusal
 		errors.As(err, &ref)
-		req.Reject(srt.REJX_UNAUTHORIZED)
+		req.Reject(srt.RejectUnauthorized)
 		h.refuse(SRT, remote, ref)
 		return
 	}
 	if err := checkPassphrase(req, st.srtPassphrase()); err != nil {
-		req.Reject(srt.REJ_BADSECRET)
+		req.Reject(srt.RejectBadSecret)
 		h.refuse(SRT, remote, refusal{"passphrase", err})
 		return
 	}
@@ -135,13 +142,13 @@ func CheckPassphrase(p string) error {
 
 // checkPassphrase holds an SRT request to the stream's passphrase: one is required
 // when the stream has one, and refused when it has none.
-func checkPassphrase(req srt.ConnRequest, passphrase string) error {
+func checkPassphrase(req *srt.Request, passphrase string) error {
 	switch {
-	case passphrase == "" && req.IsEncrypted():
+	case passphrase == "" && req.Encrypted():
 		return errors.New("encrypted, but the job has no passphrase")
 	case passphrase == "":
 		return nil
-	case !req.IsEncrypted():
+	case !req.Encrypted():
 		return errors.New("not encrypted, but the job has a passphrase")
 	}
 	if err := req.SetPassphrase(passphrase); err != nil {
@@ -167,10 +174,10 @@ func (h *Hub) authorizeSRT(streamID string) (*Stream, error) {
 }
 
 // srtSession demuxes the MPEG-TS an SRT publisher sends into its stream until it goes.
-func (h *Hub) srtSession(conn srt.Conn, st *Stream) error {
+func (h *Hub) srtSession(conn *srt.Conn, st *Stream) error {
 	idle := newIdleCloser(conn, h.cfg.ReadTimeout)
 	defer idle.stop()
-	r := &mpegts.Reader{R: mpegts.NewBufferedReader(idle)}
+	r := &mpegts.Reader{R: idle}
 	if err := r.Initialize(); err != nil {
 		return fmt.Errorf("srt mpeg-ts: %w", err)
 	}
@@ -196,7 +203,7 @@ func (h *Hub) srtSession(conn srt.Conn, st *Stream) error {
 
 // srtPublisher makes the session of an accepted SRT publisher: its first video and
 // audio tracks, whose data go to st.
-func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream, now func() time.Time) (*session, error) {
+func srtPublisher(conn *srt.Conn, r *mpegts.Reader, st *Stream, now func() time.Time) (*session, error) {
 	pub := Publisher{Protocol: SRT, Remote: conn.RemoteAddr().String()}
 	var tr tracks
 	var vt, at *mpegts.Track
@@ -246,15 +253,15 @@ func srtPublisher(conn srt.Conn, r *mpegts.Reader, st *Stream, now func() time.T
 	return sess, nil
 }
 
-// idleCloser closes a connection that has delivered nothing for a while: gosrt's
-// read deadlines do nothing.
+// idleCloser closes a connection that has delivered nothing for a while (a publisher
+// that sends keepalives and no media; srt.Conn has no read deadlines).
 type idleCloser struct {
-	conn  srt.Conn
+	conn  *srt.Conn
 	limit time.Duration
 	timer *time.Timer
 }
 
-func newIdleCloser(conn srt.Conn, limit time.Duration) *idleCloser {
+func newIdleCloser(conn *srt.Conn, limit time.Duration) *idleCloser {
 	return &idleCloser{conn: conn, limit: limit, timer: time.AfterFunc(limit, func() { _ = conn.Close() })}
 }
 

@@ -1,6 +1,6 @@
 package ingest
 
-import srt "github.com/datarhei/gosrt"
+import "github.com/transcoderd/transcoderd/internal/srt"
 
 // SRTStats is what SRT tells of a publisher's link, counted since it connected: what
 // a crew watches to choose its latency (packets lost and retransmitted mean a link
@@ -14,12 +14,10 @@ type SRTStats struct {
 }
 
 // srtStats returns the statistics of conn as they are when called.
-func srtStats(conn srt.Conn) func() *SRTStats {
+func srtStats(conn *srt.Conn) func() *SRTStats {
 	return func() *SRTStats {
-		var s srt.Statistics
-		conn.Stats(&s)
-		a := s.Accumulated
-		return &SRTStats{PacketsReceived: a.PktRecv, PacketsLost: a.PktRecvLoss, PacketsRetransmitted: a.PktRecvRetrans,
-			PacketsDropped: a.PktRecvDrop, RTTMs: s.Instantaneous.MsRTT}
+		s := conn.Stats()
+		return &SRTStats{PacketsReceived: s.Received, PacketsLost: s.Lost, PacketsRetransmitted: s.Retransmitted,
+			PacketsDropped: s.Dropped, RTTMs: float64(s.RTT.Microseconds()) / 1000}
 	}
 }
