@@ -359,3 +359,34 @@ func TestCloseEndsAll(t *testing.T) {
 		t.Error("the publisher still runs 5 s after the listener closed (it was told)")
 	}
 }
+
+// TestMalformedHandshake: a 65-byte handshake whose extension runs past its end (which
+// panics gosrt's parser, and crashed a process on gosrt's own listener) is dropped,
+// and the listener goes on taking publishers.
+func TestMalformedHandshake(t *testing.T) {
+	file := source(t)
+	l := listen(t, srt.Config{})
+	c, err := net.Dial("udp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bad := []byte("\x80\x000000000000\x00\x00\x00\x000000\x00\x0000000000000000\xff\xff\xff\xff0000000000000000000000000")
+	for range 3 {
+		if _, err := c.Write(bad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := publish(t, file, fmt.Sprintf("srt://%s?streamid=publish:after&pkt_size=1316", l.Addr()))
+	conn, err := accept(t, l).Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := receive(t, conn)
+	if err := <-pub.done; err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	if n := frames(t, ts); n < leastFrames {
+		t.Errorf("%d frames after the malformed handshake, want at least %d", n, leastFrames)
+	}
+}
