@@ -88,7 +88,7 @@ func (c *Conn) handle(data []byte, now time.Time) {
 	default:
 	}
 	c.lastHeard = now
-	p, err := packet.NewPacketFromData(nil, data)
+	p, err := parsePacket(data)
 	if err != nil {
 		return
 	}
@@ -187,7 +187,7 @@ func (c *Conn) control(p packet.Packet, now time.Time) {
 // by default) and confirms it; it frees p.
 func (c *Conn) refreshKey(p packet.Packet, now time.Time) {
 	km := &packet.CIFKeyMaterialExtension{}
-	if c.crypto == nil || p.UnmarshalCIF(km) != nil || c.crypto.UnmarshalKM(km, c.passphrase) != nil {
+	if c.crypto == nil || unmarshalCIF(p, km) != nil || c.crypto.UnmarshalKM(km, c.passphrase) != nil {
 		p.Decommission()
 		return
 	}

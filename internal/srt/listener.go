@@ -206,9 +206,6 @@ func (l *Listener) packet(data []byte, from netip.AddrPort, now time.Time) {
 	if len(data) < 16 {
 		return
 	}
-	// gosrt's control-packet parsers index past the end of some malformed packets
-	// (FuzzPacket found one): such a datagram is dropped, not the daemon.
-	defer func() { _ = recover() }()
 	dest := uint32(data[12])<<24 | uint32(data[13])<<16 | uint32(data[14])<<8 | uint32(data[15])
 	if dest == 0 {
 		l.handshake(data, from)
@@ -270,7 +267,7 @@ func (l *Listener) handshakePacket(dest uint32, cif *packet.CIFHandshake) packet
 // handshake answers an induction with a SYN cookie, and makes a request of a
 // conclusion that carries it (or refuses one that SRT cannot take).
 func (l *Listener) handshake(data []byte, from netip.AddrPort) {
-	p, err := packet.NewPacketFromData(nil, data)
+	p, err := parsePacket(data)
 	if err != nil {
 		return
 	}
@@ -280,7 +277,7 @@ func (l *Listener) handshake(data []byte, from netip.AddrPort) {
 		return
 	}
 	cif, ts := &packet.CIFHandshake{}, h.Timestamp
-	err = p.UnmarshalCIF(cif)
+	err = unmarshalCIF(p, cif)
 	p.Decommission()
 	if err != nil {
 		return
@@ -374,4 +371,27 @@ func (l *Listener) forget(id, peerID uint32) {
 	delete(l.peers, peerID)
 	delete(l.resp, peerID)
 	l.mu.Unlock()
+}
+
+// parsePacket is gosrt's packet parser, with a panic of it (FuzzPacket found a
+// malformed datagram that makes one) turned into an error: the datagram is dropped, not
+// the daemon.
+func parsePacket(data []byte) (p packet.Packet, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("srt: malformed packet: %v", r)
+		}
+	}()
+	return packet.NewPacketFromData(nil, data)
+}
+
+// unmarshalCIF is gosrt's control information parser, its panics turned into errors
+// (FuzzPacket found a handshake whose extension runs past its end that makes one).
+func unmarshalCIF(p packet.Packet, cif packet.CIF) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("srt: malformed control packet: %v", r)
+		}
+	}()
+	return p.UnmarshalCIF(cif)
 }
