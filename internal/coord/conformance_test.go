@@ -35,22 +35,29 @@ func boltBackend() backend {
 // natsSingle is one embedded server with no client port (in-process connection), R1.
 func natsSingle() backend {
 	return backend{"nats1", func(t testing.TB) coord.Store {
-		s, err := coord.StartServer(coord.ServerConfig{Name: "solo", StoreDir: t.TempDir(), DontListen: true}, 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-		nc, err := nats.Connect("", nats.InProcessServer(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := coord.NewJetStream(nc, 1)
+		js, err := coord.NewJetStream(soloServer(t), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return js
 	}}
+}
+
+// soloServer starts one embedded server with no client port and connects to it in
+// process; the test's end stops both.
+func soloServer(t testing.TB) *nats.Conn {
+	t.Helper()
+	s, err := coord.StartServer(coord.ServerConfig{Name: "solo", StoreDir: t.TempDir(), DontListen: true}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // natsCluster shares one 3-server cluster between the subtests of a test; each subtest

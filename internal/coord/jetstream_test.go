@@ -18,16 +18,7 @@ import (
 // returned as an error. The test takes the bucket's direct-get responders away by
 // turning AllowDirect off under a client that has cached it on, then back on.
 func TestGetWaitsForResponders(t *testing.T) {
-	s, err := coord.StartServer(coord.ServerConfig{Name: "solo", StoreDir: t.TempDir(), DontListen: true}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect("", nats.InProcessServer(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := soloServer(t)
 	store, err := coord.NewJetStream(nc, 1)
 	if err != nil {
 		t.Fatal(err)

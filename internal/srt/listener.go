@@ -148,14 +148,8 @@ func (l *Listener) Close() error {
 	l.closed.Do(func() {
 		l.mu.Lock()
 		l.closing = true
-		conns := make([]*Conn, 0, len(l.conns))
-		for _, c := range l.conns {
-			if c != nil {
-				conns = append(conns, c)
-			}
-		}
 		l.mu.Unlock()
-		for _, c := range conns {
+		for _, c := range l.connections() {
 			c.Close()
 		}
 		l.pc.Close()
@@ -223,14 +217,7 @@ func (l *Listener) packet(data []byte, from netip.AddrPort, now time.Time) {
 // housekeeping period while there is one.
 func (l *Listener) housekeep(now time.Time) {
 	l.lastHK = now
-	l.mu.Lock()
-	conns := make([]*Conn, 0, len(l.conns))
-	for _, c := range l.conns {
-		if c != nil {
-			conns = append(conns, c)
-		}
-	}
-	l.mu.Unlock()
+	conns := l.connections()
 	for _, c := range conns {
 		c.housekeep(now)
 	}
@@ -239,6 +226,19 @@ func (l *Listener) housekeep(now time.Time) {
 		deadline = now.Add(housekeeping)
 	}
 	_ = l.pc.SetReadDeadline(deadline)
+}
+
+// connections are the accepted connections (not the places reserved for requests).
+func (l *Listener) connections() []*Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	conns := make([]*Conn, 0, len(l.conns))
+	for _, c := range l.conns {
+		if c != nil {
+			conns = append(conns, c)
+		}
+	}
+	return conns
 }
 
 // send writes a control packet to, and frees it.
