@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/transcoderd/transcoderd/internal/srt"
@@ -177,7 +176,7 @@ func (h *Hub) authorizeSRT(streamID string) (*Stream, error) {
 func (h *Hub) srtSession(conn *srt.Conn, st *Stream) error {
 	idle := newIdleCloser(conn, h.cfg.ReadTimeout)
 	defer idle.stop()
-	r := &mpegts.Reader{R: idle}
+	r := newTSReader(idle)
 	if err := r.Initialize(); err != nil {
 		return fmt.Errorf("srt mpeg-ts: %w", err)
 	}
@@ -203,12 +202,12 @@ func (h *Hub) srtSession(conn *srt.Conn, st *Stream) error {
 
 // srtPublisher makes the session of an accepted SRT publisher: its first video and
 // audio tracks, whose data go to st.
-func srtPublisher(conn *srt.Conn, r *mpegts.Reader, st *Stream, now func() time.Time) (*session, error) {
+func srtPublisher(conn *srt.Conn, r *tsReader, st *Stream, now func() time.Time) (*session, error) {
 	pub := Publisher{Protocol: SRT, Remote: conn.RemoteAddr().String()}
 	var tr tracks
-	var vt, at *mpegts.Track
+	var vt, at *tsTrack
 	for _, t := range r.Tracks() {
-		switch c := t.Codec.(type) {
+		switch c := t.codec.(type) {
 		case *tscodecs.H264:
 			if vt == nil {
 				vt, tr.video, pub.Video = t, c, "h264"
@@ -240,7 +239,7 @@ func srtPublisher(conn *srt.Conn, r *mpegts.Reader, st *Stream, now func() time.
 		r.OnDataH264(vt, video)
 	}
 	if at != nil {
-		rate := int64(at.Codec.(*tscodecs.MPEG4Audio).SampleRate)
+		rate := int64(at.codec.(*tscodecs.MPEG4Audio).SampleRate)
 		r.OnDataMPEG4Audio(at, func(pts int64, aus [][]byte) error {
 			for i, au := range aus { // 1024 samples each
 				if u, ok := sess.audioUnit(pts+int64(i)*1024*90000/max(rate, 1), au); ok {
