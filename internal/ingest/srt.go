@@ -96,6 +96,7 @@ func (h *Hub) serveSRT(ln srtListener) {
 func (h *Hub) handleSRT(req *srt.Request) {
 	remote := req.RemoteAddr().String()
 	defer h.recovered(SRT, remote)
+	defer req.Reject(srt.RejectInternal) // unless answered: the caller is not left waiting
 	host, _, _ := net.SplitHostPort(remote)
 	if h.lim.banned(host) {
 		h.cfg.Observer.Rejected("limit")

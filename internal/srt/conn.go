@@ -27,6 +27,7 @@ type Conn struct {
 	l          *Listener
 	id, peerID uint32
 	peer       netip.AddrPort
+	src        []byte // pins the source of what is sent to the address the peer dialled
 	start      time.Time
 	crypto     crypto.Crypto
 	passphrase string
@@ -48,6 +49,7 @@ type Conn struct {
 	acks       map[uint32]time.Time // full ACKs sent, by number, for the RTT
 	nextACK    uint32
 	lastHeard  time.Time
+	lastKey    time.Time // the last key refresh taken
 	lastSent   time.Time
 
 	mu          sync.Mutex // guards what follows
@@ -60,7 +62,7 @@ type Conn struct {
 func newConn(r *Request, latency time.Duration) *Conn {
 	now := time.Now()
 	c := &Conn{
-		l: r.l, id: r.id, peerID: r.cif.SRTSocketId, peer: r.from, start: r.start,
+		l: r.l, id: r.id, peerID: r.cif.SRTSocketId, peer: r.from, src: r.src, start: r.start,
 		crypto: r.crypto, passphrase: r.passphrase,
 		done: make(chan struct{}), ready: make(chan struct{}, 1),
 		tsbpdBase: uint64(r.ts), delay: uint64(latency.Microseconds()),
@@ -101,12 +103,17 @@ func (c *Conn) handle(data []byte, now time.Time) {
 		p.Decommission()
 		return
 	}
-	h.PktTsbpdTime = c.tsbpdBase + c.unwrap(h.Timestamp) + c.delay
+	// Due at its send time (the caller's clock) and the latency, on the receiver's clock
+	// that Tick reads: tsbpdBase + time since the conclusion, which carried the
+	// caller's clock then.
+	h.PktTsbpdTime = c.unwrap(h.Timestamp) + c.delay
 	if c.crypto != nil {
 		if h.KeyBaseEncryptionFlag == 0 || c.crypto.EncryptOrDecryptPayload(p.Data(), h.KeyBaseEncryptionFlag, h.PacketSequenceNumber.Val()) != nil {
 			c.mu.Lock()
 			c.undecrypted++
 			c.mu.Unlock()
+			p.Decommission() // not the stream: a gap, asked for again or given up
+			return
 		}
 	}
 	c.recv.Push(p)
@@ -184,19 +191,30 @@ func (c *Conn) control(p packet.Packet, now time.Time) {
 }
 
 // refreshKey takes the caller's next key (sent before it switches, every 2^24 packets
-// by default) and confirms it; it frees p.
+// by default) and confirms it; it frees p. Deriving a key costs half a millisecond on
+// the reader that every publisher shares, so a connection gets one a second; the
+// caller repeats an unanswered request. The key material is tried on a scratch
+// instance first: gosrt's keeps a failed one's salt.
 func (c *Conn) refreshKey(p packet.Packet, now time.Time) {
+	defer p.Decommission()
 	km := &packet.CIFKeyMaterialExtension{}
-	if c.crypto == nil || unmarshalCIF(p, km) != nil || c.crypto.UnmarshalKM(km, c.passphrase) != nil {
-		p.Decommission()
+	if c.crypto == nil || now.Sub(c.lastKey) < time.Second || unmarshalCIF(p, km) != nil {
+		return
+	}
+	c.lastKey = now
+	scratch, err := crypto.New(int(km.KLen))
+	if err != nil || scratch.UnmarshalKM(km, c.passphrase) != nil || c.crypto.UnmarshalKM(km, c.passphrase) != nil {
 		return
 	}
 	h := p.Header()
 	h.SubType = packet.EXTTYPE_KMRSP
 	h.DestinationSocketId = c.peerID
 	h.Timestamp = c.timestamp(now)
-	c.l.send(p, c.peer)
-	c.lastSent = now
+	var b bytes.Buffer
+	if p.Marshal(&b) == nil {
+		c.l.write(b.Bytes(), c.peer, c.src)
+		c.lastSent = now
+	}
 }
 
 // timestamp is the time since the connection began, as SRT's headers carry it.
@@ -235,7 +253,7 @@ func (c *Conn) sendACK(seq circular.Number, lite bool) {
 		}
 	}
 	_ = p.MarshalCIF(&cif)
-	c.l.send(p, c.peer)
+	c.l.send(p, c.peer, c.src)
 	c.lastSent = now
 }
 
@@ -244,7 +262,7 @@ func (c *Conn) sendNAK(list []circular.Number) {
 	now := time.Now()
 	p := c.controlPacket(packet.CTRLTYPE_NAK, now)
 	_ = p.MarshalCIF(&packet.CIFNAK{LostPacketSequenceNumber: list})
-	c.l.send(p, c.peer)
+	c.l.send(p, c.peer, c.src)
 	c.lastSent = now
 }
 
@@ -272,7 +290,7 @@ func (c *Conn) housekeep(now time.Time) {
 	}
 	c.tick(now, true)
 	if now.Sub(c.lastSent) >= time.Second {
-		c.l.send(c.controlPacket(packet.CTRLTYPE_KEEPALIVE, now), c.peer)
+		c.l.send(c.controlPacket(packet.CTRLTYPE_KEEPALIVE, now), c.peer, c.src)
 		c.lastSent = now
 	}
 }
@@ -310,12 +328,12 @@ func (c *Conn) close(tell bool) {
 		c.closed = true
 		c.mu.Unlock()
 		close(c.done)
-		c.l.forget(c.id, c.peerID)
+		c.l.forget(c.id, c.peerID, c)
 		if tell {
 			now := time.Now()
 			p := c.controlPacket(packet.CTRLTYPE_SHUTDOWN, now)
 			_ = p.MarshalCIF(&packet.CIFShutdown{})
-			c.l.send(p, c.peer)
+			c.l.send(p, c.peer, c.src)
 		}
 	})
 }

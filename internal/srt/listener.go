@@ -24,6 +24,8 @@ import (
 	srtnet "github.com/datarhei/gosrt/net"
 	"github.com/datarhei/gosrt/packet"
 	"github.com/datarhei/gosrt/rand"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // Reasons a request is refused with, as SRT numbers them (SRT_REJ_*, and the
@@ -31,6 +33,7 @@ import (
 const (
 	RejectRogue        uint32 = 1004 // broken or unsupported handshake
 	RejectBacklog      uint32 = 1005 // too many requests waiting for an answer
+	RejectInternal     uint32 = 1006 // the server failed
 	RejectClose        uint32 = 1007 // the listener is closing
 	RejectVersion      uint32 = 1008 // the caller's SRT is too old
 	RejectBadSecret    uint32 = 1010 // wrong passphrase
@@ -114,6 +117,12 @@ func Listen(addr string, cfg Config) (*Listener, error) {
 		return nil, fmt.Errorf("srt listen: %w", err)
 	}
 	_ = pc.SetReadBuffer(4 << 20) // bursts of a frame's packets; the kernel caps it
+	if ua.IP == nil || ua.IP.IsUnspecified() {
+		// On every address: learn which one each caller dialled, to answer from it (a
+		// caller takes replies from the address it sent to only).
+		_ = ipv4.NewPacketConn(pc).SetControlMessage(ipv4.FlagDst, true)
+		_ = ipv6.NewPacketConn(pc).SetControlMessage(ipv6.FlagDst, true)
+	}
 	cookie, err := srtnet.NewSYNCookie(pc.LocalAddr().String(), nil)
 	if err != nil {
 		pc.Close()
@@ -152,26 +161,32 @@ func (l *Listener) Close() error {
 		for _, c := range l.connections() {
 			c.Close()
 		}
+		l.rejectWaiting() // while the socket can still tell them
 		l.pc.Close()
 		<-l.done
-		for {
-			select {
-			case r := <-l.reqs:
-				r.Reject(RejectClose)
-			default:
-				return
-			}
-		}
+		l.rejectWaiting()
 	})
 	return nil
+}
+
+// rejectWaiting refuses the requests Accept has not taken.
+func (l *Listener) rejectWaiting() {
+	for {
+		select {
+		case r := <-l.reqs:
+			r.Reject(RejectClose)
+		default:
+			return
+		}
+	}
 }
 
 // read is the listener's one reader: it handles every packet where it lands.
 func (l *Listener) read() {
 	defer close(l.done)
-	buf := make([]byte, mss)
+	buf, oob := make([]byte, mss), make([]byte, 128)
 	for {
-		n, from, err := l.pc.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := l.pc.ReadMsgUDPAddrPort(buf, oob)
 		now := time.Now()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			l.housekeep(now)
@@ -184,10 +199,13 @@ func (l *Listener) read() {
 			l.err = ErrClosed
 			if !closing {
 				l.err = fmt.Errorf("srt: read: %w", err)
+				for _, c := range l.connections() { // nothing will reach them
+					c.close(false)
+				}
 			}
 			return
 		}
-		l.packet(buf[:n], from, now)
+		l.packet(buf[:n], from, oob[:oobn], now)
 		if now.Sub(l.lastHK) >= housekeeping {
 			l.housekeep(now)
 		}
@@ -196,13 +214,13 @@ func (l *Listener) read() {
 
 // packet dispatches one datagram: handshakes to the listener, the rest to the
 // connection it is addressed to (from its peer's address only).
-func (l *Listener) packet(data []byte, from netip.AddrPort, now time.Time) {
+func (l *Listener) packet(data []byte, from netip.AddrPort, oob []byte, now time.Time) {
 	if len(data) < 16 {
 		return
 	}
 	dest := uint32(data[12])<<24 | uint32(data[13])<<16 | uint32(data[14])<<8 | uint32(data[15])
 	if dest == 0 {
-		l.handshake(data, from)
+		l.handshake(data, from, sourceOOB(oob))
 		return
 	}
 	l.mu.Lock()
@@ -221,7 +239,9 @@ func (l *Listener) housekeep(now time.Time) {
 	for _, c := range conns {
 		c.housekeep(now)
 	}
-	var deadline time.Time
+	// Never no deadline: a connection accepted meanwhile is looked after within a
+	// second even if its caller sends nothing.
+	deadline := now.Add(time.Second)
 	if len(conns) > 0 {
 		deadline = now.Add(housekeeping)
 	}
@@ -241,15 +261,25 @@ func (l *Listener) connections() []*Conn {
 	return conns
 }
 
-// send writes a control packet to, and frees it.
-func (l *Listener) send(p packet.Packet, to netip.AddrPort) {
+// send writes a control packet to, from the address src pins (see sourceOOB), and
+// frees it.
+func (l *Listener) send(p packet.Packet, to netip.AddrPort, src []byte) {
 	defer p.Decommission()
 	l.sendMu.Lock()
 	defer l.sendMu.Unlock()
 	l.sendBuf.Reset()
 	if err := p.Marshal(&l.sendBuf); err == nil {
-		_, _ = l.pc.WriteToUDPAddrPort(l.sendBuf.Bytes(), to)
+		l.write(l.sendBuf.Bytes(), to, src)
 	}
+}
+
+// write sends a datagram to, from the address src pins.
+func (l *Listener) write(b []byte, to netip.AddrPort, src []byte) {
+	if len(src) == 0 {
+		_, _ = l.pc.WriteToUDPAddrPort(b, to)
+		return
+	}
+	_, _, _ = l.pc.WriteMsgUDPAddrPort(b, src, to)
 }
 
 // handshakePacket is an empty handshake control packet to the caller's socket.
@@ -266,7 +296,7 @@ func (l *Listener) handshakePacket(dest uint32, cif *packet.CIFHandshake) packet
 
 // handshake answers an induction with a SYN cookie, and makes a request of a
 // conclusion that carries it (or refuses one that SRT cannot take).
-func (l *Listener) handshake(data []byte, from netip.AddrPort) {
+func (l *Listener) handshake(data []byte, from netip.AddrPort, src []byte) {
 	p, err := parsePacket(data)
 	if err != nil {
 		return
@@ -287,23 +317,23 @@ func (l *Listener) handshake(data []byte, from netip.AddrPort) {
 	case packet.HSTYPE_INDUCTION:
 		cif.Version, cif.EncryptionField, cif.ExtensionField = 5, 0, 0x4A17
 		cif.SynCookie = l.cookie.Get(from.String())
-		l.send(l.handshakePacket(cif.SRTSocketId, cif), from)
+		l.send(l.handshakePacket(cif.SRTSocketId, cif), from, src)
 	case packet.HSTYPE_CONCLUSION:
-		l.conclusion(cif, ts, from)
+		l.conclusion(cif, ts, from, src)
 	}
 }
 
 // conclusion makes a request of a caller's conclusion, refuses one SRT cannot serve,
 // and answers a repeated one as before.
-func (l *Listener) conclusion(cif *packet.CIFHandshake, ts uint32, from netip.AddrPort) {
+func (l *Listener) conclusion(cif *packet.CIFHandshake, ts uint32, from netip.AddrPort, src []byte) {
 	if reason := check(cif, l.cookie.Verify(cif.SynCookie, from.String())); reason != 0 {
 		cif.HandshakeType = packet.HandshakeType(reason)
-		l.send(l.handshakePacket(cif.SRTSocketId, cif), from)
+		l.send(l.handshakePacket(cif.SRTSocketId, cif), from, src)
 		return
 	}
 	l.mu.Lock()
 	if r := l.resp[cif.SRTSocketId]; r != nil && r.to == from {
-		_, _ = l.pc.WriteToUDPAddrPort(r.data, from) // its answer was lost
+		l.write(r.data, from, src) // its answer was lost
 		l.mu.Unlock()
 		return
 	}
@@ -319,7 +349,7 @@ func (l *Listener) conclusion(cif *packet.CIFHandshake, ts uint32, from netip.Ad
 	l.peers[cif.SRTSocketId] = nil
 	l.conns[id] = nil
 	l.mu.Unlock()
-	req := &Request{l: l, cif: cif, from: from, id: id, start: time.Now(), ts: ts}
+	req := &Request{l: l, cif: cif, from: from, src: src, id: id, start: time.Now(), ts: ts}
 	if cif.SRTKM != nil {
 		if req.crypto, err = crypto.New(int(cif.SRTKM.KLen)); err != nil {
 			req.Reject(RejectRogue)
@@ -364,13 +394,18 @@ func (l *Listener) socketID() (uint32, error) {
 	return 0, errors.New("srt: no unused socket id")
 }
 
-// forget removes a request's or connection's place.
-func (l *Listener) forget(id, peerID uint32) {
+// forget removes the places of a request (c nil) or of connection c, if they are
+// still theirs.
+func (l *Listener) forget(id, peerID uint32, c *Conn) {
 	l.mu.Lock()
-	delete(l.conns, id)
-	delete(l.peers, peerID)
-	delete(l.resp, peerID)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	if cur, ok := l.conns[id]; ok && cur == c {
+		delete(l.conns, id)
+	}
+	if cur, ok := l.peers[peerID]; ok && cur == c {
+		delete(l.peers, peerID)
+		delete(l.resp, peerID)
+	}
 }
 
 // parsePacket is gosrt's packet parser, with a panic of it (FuzzPacket found a
@@ -394,4 +429,27 @@ func unmarshalCIF(p packet.Packet, cif packet.CIF) (err error) {
 		}
 	}()
 	return p.UnmarshalCIF(cif)
+}
+
+// sourceOOB turns the destination address a datagram came to (its IP_PKTINFO or
+// IPV6_PKTINFO) into the control message that sends from that address; nil when the
+// socket is bound to one address (then the kernel picks it anyway).
+func sourceOOB(oob []byte) []byte {
+	if len(oob) == 0 {
+		return nil
+	}
+	var cm4 ipv4.ControlMessage
+	if cm4.Parse(oob) == nil && cm4.Dst != nil {
+		if ip4 := cm4.Dst.To4(); ip4 != nil {
+			return (&ipv4.ControlMessage{Src: ip4}).Marshal()
+		}
+	}
+	var cm6 ipv6.ControlMessage
+	if cm6.Parse(oob) == nil && cm6.Dst != nil {
+		if ip4 := cm6.Dst.To4(); ip4 != nil { // a v4-mapped address on a dual-stack socket
+			return (&ipv4.ControlMessage{Src: ip4}).Marshal()
+		}
+		return (&ipv6.ControlMessage{Src: cm6.Dst}).Marshal()
+	}
+	return nil
 }

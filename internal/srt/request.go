@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/datarhei/gosrt/crypto"
@@ -18,11 +19,13 @@ type Request struct {
 	l          *Listener
 	cif        *packet.CIFHandshake
 	from       netip.AddrPort
+	src        []byte // the control message that answers from the address the caller dialled
 	id         uint32
 	start      time.Time
 	ts         uint32 // the conclusion's timestamp: the caller's clock then, in µs
 	crypto     crypto.Crypto
 	passphrase string
+	answered   atomic.Bool
 }
 
 // RemoteAddr is the caller's address.
@@ -47,21 +50,35 @@ func (r *Request) SetPassphrase(passphrase string) error {
 	return nil
 }
 
-// Reject refuses the request with reason (one of the Reject constants).
+// Reject refuses the request with reason (one of the Reject constants). A request
+// already answered is left as it is: deferring a Reject is safe.
 func (r *Request) Reject(reason uint32) {
-	r.cif.HandshakeType = packet.HandshakeType(reason)
-	r.l.send(r.l.handshakePacket(r.cif.SRTSocketId, r.cif), r.from)
-	r.l.forget(r.id, r.cif.SRTSocketId)
+	if r.answered.Swap(true) {
+		return
+	}
+	r.reject(reason)
 }
+
+func (r *Request) reject(reason uint32) {
+	r.cif.HandshakeType = packet.HandshakeType(reason)
+	r.l.send(r.l.handshakePacket(r.cif.SRTSocketId, r.cif), r.from, r.src)
+	r.l.forget(r.id, r.cif.SRTSocketId, nil)
+}
+
+// maxLatency caps the latency a caller may ask for: its packets are held that long.
+const maxLatency = 10_000 // ms
 
 // Accept answers the caller and returns its connection.
 func (r *Request) Accept() (*Conn, error) {
+	if r.answered.Swap(true) {
+		return nil, errors.New("srt: the request was answered already")
+	}
 	if r.crypto != nil && r.passphrase == "" {
-		r.Reject(RejectUnsecure)
+		r.reject(RejectUnsecure)
 		return nil, errors.New("srt: the caller encrypts and no passphrase was set")
 	}
 	hs, peerID := r.cif.SRTHS, r.cif.SRTSocketId
-	latency := max(uint16(r.l.cfg.Latency.Milliseconds()), hs.SendTSBPDDelay)
+	latency := min(max(uint16(r.l.cfg.Latency.Milliseconds()), hs.SendTSBPDDelay), maxLatency)
 	c := newConn(r, time.Duration(latency)*time.Millisecond)
 
 	r.cif.SRTSocketId, r.cif.SynCookie = r.id, 0
@@ -76,7 +93,7 @@ func (r *Request) Accept() (*Conn, error) {
 	if r.l.closing {
 		r.l.mu.Unlock()
 		r.cif.SRTSocketId = peerID
-		r.Reject(RejectClose)
+		r.reject(RejectClose)
 		return nil, ErrClosed
 	}
 	r.l.conns[r.id] = c
@@ -84,7 +101,7 @@ func (r *Request) Accept() (*Conn, error) {
 	r.l.resp[peerID] = &response{to: r.from, data: answer}
 	r.l.mu.Unlock()
 	_ = r.l.pc.SetReadDeadline(time.Now().Add(housekeeping)) // look after c even if it sends nothing
-	_, _ = r.l.pc.WriteToUDPAddrPort(answer, r.from)
+	r.l.write(answer, r.from, r.src)
 	return c, nil
 }
 

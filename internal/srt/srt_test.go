@@ -366,3 +366,18 @@ func TestMalformedHandshake(t *testing.T) {
 	pub := publish(t, file, fmt.Sprintf("srt://%s?streamid=publish:after&pkt_size=1316", l.Addr()))
 	takeAll(t, accept(t, l), pub)
 }
+
+// TestReplyFromDialledAddress: a listener on every address answers from the address
+// the caller dialled (127.0.0.2 here, whose route's own source is 127.0.0.1): a caller
+// takes replies from that address only, as on a host with several addresses.
+func TestReplyFromDialledAddress(t *testing.T) {
+	file := source(t)
+	l, err := srt.Listen("0.0.0.0:0", srt.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	port := l.Addr().(*net.UDPAddr).Port
+	pub := publish(t, file, fmt.Sprintf("srt://127.0.0.2:%d?streamid=publish:second&pkt_size=1316", port))
+	takeAll(t, accept(t, l), pub)
+}
