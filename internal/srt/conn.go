@@ -50,6 +50,9 @@ type Conn struct {
 	nextACK    uint32
 	lastHeard  time.Time
 	lastKey    time.Time // the last key refresh taken
+	drift      int64     // µs the caller's clock has lost against ours (driftSample)
+	driftSum   int64
+	driftN     int64
 	lastSent   time.Time
 
 	mu          sync.Mutex // guards what follows
@@ -106,7 +109,7 @@ func (c *Conn) handle(data []byte, now time.Time) {
 	// Due at its send time (the caller's clock) and the latency, on the receiver's clock
 	// that Tick reads: tsbpdBase + time since the conclusion, which carried the
 	// caller's clock then.
-	h.PktTsbpdTime = c.unwrap(h.Timestamp) + c.delay
+	h.PktTsbpdTime = uint64(int64(c.unwrap(h.Timestamp)+c.delay) + c.drift)
 	if c.crypto != nil {
 		if h.KeyBaseEncryptionFlag == 0 || c.crypto.EncryptOrDecryptPayload(p.Data(), h.KeyBaseEncryptionFlag, h.PacketSequenceNumber.Val()) != nil {
 			c.mu.Lock()
@@ -135,6 +138,35 @@ func (c *Conn) unwrap(ts uint32) uint64 {
 		offset += uint64(packet.MAX_TIMESTAMP) + 1
 	}
 	return offset + uint64(ts)
+}
+
+// Drift tracking, as libsrt does it: the mean of driftSamples ACKACKs (10 s of them)
+// moves the time base when it is over maxDrift.
+const (
+	driftSamples = 1000
+	maxDrift     = 5000 // µs
+)
+
+// driftSample follows the caller's clock against ours with an ACKACK's timestamp (its
+// send time on the caller's clock): an encoder's clock 50 ppm slow would otherwise eat
+// 120 ms of latency in 40 minutes, after which no lost packet can be sent again in
+// time; one fast would grow the delay and the buffer by as much.
+func (c *Conn) driftSample(now time.Time, ts uint32) {
+	if c.wrapping {
+		return // near the caller's clock wrap: the data packets' unwrap tracks it
+	}
+	// Both clocks read the conclusion's timestamp at its arrival (tsbpdBase): the gap
+	// stays 0 but for changes of the path's delay, and drift.
+	ours := int64(c.tsbpdBase) + now.Sub(c.start).Microseconds()
+	c.driftSum += ours - int64(uint64(ts)+c.wrapOffset) - c.drift
+	if c.driftN++; c.driftN < driftSamples {
+		return
+	}
+	mean := c.driftSum / c.driftN
+	c.driftSum, c.driftN = 0, 0
+	if mean > maxDrift || mean < -maxDrift {
+		c.drift += mean
+	}
 }
 
 // tick runs the receiver: ACKs and NAKs when due, and delivery of the packets whose
@@ -177,6 +209,7 @@ func (c *Conn) control(p packet.Packet, now time.Time) {
 			c.rttVar = c.rttVar*0.75 + math.Abs(c.rtt-last)*0.25
 			c.recv.SetNAKInterval(uint64(max((c.rtt+4*c.rttVar)/2, 20_000)))
 		}
+		c.driftSample(now, h.Timestamp)
 		for n := range c.acks {
 			if n <= h.TypeSpecific {
 				delete(c.acks, n)

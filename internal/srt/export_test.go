@@ -13,3 +13,15 @@ func (l *Listener) Cookie(from netip.AddrPort) uint32 { return l.cookie.Get(from
 
 // ID is the connection's socket id.
 func (c *Conn) ID() uint32 { return c.id }
+
+// InjectAt handles data as if it had come from from at now.
+func (l *Listener) InjectAt(data []byte, from netip.AddrPort, now time.Time) {
+	l.packet(data, from, nil, now)
+}
+
+// Drift is how far the connection moved its time base after the caller's clock, in µs.
+func (c *Conn) Drift() int64 {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.drift
+}

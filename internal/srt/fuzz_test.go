@@ -92,3 +92,42 @@ func FuzzPacket(f *testing.F) {
 		l.Inject(data, caller)
 	})
 }
+
+// TestDriftFollowsCallerClock: ACKACKs stamped by a caller whose clock runs 2000 ppm
+// slow (exaggerated, to show in 10 s of samples) move the time base after it; a caller
+// in step moves nothing.
+func TestDriftFollowsCallerClock(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		ppm      float64
+		min, max int64
+	}{{"in step", 0, 0, 0}, {"slow", 2000, 8_000, 12_000}, {"fast", -2000, -12_000, -8_000}} {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := srt.Listen("127.0.0.1:0", srt.Config{PeerIdleTimeout: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			began := time.Now()
+			l.InjectAt(conclusion(l.Cookie(caller), "publish:drift"), caller, began)
+			r, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := r.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 1000 { // one ACKACK per 10 ms, 10 s
+				at := began.Add(time.Duration(i) * 10 * time.Millisecond)
+				ts := uint32(float64(at.Sub(began).Microseconds()) * (1 - c.ppm/1e6))
+				b := controlBytes(packet.CTRLTYPE_ACKACK, uint32(i+1), conn.ID(), nil)
+				binary.BigEndian.PutUint32(b[8:], ts)
+				l.InjectAt(b, caller, at)
+			}
+			if d := conn.Drift(); d < c.min || d > c.max {
+				t.Errorf("time base moved %d µs, want %d to %d", d, c.min, c.max)
+			}
+		})
+	}
+}
