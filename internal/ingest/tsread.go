@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -342,14 +343,13 @@ func (d *tsReader) esPacket(t *tsTrack, payload []byte, start bool, cc int) erro
 }
 
 // flush hands on t's PES, if it has one. The units handed on keep its bytes (the GOP
-// cache holds them): the next PES gets a buffer of its own.
+// cache holds them): they get a copy of its size, and t's buffer is used again.
 func (d *tsReader) flush(t *tsTrack) error {
-	pes := t.pes
-	t.pesLen = 0
+	pes := bytes.Clone(t.pes)
+	t.pes, t.pesLen = t.pes[:0], 0
 	if len(pes) == 0 {
 		return nil
 	}
-	t.pes = make([]byte, 0, cap(pes))
 	pts, dts, data, err := parsePES(pes)
 	if err != nil {
 		d.onError(err)
