@@ -53,24 +53,32 @@ func dataBytes(seq, dest uint32, payload []byte) []byte {
 	return append(b, payload...)
 }
 
+// injectedConn is a listener (closed at the test's end) with one connection, accepted
+// from a conclusion with stream id sid injected from caller at began.
+func injectedConn(tb testing.TB, sid string, began time.Time) (*srt.Listener, *srt.Conn) {
+	tb.Helper()
+	l, err := srt.Listen("127.0.0.1:0", srt.Config{PeerIdleTimeout: time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	l.InjectAt(conclusion(l.Cookie(caller), sid), caller, began)
+	r, err := l.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := r.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l, c
+}
+
 // FuzzPacket feeds any datagram to a listener with one accepted connection, as the
 // Internet may: it must neither panic nor hang. The first byte of an input chooses
 // whether the rest is addressed to that connection.
 func FuzzPacket(f *testing.F) {
-	l, err := srt.Listen("127.0.0.1:0", srt.Config{PeerIdleTimeout: time.Hour})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer l.Close()
-	l.Inject(conclusion(l.Cookie(caller), "publish:fuzz"), caller)
-	r, err := l.Accept()
-	if err != nil {
-		f.Fatal(err)
-	}
-	c, err := r.Accept()
-	if err != nil {
-		f.Fatal(err)
-	}
+	l, c := injectedConn(f, "publish:fuzz", time.Now())
 	go func() { _, _ = bytes.NewBuffer(nil).ReadFrom(c) }()
 
 	f.Add(append([]byte{1}, dataBytes(100, 0, bytes.Repeat([]byte{0x47}, 188))...))
@@ -103,21 +111,8 @@ func TestDriftFollowsCallerClock(t *testing.T) {
 		min, max int64
 	}{{"in step", 0, 0, 0}, {"slow", 2000, 8_000, 12_000}, {"fast", -2000, -12_000, -8_000}} {
 		t.Run(c.name, func(t *testing.T) {
-			l, err := srt.Listen("127.0.0.1:0", srt.Config{PeerIdleTimeout: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
 			began := time.Now()
-			l.InjectAt(conclusion(l.Cookie(caller), "publish:drift"), caller, began)
-			r, err := l.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			conn, err := r.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
+			l, conn := injectedConn(t, "publish:drift", began)
 			for i := range 1000 { // one ACKACK per 10 ms, 10 s
 				at := began.Add(time.Duration(i) * 10 * time.Millisecond)
 				ts := uint32(float64(at.Sub(began).Microseconds()) * (1 - c.ppm/1e6))
