@@ -72,6 +72,7 @@ type Config struct {
 // Listener takes SRT publishers on one UDP socket.
 type Listener struct {
 	pc     *net.UDPConn
+	sock   *rawSocket // pc's descriptor, read and written with raw system calls
 	cfg    Config
 	start  time.Time
 	cookie *srtnet.SYNCookie
@@ -128,8 +129,13 @@ func Listen(addr string, cfg Config) (*Listener, error) {
 		pc.Close()
 		return nil, fmt.Errorf("srt listen: %w", err)
 	}
+	sock, err := newRawSocket(pc, make([]byte, mss), make([]byte, 128))
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("srt listen: %w", err)
+	}
 	l := &Listener{
-		pc: pc, cfg: cfg, start: time.Now(), cookie: cookie,
+		pc: pc, sock: sock, cfg: cfg, start: time.Now(), cookie: cookie,
 		reqs: make(chan *Request, cfg.Backlog), done: make(chan struct{}),
 		conns: map[uint32]*Conn{}, peers: map[uint32]*Conn{}, resp: map[uint32]*response{},
 	}
@@ -184,9 +190,9 @@ func (l *Listener) rejectWaiting() {
 // read is the listener's one reader: it handles every packet where it lands.
 func (l *Listener) read() {
 	defer close(l.done)
-	buf, oob := make([]byte, mss), make([]byte, 128)
+	buf, oob := l.sock.buf, l.sock.oob
 	for {
-		n, oobn, _, from, err := l.pc.ReadMsgUDPAddrPort(buf, oob)
+		n, oobn, from, err := l.sock.read()
 		now := time.Now()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			l.housekeep(now)
@@ -275,11 +281,7 @@ func (l *Listener) send(p packet.Packet, to netip.AddrPort, src []byte) {
 
 // write sends a datagram to, from the address src pins.
 func (l *Listener) write(b []byte, to netip.AddrPort, src []byte) {
-	if len(src) == 0 {
-		_, _ = l.pc.WriteToUDPAddrPort(b, to)
-		return
-	}
-	_, _, _ = l.pc.WriteMsgUDPAddrPort(b, src, to)
+	_ = l.sock.write(b, to, src)
 }
 
 // handshakePacket is an empty handshake control packet to the caller's socket.

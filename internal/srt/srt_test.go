@@ -381,3 +381,28 @@ func TestReplyFromDialledAddress(t *testing.T) {
 	pub := publish(t, file, fmt.Sprintf("srt://127.0.0.2:%d?streamid=publish:second&pkt_size=1316", port))
 	takeAll(t, accept(t, l), pub)
 }
+
+// TestDualStack: a listener on every address of both families (":port", as the daemon
+// binds) takes an IPv4 caller, whose address the socket sees v4-mapped, and an IPv6 one.
+func TestDualStack(t *testing.T) {
+	file := source(t)
+	l, err := srt.Listen(":0", srt.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	port := l.Addr().(*net.UDPAddr).Port
+	for _, host := range []string{"127.0.0.1", "[::1]"} {
+		t.Run(host, func(t *testing.T) {
+			if host == "[::1]" {
+				c, err := net.ListenPacket("udp6", "[::1]:0")
+				if err != nil {
+					t.Skipf("no IPv6 loopback here: %v", err)
+				}
+				c.Close()
+			}
+			pub := publish(t, file, fmt.Sprintf("srt://%s:%d?streamid=publish:%s&pkt_size=1316", host, port, strings.Trim(host, "[]")))
+			takeAll(t, accept(t, l), pub)
+		})
+	}
+}

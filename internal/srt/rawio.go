@@ -1,0 +1,178 @@
+//go:build linux && (amd64 || arm64)
+
+package srt
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"syscall"
+	"unsafe"
+)
+
+// The listener reads and writes its socket with raw system calls, which the Go runtime
+// is not told of; the socket is non-blocking (as net makes it), so no call can block a
+// thread, and a read that finds nothing waits in the runtime's poller as net.UDPConn
+// does. A call that goes through the runtime (net.UDPConn's) wakes its monitor thread
+// (sysmon) whenever the process was idle, which then polls every 20 µs for a
+// millisecond or more: a publisher's datagrams arrive in a burst per frame, and the
+// hub is idle in between (internal/ingest's rawio.go does the same for RTMP).
+
+// rawSocket is a UDP socket's descriptor, its address family, and the reader's
+// buffers: one goroutine reads (read), any may write.
+type rawSocket struct {
+	rc    syscall.RawConn
+	inet6 bool // an AF_INET6 socket: IPv4 peers are v4-mapped
+
+	buf, oob []byte
+	rsa      syscall.RawSockaddrAny
+	iov      syscall.Iovec
+	msg      syscall.Msghdr
+	n        int
+	errno    syscall.Errno
+	recv     func(fd uintptr) bool // recvmsg, made once: a closure per read would allocate
+}
+
+// newRawSocket reads pc's datagrams into buf and their control messages into oob.
+func newRawSocket(pc *net.UDPConn, buf, oob []byte) (*rawSocket, error) {
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s := &rawSocket{rc: rc, buf: buf, oob: oob}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		var sa syscall.Sockaddr
+		sa, serr = syscall.Getsockname(int(fd))
+		_, s.inet6 = sa.(*syscall.SockaddrInet6)
+	})
+	if err == nil {
+		err = serr
+	}
+	s.iov.Base = &buf[0]
+	s.iov.SetLen(len(buf))
+	s.msg.Name, s.msg.Iov, s.msg.Iovlen = (*byte)(unsafe.Pointer(&s.rsa)), &s.iov, 1
+	s.recv = s.recvmsg
+	return s, err
+}
+
+func (s *rawSocket) recvmsg(fd uintptr) bool {
+	for {
+		s.msg.Namelen = syscall.SizeofSockaddrAny
+		s.msg.Control = &s.oob[0]
+		s.msg.SetControllen(len(s.oob))
+		r, _, errno := syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&s.msg)), 0)
+		s.n, s.errno = int(r), errno
+		if errno != syscall.EINTR {
+			return errno != syscall.EAGAIN
+		}
+	}
+}
+
+// read reads one datagram into the reader's buf and its control messages into oob,
+// waiting in the runtime's poller (with the socket's read deadline) when none is
+// there; it returns their lengths and the sender.
+func (s *rawSocket) read() (n, oobn int, from netip.AddrPort, err error) {
+	err = s.rc.Read(s.recv)
+	if err == nil && s.errno != 0 {
+		err = s.errno
+	}
+	if err != nil {
+		return 0, 0, netip.AddrPort{}, err
+	}
+	return s.n, int(s.msg.Controllen), sockaddrAddrPort(&s.rsa), nil
+}
+
+// write sends b to with the control messages oob (nil for none), waiting in the
+// runtime's poller while the socket's send buffer is full.
+func (s *rawSocket) write(b []byte, to netip.AddrPort, oob []byte) error {
+	var sa4 syscall.RawSockaddrInet4
+	var sa6 syscall.RawSockaddrInet6
+	msg := syscall.Msghdr{}
+	if s.inet6 {
+		sa6.Family = syscall.AF_INET6
+		putPort(&sa6.Port, to.Port())
+		sa6.Addr = to.Addr().As16() // v4-mapped for an IPv4 peer
+		if z := to.Addr().Zone(); z != "" {
+			sa6.Scope_id = zoneIndex(z)
+		}
+		msg.Name, msg.Namelen = (*byte)(unsafe.Pointer(&sa6)), syscall.SizeofSockaddrInet6
+	} else {
+		if !to.Addr().Unmap().Is4() {
+			return syscall.EAFNOSUPPORT
+		}
+		sa4.Family = syscall.AF_INET
+		putPort(&sa4.Port, to.Port())
+		sa4.Addr = to.Addr().Unmap().As4()
+		msg.Name, msg.Namelen = (*byte)(unsafe.Pointer(&sa4)), syscall.SizeofSockaddrInet4
+	}
+	var iov syscall.Iovec
+	if len(b) > 0 {
+		iov.Base = &b[0]
+		iov.SetLen(len(b))
+	}
+	msg.Iov, msg.Iovlen = &iov, 1
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	var errno syscall.Errno
+	err := s.rc.Write(func(fd uintptr) bool {
+		for {
+			_, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+			if errno != syscall.EINTR {
+				return errno != syscall.EAGAIN
+			}
+		}
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	return err
+}
+
+// sockaddrAddrPort is the address a datagram came from, in the form net.UDPConn gives
+// it (IPv4 peers of an AF_INET6 socket stay v4-mapped).
+func sockaddrAddrPort(rsa *syscall.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port(sa.Port))
+	case syscall.AF_INET6:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			a = a.WithZone(zoneName(sa.Scope_id))
+		}
+		return netip.AddrPortFrom(a, port(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// port reads a sockaddr's port, which is in network byte order.
+func port(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+func putPort(p *uint16, v uint16) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(v>>8), byte(v)
+}
+
+// zoneName is an IPv6 scope's interface name, as net gives it (its index when the
+// interface is gone).
+func zoneName(index uint32) string {
+	if ifi, err := net.InterfaceByIndex(int(index)); err == nil {
+		return ifi.Name
+	}
+	return strconv.FormatUint(uint64(index), 10)
+}
+
+func zoneIndex(zone string) uint32 {
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	n, _ := strconv.ParseUint(zone, 10, 32)
+	return uint32(n)
+}
