@@ -75,7 +75,13 @@ func publish(t *testing.T, file, url string) *publisher {
 
 func listen(t *testing.T, cfg srt.Config) *srt.Listener {
 	t.Helper()
-	l, err := srt.Listen("127.0.0.1:0", cfg)
+	return listenAt(t, "127.0.0.1:0", cfg)
+}
+
+// listenAt is a listener on addr that the test's end closes.
+func listenAt(t *testing.T, addr string, cfg srt.Config) *srt.Listener {
+	t.Helper()
+	l, err := srt.Listen(addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,11 +378,7 @@ func TestMalformedHandshake(t *testing.T) {
 // takes replies from that address only, as on a host with several addresses.
 func TestReplyFromDialledAddress(t *testing.T) {
 	file := source(t)
-	l, err := srt.Listen("0.0.0.0:0", srt.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := listenAt(t, "0.0.0.0:0", srt.Config{})
 	port := l.Addr().(*net.UDPAddr).Port
 	pub := publish(t, file, fmt.Sprintf("srt://127.0.0.2:%d?streamid=publish:second&pkt_size=1316", port))
 	takeAll(t, accept(t, l), pub)
@@ -386,11 +388,7 @@ func TestReplyFromDialledAddress(t *testing.T) {
 // binds) takes an IPv4 caller, whose address the socket sees v4-mapped, and an IPv6 one.
 func TestDualStack(t *testing.T) {
 	file := source(t)
-	l, err := srt.Listen(":0", srt.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := listenAt(t, ":0", srt.Config{})
 	port := l.Addr().(*net.UDPAddr).Port
 	for _, host := range []string{"127.0.0.1", "[::1]"} {
 		t.Run(host, func(t *testing.T) {
