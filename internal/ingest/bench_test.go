@@ -93,9 +93,13 @@ type benchResult struct {
 	cpu, rss, heap, bitrate float64
 }
 
+// benchRuns counts runBench's runs: a count given twice gets new job ids.
+var benchRuns int
+
 // runBench streams n publishers to h for window (after a warm-up) and measures.
 func runBench(t *testing.T, h *ingest.Hub, obs *byteCounter, proto ingest.Protocol, file string, n int, window time.Duration) benchResult {
 	t.Helper()
+	benchRuns++
 	rss0, heap0 := memory(t)
 	var pubs []*exec.Cmd
 	var readers []*reader
@@ -107,7 +111,7 @@ func runBench(t *testing.T, h *ingest.Hub, obs *byteCounter, proto ingest.Protoc
 	}()
 	ids := make([]string, n)
 	for i := range n {
-		ids[i] = fmt.Sprintf("bench-%d-%d", n, i)
+		ids[i] = fmt.Sprintf("bench-%d-%d-%d", benchRuns, n, i) // the counter counts per id
 		key, hash, err := ingest.NewKey()
 		if err != nil {
 			t.Fatal(err)

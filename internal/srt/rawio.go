@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -31,6 +32,14 @@ type rawSocket struct {
 	n        int
 	errno    syscall.Errno
 	recv     func(fd uintptr) bool // recvmsg, made once: a closure per read would allocate
+
+	wmu    sync.Mutex // guards the writers' state
+	wsa4   syscall.RawSockaddrInet4
+	wsa6   syscall.RawSockaddrInet6
+	wiov   syscall.Iovec
+	wmsg   syscall.Msghdr
+	werrno syscall.Errno
+	send   func(fd uintptr) bool // sendmsg, made once
 }
 
 // newRawSocket reads pc's datagrams into buf and their control messages into oob.
@@ -52,7 +61,7 @@ func newRawSocket(pc *net.UDPConn, buf, oob []byte) (*rawSocket, error) {
 	s.iov.Base = &buf[0]
 	s.iov.SetLen(len(buf))
 	s.msg.Name, s.msg.Iov, s.msg.Iovlen = (*byte)(unsafe.Pointer(&s.rsa)), &s.iov, 1
-	s.recv = s.recvmsg
+	s.recv, s.send = s.recvmsg, s.sendmsg
 	return s, err
 }
 
@@ -86,49 +95,48 @@ func (s *rawSocket) read() (n, oobn int, from netip.AddrPort, err error) {
 // write sends b to with the control messages oob (nil for none), waiting in the
 // runtime's poller while the socket's send buffer is full.
 func (s *rawSocket) write(b []byte, to netip.AddrPort, oob []byte) error {
-	var sa4 syscall.RawSockaddrInet4
-	var sa6 syscall.RawSockaddrInet6
-	msg := syscall.Msghdr{}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	m := &s.wmsg
+	*m = syscall.Msghdr{}
 	if s.inet6 {
-		sa6.Family = syscall.AF_INET6
-		putPort(&sa6.Port, to.Port())
-		sa6.Addr = to.Addr().As16() // v4-mapped for an IPv4 peer
-		if z := to.Addr().Zone(); z != "" {
-			sa6.Scope_id = zoneIndex(z)
-		}
-		msg.Name, msg.Namelen = (*byte)(unsafe.Pointer(&sa6)), syscall.SizeofSockaddrInet6
+		s.wsa6 = syscall.RawSockaddrInet6{Family: syscall.AF_INET6, Addr: to.Addr().As16()} // v4-mapped for an IPv4 peer
+		putPort(&s.wsa6.Port, to.Port())
+		s.wsa6.Scope_id = zoneIndex(to.Addr().Zone())
+		m.Name, m.Namelen = (*byte)(unsafe.Pointer(&s.wsa6)), syscall.SizeofSockaddrInet6
 	} else {
 		if !to.Addr().Unmap().Is4() {
 			return syscall.EAFNOSUPPORT
 		}
-		sa4.Family = syscall.AF_INET
-		putPort(&sa4.Port, to.Port())
-		sa4.Addr = to.Addr().Unmap().As4()
-		msg.Name, msg.Namelen = (*byte)(unsafe.Pointer(&sa4)), syscall.SizeofSockaddrInet4
+		s.wsa4 = syscall.RawSockaddrInet4{Family: syscall.AF_INET, Addr: to.Addr().Unmap().As4()}
+		putPort(&s.wsa4.Port, to.Port())
+		m.Name, m.Namelen = (*byte)(unsafe.Pointer(&s.wsa4)), syscall.SizeofSockaddrInet4
 	}
-	var iov syscall.Iovec
+	s.wiov = syscall.Iovec{}
 	if len(b) > 0 {
-		iov.Base = &b[0]
-		iov.SetLen(len(b))
+		s.wiov.Base = &b[0]
+		s.wiov.SetLen(len(b))
 	}
-	msg.Iov, msg.Iovlen = &iov, 1
+	m.Iov, m.Iovlen = &s.wiov, 1
 	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
+		m.Control = &oob[0]
+		m.SetControllen(len(oob))
 	}
-	var errno syscall.Errno
-	err := s.rc.Write(func(fd uintptr) bool {
-		for {
-			_, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
-			}
-		}
-	})
-	if err == nil && errno != 0 {
-		err = errno
+	err := s.rc.Write(s.send)
+	if err == nil && s.werrno != 0 {
+		err = s.werrno
 	}
+	s.wiov.Base, m.Control = nil, nil // the caller's buffers are not kept
 	return err
+}
+
+func (s *rawSocket) sendmsg(fd uintptr) bool {
+	for {
+		_, _, s.werrno = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.wmsg)), 0)
+		if s.werrno != syscall.EINTR {
+			return s.werrno != syscall.EAGAIN
+		}
+	}
 }
 
 // sockaddrAddrPort is the address a datagram came from, in the form net.UDPConn gives
@@ -160,19 +168,23 @@ func putPort(p *uint16, v uint16) {
 	b[0], b[1] = byte(v>>8), byte(v)
 }
 
-// zoneName is an IPv6 scope's interface name, as net gives it (its index when the
-// interface is gone).
+// zoneName is an IPv6 scope as the address's zone: its interface index, in decimal
+// (an interface lookup per datagram would cost a netlink dump; net's own cache is
+// not exported).
 func zoneName(index uint32) string {
-	if ifi, err := net.InterfaceByIndex(int(index)); err == nil {
-		return ifi.Name
-	}
 	return strconv.FormatUint(uint64(index), 10)
 }
 
+// zoneIndex is the scope of a zone that zoneName made (or an interface's name).
 func zoneIndex(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		return uint32(n)
+	}
 	if ifi, err := net.InterfaceByName(zone); err == nil {
 		return uint32(ifi.Index)
 	}
-	n, _ := strconv.ParseUint(zone, 10, 32)
-	return uint32(n)
+	return 0
 }
