@@ -190,9 +190,8 @@ func (l *Listener) rejectWaiting() {
 // read is the listener's one reader: it handles every packet where it lands.
 func (l *Listener) read() {
 	defer close(l.done)
-	buf, oob := l.sock.buf, l.sock.oob
 	for {
-		n, oobn, from, err := l.sock.read()
+		data, oob, from, err := l.sock.read()
 		now := time.Now()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			l.housekeep(now)
@@ -211,7 +210,7 @@ func (l *Listener) read() {
 			}
 			return
 		}
-		l.packet(buf[:n], from, oob[:oobn], now)
+		l.packet(data, from, oob, now)
 		if now.Sub(l.lastHK) >= housekeeping {
 			l.housekeep(now)
 		}

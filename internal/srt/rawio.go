@@ -78,18 +78,18 @@ func (s *rawSocket) recvmsg(fd uintptr) bool {
 	}
 }
 
-// read reads one datagram into the reader's buf and its control messages into oob,
-// waiting in the runtime's poller (with the socket's read deadline) when none is
-// there; it returns their lengths and the sender.
-func (s *rawSocket) read() (n, oobn int, from netip.AddrPort, err error) {
+// read reads one datagram, waiting in the runtime's poller (with the socket's read
+// deadline) when none is there; it returns the datagram, its control messages and its
+// sender. data and oob are the reader's buffers, valid until the next read.
+func (s *rawSocket) read() (data, oob []byte, from netip.AddrPort, err error) {
 	err = s.rc.Read(s.recv)
 	if err == nil && s.errno != 0 {
 		err = s.errno
 	}
 	if err != nil {
-		return 0, 0, netip.AddrPort{}, err
+		return nil, nil, netip.AddrPort{}, err
 	}
-	return s.n, int(s.msg.Controllen), sockaddrAddrPort(&s.rsa), nil
+	return s.buf[:s.n], s.oob[:s.msg.Controllen], sockaddrAddrPort(&s.rsa), nil
 }
 
 // write sends b to with the control messages oob (nil for none), waiting in the

@@ -17,9 +17,9 @@ func newRawSocket(pc *net.UDPConn, buf, oob []byte) (*rawSocket, error) {
 	return &rawSocket{pc: pc, buf: buf, oob: oob}, nil
 }
 
-func (s *rawSocket) read() (n, oobn int, from netip.AddrPort, err error) {
-	n, oobn, _, from, err = s.pc.ReadMsgUDPAddrPort(s.buf, s.oob)
-	return n, oobn, from, err
+func (s *rawSocket) read() (data, oob []byte, from netip.AddrPort, err error) {
+	n, oobn, _, from, err := s.pc.ReadMsgUDPAddrPort(s.buf, s.oob)
+	return s.buf[:n], s.oob[:oobn], from, err
 }
 
 func (s *rawSocket) write(b []byte, to netip.AddrPort, oob []byte) error {

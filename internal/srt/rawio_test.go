@@ -14,35 +14,16 @@ import (
 func TestSockaddr(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		rsa   func() syscall.RawSockaddrAny
+		rsa   syscall.RawSockaddrAny
 		want  string
 		scope uint32
 	}{
-		{"ipv4", func() syscall.RawSockaddrAny {
-			var rsa syscall.RawSockaddrAny
-			sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&rsa))
-			sa.Family, sa.Addr = syscall.AF_INET, [4]byte{192, 0, 2, 7}
-			putPort(&sa.Port, 9000)
-			return rsa
-		}, "192.0.2.7:9000", 0},
-		{"v4-mapped", func() syscall.RawSockaddrAny {
-			var rsa syscall.RawSockaddrAny
-			sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&rsa))
-			sa.Family, sa.Addr = syscall.AF_INET6, netip.MustParseAddr("::ffff:192.0.2.7").As16()
-			putPort(&sa.Port, 65535)
-			return rsa
-		}, "[::ffff:192.0.2.7]:65535", 0},
-		{"link-local", func() syscall.RawSockaddrAny {
-			var rsa syscall.RawSockaddrAny
-			sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&rsa))
-			sa.Family, sa.Addr, sa.Scope_id = syscall.AF_INET6, netip.MustParseAddr("fe80::1").As16(), 3
-			putPort(&sa.Port, 1)
-			return rsa
-		}, "[fe80::1%3]:1", 3},
+		{"ipv4", inet4([4]byte{192, 0, 2, 7}, 9000), "192.0.2.7:9000", 0},
+		{"v4-mapped", inet6("::ffff:192.0.2.7", 65535, 0), "[::ffff:192.0.2.7]:65535", 0},
+		{"link-local", inet6("fe80::1", 1, 3), "[fe80::1%3]:1", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rsa := tc.rsa()
-			got := sockaddrAddrPort(&rsa)
+			got := sockaddrAddrPort(&tc.rsa)
 			if got.String() != tc.want {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
@@ -51,4 +32,20 @@ func TestSockaddr(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inet4 is the sockaddr of an IPv4 sender.
+func inet4(addr [4]byte, port uint16) (rsa syscall.RawSockaddrAny) {
+	sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+	sa.Family, sa.Addr = syscall.AF_INET, addr
+	putPort(&sa.Port, port)
+	return rsa
+}
+
+// inet6 is the sockaddr of an IPv6 sender.
+func inet6(addr string, port uint16, scope uint32) (rsa syscall.RawSockaddrAny) {
+	sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+	sa.Family, sa.Addr, sa.Scope_id = syscall.AF_INET6, netip.MustParseAddr(addr).As16(), scope
+	putPort(&sa.Port, port)
+	return rsa
 }
