@@ -116,9 +116,10 @@ func TestLiveRTSPRefusingTCP(t *testing.T) {
 		if v.Source != src.URL+"?transport=udp" {
 			t.Errorf("source %q, want it as asked", v.Source)
 		}
+		// A restart of the stall watchdog (a slow first run on a loaded box) is not TCP.
 		for _, e := range events(t, d, "udp") {
-			if e.Type == "transport" || e.Type == "restart" {
-				t.Errorf("forced udp: %+v", e)
+			if e.Type == "transport" || slices.ContainsFunc(e.Stderr, func(l string) bool { return strings.Contains(l, "461") }) {
+				t.Errorf("forced udp: %+v; want no TCP tried", e)
 			}
 		}
 		checkOutputs(t, filepath.Join(d.out, "udp"), v)
